@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from agentops import health
+from tenants import views as tenant_views
+
+tenant_patterns = [
+    path("", include("tenants.urls")),
+]
+
+urlpatterns = [
+    path("", tenant_views.index, name="index"),
+    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("t/<slug:slug>/", include(tenant_patterns)),
+]

@@ -1,0 +1,278 @@
+"""Agents, runs and everything a run leaves behind: the message log, tool calls, spans, events,
+tool grants and escalations.
+
+The message log is the source of truth for a run's conversation: a worker rebuilds the
+``messages`` list from it before every model call, so a crash loses at most the step in flight.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from tenants.models import MONEY, ApiKey, Role, TenantOwned
+
+
+class Agent(TenantOwned):
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    # Versioned prompts arrive in their own capability; until then the agent carries its text.
+    # Code reads the prompt only through Agent.resolve_prompt() so the source can change.
+    system_prompt = models.TextField(max_length=100_000)
+    model = models.CharField(max_length=100, default="claude-sonnet-4-5")
+    # Routing: {"simple": model, "complex": model}; the run's input picks one (see harness.routing).
+    routing = models.JSONField(default=dict, blank=True)
+    fallback_model = models.CharField(max_length=100, blank=True, help_text="Used when the primary model is overloaded.")
+    max_tokens = models.PositiveIntegerField(default=1024, validators=[MinValueValidator(1), MaxValueValidator(64_000)])
+    tools = models.JSONField(default=list, blank=True)
+    iteration_cap = models.PositiveIntegerField(default=25, validators=[MinValueValidator(1), MaxValueValidator(500)])
+    repetition_threshold = models.PositiveIntegerField(default=3, validators=[MinValueValidator(2), MaxValueValidator(50)])
+    wall_clock_limit_s = models.PositiveIntegerField(default=900, validators=[MinValueValidator(5), MaxValueValidator(86_400)])
+    task_cost_cap = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
+    runs_disabled = models.BooleanField(default=False, help_text="Kill switch: refuse new runs, pause running ones.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="agent_name_unique_per_tenant")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def resolve_prompt(self) -> tuple[str, int | None]:
+        """The system prompt text and the prompt version id it came from (None: inline text)."""
+        return self.system_prompt, None
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CAPPED = "capped"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CAPPED, RunStatus.CANCELLED})
+
+
+class Run(TenantOwned):
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
+    submitted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The role whose tool grants apply to this run (the submitter's role, or the key's).
+    submitter_role = models.CharField(max_length=20, choices=Role.choices, default=Role.OPERATOR)
+    input = models.TextField(max_length=100_000)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    outcome = models.CharField(max_length=64, blank=True, help_text="e.g. end_turn, max_iterations, repetition, tenant_month")
+    error_type = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    result = models.TextField(blank=True)
+    model_used = models.CharField(max_length=100, blank=True)
+    prompt_version_id = models.BigIntegerField(null=True, blank=True)
+    # Lease: only the worker named here may advance the run, until lease_expires_at.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    iterations = models.PositiveIntegerField(default=0)
+    job_id = models.CharField(max_length=64, blank=True)
+    # Set when the model API's retries were exhausted: the run waits, then resumes.
+    not_before = models.DateTimeField(null=True, blank=True)
+    reschedules = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    pause_requested = models.BooleanField(default=False)
+    cost = models.DecimalField(**MONEY, default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    trace_id = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["tenant", "status"]),
+            models.Index(fields=["status", "lease_expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def duration_s(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class Message(TenantOwned):
+    """One turn of the durable message log, its content blocks exactly as sent or received."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=10, choices=[("user", "user"), ("assistant", "assistant")])
+    content = models.JSONField()
+    model = models.CharField(max_length=100, blank=True)
+    stop_reason = models.CharField(max_length=32, blank=True)
+    response_id = models.CharField(max_length=100, blank=True)
+    usage = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="message_seq_unique")]
+
+
+class ToolCallStatus(models.TextChoices):
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    ERROR = "error"
+    REFUSED = "refused"
+    GATED = "gated"
+    REJECTED = "rejected"
+
+
+class ToolCall(TenantOwned):
+    """The audit and idempotency ledger of tool executions, keyed ``(run, tool_use_id)``.
+
+    A retried or resumed run finds a finished row here and reuses its stored result instead
+    of executing the tool again.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tool_calls")
+    tool_use_id = models.CharField(max_length=100)
+    tool_name = models.CharField(max_length=200)
+    arguments = models.JSONField(default=dict, help_text="Redacted for display.")
+    arguments_sha256 = models.CharField(max_length=64, blank=True)
+    side_effect = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=20, choices=ToolCallStatus.choices, default=ToolCallStatus.STARTED)
+    result = models.JSONField(null=True, blank=True, help_text="The tool_result content returned to the model.")
+    is_error = models.BooleanField(default=False)
+    error_class = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    duration_ms = models.FloatField(null=True, blank=True)
+    result_size = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id"], name="toolcall_idempotency_key")]
+
+
+class Span(TenantOwned):
+    """A finished trace span, kept for the console's waterfall (also exported over OTLP)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="spans")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True)
+    name = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    attributes = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, default="ok")
+
+    class Meta:
+        ordering = ["run", "started_at", "id"]
+
+
+class RunEvent(TenantOwned):
+    """An append-only event stream per run: the SSE API and the live run page read it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40)
+    data = models.JSONField(default=dict)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "id"]
+        indexes = [models.Index(fields=["run", "id"])]
+
+
+class ToolGrant(TenantOwned):
+    """Which agent and role may use a tool, whether each call needs approval, and its allow-lists.
+
+    ``agent`` null means every agent of the tenant; ``role`` blank means every role.
+    ``allow`` holds argument allow-lists the tool wrapper enforces, e.g.
+    ``{"domains": ["docs.example.com"]}`` or ``{"max_amount": "500.00"}``.
+    ``approval_over`` gates calls whose argument crosses a threshold, e.g. ``{"amount": "100.00"}``.
+    """
+
+    tool_name = models.CharField(max_length=200)
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    requires_approval = models.BooleanField(default=False)
+    allow = models.JSONField(default=dict, blank=True)
+    approval_over = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["tool_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "tool_name", "agent", "role"], name="grant_unique", nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        who = self.agent.name if self.agent_id else "all agents"
+        return f"{self.tool_name} → {who} / {self.role or 'all roles'}"
+
+
+class EscalationStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Escalation(TenantOwned):
+    """A pending human decision on a run: a gated tool call or the agent's own hand-off request."""
+
+    KIND_TOOL = "tool_call"
+    KIND_HANDOFF = "handoff"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="escalations")
+    kind = models.CharField(max_length=20, choices=[(KIND_TOOL, "Gated tool call"), (KIND_HANDOFF, "Agent hand-off")])
+    tool_use_id = models.CharField(max_length=100)
+    tool_name = models.CharField(max_length=200)
+    arguments = models.JSONField(default=dict)
+    arguments_sha256 = models.CharField(max_length=64)
+    grant = models.ForeignKey(ToolGrant, null=True, blank=True, on_delete=models.SET_NULL, related_name="escalations")
+    gate_reason = models.CharField(max_length=300)
+    reason = models.TextField(blank=True, help_text="The agent's own words, for a hand-off.")
+    context_summary = models.TextField(blank=True)
+    urgency = models.CharField(max_length=10, choices=[("low", "low"), ("normal", "normal"), ("high", "high")], default="normal")
+    requested_at = models.DateTimeField(default=timezone.now)
+    sla_due_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=EscalationStatus.choices, default=EscalationStatus.PENDING, db_index=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True, max_length=5000)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "status", "-requested_at"])]
+        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id"], name="one_escalation_per_tool_use")]
+
+    def __str__(self) -> str:
+        return f"escalation {self.pk} {self.tool_name} ({self.status})"

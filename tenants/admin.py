@@ -1,0 +1,43 @@
+from django.contrib import admin
+
+from tenants.models import ApiKey, AuditEvent, Membership, Tenant, Tier
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap", "max_concurrent_runs"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "tier", "active", "runs_disabled"]
+    list_filter = ["tier", "active"]
+    search_fields = ["name", "slug"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role"]
+    list_filter = ["role", "tenant"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "prefix", "scopes", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "hashed"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "tenant", "actor", "action", "target_type", "target_id"]
+    list_filter = ["action", "tenant"]
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # the audit log is append-only

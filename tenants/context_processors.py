@@ -1,0 +1,40 @@
+"""Navigation for the tenant layout: an area appears only once its URL exists and the role may read it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+
+# (label, url name, roles that see it). Entries whose URL is not registered are skipped.
+NAV: list[tuple[str, str, tuple[str, ...]]] = [
+    ("Home", "home", ()),
+    ("Runs", "runs:list", ()),
+    ("Agents", "runs:agents", ("admin",)),
+    ("Tool grants", "runs:grants", ("admin",)),
+    ("Escalations", "runs:escalations", ("admin", "operator")),
+    ("Spend", "budgets:spend", ("admin", "finance")),
+    ("Caps", "budgets:caps", ("admin",)),
+    ("Members", "members", ("admin",)),
+    ("API keys", "api_keys", ("admin",)),
+    ("Audit log", "audit_log", ("admin",)),
+]
+
+
+def tenant_nav(request: HttpRequest) -> dict[str, Any]:
+    ctx = getattr(request, "tenant_ctx", None)
+    if ctx is None:
+        return {}
+    items = []
+    for label, name, roles in NAV:
+        if roles and ctx.role not in roles:
+            continue
+        try:
+            url = reverse(name, kwargs={"slug": ctx.tenant.slug})
+        except NoReverseMatch:
+            continue
+        items.append({"label": label, "url": url, "active": request.path == url or (url != reverse("home", kwargs={"slug": ctx.tenant.slug}) and request.path.startswith(url))})
+    from tenants.selectors import tenants_for_user
+
+    return {"nav_items": items, "tenant_ctx": ctx, "switcher": tenants_for_user(request.user)}

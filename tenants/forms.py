@@ -1,0 +1,22 @@
+from django import forms
+
+from tenants.models import ApiScope, Role
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class RoleChangeForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scopes = forms.MultipleChoiceField(choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple)
+    acts_as_role = forms.ChoiceField(
+        choices=[c for c in Role.choices if c[0] != Role.ADMIN],
+        initial=Role.OPERATOR,
+        help_text="Tool grants are checked against this role for runs the key submits.",
+    )

@@ -1,0 +1,156 @@
+"""Tenants, tiers, memberships, API keys and the audit log.
+
+Every tenant-owned model inherits :class:`TenantOwned`; its manager's ``for_tenant()`` is the
+normal way in. The plain ``objects`` manager is still there for Django admin and migrations, so
+code that needs an unscoped query must say ``TenantOwned.unscoped`` to be visible in review.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+MONEY = {"max_digits": 20, "decimal_places": 10}
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    OPERATOR = "operator", "Operator"
+    PROMPT_EDITOR = "prompt_editor", "Prompt editor"
+    FINANCE = "finance", "Finance"
+    VIEWER = "viewer", "Viewer"
+
+
+ALL_ROLES: frozenset[str] = frozenset(Role.values)
+# Used to refuse privilege escalation: an actor may grant only roles at or below its own rank.
+ROLE_RANK = {Role.VIEWER: 0, Role.FINANCE: 1, Role.PROMPT_EDITOR: 1, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+class Tier(models.Model):
+    """A plan. Its caps are the defaults and the upper limits for its tenants."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    task_cost_cap = models.DecimalField(**MONEY, default=Decimal("5"), validators=[MinValueValidator(0)])
+    user_day_cost_cap = models.DecimalField(**MONEY, default=Decimal("20"), validators=[MinValueValidator(0)])
+    user_month_cost_cap = models.DecimalField(**MONEY, default=Decimal("200"), validators=[MinValueValidator(0)])
+    tenant_month_cost_cap = models.DecimalField(**MONEY, default=Decimal("1000"), validators=[MinValueValidator(0)])
+    max_concurrent_runs = models.PositiveIntegerField(default=10)
+    allowed_models = models.JSONField(default=list, blank=True, help_text="Empty means every priced model.")
+    api_rate_limit_per_minute = models.PositiveIntegerField(default=120)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tenant(models.Model):
+    slug = models.SlugField(unique=True, validators=[RegexValidator(r"^[a-z0-9][a-z0-9-]{1,48}$")])
+    name = models.CharField(max_length=200)
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="tenants")
+    active = models.BooleanField(default=True)
+    # Kill switch: refuses new runs and pauses running ones for the whole tenant.
+    runs_disabled = models.BooleanField(default=False)
+    # Policy: gate every call of an irreversible tool behind a human, whatever the grant says.
+    gate_irreversible_tools = models.BooleanField(default=True)
+    webhook_url = models.URLField(blank=True)
+    webhook_secret = models.CharField(max_length=64, default=secrets.token_hex, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="one_membership_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.tenant.slug} ({self.role})"
+
+
+class TenantQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant | int) -> TenantQuerySet:
+        tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+        return self.filter(tenant_id=tenant_id)
+
+
+class TenantOwned(models.Model):
+    """Abstract base for every row that belongs to a tenant."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+
+    objects: ClassVar[Any] = TenantQuerySet.as_manager()
+    # The explicit escape hatch for platform-wide code (reconcilers, staff views, rollups).
+    unscoped: ClassVar[Any] = models.Manager()
+
+    class Meta:
+        abstract = True
+
+
+class ApiScope(models.TextChoices):
+    RUNS = "runs", "Submit and read runs"
+    ESCALATIONS = "escalations", "List and decide escalations"
+    SPEND = "spend", "Read spend"
+
+
+class ApiKey(TenantOwned):
+    """A tenant API key. Only a SHA-256 of the secret is stored; the key is shown once."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # The role the key acts with when grants are checked (keys never act as admin).
+    acts_as_role = models.CharField(max_length=20, choices=Role.choices, default=Role.OPERATOR)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def hash_secret(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @staticmethod
+    def generate() -> tuple[str, str]:
+        """Return ``(prefix, raw_key)``; the raw key is ``aok_<prefix>_<secret>``."""
+        prefix = secrets.token_hex(4)
+        return prefix, f"aok_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+class AuditEvent(TenantOwned):
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from tenants import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("members/", views.members, name="members"),
+    path("members/<str:member_id>/role/", views.member_role, name="member_role"),
+    path("members/<str:member_id>/remove/", views.member_remove, name="member_remove"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("audit/", views.audit_log, name="audit_log"),
+]

@@ -1,0 +1,79 @@
+"""Shared fixtures: the tenant, its members by role, and an outsider from another tenant.
+
+Tests run against real PostgreSQL and Redis. If either is missing the session stops with a
+clear message: nothing skips silently.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tenants.models import Role
+from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Hashing is not under test; the default hasher costs ~100 ms per login.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        pytest.exit(
+            f"Tests need PostgreSQL (got {engine}). Run them with `python3 dev.py test`, "
+            "or set DATABASE_URL=postgres://postgres@127.0.0.1:5432/agentops.",
+            returncode=3,
+        )
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.exit(f"Tests need Redis at {settings.REDIS_URL}: {exc}", returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> None:
+    """Each test starts with an empty Redis database (the tests use their own db number)."""
+    import django_rq
+
+    django_rq.get_connection("default").flushdb()
+
+
+@pytest.fixture
+def tenant(db):  # type: ignore[no-untyped-def]
+    return TenantFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_tenant(db):  # type: ignore[no-untyped-def]
+    return TenantFactory(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def members(tenant):  # type: ignore[no-untyped-def]
+    """One user per role in ``tenant``, keyed by role."""
+    return {role: MembershipFactory(tenant=tenant, role=role, user=UserFactory(username=f"acme-{role}")).user for role in Role.values}
+
+
+@pytest.fixture
+def admin_user(members):  # type: ignore[no-untyped-def]
+    return members[Role.ADMIN]
+
+
+@pytest.fixture
+def outsider(other_tenant):  # type: ignore[no-untyped-def]
+    """An admin of another tenant: must see nothing of ``tenant``."""
+    return MembershipFactory(tenant=other_tenant, role=Role.ADMIN, user=UserFactory(username="globex-admin")).user
+
+
+def login(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def client_for():  # type: ignore[no-untyped-def]
+    return login

@@ -1,0 +1,75 @@
+"""Tenant isolation, generated from the URL resolver.
+
+For every ``/t/<slug>/`` URL: an outsider (admin of another tenant) gets 404 on GET and POST;
+each role outside the view's read set gets 403 on GET, outside its write set 403 on POST.
+For every ``/api/`` URL: no key 401, a key without the scope 403, another tenant's key 404 on
+that tenant's objects. A URL that escapes the scoping decorators fails the suite.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tenants.models import Role
+from tests.url_inventory import api_routes, escaping_routes, tenant_routes
+
+TENANT_ROUTES = tenant_routes()
+
+
+def _values(route, slug="acme"):  # type: ignore[no-untyped-def]
+    # The decorator decides before any object lookup, so placeholder ids are enough here.
+    return {k: (slug if k == "slug" else "1") for k in route.converters}
+
+
+def test_there_are_tenant_routes_to_check():
+    assert len(TENANT_ROUTES) >= 5
+
+
+def test_no_url_escapes_the_scoping_decorators():
+    assert escaping_routes() == []
+
+
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.route)
+def test_every_tenant_view_is_decorated(route):
+    assert hasattr(route.callback, "tenant_access"), f"{route.route} is not wrapped by tenant_view()"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.route)
+def test_outsider_gets_404(route, tenant, members, outsider, client_for):
+    client = client_for(outsider)
+    url = route.build(**_values(route))
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"x": "1"}).status_code == 404
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.route)
+def test_anonymous_is_sent_to_login(route, tenant, client):
+    resp = client.get(route.build(**_values(route)))
+    assert resp.status_code == 302 and "/login/" in resp["Location"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.route)
+def test_wrong_role_gets_403(route, tenant, members, client_for):
+    access = route.callback.tenant_access
+    url = route.build(**_values(route))
+    for role in Role.values:
+        client = client_for(members[role])
+        if role not in access.read:
+            assert client.get(url).status_code == 403, (route.route, role, "GET")
+        if role not in access.write:
+            assert client.post(url, {"x": "1"}).status_code == 403, (route.route, role, "POST")
+
+
+@pytest.mark.django_db
+def test_unknown_tenant_slug_is_404(members, client_for):
+    client = client_for(members[Role.ADMIN])
+    assert client.get("/t/no-such-tenant/").status_code == 404
+    assert client.get("/t/" + "x" * 300 + "/").status_code == 404
+
+
+@pytest.mark.parametrize("route", api_routes(), ids=lambda r: r.route)
+def test_every_api_view_is_decorated(route):
+    assert hasattr(route.callback, "api_access"), f"{route.route} is not wrapped by api_view()"
