@@ -1,0 +1,58 @@
+"""``manage.py bench <name>`` runs one benchmark; ``--list`` names them all.
+
+The last line of output is always one JSON object with the figures, so scripts can parse it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from agentops.bench import registry
+
+
+def _coerce(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+class Command(BaseCommand):
+    help = "Run a benchmark and print its figures as JSON on the last line."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", nargs="?")
+        parser.add_argument("--list", action="store_true", help="List the benchmarks.")
+        parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="Override an option.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        benches = registry()
+        if options["list"] or not options["name"]:
+            for b in benches.values():
+                defaults = " ".join(f"{k}={v}" for k, v in b.options.items())
+                self.stdout.write(f"{b.name:20} {b.help}" + (f"  [{defaults}]" if defaults else ""))
+            return
+        bench = benches.get(options["name"])
+        if bench is None:
+            raise CommandError(f"Unknown benchmark {options['name']!r}; see --list.")
+        params = dict(bench.options)
+        for item in options["opt"]:
+            key, _, value = item.partition("=")
+            if key not in params:
+                raise CommandError(f"Unknown option {key!r} for {bench.name}; options: {', '.join(params)}")
+            params[key] = _coerce(value)
+        figures = bench.func(stdout=self.stdout, **params)
+        figures = {"benchmark": bench.name, "machine": f"{platform.machine()} {platform.processor() or ''} {_cpus()} cpus".strip(), **params, **figures}
+        self.stdout.write(json.dumps(figures, default=str))
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
