@@ -72,3 +72,21 @@ def enqueue(
         transaction.on_commit(send)
     else:
         send()
+
+
+def enqueue_in(delay_s: float, func: Callable[..., Any], *args: Any, queue: str = "default", timeout: int | None = None, **kwargs: Any) -> None:
+    """Schedule ``func`` after ``delay_s`` seconds (RQ's scheduler runs it; workers start with --with-scheduler)."""
+    from datetime import timedelta
+
+    def send() -> None:
+        if not redis_available():
+            timer = threading.Timer(delay_s, _run_in_thread, args=(func, args, kwargs))
+            timer.daemon = True
+            timer.start()
+            return
+        try:
+            django_rq.get_queue(queue).enqueue_in(timedelta(seconds=delay_s), func, *args, job_timeout=timeout, **kwargs)
+        except (redis.RedisError, OSError):
+            log.warning("scheduling failed for %s; the reconciler will retry", getattr(func, "__name__", func))
+
+    transaction.on_commit(send)

@@ -17,4 +17,5 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("t/<slug:slug>/", include(tenant_patterns)),
+    path("api/v1/", include("runs.api_urls")),
 ]

@@ -131,6 +131,8 @@ class Message(TenantOwned):
     stop_reason = models.CharField(max_length=32, blank=True)
     response_id = models.CharField(max_length=100, blank=True)
     usage = models.JSONField(null=True, blank=True)
+    # Online evaluator flags for this turn, e.g. ["injection"] on a tool_result turn.
+    flags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -167,6 +169,7 @@ class ToolCall(TenantOwned):
     attempts = models.PositiveIntegerField(default=0)
     duration_ms = models.FloatField(null=True, blank=True)
     result_size = models.PositiveIntegerField(null=True, blank=True)
+    flags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 

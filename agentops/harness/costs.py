@@ -1,0 +1,30 @@
+"""The cost-cap hooks around every model call; the budgets app does the accounting.
+
+reserve → (model call) → settle, or release when the call fails. A refused reservation raises
+``CostCapExceeded(scope)`` before any token is spent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from budgets.services import (  # noqa: F401 - re-exported for the loop
+    CostCapExceeded,
+    ModelNotAllowed,
+    UnknownModelPrice,
+    reservation_open,
+    reservation_release,
+    reservation_settle,
+)
+
+
+def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int) -> Any:
+    return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound)
+
+
+def settle(*, reservation: Any, usage: dict[str, Any], model: str) -> Any:
+    return reservation_settle(reservation=reservation, usage=usage, model=model)
+
+
+def release(*, reservation: Any) -> None:
+    reservation_release(reservation=reservation)

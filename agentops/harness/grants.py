@@ -1,0 +1,69 @@
+"""Which tools a run may use, and which calls must wait for a human.
+
+Offered tools = the agent's tools ∩ the registry ∩ the tenant's grants for the agent and the
+submitting role. The model's word is never authority: a ``tool_use`` outside this set is never
+executed, whatever it claims. The most specific grant wins (agent+role > agent > role > all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+from runs.models import Run, ToolGrant
+
+
+@dataclass(frozen=True)
+class Offered:
+    spec: Any  # agentops.tools.registry.ToolSpec
+    grant: ToolGrant | None  # None only for hand-off tools, which need no grant
+
+
+def _specificity(grant: ToolGrant) -> int:
+    return (2 if grant.agent_id else 0) + (1 if grant.role else 0)
+
+
+def offered_tools(run: Run) -> dict[str, Offered]:
+    from agentops.tools import registry
+
+    wanted = [name for name in (run.agent.tools or []) if isinstance(name, str)]
+    grants = ToolGrant.objects.for_tenant(run.tenant_id).filter(
+        Q(agent__isnull=True) | Q(agent_id=run.agent_id),
+        Q(role="") | Q(role=run.submitter_role),
+        tool_name__in=wanted,
+    )
+    best: dict[str, ToolGrant] = {}
+    for grant in grants:
+        if grant.tool_name not in best or _specificity(grant) > _specificity(best[grant.tool_name]):
+            best[grant.tool_name] = grant
+    offered: dict[str, Offered] = {}
+    for name in wanted:
+        spec = registry.get_tool(name)
+        if spec is None:
+            continue
+        if getattr(spec, "handoff", False):
+            offered[name] = Offered(spec=spec, grant=best.get(name))
+        elif name in best:
+            offered[name] = Offered(spec=spec, grant=best[name])
+    return offered
+
+
+def gate_reason(run: Run, offered: Offered, arguments: dict[str, Any], *, after_injection: bool) -> str | None:
+    """Why this call must wait for a human, or None to execute it now."""
+    from agentops.tools import registry
+
+    spec, grant = offered.spec, offered.grant
+    if grant is not None and grant.requires_approval:
+        return f"The grant for {spec.name} requires approval for every call."
+    if spec.side_effect == "irreversible" and run.tenant.gate_irreversible_tools:
+        return f"{spec.name} is irreversible and this tenant's policy gates irreversible tools."
+    if grant is not None and grant.approval_over:
+        reason = registry.threshold_reason(spec, arguments, grant.approval_over)
+        if reason:
+            return reason[0].upper() + reason[1:]
+    if after_injection and spec.side_effect in ("write", "irreversible") and settings.AGENTOPS_HOLD_ON_INJECTION:
+        return "Injected instructions were detected in the last tool result; side-effecting calls are held."
+    return None

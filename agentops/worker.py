@@ -1,0 +1,29 @@
+"""The RQ worker class for AgentOps: ``manage.py rqworker runs default --worker-class agentops.worker.AgentWorker``.
+
+RQ's warm shutdown (first SIGTERM) waits for the current job; an agent run can take many
+minutes, longer than any deploy grace period. This worker tells the job (SIGUSR1 to the work
+horse) to hand its run back after the current step, so a deploy loses nothing and waits seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from rq.worker import Worker
+
+from agentops.harness import shutdown
+
+
+class AgentWorker(Worker):
+    def setup_work_horse_signals(self) -> None:
+        super().setup_work_horse_signals()
+        shutdown.install()
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()
+        if self.horse_pid:
+            try:
+                os.kill(self.horse_pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,108 @@
+"""The runs API: submit, read, cancel, and follow a run as Server-Sent Events.
+
+All views go through tenants.api.api_view (Bearer tenant API key, scope, rate limit, JSON
+errors). Objects are always looked up within the key's tenant: another tenant's run is a 404.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from runs import selectors, services
+from runs.models import TERMINAL_STATUSES, Agent, Run
+from tenants.api import ApiContext, ApiError, api_view, json_body
+
+SSE_MAX_SECONDS = 300
+SSE_POLL_SECONDS = 0.25
+
+
+def _run_or_404(api: ApiContext, run_id: str) -> Run:
+    try:
+        return selectors.run_get(tenant=api.tenant, run_id=run_id)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", "No such run.")
+
+
+@api_view(scope="runs", methods=("POST",))
+def runs_create(request: HttpRequest, api: ApiContext) -> HttpResponse:
+    body = json_body(request, max_bytes=200 * 1024)
+    unknown = set(body) - {"agent", "input", "metadata"}
+    if unknown:
+        raise ApiError(400, "invalid_request", f"Unknown fields: {', '.join(sorted(unknown))[:200]}.")
+    if "agent" not in body or "input" not in body:
+        raise ApiError(400, "invalid_request", "Send 'agent' (name or id) and 'input'.")
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict) or len(json.dumps(metadata)) > 4096:
+        raise ApiError(400, "invalid_request", "'metadata' must be an object under 4 KB.")
+    try:
+        agent = selectors.agent_by_ref(tenant=api.tenant, ref=body["agent"])
+    except Agent.DoesNotExist:
+        raise ApiError(404, "not_found", "No such agent in this tenant.")
+    try:
+        run = services.run_submit(
+            tenant=api.tenant, agent=agent, input=body["input"], api_key=api.key,
+            submitted_by=api.key.created_by, role=api.key.acts_as_role, metadata=metadata,
+        )
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", " ".join(exc.messages))
+    except services.RunRefused as exc:
+        raise ApiError(409 if exc.type == "kill_switch" else 429, exc.type, str(exc))
+    resp = JsonResponse(selectors.run_as_dict(run), status=201)
+    resp["Location"] = f"/api/v1/runs/{run.pk}"
+    return resp
+
+
+@api_view(scope="runs")
+def runs_detail(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    return JsonResponse(selectors.run_as_dict(_run_or_404(api, run_id)))
+
+
+@api_view(scope="runs", methods=("POST",))
+def runs_cancel(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    run = services.run_cancel(run=_run_or_404(api, run_id), actor_key=api.key)
+    return JsonResponse(selectors.run_as_dict(run), status=202 if not run.is_terminal else 200)
+
+
+@api_view(scope="runs")
+def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends."""
+    run = _run_or_404(api, run_id)
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
+    try:
+        after = max(0, int(raw))
+    except ValueError:
+        raise ApiError(400, "invalid_request", "Last-Event-ID must be an integer.")
+    follow = request.GET.get("follow", "1") != "0"
+    response = StreamingHttpResponse(_event_stream(run, after, follow), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _event_stream(run: Run, after: int, follow: bool) -> Iterator[str]:
+    deadline = time.monotonic() + SSE_MAX_SECONDS
+    yield "retry: 2000\n\n"
+    try:
+        while True:
+            sent = False
+            for event in selectors.events_after(run=run, after_id=after):
+                after = event.pk
+                sent = True
+                payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **event.data})
+                yield f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n"
+            if sent:
+                continue
+            status = Run.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
+            if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
+                yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+                return
+            yield ": keep-alive\n\n"
+            time.sleep(SSE_POLL_SECONDS)
+    finally:
+        close_old_connections()

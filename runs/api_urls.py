@@ -1,0 +1,10 @@
+from django.urls import path
+
+from runs import api
+
+urlpatterns = [
+    path("runs", api.runs_create, name="api_runs_create"),
+    path("runs/<str:run_id>", api.runs_detail, name="api_runs_detail"),
+    path("runs/<str:run_id>/cancel", api.runs_cancel, name="api_runs_cancel"),
+    path("runs/<str:run_id>/events", api.runs_events, name="api_runs_events"),
+]

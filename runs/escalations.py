@@ -1,0 +1,48 @@
+"""Opening escalations from inside the harness. Decisions live in runs.services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from runs.models import Escalation, Run, ToolGrant
+
+SLA_BY_URGENCY = {"high": 0.25, "normal": 1.0, "low": 4.0}  # × ESCALATION_SLA_MINUTES
+
+
+def escalation_open(
+    *, run: Run, kind: str, tool_use_id: str, tool_name: str, arguments: dict[str, Any], grant: ToolGrant | None,
+    gate_reason: str, reason: str = "", context_summary: str = "", urgency: str = "",
+) -> Escalation:
+    from agentops.tools.registry import arguments_sha256
+
+    if urgency not in SLA_BY_URGENCY:
+        urgency = "high" if kind == Escalation.KIND_TOOL and _looks_risky(tool_name) else "normal"
+    now = timezone.now()
+    sla = timedelta(minutes=settings.ESCALATION_SLA_MINUTES * SLA_BY_URGENCY[urgency])
+    escalation, created = Escalation.unscoped.get_or_create(
+        run_id=run.pk,
+        tool_use_id=tool_use_id,
+        defaults={
+            "tenant_id": run.tenant_id, "kind": kind, "tool_name": tool_name, "arguments": arguments,
+            "arguments_sha256": arguments_sha256(arguments), "grant": grant, "gate_reason": gate_reason[:300],
+            "reason": reason[:2000], "context_summary": context_summary[:4000], "urgency": urgency,
+            "requested_at": now, "sla_due_at": now + sla,
+            "expires_at": now + timedelta(minutes=settings.ESCALATION_EXPIRE_MINUTES),
+        },
+    )
+    if created:
+        from runs.notify import escalation_created
+
+        escalation_created(escalation)
+    return escalation
+
+
+def _looks_risky(tool_name: str) -> bool:
+    from agentops.tools.registry import get_tool
+
+    spec = get_tool(tool_name)
+    return spec is not None and spec.side_effect == "irreversible"

@@ -1,0 +1,28 @@
+"""RQ jobs for runs. Thin: they call the harness and services."""
+
+from __future__ import annotations
+
+from django.db import close_old_connections
+
+
+def run_job(run_id: int) -> str:
+    from agentops.harness.loop import drive_run
+
+    close_old_connections()
+    try:
+        return drive_run(run_id)
+    finally:
+        close_old_connections()
+
+
+def reconcile_job() -> dict[str, int]:
+    from runs.services import reconcile_runs
+
+    result = reconcile_runs()
+    try:
+        from budgets.services import reconcile_reservations
+
+        result.update({f"reservations_{k}": v for k, v in reconcile_reservations().items()})
+    except ImportError:
+        pass
+    return result

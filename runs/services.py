@@ -1,0 +1,300 @@
+"""Writes for runs and agents: submit, cancel, pause, resume, kill switches, agents and grants.
+
+Each is keyword-only, one transaction, writes an audit row where a person acted, and enqueues
+jobs only after commit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from runs.models import (
+    TERMINAL_STATUSES,
+    Agent,
+    Escalation,
+    EscalationStatus,
+    Run,
+    RunEvent,
+    RunStatus,
+    ToolGrant,
+)
+from tenants.models import ApiKey, Tenant
+from tenants.services import audit_record
+
+MAX_INPUT_CHARS = 100_000
+
+
+class RunRefused(Exception):
+    """The run cannot be accepted now (kill switch, concurrency limit)."""
+
+    def __init__(self, type_: str, message: str):
+        super().__init__(message)
+        self.type = type_
+
+
+def enqueue_run(run: Run, *, delay_s: float = 0) -> None:
+    """Queue a job that drives ``run``; always after the current transaction commits."""
+    from agentops.jobs import enqueue
+    from runs.jobs import run_job
+
+    if delay_s > 0:
+        from agentops.jobs import enqueue_in
+
+        enqueue_in(delay_s, run_job, run.pk, queue="runs", timeout=settings.RUN_JOB_TIMEOUT)
+    else:
+        enqueue(run_job, run.pk, queue="runs", timeout=settings.RUN_JOB_TIMEOUT)
+
+
+def _check_input(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError("input must be a non-empty string.")
+    if len(text) > MAX_INPUT_CHARS:
+        raise ValidationError(f"input is longer than {MAX_INPUT_CHARS} characters.")
+    if "\x00" in text:
+        raise ValidationError("input contains NUL bytes.")
+    return text
+
+
+@transaction.atomic
+def run_submit(
+    *, tenant: Tenant, agent: Agent, input: str, submitted_by: Any = None, api_key: ApiKey | None = None,
+    role: str, metadata: dict[str, Any] | None = None,
+) -> Run:
+    if agent.tenant_id != tenant.pk:
+        raise Agent.DoesNotExist
+    text = _check_input(input)
+    if tenant.runs_disabled or agent.runs_disabled:
+        raise RunRefused("kill_switch", "New runs are disabled for this " + ("tenant." if tenant.runs_disabled else "agent."))
+    active = Run.objects.for_tenant(tenant).filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).count()
+    limit = tenant.tier.max_concurrent_runs
+    override = _concurrency_override(tenant)
+    if override is not None:
+        limit = override
+    if active >= limit:
+        raise RunRefused("concurrency_limit", f"{active} runs are already active; this tenant's limit is {limit}.")
+    run = Run.objects.create(
+        tenant=tenant, agent=agent, input=text, submitted_by=submitted_by if getattr(submitted_by, "is_authenticated", False) else None,
+        api_key=api_key, submitter_role=role, metadata=metadata or {},
+    )
+    RunEvent.objects.create(tenant=tenant, run=run, type="status", data={"status": RunStatus.QUEUED})
+    enqueue_run(run)
+    return run
+
+
+def _concurrency_override(tenant: Tenant) -> int | None:
+    try:
+        from budgets.services import effective_caps
+    except ImportError:
+        return None
+    value = effective_caps(tenant=tenant).get("max_concurrent_runs")
+    return int(value) if value is not None else None
+
+
+def _locked(run: Run) -> Run:
+    return Run.objects.for_tenant(run.tenant_id).select_for_update().get(pk=run.pk)
+
+
+@transaction.atomic
+def run_cancel(*, run: Run, actor: Any = None, actor_key: ApiKey | None = None) -> Run:
+    """Cancel takes effect before the next model call; a run not on a worker is cancelled now."""
+    run = _locked(run)
+    if run.is_terminal:
+        return run
+    now = timezone.now()
+    if run.status == RunStatus.RUNNING and run.lease_owner:
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested", "updated_at"])
+    else:
+        run.status, run.outcome, run.finished_at, run.cancel_requested = RunStatus.CANCELLED, "cancelled", now, True
+        run.save(update_fields=["status", "outcome", "finished_at", "cancel_requested", "updated_at"])
+        Escalation.objects.for_tenant(run.tenant_id).filter(run=run, status=EscalationStatus.PENDING).update(
+            status=EscalationStatus.CANCELLED, decided_at=now, comment="Run cancelled."
+        )
+        RunEvent.objects.create(tenant_id=run.tenant_id, run=run, type="status", data={"status": RunStatus.CANCELLED, "outcome": "cancelled"})
+    audit_record(tenant=run.tenant, actor=actor, actor_key=actor_key, action="run.cancel", target=run)
+    return run
+
+
+@transaction.atomic
+def run_pause(*, run: Run, actor: Any = None) -> Run:
+    run = _locked(run)
+    if run.is_terminal or run.status == RunStatus.PAUSED:
+        return run
+    if run.status == RunStatus.RUNNING and run.lease_owner:
+        run.pause_requested = True
+        run.save(update_fields=["pause_requested", "updated_at"])
+    else:
+        run.status, run.outcome = RunStatus.PAUSED, "paused"
+        run.save(update_fields=["status", "outcome", "updated_at"])
+        RunEvent.objects.create(tenant_id=run.tenant_id, run=run, type="status", data={"status": RunStatus.PAUSED})
+    audit_record(tenant=run.tenant, actor=actor, action="run.pause", target=run)
+    return run
+
+
+RESUMABLE = {RunStatus.PAUSED, RunStatus.CAPPED, RunStatus.FAILED, RunStatus.AWAITING_APPROVAL}
+
+
+@transaction.atomic
+def run_resume(*, run: Run, actor: Any = None, reason: str = "resume") -> Run:
+    """Put a stopped run back on the queue; it continues from its last persisted turn."""
+    run = _locked(run)
+    if run.status not in RESUMABLE:
+        raise ValidationError(f"A {run.status} run cannot be resumed.")
+    if run.tenant.runs_disabled or run.agent.runs_disabled:
+        raise RunRefused("kill_switch", "Runs are disabled by a kill switch.")
+    if run.outcome == "max_iterations":
+        run.iterations = 0  # an explicit resume grants a fresh iteration budget
+    run.status, run.pause_requested, run.finished_at, run.outcome = RunStatus.QUEUED, False, None, ""
+    run.save(update_fields=["status", "pause_requested", "finished_at", "outcome", "iterations", "updated_at"])
+    RunEvent.objects.create(tenant_id=run.tenant_id, run=run, type="status", data={"status": RunStatus.QUEUED, "reason": reason})
+    if actor is not None:
+        audit_record(tenant=run.tenant, actor=actor, action="run.resume", target=run)
+    enqueue_run(run)
+    return run
+
+
+@transaction.atomic
+def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent | None = None) -> None:
+    """Refuse new runs and pause running ones, for one agent or the whole tenant."""
+    target: Any = agent or tenant
+    before = target.runs_disabled
+    target.runs_disabled = enabled
+    target.save(update_fields=["runs_disabled"])
+    audit_record(tenant=tenant, actor=actor, action="killswitch." + ("on" if enabled else "off"), target=target,
+                 before={"runs_disabled": before}, after={"runs_disabled": enabled})
+    if enabled:
+        running = Run.objects.for_tenant(tenant).filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        if agent is not None:
+            running = running.filter(agent=agent)
+        # Leased runs see the switch before their next model call; the rest pause now.
+        running.filter(lease_owner="").update(status=RunStatus.PAUSED, outcome="kill_switch")
+
+
+AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "tools",
+                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled"]
+
+
+@transaction.atomic
+def agent_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], agent: Agent | None = None) -> Agent:
+    from agentops.tools.registry import all_tools
+
+    unknown = [t for t in data.get("tools", []) if t not in all_tools()]
+    if unknown:
+        raise ValidationError(f"Unknown tools: {', '.join(unknown)}")
+    before = {f: _jsonable(getattr(agent, f)) for f in AGENT_FIELDS} if agent else None
+    if agent is None:
+        agent = Agent(tenant=tenant)
+    for field in AGENT_FIELDS:
+        if field in data:
+            setattr(agent, field, data[field])
+    agent.full_clean()
+    agent.save()
+    after = {f: _jsonable(getattr(agent, f)) for f in AGENT_FIELDS}
+    audit_record(tenant=tenant, actor=actor, action="agent.create" if before is None else "agent.update", target=agent,
+                 before=before, after=after if before is None else {k: v for k, v in after.items() if before.get(k) != v})
+    return agent
+
+
+def _jsonable(value: Any) -> Any:
+    from decimal import Decimal
+
+    return str(value) if isinstance(value, Decimal) else value
+
+
+@transaction.atomic
+def grant_save(*, tenant: Tenant, actor: Any, tool_name: str, agent: Agent | None, role: str, requires_approval: bool,
+               allow: dict[str, Any], approval_over: dict[str, Any]) -> ToolGrant:
+    from agentops.tools.registry import get_tool
+
+    if get_tool(tool_name) is None:
+        raise ValidationError(f"Unknown tool {tool_name!r}.")
+    if agent is not None and agent.tenant_id != tenant.pk:
+        raise Agent.DoesNotExist
+    grant, created = ToolGrant.objects.select_for_update().get_or_create(
+        tenant=tenant, tool_name=tool_name, agent=agent, role=role,
+        defaults={"requires_approval": requires_approval, "allow": allow, "approval_over": approval_over, "created_by": actor},
+    )
+    before = None if created else {"requires_approval": grant.requires_approval, "allow": grant.allow, "approval_over": grant.approval_over}
+    if not created:
+        grant.requires_approval, grant.allow, grant.approval_over = requires_approval, allow, approval_over
+        grant.save(update_fields=["requires_approval", "allow", "approval_over"])
+    audit_record(tenant=tenant, actor=actor, action="grant.create" if created else "grant.update", target=grant, before=before,
+                 after={"tool": tool_name, "agent": agent.name if agent else None, "role": role or None,
+                        "requires_approval": requires_approval, "allow": allow, "approval_over": approval_over})
+    return grant
+
+
+@transaction.atomic
+def grant_revoke(*, tenant: Tenant, actor: Any, grant_id: int) -> None:
+    grant = ToolGrant.objects.for_tenant(tenant).select_for_update().filter(pk=grant_id).first()
+    if grant is None:
+        raise ToolGrant.DoesNotExist
+    audit_record(tenant=tenant, actor=actor, action="grant.revoke", target=grant,
+                 before={"tool": grant.tool_name, "agent": grant.agent.name if grant.agent else None, "role": grant.role or None,
+                         "requires_approval": grant.requires_approval, "allow": grant.allow})
+    grant.delete()
+
+
+# -- recovery ----------------------------------------------------------------------------
+
+def reconcile_runs(*, queued_grace_s: int = 30) -> dict[str, int]:
+    """Re-enqueue runs a crashed worker left behind, and queued runs that lost their job.
+
+    * ``running`` with an expired lease: the worker died (kill -9, OOM, host loss).
+    * ``queued`` for longer than the grace period and due, with no job in the queue: the
+      commit-then-crash gap (row committed, enqueue never happened) or a flushed Redis.
+    Duplicate jobs are harmless: the lease lets exactly one of them advance the run.
+    """
+    now = timezone.now()
+    expired = list(Run.unscoped.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True))
+    if expired:
+        Run.unscoped.filter(pk__in=expired, status=RunStatus.RUNNING, lease_expires_at__lt=now).update(
+            status=RunStatus.QUEUED, lease_owner="", lease_expires_at=None
+        )
+    stale_queued = Run.unscoped.filter(status=RunStatus.QUEUED, updated_at__lt=now - timedelta(seconds=queued_grace_s)).exclude(
+        not_before__gt=now
+    )
+    queued_ids = set(stale_queued.values_list("pk", flat=True)) - set(expired)
+    pending_jobs = _queued_run_ids()
+    requeue = set(expired) | {pk for pk in queued_ids if pk not in pending_jobs}
+    for run in Run.unscoped.filter(pk__in=requeue):
+        enqueue_run_now(run)
+    return {"expired_leases": len(expired), "requeued": len(requeue)}
+
+
+def enqueue_run_now(run: Run) -> None:
+    from agentops.jobs import enqueue
+    from runs.jobs import run_job
+
+    enqueue(run_job, run.pk, queue="runs", timeout=settings.RUN_JOB_TIMEOUT, on_commit=False)
+    Run.unscoped.filter(pk=run.pk).update(updated_at=timezone.now())
+
+
+def _queued_run_ids() -> set[int]:
+    """Run ids that already have a job waiting, scheduled or started in Redis."""
+    from agentops.jobs import redis_available
+
+    if not redis_available(refresh=True):
+        return set()
+    import django_rq
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+    queue = django_rq.get_queue("runs")
+    ids: set[int] = set()
+    job_ids = list(queue.get_job_ids())
+    job_ids += ScheduledJobRegistry(queue=queue).get_job_ids()
+    job_ids += StartedJobRegistry(queue=queue).get_job_ids()
+    for job in queue.job_class.fetch_many(job_ids, connection=queue.connection):
+        if job is not None and job.args:
+            ids.add(int(job.args[0]))
+    return ids
+
+
+def runs_for_terminal_check() -> frozenset[str]:
+    return frozenset(TERMINAL_STATUSES)
