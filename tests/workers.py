@@ -1,0 +1,83 @@
+"""Real ``rqworker`` processes for tests, pointed at the test database and the test Redis db.
+
+Use with ``@pytest.mark.django_db(transaction=True)`` so rows are committed and visible to the
+workers. Workers are started in their own process group and killed at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{connection.settings_dict['NAME']}"
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "DJANGO_SETTINGS_MODULE": "agentops.settings",
+        "RUN_LEASE_SECONDS": str(settings.RUN_LEASE_SECONDS),
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def start_worker(*queues: str, burst: bool = False, **env: str) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "manage.py", "rqworker", *(queues or ("runs", "default")),
+            "--worker-class", "agentops.worker.AgentWorker", "--with-scheduler"]
+    if burst:
+        args.append("--burst")
+    log = open(ROOT / "var" / f"test-worker-{os.getpid()}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(args, cwd=ROOT, env=worker_env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def workers(n: int = 1, *queues: str, **env: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = [start_worker(*queues, **env) for _ in range(n)]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            stop(p)
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float = 60, interval: float = 0.2, message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
