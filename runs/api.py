@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from runs import selectors, services
@@ -87,22 +86,20 @@ def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> HttpRespo
 
 def _event_stream(run: Run, after: int, follow: bool) -> Iterator[str]:
     deadline = time.monotonic() + SSE_MAX_SECONDS
+    # Django closes the DB connection when the streamed response closes (request_finished).
     yield "retry: 2000\n\n"
-    try:
-        while True:
-            sent = False
-            for event in selectors.events_after(run=run, after_id=after):
-                after = event.pk
-                sent = True
-                payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **event.data})
-                yield f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n"
-            if sent:
-                continue
-            status = Run.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
-            if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
-                yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
-                return
-            yield ": keep-alive\n\n"
-            time.sleep(SSE_POLL_SECONDS)
-    finally:
-        close_old_connections()
+    while True:
+        sent = False
+        for event in selectors.events_after(run=run, after_id=after):
+            after = event.pk
+            sent = True
+            payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **event.data})
+            yield f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n"
+        if sent:
+            continue
+        status = Run.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
+        if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
+            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+            return
+        yield ": keep-alive\n\n"
+        time.sleep(SSE_POLL_SECONDS)

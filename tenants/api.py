@@ -106,6 +106,7 @@ def api_view(*, scope: str, methods: tuple[str, ...] = ("GET",)) -> Callable[[Ca
                 return error_response(exc.status, exc.type, exc.message, exc.headers)
 
         wrapper.api_access = scope  # type: ignore[attr-defined]
+        wrapper.api_methods = methods  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
