@@ -21,7 +21,7 @@ class Agent(TenantOwned):
     # Versioned prompts arrive in their own capability; until then the agent carries its text.
     # Code reads the prompt only through Agent.resolve_prompt() so the source can change.
     system_prompt = models.TextField(max_length=100_000)
-    model = models.CharField(max_length=100, default="claude-sonnet-4-5")
+    model = models.CharField(max_length=100, default="claude-sonnet-4-6")
     # Routing: {"simple": model, "complex": model}; the run's input picks one (see harness.routing).
     routing = models.JSONField(default=dict, blank=True)
     fallback_model = models.CharField(max_length=100, blank=True, help_text="Used when the primary model is overloaded.")

@@ -69,6 +69,7 @@ def run_submit(
     if agent.tenant_id != tenant.pk:
         raise Agent.DoesNotExist
     text = _check_input(input)
+    metadata = _check_metadata(metadata or {})
     if tenant.runs_disabled or agent.runs_disabled:
         raise RunRefused("kill_switch", "New runs are disabled for this " + ("tenant." if tenant.runs_disabled else "agent."))
     active = Run.objects.for_tenant(tenant).filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).count()
@@ -80,11 +81,22 @@ def run_submit(
         raise RunRefused("concurrency_limit", f"{active} runs are already active; this tenant's limit is {limit}.")
     run = Run.objects.create(
         tenant=tenant, agent=agent, input=text, submitted_by=submitted_by if getattr(submitted_by, "is_authenticated", False) else None,
-        api_key=api_key, submitter_role=role, metadata=metadata or {},
+        api_key=api_key, submitter_role=role, metadata=metadata,
     )
     RunEvent.objects.create(tenant=tenant, run=run, type="status", data={"status": RunStatus.QUEUED})
     enqueue_run(run)
     return run
+
+
+def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A scenario may only be chosen by name: the scripted API also reads paths, which are for tests."""
+    scenario = metadata.get("scenario")
+    if scenario is not None:
+        from agentops.llm.scripted import scenario_names
+
+        if not isinstance(scenario, str) or scenario not in scenario_names():
+            raise ValidationError("Unknown scenario.")
+    return metadata
 
 
 def _concurrency_override(tenant: Tenant) -> int | None:

@@ -41,8 +41,21 @@ def _clean_redis() -> None:
     django_rq.get_connection("default").flushdb()
 
 
+def ensure_model_prices() -> None:
+    """Transactional tests truncate every table, including the prices the data migration seeded."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from budgets.models import ModelPrice
+
+    if not ModelPrice.objects.exists():
+        import_module("budgets.migrations.0002_seed_model_prices").seed(apps, None)
+
+
 @pytest.fixture
 def tenant(db):  # type: ignore[no-untyped-def]
+    ensure_model_prices()
     return TenantFactory(slug="acme", name="Acme")
 
 

@@ -51,12 +51,40 @@ def start_worker(*queues: str, burst: bool = False, **env: str) -> subprocess.Po
     return subprocess.Popen(args, cwd=ROOT, env=worker_env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    if proc.poll() is None:
+def descendants(pid: int) -> list[int]:
+    """All descendant pids (RQ's work horse runs in a process group of its own)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            os.killpg(proc.pid, sig)
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """kill -9 the worker and its work horse at once, as a host crash or OOM kill would."""
+    for pid in [*descendants(proc.pid), proc.pid]:
+        try:
+            os.kill(pid, sig)
         except ProcessLookupError:
             pass
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    if proc.poll() is None:
+        if sig == signal.SIGKILL:
+            kill_tree(proc)
+        else:
+            os.killpg(proc.pid, sig)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:

@@ -266,6 +266,7 @@ class RunDriver:
                     result = gateway.create_message(
                         model=model, fallback_model=self.agent.fallback_model or None, system=system,
                         messages=api_messages, tools=tools, max_tokens=self.agent.max_tokens, scenario=scenario,
+                        conversation_key=f"run-{self.run.pk}",
                     )
                 except gateway.ModelUnavailable as exc:
                     span["error.type"] = exc.error_type

@@ -45,7 +45,7 @@ def agent(tenant, tier_generous, demo_data):  # type: ignore[no-untyped-def]
     tenant.gate_irreversible_tools = False
     tenant.save()
     agent = Agent.objects.create(
-        tenant=tenant, name="support", system_prompt="You are a careful support agent.", model="claude-sonnet-4-5",
+        tenant=tenant, name="support", system_prompt="You are a careful support agent.", model="claude-sonnet-4-6",
         fallback_model="claude-haiku-4-5", tools=ALL_TOOLS, max_tokens=512,
     )
     for name in ALL_TOOLS:

@@ -61,6 +61,8 @@ def test_get_and_cancel(client, key, plain_agent):
         ({"agent": {"$ne": 1}, "input": "x"}, 404, "not_found"),
         ({"agent": "helper", "input": "x", "metadata": "nope"}, 400, "invalid_request"),
         ({"agent": "helper", "input": "x" * 150_000}, 400, "invalid_request"),
+        ({"agent": "helper", "input": "x", "metadata": {"scenario": "/etc/passwd.json"}}, 400, "invalid_request"),
+        ({"agent": "helper", "input": "x", "metadata": {"scenario": "no_such_scenario"}}, 400, "invalid_request"),
     ],
 )
 def test_bad_bodies_get_a_json_4xx_and_create_nothing(client, key, plain_agent, body, status, error_type):

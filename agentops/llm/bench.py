@@ -1,0 +1,75 @@
+"""``model-call`` benchmark: bare ``client.messages.create`` calls against the scripted ``default`` scenario.
+
+It measures what one model call costs the harness when the model itself is instantaneous: the
+SDK's request building, header/retry plumbing, JSON parsing into ``Message`` and the scripted
+transport. The lead's ``step-overhead`` benchmark subtracts :func:`bare_call_latencies` from a
+full harness step to get the harness's own overhead.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import anthropic
+
+from agentops.bench import benchmark
+from agentops.llm.gateway import _build_client
+from agentops.llm.scripted import SCENARIO_HEADER
+
+BENCH_MODEL = "claude-haiku-4-5"
+_WARMUP = 5
+_client: anthropic.Anthropic | None = None
+
+
+def _scripted_client() -> anthropic.Anthropic:
+    # Always scripted, whatever the settings: a benchmark must never reach the real API. Built by
+    # the gateway's own factory, so the figures include exactly what the harness's client pays.
+    global _client
+    if _client is None:
+        _client = _build_client(scripted=True, max_retries=2, timeout=120.0, api_key="")
+    return _client
+
+
+def bare_call_latencies(n: int) -> list[float]:
+    """Wall time (ms) of ``n`` bare ``client.messages.create`` calls (after a short warm-up)."""
+    client = _scripted_client()
+    kwargs: dict[str, Any] = {
+        "model": BENCH_MODEL,
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Hello"}],
+        "extra_headers": {SCENARIO_HEADER: "default"},
+    }
+    for _ in range(_WARMUP):
+        client.messages.create(**kwargs)
+    latencies = []
+    for _ in range(max(0, n)):
+        started = time.perf_counter()
+        client.messages.create(**kwargs)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@benchmark(
+    "model-call", help="N bare client.messages.create calls against the scripted 'default' scenario", n=500
+)
+def model_call(n: Any = 500) -> dict[str, Any]:
+    count = max(1, int(n))
+    started = time.perf_counter()
+    latencies = bare_call_latencies(count)
+    elapsed = time.perf_counter() - started
+    return {
+        "calls": count,
+        "p50_ms": round(statistics.median(latencies), 3),
+        "p99_ms": round(_percentile(latencies, 0.99), 3),
+        "mean_ms": round(statistics.fmean(latencies), 3),
+        "calls_per_s": round(count / sum(latencies) * 1000, 1) if sum(latencies) else 0.0,
+        "wall_s": round(elapsed, 3),
+    }
