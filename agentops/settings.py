@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "tenants",
     "runs",
     "budgets",
+    "agentops.toolbox",
 ]
 
 MIDDLEWARE = [
@@ -98,7 +99,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+# "index" (not "home", which needs a tenant slug): it forwards a one-tenant user to that tenant's home.
+LOGIN_REDIRECT_URL = "index"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
@@ -159,5 +161,36 @@ LOGGING = {
     "loggers": {
         "django.server": {"level": "WARNING"},
         "rq.worker": {"level": env("RQ_LOG_LEVEL", default="WARNING")},
+        # httpx2 logs every request at INFO (one line per model call and retry); the gateway's
+        # spans and run events already record them.
+        "httpx2": {"level": "WARNING"},
     },
 }
+# Wait for fsync on every cost reservation (see agentops/harness/durability.py).
+AGENTOPS_DURABLE_RESERVATIONS = env.bool("AGENTOPS_DURABLE_RESERVATIONS", default=True)
+# Hold side-effecting tool calls for a human after a tool result that carried injected instructions.
+AGENTOPS_HOLD_ON_INJECTION = env.bool("AGENTOPS_HOLD_ON_INJECTION", default=True)
+# Escalation timing defaults (minutes): when the SLA is due, and when a pending escalation expires.
+ESCALATION_SLA_MINUTES = env.int("ESCALATION_SLA_MINUTES", default=30)
+ESCALATION_EXPIRE_MINUTES = env.int("ESCALATION_EXPIRE_MINUTES", default=24 * 60)
+# What an expired escalation does to its run: "reject" (the model gets an is_error result and goes on)
+# or "fail" (the run stops as failed: approval_expired). "expiring" webhooks go out this long before.
+ESCALATION_EXPIRY_POLICY = env.str("ESCALATION_EXPIRY_POLICY", default="reject")
+ESCALATION_EXPIRING_NOTICE_MINUTES = env.int("ESCALATION_EXPIRING_NOTICE_MINUTES", default=15)
+# Context window guard: trim the oldest turns (with a notice) above this many input tokens.
+CONTEXT_TRIM_TOKENS = env.int("CONTEXT_TRIM_TOKENS", default=150_000)
+TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)
+# Home page panels, one provider per capability (see tenants/home.py).
+HOME_PANEL_PROVIDERS = ["runs.home.panels", "runs.escalation_home.panels"]
+
+# --- E-mail (the send_email tool) --------------------------------------------------
+# Default: messages are written to var/outbox/ (no SMTP in the demo). Production sets an SMTP
+# backend through EMAIL_BACKEND / EMAIL_HOST / EMAIL_PORT / EMAIL_HOST_USER / EMAIL_HOST_PASSWORD.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "outbox"))
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="agentops@localhost")

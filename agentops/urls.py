@@ -7,6 +7,8 @@ from tenants import views as tenant_views
 
 tenant_patterns = [
     path("", include("tenants.urls")),
+    path("", include("runs.urls")),
+    path("escalations/", include("runs.escalation_urls")),
 ]
 
 urlpatterns = [
@@ -18,4 +20,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("t/<slug:slug>/", include(tenant_patterns)),
     path("api/v1/", include("runs.api_urls")),
+    path("api/v1/", include("runs.escalation_api_urls")),
 ]

@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
-BENCH_MODULES: list[str] = []
+BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.escalation_bench", "budgets.bench"]
 
 
 @dataclass

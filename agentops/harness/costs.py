@@ -19,7 +19,23 @@ from budgets.services import (  # noqa: F401 - re-exported for the loop
 
 
 def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int) -> Any:
-    return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound)
+    """Reserve before the paid call. Durable by default (see agentops.harness.durability).
+
+    With ``AGENTOPS_DURABLE_RESERVATIONS=0`` the reservation commits without waiting for fsync:
+    other workers still see it at once (concurrency is unaffected); only a PostgreSQL crash in
+    the following few hundred milliseconds could lose it, letting one in-flight call per run
+    go unrecorded. That trades ~3 ms per model call for that window.
+    """
+    from django.conf import settings
+    from django.db import transaction
+
+    from agentops.harness.durability import relax_commit
+
+    if settings.AGENTOPS_DURABLE_RESERVATIONS:
+        return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound)
+    with transaction.atomic():
+        relax_commit()
+        return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound)
 
 
 def settle(*, reservation: Any, usage: dict[str, Any], model: str) -> Any:

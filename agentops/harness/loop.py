@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from agentops.harness import costs, evaluators, grants, lease, shutdown
+from agentops.harness.durability import relax_commit
 from agentops.harness.tracing import RunTracer
 from agentops.logs import bind
 from agentops.redact import redact_obj
@@ -72,7 +74,8 @@ class Wait(Exception):
     """A tool call is held for a human; the run waits as awaiting_approval."""
 
 
-def drive_run(run_id: int, *, worker_id: str | None = None, max_steps: int = 10_000) -> str:
+def drive_run(run_id: int, *, worker_id: str | None = None, max_steps: int = 10_000,
+              step_log: list[tuple[str, float, float]] | None = None) -> str:
     """Advance a run as far as it can go. Returns what happened, for logs and tests."""
     worker_id = worker_id or worker_identity()
     run = lease.acquire(run_id, worker_id)
@@ -80,6 +83,7 @@ def drive_run(run_id: int, *, worker_id: str | None = None, max_steps: int = 10_
         return "not_leased"
     bind(tenant_id=run.tenant_id, run_id=run.pk)
     driver = RunDriver(run, worker_id)
+    driver.step_log = step_log
     with lease.Heartbeat(run_id, worker_id):
         try:
             return driver.drive(max_steps=max_steps)
@@ -101,6 +105,14 @@ class RunDriver:
         self.worker_id = worker_id
         self.tracer = RunTracer(run)
         self.events: list[RunEvent] = []
+        # Set by benchmarks: a list that receives (step kind, seconds, model seconds) per step.
+        self.step_log: list[tuple[str, float, float]] | None = None
+        self._model_s = 0.0
+        # Process memory is a cache of the durable log: loaded once per job, then appended to as
+        # each step commits. The lease fence on every write guarantees nobody else appends.
+        self._log: list[Message] | None = None
+        self.iterations = run.iterations
+        self._offered: tuple[float, dict[str, grants.Offered]] | None = None
 
     # -- bookkeeping -----------------------------------------------------------------
     def event(self, type_: str, **data: Any) -> None:
@@ -114,17 +126,28 @@ class RunDriver:
         self.tracer.flush()
 
     def load_log(self) -> list[Message]:
-        return list(Message.unscoped.filter(run_id=self.run.pk).order_by("seq"))
+        if self._log is None:
+            self._log = list(Message.unscoped.filter(run_id=self.run.pk).order_by("seq"))
+        return self._log
+
+    def offered_tools(self) -> dict[str, grants.Offered]:
+        """The run's tool set, re-read every few seconds so a revoked grant takes effect mid-run."""
+        now = time.monotonic()
+        if self._offered is None or now - self._offered[0] > 5:
+            self._offered = (now, grants.offered_tools(self.run))
+        return self._offered[1]
 
     def append_message(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> Message:
         try:
             with transaction.atomic(savepoint=False):
+                relax_commit()
                 lease.fence(self.run.pk, self.worker_id)
                 msg = Message.unscoped.create(tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=seq, role=role, content=content, **fields)
                 self.flush()
         except IntegrityError:
             # Someone else wrote this step: the lease fence makes that "we were too slow".
             raise lease.LeaseLost(self.run.pk)
+        self.load_log().append(msg)
         return msg
 
     def finish(self, stop: Stop) -> str:
@@ -196,38 +219,48 @@ class RunDriver:
 
     def _loop(self, max_steps: int) -> str:
         for _ in range(max_steps):
-            stopped = self._control()
-            if stopped:
-                return stopped
-            messages = self.load_log()
-            if not messages:
-                self.append_message(0, "user", [{"type": "text", "text": self.run.input}])
-                self.event("status", status=RunStatus.RUNNING)
-                continue
-            last = messages[-1]
-            if last.role == "assistant":
-                tool_uses = [b for b in last.content if b.get("type") == "tool_use"]
-                if not tool_uses:
-                    text = "\n".join(b.get("text", "") for b in last.content if b.get("type") == "text").strip()
-                    return self.finish(Stop(RunStatus.SUCCEEDED, last.stop_reason or "end_turn", result=text))
-                try:
-                    stop = self.answer_tools(messages, last, tool_uses)
-                except Wait:
-                    return self.finish(Stop(RunStatus.AWAITING_APPROVAL, "awaiting_approval"))
-                if stop:
-                    return self.finish(stop)
-                continue
-            stop_or_wait = self.call_model(messages)
-            if stop_or_wait:
-                return stop_or_wait
+            t0 = time.perf_counter()
+            self._model_s = 0.0
+            try:
+                return_value = self._step()
+            finally:
+                if self.step_log is not None:
+                    self.step_log.append(("model" if self._model_s else "other", time.perf_counter() - t0, self._model_s))
+            if return_value is not None:
+                return return_value
         return self.hand_back()
+
+    def _step(self) -> str | None:
+        """One step; None means "keep going"."""
+        stopped = self._control()
+        if stopped:
+            return stopped
+        messages = self.load_log()
+        if not messages:
+            self.event("status", status=RunStatus.RUNNING)
+            self.append_message(0, "user", [{"type": "text", "text": self.run.input}])
+            return None
+        last = messages[-1]
+        if last.role == "assistant":
+            tool_uses = [b for b in last.content if b.get("type") == "tool_use"]
+            if not tool_uses:
+                text = "\n".join(b.get("text", "") for b in last.content if b.get("type") == "text").strip()
+                return self.finish(Stop(RunStatus.SUCCEEDED, last.stop_reason or "end_turn", result=text))
+            try:
+                stop = self.answer_tools(messages, last, tool_uses)
+            except Wait:
+                return self.finish(Stop(RunStatus.AWAITING_APPROVAL, "awaiting_approval"))
+            if stop:
+                return self.finish(stop)
+            return None
+        return self.call_model(messages)
 
     # -- model calls -----------------------------------------------------------------
     def breaker(self, messages: list[Message]) -> Stop | None:
-        run = Run.unscoped.filter(pk=self.run.pk).values("iterations", "started_at").get()
-        if run["iterations"] >= self.agent.iteration_cap:
-            return Stop(RunStatus.FAILED, "max_iterations", "IterationCapReached", f"Stopped after {run['iterations']} model calls (cap {self.agent.iteration_cap}).")
-        if run["started_at"] and (timezone.now() - run["started_at"]).total_seconds() > self.agent.wall_clock_limit_s:
+        if self.iterations >= self.agent.iteration_cap:
+            return Stop(RunStatus.FAILED, "max_iterations", "IterationCapReached", f"Stopped after {self.iterations} model calls (cap {self.agent.iteration_cap}).")
+        started = self.run.started_at
+        if started and (timezone.now() - started).total_seconds() > self.agent.wall_clock_limit_s:
             return Stop(RunStatus.FAILED, "wall_clock", "WallClockLimit", f"Ran longer than {self.agent.wall_clock_limit_s}s.")
         return None
 
@@ -238,7 +271,7 @@ class RunDriver:
         if stop:
             return self.finish(stop)
         system, prompt_version_id = self.agent.resolve_prompt()
-        offered = grants.offered_tools(self.run)
+        offered = self.offered_tools()
         from agentops.tools.registry import to_anthropic
 
         tools = [to_anthropic(o.spec) for o in offered.values()]
@@ -262,6 +295,7 @@ class RunDriver:
         settled = False
         try:
             with self.tracer.span(f"chat {model}", attrs) as span:
+                t_model = time.perf_counter()
                 try:
                     result = gateway.create_message(
                         model=model, fallback_model=self.agent.fallback_model or None, system=system,
@@ -278,6 +312,7 @@ class RunDriver:
                     costs.release(reservation=reservation)
                     settled = True
                     return self.finish(Stop(RunStatus.FAILED, "model_error", exc.error_type, str(exc)))
+                self._model_s = time.perf_counter() - t_model
                 message = result.message
                 usage = message.usage.model_dump(mode="json") if message.usage else {}
                 span.update({
@@ -292,6 +327,7 @@ class RunDriver:
             content = [block.to_dict() for block in message.content]
             flags = evaluators.evaluate_assistant_turn(content)
             with transaction.atomic():
+                relax_commit()
                 lease.fence(self.run.pk, self.worker_id)
                 entry = costs.settle(reservation=reservation, usage=usage, model=result.model)
                 span_cost = getattr(entry, "cost", None)
@@ -300,13 +336,15 @@ class RunDriver:
                 Run.unscoped.filter(pk=self.run.pk).update(iterations=F("iterations") + 1, model_used=result.model, prompt_version_id=prompt_version_id)
                 self.event("turn", role="assistant", seq=messages[-1].seq + 1, stop_reason=message.stop_reason, model=result.model,
                            cost=str(span_cost) if span_cost is not None else None, flags=flags)
-                Message.unscoped.create(
+                turn = Message.unscoped.create(
                     tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=messages[-1].seq + 1, role="assistant",
                     content=content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
                     usage=usage, flags=flags,
                 )
                 self.flush()
             settled = True
+            self.iterations += 1
+            self.load_log().append(turn)
         except IntegrityError:
             raise lease.LeaseLost(self.run.pk)
         finally:
@@ -341,7 +379,7 @@ class RunDriver:
         ids = [b["id"] for b in tool_uses]
         calls = {c.tool_use_id: c for c in ToolCall.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids)}
         escalations = {e.tool_use_id: e for e in Escalation.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids)}
-        offered = grants.offered_tools(self.run)
+        offered = self.offered_tools()
         after_injection = "injection" in (messages[-2].flags if len(messages) >= 2 else [])
         results: list[dict[str, Any]] = []
         result_flags: list[str] = []
@@ -392,13 +430,19 @@ class RunDriver:
         self.append_message(seq, "user", results, flags=sorted(set(result_flags)))
         return breaker
 
-    def _record(self, tool_use_id: str, name: str, arguments: Any, **fields: Any) -> ToolCall:
+    def _record(self, tool_use_id: str, name: str, arguments: Any, *, durable: bool = False, **fields: Any) -> ToolCall:
+        """Upsert the idempotency-ledger row; ``durable`` before an effect leaves the database."""
         from agentops.tools.registry import arguments_sha256
 
         defaults = {"tenant_id": self.run.tenant_id, "tool_name": name[:200], "arguments": redact_obj(arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}),
                     "arguments_sha256": arguments_sha256(arguments) if isinstance(arguments, dict) else ""}
         defaults.update(fields)
-        call, _ = ToolCall.unscoped.update_or_create(run_id=self.run.pk, tool_use_id=tool_use_id, defaults=defaults)
+        call = ToolCall(run_id=self.run.pk, tool_use_id=tool_use_id, **defaults)
+        with transaction.atomic():
+            if not durable:
+                relax_commit()
+            # One INSERT … ON CONFLICT (run, tool_use_id) DO UPDATE: the idempotency key decides.
+            ToolCall.unscoped.bulk_create([call], update_conflicts=True, unique_fields=["run", "tool_use_id"], update_fields=list(defaults))
         return call
 
     def refuse(self, tool_use_id: str, name: str, arguments: Any, error_class: str, message: str) -> dict[str, Any]:
@@ -411,7 +455,8 @@ class RunDriver:
         from agentops.tools import registry
 
         spec = entry.spec
-        self._record(tool_use_id, spec.name, args, status=ToolCallStatus.STARTED, side_effect=spec.side_effect)
+        self._record(tool_use_id, spec.name, args, status=ToolCallStatus.STARTED, side_effect=spec.side_effect,
+                     durable=spec.side_effect != "read")
         self.event("tool_start", tool=spec.name, tool_use_id=tool_use_id)
         ctx = registry.ToolContext(tenant_id=self.run.tenant_id, run_id=self.run.pk, agent_id=self.agent.pk, tool_use_id=tool_use_id,
                                    allow=(entry.grant.allow if entry.grant else {}) or {})

@@ -1,0 +1,111 @@
+"""``manage.py bench step-overhead``: what the harness costs per step, beside bare SDK calls.
+
+Runs agents in-process against the zero-latency scripted Messages API and times every step of
+the loop. For a model step, overhead = step time − time inside ``client.messages.create``:
+the lease fence, control checks, log rebuild, breakers, grants, cost reservation and settlement,
+the persisted turn, events and spans. Tool steps (validation, the idempotency ledger row, the
+tool itself — a database lookup here — and the persisted tool_result turn) are reported too.
+In the same run, bare ``client.messages.create`` calls against the same scripted API give the
+baseline the harness adds to.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from decimal import Decimal
+from typing import Any
+
+from agentops.bench import benchmark
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _setup() -> Any:
+    from agentops.toolbox.seed import seed_demo_data
+    from runs.models import Agent, ToolGrant
+    from tenants.models import Tenant, Tier
+
+    tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Benchmark"})
+    for field in ("task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap"):
+        setattr(tier, field, Decimal("1000000"))
+    tier.max_concurrent_runs = 1000
+    tier.save()
+    tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Benchmark", "tier": tier})
+    seed_demo_data(tenant)
+    agent, _ = Agent.objects.get_or_create(
+        tenant=tenant, name="bench", defaults={"system_prompt": "Benchmark agent.", "model": "claude-haiku-4-5",
+                                               "tools": ["search_knowledge_base"], "iteration_cap": 10_000},
+    )
+    ToolGrant.objects.get_or_create(tenant=tenant, tool_name="search_knowledge_base", agent=None, role="")
+    return agent
+
+
+@benchmark("step-overhead", help="Harness overhead per step vs bare client.messages.create (scripted, zero latency).",
+           runs=20, steps_per_run=10, bare_calls=400, durable_reservations=1)
+def step_overhead(*, stdout: Any, runs: int, steps_per_run: int, bare_calls: int, durable_reservations: int) -> dict[str, Any]:
+    from django.conf import settings
+    from django.db import connection
+
+    from agentops.harness.loop import drive_run
+    from agentops.llm.bench import bare_call_latencies
+    from runs.models import Run, RunStatus
+
+    settings.ANTHROPIC_API_KEY = ""  # scripted mode, whatever the environment says
+    settings.AGENTOPS_DURABLE_RESERVATIONS = bool(durable_reservations)
+    agent = _setup()
+    agent.iteration_cap = steps_per_run
+    agent.save(update_fields=["iteration_cap"])
+    bare_call_latencies(20)  # warm the client and the scripted transport
+    step_log: list[tuple[str, float, float]] = []
+    wall0 = time.perf_counter()
+    for _ in range(runs):
+        run = Run.objects.create(tenant=agent.tenant, agent=agent, input="benchmark", metadata={"scenario": "never_ends"})
+        drive_run(run.pk, worker_id="bench", step_log=step_log)
+        run.refresh_from_db()
+        if run.status != RunStatus.FAILED or run.outcome != "max_iterations":
+            raise RuntimeError(f"benchmark run ended {run.status}/{run.outcome}: {run.error_message}")
+    wall = time.perf_counter() - wall0
+    model_overhead = [(total - model) * 1000 for kind, total, model in step_log if kind == "model"]
+    model_calls = [model * 1000 for kind, total, model in step_log if kind == "model"]
+    other_steps = [total * 1000 for kind, total, model in step_log if kind == "other"]
+    bare = bare_call_latencies(bare_calls)
+    fsync = _commit_latencies(200)
+    stdout.write(f"{len(model_overhead)} model steps, {len(other_steps)} other steps in {wall:.2f}s on {connection.vendor}")
+    return {
+        "database": connection.vendor,
+        "model_steps": len(model_overhead),
+        "overhead_p50_ms": round(_pct(model_overhead, 0.50), 3),
+        "overhead_p99_ms": round(_pct(model_overhead, 0.99), 3),
+        "overhead_mean_ms": round(statistics.fmean(model_overhead), 3) if model_overhead else 0,
+        "harness_model_call_p50_ms": round(_pct(model_calls, 0.50), 3),
+        "tool_step_p50_ms": round(_pct(other_steps, 0.50), 3),
+        "tool_step_p99_ms": round(_pct(other_steps, 0.99), 3),
+        "bare_create_p50_ms": round(_pct(bare, 0.50), 3),
+        "bare_create_p99_ms": round(_pct(bare, 0.99), 3),
+        "steps_per_s": round(len(step_log) / wall, 1) if wall else 0,
+        # The floor under any durable checkpoint on this machine: one single-row UPDATE + commit.
+        "durable_commit_p50_ms": round(_pct(fsync, 0.50), 3),
+        "durable_commit_p99_ms": round(_pct(fsync, 0.99), 3),
+    }
+
+
+def _commit_latencies(n: int) -> list[float]:
+    from django.db import connection, transaction
+
+    from runs.models import Agent
+
+    agent = Agent.objects.get(tenant__slug="bench", name="bench")
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            Agent.objects.filter(pk=agent.pk).update(max_tokens=1024)
+        out.append((time.perf_counter() - t0) * 1000)
+    connection.close()
+    return out

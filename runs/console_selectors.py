@@ -1,0 +1,352 @@
+"""Reads for the runs console: the run list, the trace waterfall, the readable message log.
+
+Everything here is scoped by tenant and built to a fixed number of queries per page (no N+1):
+the list annotates its flags with ``EXISTS`` subqueries, the detail page reads each child table once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from agentops.redact import redact, redact_obj
+from runs.models import (
+    Agent,
+    Escalation,
+    Message,
+    Run,
+    RunStatus,
+    Span,
+    ToolCall,
+    ToolGrant,
+)
+from tenants.models import Tenant
+
+# A tool_result longer than this is cut in the log view; the durable log keeps all of it.
+RESULT_DISPLAY_CHARS = 4000
+TEXT_DISPLAY_CHARS = 20_000
+
+
+# -- the run list ----------------------------------------------------------------------------
+
+
+def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "") -> QuerySet[Run]:
+    """The tenant's runs, newest first, filtered, with everything a list row shows in one query."""
+    injection = Message.objects.filter(run=OuterRef("pk"), flags__contains=["injection"])
+    gated = Escalation.objects.filter(run=OuterRef("pk"))
+    qs = (
+        Run.objects.for_tenant(tenant)
+        .select_related("agent", "submitted_by", "api_key")
+        .annotate(flag_injection=Exists(injection), flag_gated=Exists(gated))
+        .defer("input", "result", "error_message", "metadata")
+        .order_by("-created_at", "-id")
+    )
+    if status:
+        qs = qs.filter(status=status)
+    if agent_id is not None:
+        qs = qs.filter(agent_id=agent_id)
+    if outcome:
+        qs = qs.filter(outcome=outcome)
+    if q:
+        text = Q(input__icontains=q)
+        ident = q.lstrip("#")
+        if ident.isascii() and ident.isdigit() and len(ident) < 19:
+            text |= Q(pk=int(ident))
+        qs = qs.filter(text)
+    return cast(QuerySet[Run], qs)
+
+
+def outcomes_for_tenant(tenant: Tenant) -> list[str]:
+    return list(
+        Run.objects.for_tenant(tenant).exclude(outcome="").order_by("outcome").values_list("outcome", flat=True).distinct()[:100]
+    )
+
+
+def agents_for_tenant(tenant: Tenant) -> QuerySet[Agent]:
+    return Agent.objects.for_tenant(tenant).order_by("name")
+
+
+def agents_with_stats(tenant: Tenant) -> QuerySet[Agent]:
+    since = timezone.now() - timedelta(days=7)
+    return agents_for_tenant(tenant).annotate(
+        runs_7d=Count("runs", filter=Q(runs__created_at__gte=since)),
+        active_runs=Count("runs", filter=Q(runs__status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL])),
+    )
+
+
+def grants_for_tenant(tenant: Tenant) -> QuerySet[ToolGrant]:
+    return ToolGrant.objects.for_tenant(tenant).select_related("agent", "created_by").order_by("tool_name", "agent__name", "role", "id")
+
+
+# -- the run page ----------------------------------------------------------------------------
+
+
+@dataclass
+class WaterfallRow:
+    span: Span
+    depth: int
+    offset_pct: float
+    width_pct: float
+    kind: str  # invoke_agent | chat | execute_tool | other
+    label: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: Decimal | None = None
+    latency_ms: float | None = None
+    error_type: str = ""
+    prompt_version_id: Any = None
+    model: str = ""
+    flags: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Waterfall:
+    rows: list[WaterfallRow]
+    total_ms: float
+    started_at: datetime | None
+    ticks: list[tuple[float, str]]  # (position %, label)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _fmt_ms(ms: float) -> str:
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{int(ms // 60_000)}m {int(ms % 60_000 // 1000):02d}s"
+
+
+def _ticks(total_ms: float) -> list[tuple[float, str]]:
+    if total_ms <= 0:
+        return []
+    return [(pct, _fmt_ms(total_ms * pct / 100)) for pct in (0.0, 25.0, 50.0, 75.0, 100.0)]
+
+
+def build_waterfall(spans: list[Span], *, message_flags: dict[str, list[str]], call_flags: dict[str, list[str]]) -> Waterfall:
+    """Spans as rows of a waterfall: tree order, each bar placed by start offset, sized by duration.
+
+    ``message_flags`` maps a model response id to the evaluator flags of that turn and
+    ``call_flags`` a tool_use id to the flags of its result, so each bar can show them.
+    """
+    if not spans:
+        return Waterfall(rows=[], total_ms=0.0, started_at=None, ticks=[])
+    t0 = min(s.started_at for s in spans)
+    t1 = max(s.ended_at for s in spans)
+    total_ms = max((t1 - t0).total_seconds() * 1000, max(s.duration_ms for s in spans), 0.001)
+
+    by_id = {s.span_id: s for s in spans}
+    children: dict[str, list[Span]] = {}
+    roots: list[Span] = []
+    for s in spans:
+        if s.parent_span_id and s.parent_span_id in by_id and s.parent_span_id != s.span_id:
+            children.setdefault(s.parent_span_id, []).append(s)
+        else:
+            roots.append(s)
+
+    ordered: list[tuple[Span, int]] = []
+    seen: set[int] = set()
+
+    def walk(span: Span, depth: int) -> None:
+        if span.pk in seen or depth > 20:  # a malformed parent cycle must not hang the page
+            return
+        seen.add(span.pk)
+        ordered.append((span, depth))
+        for child in sorted(children.get(span.span_id, []), key=lambda c: (c.started_at, c.pk)):
+            walk(child, depth + 1)
+
+    for root in sorted(roots, key=lambda r: (r.started_at, r.pk)):
+        walk(root, 0)
+
+    rows = []
+    for span, depth in ordered:
+        a = span.attributes if isinstance(span.attributes, dict) else {}
+        op = str(a.get("gen_ai.operation.name") or span.name.split(" ", 1)[0])
+        kind = op if op in ("invoke_agent", "chat", "execute_tool") else "other"
+        offset = (span.started_at - t0).total_seconds() * 1000 / total_ms * 100
+        width = span.duration_ms / total_ms * 100
+        offset = min(max(offset, 0.0), 99.5)
+        flags: list[str] = []
+        if kind == "chat":
+            flags = list(message_flags.get(str(a.get("gen_ai.response.id") or ""), []))
+        elif kind == "execute_tool":
+            flags = list(call_flags.get(str(a.get("gen_ai.tool.call.id") or ""), []))
+        latency = a.get("agentops.latency_ms")
+        rows.append(
+            WaterfallRow(
+                span=span,
+                depth=depth,
+                offset_pct=round(offset, 3),
+                width_pct=round(min(max(width, 0.4), 100.0 - offset), 3),
+                kind=kind,
+                label=span.name,
+                input_tokens=_int(a.get("gen_ai.usage.input_tokens")),
+                output_tokens=_int(a.get("gen_ai.usage.output_tokens")),
+                cost=_decimal(a.get("agentops.cost_usd")),
+                latency_ms=float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else span.duration_ms,
+                error_type=str(a.get("error.type") or ""),
+                prompt_version_id=a.get("agentops.prompt_version_id"),
+                model=str(a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or ""),
+                flags=flags,
+                details=dict(sorted(a.items())),
+            )
+        )
+    return Waterfall(rows=rows, total_ms=total_ms, started_at=t0, ticks=_ticks(total_ms))
+
+
+@dataclass
+class LogBlock:
+    type: str
+    text: str = ""
+    name: str = ""
+    tool_use_id: str = ""
+    is_error: bool = False
+    truncated_chars: int = 0
+
+
+@dataclass
+class LogEntry:
+    message: Message
+    blocks: list[LogBlock]
+
+
+def _clip(text: str, limit: int) -> tuple[str, int]:
+    if len(text) <= limit:
+        return text, 0
+    return text[:limit], len(text) - limit
+
+
+def _pretty(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _maybe_pretty(text: str) -> str:
+    """JSON tool output indented for reading; anything else as it is."""
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")) or len(stripped) > 200_000:
+        return text
+    try:
+        return _pretty(json.loads(stripped))
+    except (ValueError, RecursionError):
+        return text
+
+
+def _result_text(content: Any) -> str:
+    """A tool_result's content as text: a string, or the text of its content blocks."""
+    if isinstance(content, str):
+        return _maybe_pretty(content)
+    if isinstance(content, list):
+        parts = []
+        for item in content:
+            if isinstance(item, dict) and item.get("type") == "text":
+                parts.append(_maybe_pretty(str(item.get("text", ""))))
+            else:
+                parts.append(_pretty(item))
+        return "\n".join(parts)
+    return _pretty(content)
+
+
+def log_blocks(content: Any) -> list[LogBlock]:
+    """The content blocks of one message, redacted and clipped for display."""
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        content = [{"type": "unknown", "value": content}]
+    blocks = []
+    for raw in content:
+        if not isinstance(raw, dict):
+            raw = {"type": "unknown", "value": raw}
+        kind = str(raw.get("type") or "unknown")
+        if kind == "text":
+            text, cut = _clip(redact(str(raw.get("text", ""))), TEXT_DISPLAY_CHARS)
+            blocks.append(LogBlock(type="text", text=text, truncated_chars=cut))
+        elif kind == "tool_use":
+            text, cut = _clip(_pretty(redact_obj(raw.get("input", {}))), TEXT_DISPLAY_CHARS)
+            blocks.append(LogBlock(type="tool_use", text=text, name=str(raw.get("name", ""))[:200],
+                                   tool_use_id=str(raw.get("id", ""))[:100], truncated_chars=cut))
+        elif kind == "tool_result":
+            text, cut = _clip(redact(_result_text(raw.get("content", ""))), RESULT_DISPLAY_CHARS)
+            blocks.append(LogBlock(type="tool_result", text=text, tool_use_id=str(raw.get("tool_use_id", ""))[:100],
+                                   is_error=bool(raw.get("is_error")), truncated_chars=cut))
+        else:
+            text, cut = _clip(_pretty(redact_obj(raw)), RESULT_DISPLAY_CHARS)
+            blocks.append(LogBlock(type=kind[:40], text=text, truncated_chars=cut))
+    return blocks
+
+
+@dataclass
+class RunPage:
+    run: Run
+    log: list[LogEntry]
+    waterfall: Waterfall
+    tool_calls: list[ToolCall]
+    escalations: list[Escalation]
+    total_tokens: int
+    flags: list[str]
+
+
+def run_page(run: Run) -> RunPage:
+    """Everything the run page shows, in four queries whatever the run's length."""
+    messages = list(Message.objects.for_tenant(run.tenant_id).filter(run=run).order_by("seq"))
+    spans = list(Span.objects.for_tenant(run.tenant_id).filter(run=run).order_by("started_at", "id"))
+    calls = list(ToolCall.objects.for_tenant(run.tenant_id).filter(run=run).order_by("created_at", "id"))
+    escalations = list(
+        Escalation.objects.for_tenant(run.tenant_id).filter(run=run).select_related("decided_by").order_by("requested_at", "id")
+    )
+    message_flags = {m.response_id: list(m.flags or []) for m in messages if m.response_id}
+    call_flags = {c.tool_use_id: list(c.flags or []) for c in calls}
+    flags = sorted({f for m in messages for f in (m.flags or []) if isinstance(f, str)} | {f for c in calls for f in (c.flags or []) if isinstance(f, str)})
+    if escalations:
+        flags.append("gated")
+    if run.reschedules:
+        flags.append("rescheduled")
+    return RunPage(
+        run=run,
+        log=[LogEntry(message=m, blocks=log_blocks(m.content)) for m in messages],
+        waterfall=build_waterfall(spans, message_flags=message_flags, call_flags=call_flags),
+        tool_calls=calls,
+        escalations=escalations,
+        total_tokens=run.input_tokens + run.output_tokens,
+        flags=flags,
+    )
+
+
+# -- home ------------------------------------------------------------------------------------
+
+
+def run_counts_today(tenant: Tenant) -> dict[str, int]:
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    qs = Run.objects.for_tenant(tenant)
+    today = qs.filter(created_at__gte=start).aggregate(
+        total=Count("id"),
+        succeeded=Count("id", filter=Q(status=RunStatus.SUCCEEDED)),
+        failed=Count("id", filter=Q(status__in=[RunStatus.FAILED, RunStatus.CAPPED])),
+    )
+    live = qs.filter(status__in=[RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.AWAITING_APPROVAL]).aggregate(
+        running=Count("id", filter=Q(status=RunStatus.RUNNING)),
+        queued=Count("id", filter=Q(status=RunStatus.QUEUED)),
+        awaiting=Count("id", filter=Q(status=RunStatus.AWAITING_APPROVAL)),
+    )
+    return {**today, **live}

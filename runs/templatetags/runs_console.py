@@ -1,0 +1,103 @@
+"""Formatting for the runs console: money to 4-6 places, durations, pretty JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def usd(value: Any) -> str:
+    """``$0.0123`` / ``$0.001234``: at least 4 and at most 6 decimal places, exact (Decimal)."""
+    if value is None or value == "":
+        return "—"
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return "—"
+    if not number.is_finite():
+        return "—"
+    text = f"{number.quantize(Decimal('0.000001')):,f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(4, "0")
+    return f"${whole}.{frac}"
+
+
+@register.filter
+def duration(seconds: Any) -> str:
+    if seconds is None or seconds == "":
+        return "—"
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)}m {int(s % 60):02d}s"
+    return f"{int(s // 3600)}h {int(s % 3600 // 60):02d}m"
+
+
+@register.filter
+def ms(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    try:
+        return duration(float(value) / 1000)
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@register.filter
+def compact_json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@register.filter
+def thousands(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def lookup(mapping: Any, key: Any) -> Any:
+    """``mapping|lookup:key`` — a dict entry by a variable key (None when missing)."""
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None
+
+
+@register.filter
+def first_sentence(text: Any) -> str:
+    text = str(text or "").strip()
+    # A sentence ends at ". " before a capital letter, so "e.g. a page" does not end it.
+    match = _SENTENCE_END.search(text)
+    end = match.start() + 1 if match else len(text)
+    return text[:end] if end <= 200 else text[:200].rstrip() + "…"
+
+
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z])")

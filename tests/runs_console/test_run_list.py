@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from runs.models import RunStatus
+from tenants.models import Role
+from tests.runs_console.factories import AgentFactory, EscalationFactory, MessageFactory, RunFactory, runs_url
+
+
+def _rows(html: str) -> dict[int, str]:
+    """Each table row's HTML by run id."""
+    chunks = html.split('<tr data-run="')[1:]
+    return {int(c[: c.index('"')]): c[: c.index("</tr>")] for c in chunks}
+
+
+def _ids(resp):  # type: ignore[no-untyped-def]
+    return [r.pk for r in resp.context["runs"]]
+
+
+def test_it_lists_runs_newest_first_for_every_role(agent, members, client_for):
+    old = RunFactory(agent=agent, created_at=timezone.now() - timedelta(hours=2))
+    new = RunFactory(agent=agent)
+    for role in Role.values:
+        resp = client_for(members[role]).get(runs_url("list"))
+        assert resp.status_code == 200, role
+        assert _ids(resp) == [new.pk, old.pk]
+
+
+def test_it_never_shows_another_tenants_runs(agent, other_tenant, admin):
+    mine = RunFactory(agent=agent)
+    RunFactory(agent=AgentFactory(tenant=other_tenant))
+    assert _ids(admin.get(runs_url("list"))) == [mine.pk]
+
+
+def test_it_filters_by_status_agent_and_outcome(tenant, agent, admin):
+    other = AgentFactory(tenant=tenant, name="billing")
+    ok = RunFactory(agent=agent)
+    failed = RunFactory(agent=agent, status=RunStatus.FAILED, outcome="max_iterations")
+    billing = RunFactory(agent=other, status=RunStatus.CAPPED, outcome="tenant_month")
+    assert _ids(admin.get(runs_url("list"), {"status": "failed"})) == [failed.pk]
+    assert _ids(admin.get(runs_url("list"), {"agent": other.pk})) == [billing.pk]
+    assert _ids(admin.get(runs_url("list"), {"outcome": "end_turn"})) == [ok.pk]
+    assert _ids(admin.get(runs_url("list"), {"status": "failed", "agent": other.pk})) == []
+
+
+def test_it_searches_input_text_and_run_id(agent, admin):
+    refund = RunFactory(agent=agent, input="I want a REFUND for order 77")
+    other = RunFactory(agent=agent, input="Where is my parcel?")
+    assert _ids(admin.get(runs_url("list"), {"q": "refund"})) == [refund.pk]
+    assert _ids(admin.get(runs_url("list"), {"q": str(other.pk)})) == [other.pk]
+    assert _ids(admin.get(runs_url("list"), {"q": f"#{other.pk}"})) == [other.pk]
+
+
+def test_bad_filters_are_a_400_not_a_500(agent, other_tenant, admin):
+    foreign = AgentFactory(tenant=other_tenant)
+    assert admin.get(runs_url("list"), {"status": "exploded"}).status_code == 400
+    assert admin.get(runs_url("list"), {"agent": "abc"}).status_code == 400
+    assert admin.get(runs_url("list"), {"agent": foreign.pk}).status_code == 400
+    assert admin.get(runs_url("list"), {"q": "x" * 5000}).status_code == 400
+    assert admin.get(runs_url("list"), {"page": "zzz"}).status_code == 200
+
+
+def test_it_paginates_by_fifty(agent, admin):
+    RunFactory.create_batch(55, agent=agent)
+    first = admin.get(runs_url("list"))
+    second = admin.get(runs_url("list"), {"page": 2})
+    assert len(first.context["runs"]) == 50 and len(second.context["runs"]) == 5
+    assert not set(_ids(first)) & set(_ids(second))
+    assert b"Older" in first.content
+
+
+def test_it_shows_flags_cost_and_submitter(agent, admin, admin_user):
+    run = RunFactory(agent=agent, submitted_by=admin_user, reschedules=2)
+    MessageFactory(run=run, seq=1, flags=["injection"])
+    EscalationFactory(run=run)
+    clean = RunFactory(agent=agent)
+    rows = _rows(admin.get(runs_url("list")).content.decode())
+    assert "injection" in rows[run.pk] and "gated" in rows[run.pk] and "rescheduled ×2" in rows[run.pk]
+    assert "$0.012345" in rows[run.pk] and admin_user.username in rows[run.pk]
+    assert "injection" not in rows[clean.pk] and "gated" not in rows[clean.pk]
+
+
+def test_the_list_costs_a_fixed_number_of_queries(agent, admin, admin_user):
+    for _ in range(5):
+        run = RunFactory(agent=agent, submitted_by=admin_user)
+        MessageFactory(run=run, seq=1, flags=["injection"])
+    admin.get(runs_url("list"))
+    with CaptureQueriesContext(connection) as few:
+        admin.get(runs_url("list"))
+    for _ in range(20):
+        RunFactory(agent=AgentFactory(tenant=agent.tenant), submitted_by=admin_user)
+    with CaptureQueriesContext(connection) as many:
+        admin.get(runs_url("list"))
+    assert len(many.captured_queries) == len(few.captured_queries)
