@@ -1,0 +1,3 @@
+"""The built-in toolset's data: a tenant's knowledge base, customer accounts, charges and policies,
+and the rows the side-effecting tools leave behind (refunds, e-mails).
+"""
