@@ -68,6 +68,25 @@ def runs_cancel(request: HttpRequest, api: ApiContext, run_id: str) -> HttpRespo
     return JsonResponse(selectors.run_as_dict(run), status=202 if not run.is_terminal else 200)
 
 
+@api_view(scope="runs", methods=("POST",))
+def runs_pause(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    """Pause takes effect before the run's next model call; resume continues from the log."""
+    run = services.run_pause(run=_run_or_404(api, run_id), actor=api.key.created_by)
+    return JsonResponse(selectors.run_as_dict(run), status=202)
+
+
+@api_view(scope="runs", methods=("POST",))
+def runs_resume(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    run = _run_or_404(api, run_id)
+    try:
+        run = services.run_resume(run=run, actor=api.key.created_by, reason="api")
+    except ValidationError as exc:
+        raise ApiError(409, "invalid_state", " ".join(exc.messages))
+    except services.RunRefused as exc:
+        raise ApiError(409, exc.type, str(exc))
+    return JsonResponse(selectors.run_as_dict(run), status=202)
+
+
 @api_view(scope="runs")
 def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
     """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends."""

@@ -129,3 +129,20 @@ def test_events_stream_as_sse(client, key, plain_agent):
     resp = client.get(f"/api/v1/runs/{run.pk}/events", HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_LAST_EVENT_ID=str(last))
     text = b"".join(resp.streaming_content).decode()
     assert text.count("event: status") == 1 and "event: turn" not in text
+
+
+def test_pause_and_resume_over_the_api(client, key, plain_agent):
+    run = Run.objects.create(tenant=plain_agent.tenant, agent=plain_agent, input="x")
+    resp = post(client, f"/api/v1/runs/{run.pk}/pause", {}, key)
+    assert resp.status_code == 202 and resp.json()["status"] == "paused"
+    resp = post(client, f"/api/v1/runs/{run.pk}/resume", {}, key)
+    assert resp.status_code == 202 and resp.json()["status"] == "queued"
+    resp = post(client, f"/api/v1/runs/{run.pk}/resume", {}, key)
+    assert resp.status_code == 409 and resp.json()["error"]["type"] == "invalid_state"
+
+
+def test_readyz_reports_database_redis_and_workers(client):
+    body = client.get("/readyz").json()
+    assert body["checks"] == {"database": "ok", "redis": "ok"}
+    assert set(body["workers"]) == {"alive", "busy", "queues"}
+    assert client.get("/healthz").json() == {"status": "ok"}
