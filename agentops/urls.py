@@ -9,6 +9,7 @@ tenant_patterns = [
     path("", include("tenants.urls")),
     path("", include("runs.urls")),
     path("escalations/", include("runs.escalation_urls")),
+    path("spend/", include("budgets.urls")),
 ]
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("staff/budgets/", include("budgets.staff_urls")),
     path("t/<slug:slug>/", include(tenant_patterns)),
     path("api/v1/", include("runs.api_urls")),
     path("api/v1/", include("runs.escalation_api_urls")),

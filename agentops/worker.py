@@ -12,6 +12,10 @@ import signal
 
 from rq.worker import Worker
 
+# Imported once in the worker, before it forks a work horse per job: otherwise every job pays
+# ~0.85 s to import the anthropic SDK again, which an operator feels as approval latency.
+import agentops.harness.loop  # noqa: F401, E402
+import agentops.llm.gateway  # noqa: F401, E402
 from agentops.harness import shutdown
 
 

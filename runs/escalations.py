@@ -1,4 +1,4 @@
-"""Opening escalations from inside the harness. Decisions live in runs.services."""
+"""Opening escalations from inside the harness. Decisions, expiry and resume live in runs.escalation_services."""
 
 from __future__ import annotations
 

@@ -19,6 +19,9 @@ def reconcile_job() -> dict[str, int]:
     from runs.services import reconcile_runs
 
     result = reconcile_runs()
+    from runs.escalation_jobs import escalations_sweep_job
+
+    result.update({f"escalations_{k}": v for k, v in (escalations_sweep_job() or {}).items() if isinstance(v, int)})
     try:
         from budgets.services import reconcile_reservations
 

@@ -108,6 +108,43 @@ def _concurrency_override(tenant: Tenant) -> int | None:
     return int(value) if value is not None else None
 
 
+def log_close_dangling(*, run: Run, error_type: str, message: str) -> bool:
+    """Answer every unanswered tool_use of the last assistant turn, so a stopped run's log stays valid.
+
+    Calls that already finished keep their recorded result (from the idempotency ledger); the
+    rest get an ``is_error`` result saying they were not executed. Call it only while no worker
+    holds the run (or from the worker that does).
+    """
+    import json
+
+    from runs.models import Message, ToolCall, ToolCallStatus
+
+    last = Message.objects.for_tenant(run.tenant_id).filter(run=run).order_by("-seq").first()
+    if last is None or last.role != "assistant":
+        return False
+    uses = [b for b in last.content if b.get("type") == "tool_use"]
+    if not uses:
+        return False
+    calls = {c.tool_use_id: c for c in ToolCall.objects.for_tenant(run.tenant_id).filter(run=run, tool_use_id__in=[b["id"] for b in uses])}
+    finished = {ToolCallStatus.SUCCEEDED, ToolCallStatus.ERROR, ToolCallStatus.REFUSED, ToolCallStatus.REJECTED}
+    results = []
+    for block in uses:
+        call = calls.get(block["id"])
+        if call is not None and call.status in finished:
+            result = {"type": "tool_result", "tool_use_id": block["id"], "content": call.result if isinstance(call.result, str) else json.dumps(call.result)}
+            if call.is_error:
+                result["is_error"] = True
+        else:
+            content = json.dumps({"error": {"type": error_type, "message": message}})
+            result = {"type": "tool_result", "tool_use_id": block["id"], "content": content, "is_error": True}
+            if call is not None:
+                ToolCall.objects.for_tenant(run.tenant_id).filter(pk=call.pk).update(
+                    status=ToolCallStatus.REFUSED, result=content, is_error=True, error_class=error_type, finished_at=timezone.now())
+        results.append(result)
+    Message.objects.create(tenant_id=run.tenant_id, run=run, seq=last.seq + 1, role="user", content=results)
+    return True
+
+
 def _locked(run: Run) -> Run:
     return Run.objects.for_tenant(run.tenant_id).select_for_update().get(pk=run.pk)
 
@@ -125,6 +162,7 @@ def run_cancel(*, run: Run, actor: Any = None, actor_key: ApiKey | None = None) 
     else:
         run.status, run.outcome, run.finished_at, run.cancel_requested = RunStatus.CANCELLED, "cancelled", now, True
         run.save(update_fields=["status", "outcome", "finished_at", "cancel_requested", "updated_at"])
+        log_close_dangling(run=run, error_type="run_cancelled", message="Not executed: the run was cancelled.")
         Escalation.objects.for_tenant(run.tenant_id).filter(run=run, status=EscalationStatus.PENDING).update(
             status=EscalationStatus.CANCELLED, decided_at=now, comment="Run cancelled."
         )

@@ -13,7 +13,7 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Runs", "runs:list", ()),
     ("Agents", "runs:agents", ("admin",)),
     ("Tool grants", "runs:grants", ("admin",)),
-    ("Escalations", "runs:escalations", ("admin", "operator")),
+    ("Escalations", "escalations:inbox", ("admin", "operator")),
     ("Spend", "budgets:spend", ("admin", "finance")),
     ("Caps", "budgets:caps", ("admin",)),
     ("Members", "members", ("admin",)),

@@ -86,8 +86,23 @@ def _make_run(tenant):  # type: ignore[no-untyped-def]
 
 # How to make a tenant-A object for each URL kwarg. A new API URL with an unknown kwarg fails
 # test_api_other_tenants_key_gets_404 until a factory is added here: no URL goes unchecked.
+def _make_escalation(tenant):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.models import Escalation
+
+    now = timezone.now()
+    return Escalation.objects.create(
+        tenant=tenant, run_id=_make_run(tenant), kind="tool_call", tool_use_id="toolu_iso", tool_name="send_email",
+        arguments={}, arguments_sha256="0" * 64, gate_reason="iso", sla_due_at=now, expires_at=now + timedelta(hours=1),
+    ).pk
+
+
 API_OBJECT_FACTORIES = {
     "run_id": _make_run,
+    "escalation_id": _make_escalation,
 }
 
 

@@ -160,6 +160,10 @@ class RunDriver:
         with transaction.atomic():
             self.event("status", status=stop.status, outcome=stop.outcome)
             self.flush()
+            if stop.status in TERMINAL_STATUSES:
+                from runs.services import log_close_dangling
+
+                log_close_dangling(run=self.run, error_type=f"run_{stop.status}", message=f"Not executed: the run stopped ({stop.outcome}).")
             if stop.status == RunStatus.CANCELLED:
                 Escalation.objects.for_tenant(self.run.tenant_id).filter(run_id=self.run.pk, status=EscalationStatus.PENDING).update(
                     status=EscalationStatus.CANCELLED, decided_at=now, comment="Run cancelled."

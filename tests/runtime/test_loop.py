@@ -196,3 +196,20 @@ def test_kill_switch_pauses_and_refuses(agent):
     run = make_run(agent, "default")
     run = _drive(run)
     assert run.status == RunStatus.PAUSED and run.outcome == "kill_switch"
+
+
+def test_cancelling_a_waiting_run_answers_its_pending_tool_use(agent):
+    from runs.models import ToolGrant
+    from runs.services import run_cancel
+
+    ToolGrant.objects.filter(tenant=agent.tenant, tool_name="issue_refund").update(requires_approval=True)
+    run = _drive(make_run(agent, "refund_over_limit"))
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    run_cancel(run=run)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert Escalation.objects.get(run=run).status == "cancelled"
+    assert_log_consistent(run)
+    last = run.messages.order_by("-seq").first()
+    assert last.role == "user" and json.loads(last.content[0]["content"])["error"]["type"] == "run_cancelled"
+    assert Refund.objects.filter(run_id=run.pk).count() == 0

@@ -1,0 +1,89 @@
+"""The escalations API: list pending escalations and decide them, with a key that has the
+``escalations`` scope.
+
+``POST /api/v1/escalations/<id>/decide`` with ``{"decision": "approve", "arguments_sha256": "…",
+"comment": "…"}``. Approving needs the ``arguments_sha256`` from the listing — the hash of the
+arguments the caller reviewed; a different hash (or ``arguments`` that hash differently) is
+refused with 409 ``arguments_mismatch``. A second decision gets 409 ``already_decided``;
+replaying the same POST changes nothing.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from runs import escalation_selectors as selectors
+from runs import escalation_services as services
+from runs.models import Escalation, EscalationStatus
+from tenants.api import ApiContext, ApiError, api_view, json_body
+
+MAX_LIMIT = 200
+
+
+def _escalation_or_404(api: ApiContext, escalation_id: str) -> Escalation:
+    try:
+        return selectors.escalation_get(tenant=api.tenant, escalation_id=escalation_id)
+    except Escalation.DoesNotExist:
+        raise ApiError(404, "not_found", "No such escalation.")
+
+
+@api_view(scope="escalations")
+def escalations_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
+    status = request.GET.get("status", EscalationStatus.PENDING)
+    if status not in selectors.STATUSES:
+        raise ApiError(400, "invalid_request", f"status must be one of {', '.join(selectors.STATUSES)}.")
+    raw_limit = request.GET.get("limit", "50")
+    if not (raw_limit.isascii() and raw_limit.isdigit()) or not 0 < int(raw_limit) <= MAX_LIMIT:
+        raise ApiError(400, "invalid_request", f"limit must be an integer from 1 to {MAX_LIMIT}.")
+    if status == EscalationStatus.PENDING:
+        qs = selectors.escalations_pending(tenant=api.tenant)
+    else:
+        qs = selectors.escalations_history(tenant=api.tenant, filters=selectors.HistoryFilters(status=status))
+    rows = list(qs.select_related("grant", "grant__agent", "decided_by", "decided_by_key")[: int(raw_limit)])
+    return JsonResponse({"data": [selectors.escalation_as_dict(e) for e in rows], "count": len(rows)})
+
+
+@api_view(scope="escalations")
+def escalations_detail(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
+    return JsonResponse(selectors.escalation_as_dict(_escalation_or_404(api, escalation_id)))
+
+
+@api_view(scope="escalations", methods=("POST",))
+def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
+    escalation = _escalation_or_404(api, escalation_id)
+    body = json_body(request)
+    unknown = set(body) - {"decision", "comment", "arguments_sha256", "arguments"}
+    if unknown:
+        raise ApiError(400, "invalid_request", f"Unknown fields: {', '.join(sorted(unknown))[:200]}.")
+    decision = body.get("decision")
+    if decision not in services.DECISIONS:
+        raise ApiError(400, "invalid_request", "decision must be 'approve' or 'reject'.")
+    shown = body.get("arguments_sha256")
+    if shown is not None and not isinstance(shown, str):
+        raise ApiError(400, "invalid_request", "arguments_sha256 must be a string.")
+    if decision == "approve" and not shown:
+        raise ApiError(400, "invalid_request", "Approving needs 'arguments_sha256': the hash of the arguments you reviewed.")
+    if "arguments" in body:
+        # A caller that sends arguments is approving those: they must be exactly the gated ones.
+        from agentops.tools.registry import arguments_sha256
+
+        if not isinstance(body["arguments"], dict):
+            raise ApiError(400, "invalid_request", "arguments must be an object.")
+        if arguments_sha256(body["arguments"]) != escalation.arguments_sha256:
+            raise ApiError(409, "arguments_mismatch", "These arguments are not the gated call's; nothing was decided.")
+    try:
+        escalation = services.escalation_decide(
+            escalation_id=escalation.pk, tenant=api.tenant, decision=decision, comment=body.get("comment") or "",
+            actor=None, actor_key=api.key, arguments_sha256=shown,
+        )
+    except services.AlreadyDecided as exc:
+        raise ApiError(409, exc.code, str(exc))
+    except services.ArgumentsMismatch as exc:
+        raise ApiError(409, exc.code, str(exc))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", " ".join(exc.messages))
+    except Escalation.DoesNotExist:
+        raise ApiError(404, "not_found", "No such escalation.")
+    escalation = selectors.escalation_get(tenant=api.tenant, escalation_id=escalation.pk)
+    return JsonResponse(selectors.escalation_as_dict(escalation))

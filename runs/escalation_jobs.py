@@ -1,0 +1,55 @@
+"""RQ jobs for escalations. Thin: each calls one service."""
+
+from __future__ import annotations
+
+from django.db import close_old_connections
+
+
+def escalation_expire_job(escalation_id: int) -> str:
+    """Scheduled at ``expires_at``; re-schedules itself if it ran early (clock skew)."""
+    from django.utils import timezone
+
+    from runs.escalation_services import escalation_expire
+    from runs.models import Escalation, EscalationStatus
+
+    close_old_connections()
+    try:
+        row = Escalation.unscoped.filter(pk=escalation_id).values("status", "expires_at").first()
+        if row is None or row["status"] != EscalationStatus.PENDING:
+            return "not_pending"
+        remaining = (row["expires_at"] - timezone.now()).total_seconds()
+        if remaining > 0:
+            from agentops.jobs import enqueue_in
+
+            enqueue_in(remaining + 0.5, escalation_expire_job, escalation_id, queue="default")
+            return "rescheduled"
+        return "expired" if escalation_expire(escalation_id=escalation_id) else "not_pending"
+    finally:
+        close_old_connections()
+
+
+def escalation_expiring_job(escalation_id: int) -> bool:
+    from runs.escalation_services import escalation_notify_expiring
+
+    close_old_connections()
+    try:
+        return escalation_notify_expiring(escalation_id=escalation_id)
+    finally:
+        close_old_connections()
+
+
+def escalation_resume_job(run_id: int, attempt: int = 0) -> str:
+    from runs.escalation_services import escalation_resume_run
+
+    close_old_connections()
+    try:
+        return escalation_resume_run(run_id=run_id, attempt=attempt)
+    finally:
+        close_old_connections()
+
+
+def escalations_sweep_job() -> dict[str, int]:
+    """For the reconciler loop: expire due escalations, resume runs whose escalations are decided."""
+    from runs.escalation_services import escalations_sweep
+
+    return escalations_sweep()

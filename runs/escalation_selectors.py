@@ -1,0 +1,254 @@
+"""Reads for escalations: the inbox, the detail page, history, counts and the API shape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.utils import timezone
+
+from agentops.redact import redact, redact_obj
+from runs.models import Escalation, EscalationStatus, Message, Run, ToolCall
+from tenants.models import Tenant, WebhookDelivery
+
+URGENCY_RANK = Case(
+    When(urgency="high", then=Value(0)), When(urgency="normal", then=Value(1)), default=Value(2), output_field=IntegerField()
+)
+STATUSES = [s.value for s in EscalationStatus]
+KINDS = [Escalation.KIND_TOOL, Escalation.KIND_HANDOFF]
+
+
+def _ident(value: Any) -> int:
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) < 2**63:
+        raise Escalation.DoesNotExist
+    return int(text)
+
+
+def escalation_get(*, tenant: Tenant | int, escalation_id: Any) -> Escalation:
+    """The tenant's escalation or ``Escalation.DoesNotExist`` — one answer for missing and not yours."""
+    return (
+        Escalation.objects.for_tenant(tenant)
+        .select_related("run", "run__agent", "grant", "grant__agent", "decided_by", "decided_by_key", "tenant")
+        .get(pk=_ident(escalation_id))
+    )
+
+
+def escalations_pending(*, tenant: Tenant | int) -> QuerySet[Escalation]:
+    """Pending, most urgent first, then oldest first (the one waiting longest)."""
+    # TenantOwned.objects is typed loosely (ClassVar[Any] manager), hence the ignore.
+    qs: QuerySet[Escalation] = (
+        Escalation.objects.for_tenant(tenant)  # type: ignore[assignment]
+        .filter(status=EscalationStatus.PENDING)
+        .select_related("run", "run__agent")
+        .annotate(urgency_rank=URGENCY_RANK)
+        .order_by("urgency_rank", "requested_at", "id")
+    )
+    return qs
+
+
+@dataclass
+class HistoryFilters:
+    status: str = ""
+    kind: str = ""
+    tool: str = ""
+    decided_by: str = ""
+    run: str = ""
+    days: int = 0
+
+    @classmethod
+    def from_query(cls, q: Any) -> HistoryFilters:
+        days = q.get("days", "")
+        return cls(
+            status=q.get("status", "") if q.get("status", "") in STATUSES else "",
+            kind=q.get("kind", "") if q.get("kind", "") in KINDS else "",
+            tool=q.get("tool", "")[:200],
+            decided_by=q.get("decided_by", "")[:150],
+            run=q.get("run", "") if q.get("run", "").isdigit() and len(q.get("run", "")) < 19 else "",
+            days=int(days) if days.isdigit() and 0 < int(days) <= 3650 else 0,
+        )
+
+
+def escalations_history(*, tenant: Tenant | int, filters: HistoryFilters) -> QuerySet[Escalation]:
+    qs = Escalation.objects.for_tenant(tenant).select_related("run", "run__agent", "decided_by", "decided_by_key")
+    if filters.status:
+        qs = qs.filter(status=filters.status)
+    else:
+        qs = qs.exclude(status=EscalationStatus.PENDING)
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.tool:
+        qs = qs.filter(tool_name=filters.tool)
+    if filters.decided_by:
+        qs = qs.filter(decided_by__username=filters.decided_by)
+    if filters.run:
+        qs = qs.filter(run_id=int(filters.run))
+    if filters.days:
+        qs = qs.filter(requested_at__gte=timezone.now() - timedelta(days=filters.days))
+    return qs.order_by("-decided_at", "-requested_at", "-id")
+
+
+def history_choices(*, tenant: Tenant | int) -> dict[str, list[str]]:
+    qs = Escalation.objects.for_tenant(tenant)
+    tools = sorted(set(qs.values_list("tool_name", flat=True).distinct()[:200]))
+    deciders = sorted(set(qs.exclude(decided_by=None).values_list("decided_by__username", flat=True).distinct()[:200]))
+    return {"statuses": STATUSES, "kinds": KINDS, "tools": tools, "deciders": deciders}
+
+
+def escalation_counts(*, tenant: Tenant | int, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    pending = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING)
+    oldest = pending.order_by("requested_at").values_list("requested_at", flat=True).first()
+    return {
+        "pending": pending.count(),
+        "overdue": pending.filter(sla_due_at__lt=now).count(),
+        "high": pending.filter(urgency="high").count(),
+        "oldest_age": now - oldest if oldest else None,
+    }
+
+
+# -- presentation helpers ------------------------------------------------------------------
+
+def humanize_delta(seconds: float) -> str:
+    seconds = abs(int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{hours // 24} d {hours % 24} h"
+
+
+def sla_state(escalation: Escalation, now: datetime | None = None) -> dict[str, Any]:
+    """The SLA timer: label (``due in 12 min`` / ``overdue 5 min``) and tone (ok / warn / overdue)."""
+    now = now or timezone.now()
+    total = max(1.0, (escalation.sla_due_at - escalation.requested_at).total_seconds())
+    left = (escalation.sla_due_at - now).total_seconds()
+    if left < 0:
+        tone, label = "overdue", f"overdue {humanize_delta(left)}"
+    else:
+        tone, label = ("warn" if left < total / 4 else "ok"), f"due in {humanize_delta(left)}"
+    return {
+        "tone": tone, "label": label, "seconds_left": int(left),
+        "age": humanize_delta((now - escalation.requested_at).total_seconds()),
+        "expires_in": humanize_delta((escalation.expires_at - now).total_seconds()),
+    }
+
+
+def decorate(escalations: list[Escalation], now: datetime | None = None) -> list[Escalation]:
+    now = now or timezone.now()
+    for e in escalations:
+        e.sla = sla_state(e, now)  # type: ignore[attr-defined]
+    return escalations
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def argument_rows(arguments: Any) -> list[dict[str, Any]]:
+    """Arguments as (name, value) rows for reading: strings as written, anything else as JSON."""
+    if not isinstance(arguments, dict):
+        return [{"name": "(arguments)", "value": _pretty(arguments), "multiline": True}]
+    rows = []
+    for name in sorted(arguments):
+        text = _pretty(arguments[name])
+        rows.append({"name": name, "value": text, "multiline": "\n" in text or len(text) > 80})
+    return rows
+
+
+def _block_view(block: dict[str, Any]) -> dict[str, Any]:
+    kind = block.get("type", "")
+    if kind == "text":
+        return {"kind": "text", "text": redact(str(block.get("text", "")))[:4000]}
+    if kind == "tool_use":
+        return {"kind": "tool_use", "name": block.get("name", ""), "id": block.get("id", ""),
+                "text": _pretty(redact_obj(block.get("input")))[:4000]}
+    if kind == "tool_result":
+        content = block.get("content", "")
+        if isinstance(content, list):
+            content = "\n".join(str(c.get("text", "")) if isinstance(c, dict) else str(c) for c in content)
+        return {"kind": "tool_result", "id": block.get("tool_use_id", ""), "is_error": bool(block.get("is_error")),
+                "text": redact(str(content))[:4000]}
+    return {"kind": kind or "block", "text": _pretty(redact_obj(block))[:2000]}
+
+
+def recent_turns(*, run: Run, limit: int = 8) -> list[dict[str, Any]]:
+    msgs = list(Message.objects.for_tenant(run.tenant_id).filter(run=run).order_by("-seq")[:limit])
+    msgs.reverse()
+    return [
+        {"seq": m.seq, "role": m.role, "flags": m.flags or [], "at": m.created_at,
+         "blocks": [_block_view(b) for b in (m.content or []) if isinstance(b, dict)]}
+        for m in msgs
+    ]
+
+
+def escalation_deliveries(*, escalation: Escalation) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.for_tenant(escalation.tenant_id).filter(
+        event__startswith="escalation.", payload__escalation__id=escalation.pk
+    ).order_by("-created_at", "-id")
+
+
+def failed_deliveries(*, tenant: Tenant | int, days: int = 1) -> QuerySet[WebhookDelivery]:
+    since = timezone.now() - timedelta(days=days)
+    return WebhookDelivery.objects.for_tenant(tenant).filter(
+        event__startswith="escalation.", status=WebhookDelivery.FAILED, created_at__gte=since
+    ).order_by("-created_at", "-id")
+
+
+def escalation_detail(*, escalation: Escalation) -> dict[str, Any]:
+    from agentops.tools.registry import get_tool
+
+    run = escalation.run
+    spec = get_tool(escalation.tool_name)
+    call = ToolCall.objects.for_tenant(escalation.tenant_id).filter(run=run, tool_use_id=escalation.tool_use_id).first()
+    return {
+        "run": run,
+        "turns": recent_turns(run=run),
+        "argument_rows": argument_rows(escalation.arguments),
+        "arguments_json": _pretty(escalation.arguments),
+        "side_effect": getattr(spec, "side_effect", ""),
+        "tool_description": getattr(spec, "description", ""),
+        "tool_call": call,
+        "deliveries": list(escalation_deliveries(escalation=escalation)[:20]),
+        "sla": sla_state(escalation),
+    }
+
+
+def escalation_as_dict(escalation: Escalation) -> dict[str, Any]:
+    """The API shape. Arguments are the exact gated ones: the caller approves against their hash."""
+    sla = sla_state(escalation) if escalation.status == EscalationStatus.PENDING else None
+    grant = escalation.grant
+    return {
+        "id": escalation.pk,
+        "run_id": escalation.run_id,
+        "kind": escalation.kind,
+        "tool": escalation.tool_name,
+        "tool_use_id": escalation.tool_use_id,
+        "arguments": escalation.arguments,
+        "arguments_sha256": escalation.arguments_sha256,
+        "gate_reason": escalation.gate_reason,
+        "reason": escalation.reason or None,
+        "context_summary": escalation.context_summary or None,
+        "urgency": escalation.urgency,
+        "status": escalation.status,
+        "requested_at": escalation.requested_at.isoformat(),
+        "sla_due_at": escalation.sla_due_at.isoformat(),
+        "sla_overdue": bool(sla and sla["tone"] == "overdue"),
+        "expires_at": escalation.expires_at.isoformat(),
+        "grant": {"id": grant.pk, "tool": grant.tool_name, "agent": grant.agent.name if grant.agent else None,
+                  "role": grant.role or None, "requires_approval": grant.requires_approval,
+                  "approval_over": grant.approval_over, "allow": grant.allow} if grant else None,
+        "decided_by": escalation.decided_by.get_username() if escalation.decided_by else None,
+        "decided_by_key": escalation.decided_by_key.prefix if escalation.decided_by_key else None,
+        "decided_at": escalation.decided_at.isoformat() if escalation.decided_at else None,
+        "comment": escalation.comment or None,
+    }

@@ -1,0 +1,137 @@
+"""The operator inbox: pending escalations, one escalation's context, decide (htmx), history.
+
+Operators and admins read and decide; every other role gets 403, non-members 404 (tenant_view).
+Escalations are always fetched through the URL's tenant, so another tenant's id is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+
+from runs import escalation_selectors as selectors
+from runs import escalation_services as services
+from runs.models import TERMINAL_STATUSES, Escalation, EscalationStatus, RunStatus
+from tenants.access import TenantContext, tenant_view
+from tenants.models import Role
+
+OPERATORS = (Role.ADMIN, Role.OPERATOR)
+
+
+def _escalation_or_404(ctx: TenantContext, escalation_id: str) -> Escalation:
+    try:
+        return selectors.escalation_get(tenant=ctx.tenant, escalation_id=escalation_id)
+    except Escalation.DoesNotExist:
+        raise Http404("No such escalation.")
+
+
+def run_url(slug: str, run_id: int) -> str:
+    """The run's console page when the runs console is installed, else empty."""
+    for kwargs in ({"slug": slug, "run_id": run_id}, {"slug": slug, "pk": run_id}):
+        try:
+            return reverse("runs:detail", kwargs=kwargs)
+        except NoReverseMatch:
+            continue
+    return ""
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+@tenant_view(read=OPERATORS, write=())
+def inbox(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    pending = selectors.decorate(list(selectors.escalations_pending(tenant=ctx.tenant)[:200]))
+    context: dict[str, Any] = {
+        "ctx": ctx, "pending": pending, "counts": selectors.escalation_counts(tenant=ctx.tenant),
+        "failed_deliveries": list(selectors.failed_deliveries(tenant=ctx.tenant)[:5]),
+    }
+    # The table polls itself so SLA timers and new arrivals appear without a reload.
+    if _is_htmx(request) and request.headers.get("HX-Target") == "inbox-table":
+        return render(request, "escalations/partials/inbox_table.html", context)
+    return render(request, "escalations/inbox.html", context)
+
+
+@tenant_view(read=OPERATORS, write=())
+def history(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    filters = selectors.HistoryFilters.from_query(request.GET)
+    page = Paginator(selectors.escalations_history(tenant=ctx.tenant, filters=filters), 50).get_page(request.GET.get("page"))
+    return render(request, "escalations/history.html", {
+        "ctx": ctx, "page": page, "filters": filters, "choices": selectors.history_choices(tenant=ctx.tenant),
+    })
+
+
+@tenant_view(read=OPERATORS, write=())
+def detail(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
+    escalation = _escalation_or_404(ctx, escalation_id)
+    return _detail_page(request, ctx, escalation)
+
+
+def _detail_page(request: HttpRequest, ctx: TenantContext, escalation: Escalation, *, error: str = "", status: int = 200) -> HttpResponse:
+    context = {
+        "ctx": ctx, "e": escalation, "error": error, "run_url": run_url(ctx.tenant.slug, escalation.run_id),
+        **selectors.escalation_detail(escalation=escalation), **_run_progress(escalation),
+    }
+    return render(request, "escalations/detail.html", context, status=status)
+
+
+@tenant_view(read=OPERATORS, write=OPERATORS)
+def decide(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    escalation = _escalation_or_404(ctx, escalation_id)
+    # Only these three fields are read: the arguments come from the stored call, never the form.
+    decision = request.POST.get("decision", "")
+    try:
+        escalation = services.escalation_decide(
+            escalation_id=escalation.pk, tenant=ctx.tenant, decision=decision,
+            comment=request.POST.get("comment", ""), actor=request.user,
+            arguments_sha256=request.POST.get("arguments_sha256", ""),
+        )
+    except services.AlreadyDecided as exc:
+        return _decided(request, ctx, exc.escalation, error=str(exc), status=409)
+    except services.ArgumentsMismatch as exc:
+        return _decided(request, ctx, escalation, error=str(exc), status=409)
+    except ValidationError as exc:
+        return _decided(request, ctx, escalation, error=" ".join(exc.messages), status=400)
+    return _decided(request, ctx, escalation, just_decided=True)
+
+
+def _decided(request: HttpRequest, ctx: TenantContext, escalation: Escalation, *, error: str = "", status: int = 200,
+             just_decided: bool = False) -> HttpResponse:
+    if not _is_htmx(request):
+        if error:
+            return _detail_page(request, ctx, escalation, error=error, status=status)
+        messages.success(request, f"Escalation {escalation.pk} {escalation.status}; the run continues.")
+        return redirect("escalations:detail", slug=ctx.tenant.slug, escalation_id=escalation.pk)
+    context = {
+        "ctx": ctx, "e": escalation, "error": error, "just_decided": just_decided, "oob": True,
+        "run": escalation.run, "run_url": run_url(ctx.tenant.slug, escalation.run_id),
+        **_run_progress(escalation),
+    }
+    return render(request, "escalations/partials/decision.html", context, status=status)
+
+
+def _run_progress(escalation: Escalation) -> dict[str, Any]:
+    run = escalation.run
+    run.refresh_from_db(fields=["status", "outcome", "result", "error_message", "cost"])
+    waiting_again = run.status == RunStatus.AWAITING_APPROVAL and Escalation.objects.for_tenant(run.tenant_id).filter(
+        run=run, status=EscalationStatus.PENDING
+    ).exists()
+    # Poll while the run is on its way: queued/running, or released but not yet resumed.
+    moving = run.status not in TERMINAL_STATUSES and run.status != RunStatus.PAUSED and not waiting_again
+    return {"run": run, "run_moving": moving and escalation.status != EscalationStatus.PENDING, "waiting_again": waiting_again}
+
+
+@tenant_view(read=OPERATORS, write=())
+def run_progress(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
+    """The decided escalation's run, as a fragment the decision panel polls until the run settles."""
+    escalation = _escalation_or_404(ctx, escalation_id)
+    context = {"ctx": ctx, "e": escalation, "run_url": run_url(ctx.tenant.slug, escalation.run_id), **_run_progress(escalation)}
+    return render(request, "escalations/partials/run_progress.html", context)
