@@ -40,7 +40,9 @@ def ensure_venv(extras: str) -> None:
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
     stamp = VENV / f".installed-{extras or 'base'}"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest:
+    # The dev install includes the runtime one: after `dev.py test`, `dev.py demo` installs nothing.
+    done = [stamp] if extras else [stamp, VENV / ".installed-dev"]
+    if any(p.exists() and p.read_text() == digest for p in done):
         return
     say(f"installing the project into .venv ({extras or 'runtime'} dependencies)")
     subprocess.check_call([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", "pip"])

@@ -181,7 +181,7 @@ ESCALATION_EXPIRING_NOTICE_MINUTES = env.int("ESCALATION_EXPIRING_NOTICE_MINUTES
 CONTEXT_TRIM_TOKENS = env.int("CONTEXT_TRIM_TOKENS", default=150_000)
 TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)
 # Home page panels, one provider per capability (see tenants/home.py).
-HOME_PANEL_PROVIDERS = ["runs.home.panels", "runs.escalation_home.panels"]
+HOME_PANEL_PROVIDERS = ["runs.home.panels", "runs.escalation_home.panels", "budgets.home.panels"]
 
 # --- E-mail (the send_email tool) --------------------------------------------------
 # Default: messages are written to var/outbox/ (no SMTP in the demo). Production sets an SMTP

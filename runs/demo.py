@@ -45,7 +45,7 @@ TRAFFIC: list[tuple[str, str, str]] = [
     ("support", "max_tokens_tool", "Refund TX-5001 with a very long explanation."),
     ("support", "rate_limited", "Hello! (the model answers 429 twice; the SDK retries)"),
     ("support", "overloaded", "Hello! (the primary model is overloaded; the fallback answers)"),
-    ("support", "outage", "Hello! (the model API is down; the run is re-scheduled, then completes)"),
+    ("triage", "outage", "Hello! (the model API is down and this agent has no fallback: re-scheduled, then completes)"),
     ("support", "bad_request", "A request the API refuses (400)."),
     ("support", "loop_forever", "Keep checking the status until it changes."),
     ("triage", "never_ends", "Investigate every open ticket."),

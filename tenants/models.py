@@ -154,3 +154,37 @@ class AuditEvent(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"
+
+
+class WebhookDelivery(TenantOwned):
+    """One signed webhook POST to the tenant's ``webhook_url``, with its delivery attempts.
+
+    Sent by :func:`tenants.webhooks.webhook_send` (an RQ job with retries and backoff); the
+    console and the escalations capability read it to show what was delivered.
+    """
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    event = models.CharField(max_length=64)
+    url = models.URLField(blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10,
+        choices=[(PENDING, "pending"), (DELIVERED, "delivered"), (FAILED, "failed"), (SKIPPED, "skipped (no URL)")],
+        default=PENDING,
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"webhook {self.event} ({self.status})"

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tenants.models import ROLE_RANK, ApiKey, ApiScope, AuditEvent, Membership, Role, Tenant
@@ -44,44 +44,70 @@ def _check_can_grant(actor_membership: Membership, role: str) -> None:
         raise PermissionDenied("You cannot grant a role above your own.")
 
 
-def _admin_count(tenant: Tenant) -> int:
-    return Membership.objects.select_for_update().filter(tenant=tenant, role=Role.ADMIN).count()
+def _lock_admins(tenant: Tenant) -> list[int]:
+    """Lock the tenant's admin memberships (in pk order, so concurrent callers cannot deadlock).
+
+    ``select_for_update().count()`` would not lock anything (an aggregate drops FOR UPDATE), and two
+    admins demoting each other at the same moment could then leave the tenant without one.
+    """
+    return list(
+        Membership.objects.select_for_update()
+        .filter(tenant=tenant, role=Role.ADMIN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 @transaction.atomic
 def membership_add(*, tenant: Tenant, actor_membership: Membership, username: str, role: str) -> Membership:
     _check_can_grant(actor_membership, role)
-    user = User.objects.filter(username=username, is_active=True).first()
+    user = User.objects.filter(username=username.strip(), is_active=True).first()
     if user is None:
         raise ValidationError("No active user with that username.")
     if Membership.objects.filter(tenant=tenant, user=user).exists():
         raise ValidationError("That user is already a member.")
-    membership = Membership.objects.create(tenant=tenant, user=user, role=role)
-    audit_record(tenant=tenant, actor=actor_membership.user, action="member.add", target=membership, after={"user": username, "role": role})
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(tenant=tenant, user=user, role=role)
+    except IntegrityError:  # a concurrent add of the same user won the race
+        raise ValidationError("That user is already a member.")
+    audit_record(
+        tenant=tenant, actor=actor_membership.user, action="member.add", target=membership,
+        after={"user": user.username, "role": role},
+    )
     return membership
 
 
 @transaction.atomic
 def membership_change_role(*, tenant: Tenant, actor_membership: Membership, membership_id: int, role: str) -> Membership:
+    """Change a member's role. Raises ``Membership.DoesNotExist`` for an id outside ``tenant``."""
     _check_can_grant(actor_membership, role)
-    membership = Membership.objects.select_for_update().filter(tenant=tenant, pk=membership_id).first()
+    admins = _lock_admins(tenant)
+    membership = Membership.objects.select_for_update().select_related("user").filter(tenant=tenant, pk=membership_id).first()
     if membership is None:
         raise Membership.DoesNotExist
     before = membership.role
-    if before == Role.ADMIN and role != Role.ADMIN and _admin_count(tenant) <= 1:
+    if before == role:
+        return membership
+    if before == Role.ADMIN and len(admins) <= 1:
         raise ValidationError("A tenant must keep at least one admin.")
     membership.role = role
     membership.save(update_fields=["role"])
-    audit_record(tenant=tenant, actor=actor_membership.user, action="member.role", target=membership, before={"role": before}, after={"role": role})
+    audit_record(
+        tenant=tenant, actor=actor_membership.user, action="member.role", target=membership,
+        before={"user": membership.user.username, "role": before}, after={"user": membership.user.username, "role": role},
+    )
     return membership
 
 
 @transaction.atomic
 def membership_remove(*, tenant: Tenant, actor_membership: Membership, membership_id: int) -> None:
-    membership = Membership.objects.select_for_update().filter(tenant=tenant, pk=membership_id).first()
+    """Remove a member. Raises ``Membership.DoesNotExist`` for an id outside ``tenant``."""
+    admins = _lock_admins(tenant)
+    membership = Membership.objects.select_for_update().select_related("user").filter(tenant=tenant, pk=membership_id).first()
     if membership is None:
         raise Membership.DoesNotExist
-    if membership.role == Role.ADMIN and _admin_count(tenant) <= 1:
+    if membership.role == Role.ADMIN and len(admins) <= 1:
         raise ValidationError("You cannot remove the last admin.")
     audit_record(
         tenant=tenant, actor=actor_membership.user, action="member.remove", target=membership,
@@ -95,6 +121,9 @@ def api_key_create(
     *, tenant: Tenant, actor: Any, name: str, scopes: list[str], acts_as_role: str = Role.OPERATOR
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the raw key, which is never stored or shown again."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationError("A key needs a name of at most 100 characters.")
     bad = set(scopes) - set(ApiScope.values)
     if bad or not scopes:
         raise ValidationError("Unknown or missing scopes.")
@@ -105,19 +134,26 @@ def api_key_create(
         tenant=tenant, name=name, prefix=prefix, hashed=ApiKey.hash_secret(raw), scopes=sorted(set(scopes)),
         created_by=actor if getattr(actor, "is_authenticated", False) else None, acts_as_role=acts_as_role,
     )
-    audit_record(tenant=tenant, actor=actor, action="apikey.create", target=key, after={"name": name, "scopes": key.scopes, "prefix": prefix})
+    audit_record(
+        tenant=tenant, actor=actor, action="apikey.create", target=key,
+        after={"name": name, "scopes": key.scopes, "prefix": prefix, "acts_as_role": acts_as_role},
+    )
     return key, raw
 
 
 @transaction.atomic
 def api_key_revoke(*, tenant: Tenant, actor: Any, key_id: int) -> ApiKey:
+    """Revoke a key (idempotent). Raises ``ApiKey.DoesNotExist`` for an id outside ``tenant``."""
     key = ApiKey.objects.for_tenant(tenant).select_for_update().filter(pk=key_id).first()
     if key is None:
         raise ApiKey.DoesNotExist
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        audit_record(tenant=tenant, actor=actor, action="apikey.revoke", target=key, before={"active": True}, after={"active": False})
+        audit_record(
+            tenant=tenant, actor=actor, action="apikey.revoke", target=key,
+            before={"active": True, "prefix": key.prefix}, after={"active": False, "prefix": key.prefix},
+        )
     return key
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 
 from tenants import selectors, services
 from tenants.access import TenantContext, tenant_view
@@ -18,6 +19,10 @@ from tenants.models import ALL_ROLES, ApiKey, Membership, Role
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
     memberships = list(selectors.tenants_for_user(request.user))
+    # The topbar switcher submits ?t=<slug> when JavaScript is off.
+    wanted = request.GET.get("t", "")
+    if wanted and any(m.tenant.slug == wanted for m in memberships):
+        return redirect("home", slug=wanted)
     if len(memberships) == 1:
         return redirect("home", slug=memberships[0].tenant.slug)
     return render(request, "tenants/index.html", {"memberships": memberships})
@@ -27,118 +32,140 @@ def index(request: HttpRequest) -> HttpResponse:
 def home(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     from tenants.home import home_panels
 
-    return render(request, "tenants/home.html", {"ctx": ctx, "panels": home_panels(ctx)})
+    recent = selectors.audit_for_tenant(ctx.tenant)[:5] if ctx.role == Role.ADMIN else []
+    return render(request, "tenants/home.html", {"ctx": ctx, "panels": home_panels(ctx), "recent": recent})
 
 
 def _int_id(value: str) -> int:
-    try:
-        ident = int(value)
-    except (TypeError, ValueError):
+    """A positive 64-bit id from a URL segment, or 404 (never a 500 from the database)."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
         raise Http404
+    ident = int(value)
     if not 0 < ident < 2**63:
         raise Http404
     return ident
 
 
-@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
-def members(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    form = MemberAddForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                services.membership_add(
-                    tenant=ctx.tenant, actor_membership=ctx.membership,
-                    username=form.cleaned_data["username"], role=form.cleaned_data["role"],
-                )
-                messages.success(request, f"Added {form.cleaned_data['username']}.")
-                return redirect("members", slug=ctx.tenant.slug)
-            except ValidationError as exc:
-                form.add_error(None, exc)
-        status = 400
+def _members_page(request: HttpRequest, ctx: TenantContext, form: MemberAddForm, status: int = 200) -> HttpResponse:
+    members = list(selectors.members_for_tenant(ctx.tenant))
+    admins = sum(1 for m in members if m.role == Role.ADMIN)
     return render(
         request, "tenants/members.html",
-        {"ctx": ctx, "form": form, "members": selectors.members_for_tenant(ctx.tenant), "roles": Role.choices},
+        {"ctx": ctx, "form": form, "members": members, "roles": Role.choices, "admin_count": admins},
         status=status,
     )
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
-def member_role(request: HttpRequest, ctx: TenantContext, member_id: str) -> HttpResponse:
+def members(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     if request.method != "POST":
-        return redirect("members", slug=ctx.tenant.slug)
+        return _members_page(request, ctx, MemberAddForm())
+    # Only the form's own fields are read: a body that also sets tenant, is_staff or user ids changes nothing.
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            services.membership_add(
+                tenant=ctx.tenant, actor_membership=ctx.membership,
+                username=form.cleaned_data["username"], role=form.cleaned_data["role"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Added {form.cleaned_data['username']} as {Role(form.cleaned_data['role']).label.lower()}.")
+            return redirect("members", slug=ctx.tenant.slug)
+    return _members_page(request, ctx, form, status=400)
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+def member_role(request: HttpRequest, ctx: TenantContext, member_id: str) -> HttpResponse:
+    ident = _int_id(member_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     form = RoleChangeForm(request.POST)
     if not form.is_valid():
-        return HttpResponse("Unknown role.", status=400)
+        return HttpResponse("Unknown role.", status=400, content_type="text/plain")
     try:
-        services.membership_change_role(
-            tenant=ctx.tenant, actor_membership=ctx.membership, membership_id=_int_id(member_id), role=form.cleaned_data["role"]
+        membership = services.membership_change_role(
+            tenant=ctx.tenant, actor_membership=ctx.membership, membership_id=ident, role=form.cleaned_data["role"]
         )
     except Membership.DoesNotExist:
         raise Http404
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("members", slug=ctx.tenant.slug)
-    messages.success(request, "Role changed.")
+    messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
+    if membership.pk == ctx.membership.pk and membership.role != Role.ADMIN:
+        return redirect("home", slug=ctx.tenant.slug)  # the actor just gave up the members page
     return redirect("members", slug=ctx.tenant.slug)
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def member_remove(request: HttpRequest, ctx: TenantContext, member_id: str) -> HttpResponse:
+    ident = _int_id(member_id)
     if request.method != "POST":
-        return redirect("members", slug=ctx.tenant.slug)
+        return HttpResponseNotAllowed(["POST"])
     try:
-        services.membership_remove(tenant=ctx.tenant, actor_membership=ctx.membership, membership_id=_int_id(member_id))
+        services.membership_remove(tenant=ctx.tenant, actor_membership=ctx.membership, membership_id=ident)
     except Membership.DoesNotExist:
         raise Http404
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("members", slug=ctx.tenant.slug)
+    if ident == ctx.membership.pk:
+        messages.success(request, f"You left {ctx.tenant.name}.")
+        return redirect("index")
     messages.success(request, "Member removed.")
     return redirect("members", slug=ctx.tenant.slug)
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def api_keys(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    form = ApiKeyCreateForm(request.POST or None)
+    form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
     new_key = None
     status = 200
     if request.method == "POST":
+        status = 400
         if form.is_valid():
             try:
                 _, new_key = services.api_key_create(
                     tenant=ctx.tenant, actor=request.user, name=form.cleaned_data["name"],
                     scopes=form.cleaned_data["scopes"], acts_as_role=form.cleaned_data["acts_as_role"],
                 )
-                form = ApiKeyCreateForm()
             except ValidationError as exc:
                 form.add_error(None, exc)
-                status = 400
-        else:
-            status = 400
-    return render(
+            else:
+                # Rendered, not redirected: the raw key lives only in this one response.
+                form, status = ApiKeyCreateForm(), 200
+    response = render(
         request, "tenants/api_keys.html",
         {"ctx": ctx, "form": form, "keys": selectors.api_keys_for_tenant(ctx.tenant), "new_key": new_key},
         status=status,
     )
+    if new_key:
+        add_never_cache_headers(response)  # the key must not linger in any cache
+    return response
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def api_key_revoke(request: HttpRequest, ctx: TenantContext, key_id: str) -> HttpResponse:
+    ident = _int_id(key_id)
     if request.method != "POST":
-        return redirect("api_keys", slug=ctx.tenant.slug)
+        return HttpResponseNotAllowed(["POST"])
     try:
-        services.api_key_revoke(tenant=ctx.tenant, actor=request.user, key_id=_int_id(key_id))
+        key = services.api_key_revoke(tenant=ctx.tenant, actor=request.user, key_id=ident)
     except ApiKey.DoesNotExist:
         raise Http404
-    messages.success(request, "Key revoked.")
+    messages.success(request, f"Key {key.name} (aok_{key.prefix}_…) revoked.")
     return redirect("api_keys", slug=ctx.tenant.slug)
 
 
 @tenant_view(read=(Role.ADMIN,), write=())
 def audit_log(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    if request.method != "GET":
-        raise PermissionDenied
     action = request.GET.get("action", "")[:64]
     page = Paginator(selectors.audit_for_tenant(ctx.tenant, action=action), 50).get_page(request.GET.get("page"))
-    return render(request, "tenants/audit.html", {"ctx": ctx, "page": page, "action": action})
+    for event in page:
+        event.changes = selectors.audit_changes(event)  # type: ignore[attr-defined]
+    return render(
+        request, "tenants/audit.html",
+        {"ctx": ctx, "page": page, "action": action, "actions": selectors.audit_actions(ctx.tenant)},
+    )

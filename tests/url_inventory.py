@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 # Routes outside /t/<slug>/ and /api/ that are deliberately not tenant-scoped.
 UNSCOPED_ALLOWED = {"", "login/", "logout/", "healthz", "readyz"}
-UNSCOPED_PREFIXES = ("admin/", "django-rq/")
+UNSCOPED_PREFIXES = ("admin/", "django-rq/", "staff/")
 
 
 @dataclass

@@ -1,9 +1,15 @@
 """The demo's steps. ``manage.py demo`` seeds the platform, then calls each step in order.
 
 A capability adds its step (a dotted path to ``func(ctx: DemoContext) -> None``) to ``DEMO_STEPS``.
-Every step must be idempotent: running the demo twice creates no duplicates.
+Every step must be idempotent: running the demo twice creates no duplicates. Steps run after the
+seed and the workers start, before the console is served; ``ctx`` carries the seeded tenants,
+users (by tenant slug and role), a fresh API key per tenant, and ``ctx.say()`` for output.
 """
 
 from __future__ import annotations
 
-DEMO_STEPS: list[str] = []
+from agentops.demo.context import DemoContext
+
+DEMO_STEPS: list[str] = ["budgets.demo.run", "runs.demo.run", "runs.escalation_demo.run"]
+
+__all__ = ["DEMO_STEPS", "DemoContext"]

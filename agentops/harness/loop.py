@@ -177,7 +177,11 @@ class RunDriver:
         if run["attempt"] >= 5:
             self.finish(Stop(RunStatus.FAILED, "internal_error", type(exc).__name__, str(exc)))
         else:
-            lease.release(self.run.pk, self.worker_id, status=RunStatus.QUEUED, not_before=timezone.now() + timedelta(seconds=10))
+            from runs.services import enqueue_run
+
+            with transaction.atomic():
+                lease.release(self.run.pk, self.worker_id, status=RunStatus.QUEUED, not_before=timezone.now() + timedelta(seconds=10))
+                enqueue_run(self.run, delay_s=10)
 
     # -- the loop --------------------------------------------------------------------
     def drive(self, *, max_steps: int) -> str:

@@ -213,3 +213,10 @@ def test_cancelling_a_waiting_run_answers_its_pending_tool_use(agent):
     last = run.messages.order_by("-seq").first()
     assert last.role == "user" and json.loads(last.content[0]["content"])["error"]["type"] == "run_cancelled"
     assert Refund.objects.filter(run_id=run.pk).count() == 0
+
+
+def test_parallel_tool_calls_in_one_turn_each_get_a_result(agent):
+    run = _drive(make_run(agent, "parallel_tools"))
+    assert run.status == RunStatus.SUCCEEDED, (run.outcome, run.error_type, run.error_message)
+    assert ToolCall.objects.filter(run=run).count() == 2
+    assert_log_consistent(run)

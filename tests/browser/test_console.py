@@ -1,0 +1,93 @@
+"""The console in a real browser: log in through the form, land on the tenant home, walk the admin pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tenants import services
+from tenants.models import Membership, Role
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.browser
+
+
+def log_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+
+def test_an_admin_logs_in_and_lands_on_the_tenant_home(page, tenant, members, screenshot):
+    page.goto("/t/acme/")  # anonymous: sent to the login form
+    assert "/login/" in page.url
+    screenshot(page, "login")
+    page.fill("input[name=username]", "acme-admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/t/acme/$"))
+    assert page.locator("h1").inner_text() == "Acme"
+    assert page.locator(".panel").count() >= 4
+    assert page.locator("nav.sidenav a", has_text="Members").count() == 1
+    screenshot(page, "home")
+
+
+def test_a_wrong_password_is_refused(page, tenant, members):
+    page.goto("/login/")
+    page.fill("input[name=username]", "acme-admin")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    assert "did not match" in page.locator(".banner").inner_text()
+
+
+def test_the_admin_pages_work_in_a_browser(page, tenant, other_tenant, members, screenshot):
+    admin = members[Role.ADMIN]
+    Membership.objects.create(tenant=other_tenant, user=admin, role=Role.VIEWER)
+    UserFactory(username="newcomer")
+    services.api_key_create(tenant=tenant, actor=admin, name="billing-service", scopes=["runs", "spend"])
+    log_in(page, "acme-admin")
+    page.wait_for_selector("h1:has-text('Your tenants')")  # two tenants: the list
+    screenshot(page, "tenant-list")
+    page.click("table >> text=Acme")
+    page.wait_for_url(re.compile(r"/t/acme/$"))
+
+    page.click("nav.sidenav >> text=Members")
+    page.fill("input[name=username]", "newcomer")
+    page.select_option("form.form-row select[name=role]", "operator")
+    page.click("text=Add member")
+    assert "Added newcomer" in page.locator(".messages").inner_text()
+    row = page.locator("tr[data-username=acme-viewer]")
+    row.locator("select[name=role]").select_option("finance")
+    row.locator("button", has_text="Change").click()
+    assert "acme-viewer is now finance" in page.locator(".messages").inner_text()
+    screenshot(page, "members")
+
+    page.click("nav.sidenav >> text=API keys")
+    page.fill("input[name=name]", "support-bot")
+    page.check("input[value=runs]")
+    page.check("input[value=escalations]")
+    page.click("text=Create key")
+    secret = page.locator("#new-key").inner_text()
+    assert secret.startswith("aok_")
+    screenshot(page, "api-keys")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#keys tr", has_text="billing-service").locator("button", has_text="Revoke").click()
+    assert "revoked" in page.locator(".messages").inner_text()
+    assert secret not in page.content()  # shown once
+
+    page.click("nav.sidenav >> text=Audit log")
+    actions = page.locator("#audit tbody code").all_inner_texts()
+    for action in ("apikey.revoke", "apikey.create", "member.role", "member.add"):
+        assert action in actions
+    screenshot(page, "audit")
+
+    # The tenant switcher takes the admin to the other tenant, where they are a viewer.
+    page.select_option("form.switcher select", "globex")
+    page.wait_for_url(re.compile(r"/t/globex/$"))
+    assert page.locator("nav.sidenav a", has_text="Members").count() == 0
+    screenshot(page, "switched-viewer-home")
+
+    page.click("text=Log out")
+    page.wait_for_url(re.compile(r"/login/$"))
