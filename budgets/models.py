@@ -1,0 +1,281 @@
+"""Budgets: model prices, cap overrides, the spend ledger, cap counters, reservations, rollups,
+alerts and per-agent cost estimates.
+
+Money is an exact ``Decimal``. Prices are USD per million tokens with at most 4 decimal places,
+so ``tokens × price / 10^6`` always fits the ledger's 10 decimal places: nothing is rounded.
+
+The hot path (reserve / settle / release) lives in :mod:`budgets.services` and talks to
+:class:`CapCounter` with single conditional UPDATE statements; see that module for why.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from tenants.models import MONEY as _TENANT_MONEY
+from tenants.models import TenantOwned
+
+# USD per million tokens. Four decimal places keep every cost exact at 10 places.
+# Typed as Any so the ** unpacking type-checks against DecimalField's keyword arguments.
+MONEY: dict[str, Any] = dict(_TENANT_MONEY)
+PRICE: dict[str, Any] = {"max_digits": 12, "decimal_places": 4, "validators": [MinValueValidator(Decimal("0"))]}
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# The "window" of a per-task counter: a task's cap never resets, so it has one fixed window.
+TASK_WINDOW = date(2000, 1, 1)
+# Caps above this are refused as absurd (a typo such as 1e9 is not a budget).
+CAP_MAX = Decimal("10000000")
+
+
+class CapScope(models.TextChoices):
+    TASK = "task", "Per task (run)"
+    USER_DAY = "user_day", "Per user per day"
+    USER_MONTH = "user_month", "Per user per month"
+    TENANT_MONTH = "tenant_month", "Per tenant per month"
+
+
+# The order counters are locked in, everywhere: a fixed global order means no deadlocks.
+SCOPE_ORDER: tuple[str, ...] = (CapScope.TASK, CapScope.USER_DAY, CapScope.USER_MONTH, CapScope.TENANT_MONTH)
+
+
+class ModelPrice(models.Model):
+    """Published price of one model (exact id) or model family, valid from ``effective_from``.
+
+    Lookup: the exact id first, then the family (the id without a ``-YYYYMMDD`` / ``-latest`` /
+    ``-0`` suffix). A model with no row is refused before the call — never priced at zero.
+    """
+
+    model = models.CharField(max_length=100, help_text="Exact model id (claude-3-haiku-20240307) or family (claude-sonnet-4-5).")
+    display_name = models.CharField(max_length=100, blank=True)
+    input = models.DecimalField(**PRICE, help_text="Base input, USD / MTok")
+    output = models.DecimalField(**PRICE, help_text="Output, USD / MTok")
+    cache_write_5m = models.DecimalField(**PRICE, help_text="5-minute cache write, USD / MTok")
+    cache_write_1h = models.DecimalField(**PRICE, help_text="1-hour cache write, USD / MTok")
+    cache_read = models.DecimalField(**PRICE, help_text="Cache hits & refreshes, USD / MTok")
+    effective_from = models.DateTimeField(default=EPOCH)
+    effective_to = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "effective_from"], name="modelprice_unique_from"),
+            models.CheckConstraint(
+                condition=models.Q(effective_to__isnull=True) | models.Q(effective_to__gt=models.F("effective_from")),
+                name="modelprice_window_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} (${self.input}/${self.output})"
+
+    @property
+    def max_input_rate(self) -> Decimal:
+        """The most an input token of this model can cost (usually the 1-hour cache write)."""
+        return max(self.input, self.cache_write_5m, self.cache_write_1h, self.cache_read)
+
+
+class TenantCaps(TenantOwned):
+    """Per-tenant overrides of the tier's caps. ``None`` means "the tier's value"."""
+
+    task_cost_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    user_day_cost_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    user_month_cost_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    tenant_month_cost_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    max_concurrent_runs = models.PositiveIntegerField(null=True, blank=True)
+    allowed_models = models.JSONField(null=True, blank=True, help_text="None: the tier's list.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="one_caps_row_per_tenant")]
+        verbose_name_plural = "tenant caps"
+
+    def __str__(self) -> str:
+        return f"caps for tenant {self.tenant_id}"
+
+
+class UserCap(TenantOwned):
+    """A tenant admin's per-user override, never above the tier's limit."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user_day_cost_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    user_month_cost_cap = models.DecimalField(**MONEY, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_usercap_per_user")]
+
+    def __str__(self) -> str:
+        return f"caps for user {self.user_id}"
+
+
+class CapCounter(TenantOwned):
+    """Spent and reserved money in one cap window: (scope, subject, window start).
+
+    ``subject_id`` is the run id (task), user id (user_*), or tenant id (tenant_month).
+    ``cap`` is the limit last applied, kept for display and alerts.
+    """
+
+    scope = models.CharField(max_length=20, choices=CapScope.choices)
+    subject_id = models.BigIntegerField()
+    window_start = models.DateField()
+    spent = models.DecimalField(**MONEY, default=Decimal("0"))
+    reserved = models.DecimalField(**MONEY, default=Decimal("0"))
+    cap = models.DecimalField(**MONEY, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "scope", "subject_id", "window_start"], name="capcounter_key"),
+            models.CheckConstraint(condition=models.Q(reserved__gte=0), name="capcounter_reserved_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.subject_id}@{self.window_start}"
+
+
+class ReservationStatus(models.TextChoices):
+    OPEN = "open"
+    SETTLED = "settled"
+    RELEASED = "released"
+
+
+class Reservation(TenantOwned):
+    """Worst-case cost of one model call in flight, held against every applicable cap.
+
+    The counters it holds are derived from its own columns (run, user, day, month), so the row
+    is written before any counter is locked.
+    """
+
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="+")
+    user_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=100)
+    amount = models.DecimalField(**MONEY)
+    day = models.DateField()
+    status = models.CharField(max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="reservation_open_idx", condition=models.Q(status="open")),
+            models.Index(fields=["run"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"reservation {self.pk} ${self.amount} ({self.status})"
+
+
+class SpendEntry(TenantOwned):
+    """One model call's spend. Append-only: corrections are new rows, never edits."""
+
+    run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reservation_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    response_id = models.CharField(max_length=100, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    agent = models.ForeignKey("runs.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    prompt_version_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=100)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_5m_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(**MONEY)
+    # The cap window day this call was charged to (the reservation's day).
+    day = models.DateField()
+    at = models.DateTimeField(default=timezone.now)
+    is_demo = models.BooleanField(default=False, help_text="Backfilled demo history, not real traffic.")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "at"]), models.Index(fields=["tenant", "day"])]
+        verbose_name_plural = "spend entries"
+
+    def __str__(self) -> str:
+        return f"{self.model} ${self.cost}"
+
+
+class DailyRollup(models.Model):
+    """Exact per-day sums of the ledger, incremented in the same transaction as each entry.
+
+    Dimensions are plain integers with 0 for "none" so the unique key (and its upsert) works the
+    same on PostgreSQL and SQLite without NULL-distinctness rules.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    model = models.CharField(max_length=100)
+    agent_id = models.BigIntegerField(default=0)
+    user_id = models.BigIntegerField(default=0)
+    prompt_version_id = models.BigIntegerField(default=0)
+    is_demo = models.BooleanField(default=False)
+    calls = models.BigIntegerField(default=0)
+    cost = models.DecimalField(**MONEY, default=Decimal("0"))
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_write_5m_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "model", "agent_id", "user_id", "prompt_version_id", "is_demo"], name="rollup_key"
+            )
+        ]
+        indexes = [models.Index(fields=["day"])]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.day} {self.model} ${self.cost}"
+
+
+class AlertKind(models.TextChoices):
+    PCT80 = "80", "80% of cap"
+    PCT100 = "100", "100% of cap"
+    PROJECTION = "projection", "Month-end projection above cap"
+    DRIFT = "drift", "Cost per run drifts from estimate"
+
+
+class CapAlert(TenantOwned):
+    """An alert, raised at most once per (kind, scope, subject, window); also the in-app notice."""
+
+    kind = models.CharField(max_length=12, choices=AlertKind.choices)
+    scope = models.CharField(max_length=20)
+    subject_id = models.BigIntegerField()
+    window_start = models.DateField()
+    message = models.CharField(max_length=300)
+    value = models.DecimalField(**MONEY, null=True, blank=True)
+    cap = models.DecimalField(**MONEY, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "kind", "scope", "subject_id", "window_start"], name="alert_once_per_window")
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AgentEstimate(TenantOwned):
+    """Pre-deploy cost estimate inputs for one agent."""
+
+    agent = models.OneToOneField("runs.Agent", on_delete=models.CASCADE, related_name="cost_estimate")
+    model = models.CharField(max_length=100, blank=True, help_text="Blank: the agent's model.")
+    input_tokens = models.PositiveIntegerField(validators=[MaxValueValidator(2_000_000)], help_text="Prompt tokens of the first call")
+    output_tokens = models.PositiveIntegerField(validators=[MaxValueValidator(200_000)], help_text="Output tokens per model call")
+    tool_calls = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(500)], help_text="Tool calls per run")
+    tool_result_tokens = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(1_000_000)], help_text="Tokens per tool result")
+    runs_per_day = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(10_000_000)])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"estimate for agent {self.agent_id}"

@@ -127,6 +127,42 @@ def wait_settled(tenant: Any, *, timeout: float = 120, batch: str = BATCH) -> Co
     return Counter(f"{r.status}{': ' + r.outcome if r.outcome and r.status not in ('succeeded',) else ''}" for r in runs)
 
 
+CAP_BATCH = "demo-caps-v1"
+
+
+def trip_caps(ctx: Any, slug: str) -> None:
+    """Trip the user-day, user-month and tenant-month caps once each, then restore the caps.
+
+    One cap at a time is made tiny (the others generous), so each run is refused by exactly one
+    scope, before any token is spent; the task scope is tripped by the "capped" agent above.
+    """
+    from budgets.models import TenantCaps
+    from budgets.services import tight_caps_set
+
+    tenant = ctx.tenants[slug]
+    if Run.objects.for_tenant(tenant).filter(metadata__demo_batch=CAP_BATCH).exists():
+        return
+    agent = Agent.objects.get(tenant=tenant, name="support")
+    user = ctx.users[slug]["operator"]
+    saved = TenantCaps.objects.for_tenant(tenant).values().first()
+    big, tiny = "100000", "0.0001"
+    for scope in ("user_day", "user_month", "tenant_month"):
+        caps = {"task": big, "user_day": big, "user_month": big, "tenant_month": big, scope: tiny}
+        tight_caps_set(tenant=tenant, **caps)
+        submit_traffic(tenant, {"support": agent}, user, [("support", "default", f"Trip the {scope} cap.")], say=ctx.say, batch=CAP_BATCH)
+        wait_settled(tenant, timeout=60, batch=CAP_BATCH)
+        Run.objects.for_tenant(tenant).filter(metadata__demo_batch=CAP_BATCH, metadata__scenario="default").update(
+            metadata={"scenario": "default", "demo_batch": CAP_BATCH, "cap_scope": scope}
+        )
+    fields = ["task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap"]
+    if saved is None:
+        TenantCaps.objects.for_tenant(tenant).delete()
+    else:
+        TenantCaps.objects.for_tenant(tenant).update(**{f: saved[f] for f in fields})
+    outcomes = Counter(Run.objects.for_tenant(tenant).filter(metadata__demo_batch=CAP_BATCH).values_list("outcome", flat=True))
+    ctx.say(f"{slug}: cap scopes tripped by live traffic: {', '.join(sorted(o for o in outcomes if o))}; caps restored")
+
+
 def run(ctx: Any) -> None:
     for slug, tenant in ctx.tenants.items():
         agents = setup_tenant(tenant, ctx.admin(slug))
@@ -134,6 +170,7 @@ def run(ctx: Any) -> None:
         traffic = TRAFFIC if slug == next(iter(ctx.tenants)) else TRAFFIC[:4] + TRAFFIC[15:18]
         submitted = submit_traffic(tenant, agents, operator, traffic, say=ctx.say)
         ctx.say(f"{slug}: submitted {len(submitted)} scripted runs" + ("" if submitted else " (already present)"))
+    trip_caps(ctx, list(ctx.tenants)[-1])
     for slug, tenant in ctx.tenants.items():
         counts = wait_settled(tenant)
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

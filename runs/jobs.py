@@ -22,10 +22,9 @@ def reconcile_job() -> dict[str, int]:
     from runs.escalation_jobs import escalations_sweep_job
 
     result.update({f"escalations_{k}": v for k, v in (escalations_sweep_job() or {}).items() if isinstance(v, int)})
-    try:
-        from budgets.services import reconcile_reservations
+    from budgets.jobs import budgets_tick
 
-        result.update({f"reservations_{k}": v for k, v in reconcile_reservations().items()})
-    except ImportError:
-        pass
+    tick = budgets_tick()
+    result.update({f"reservations_{k}": v for k, v in tick["reservations"].items()})
+    result.update({"projection_alerts": tick["projection_alerts"], "drift_alerts": tick["drift_alerts"]})
     return result

@@ -72,11 +72,10 @@ def run_submit(
     metadata = _check_metadata(metadata or {})
     if tenant.runs_disabled or agent.runs_disabled:
         raise RunRefused("kill_switch", "New runs are disabled for this " + ("tenant." if tenant.runs_disabled else "agent."))
+    # Lock the tenant row: concurrent submissions count active runs one at a time.
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
     active = Run.objects.for_tenant(tenant).filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).count()
-    limit = tenant.tier.max_concurrent_runs
-    override = _concurrency_override(tenant)
-    if override is not None:
-        limit = override
+    limit = _concurrency_limit(tenant)
     if active >= limit:
         raise RunRefused("concurrency_limit", f"{active} runs are already active; this tenant's limit is {limit}.")
     run = Run.objects.create(
@@ -99,13 +98,11 @@ def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-def _concurrency_override(tenant: Tenant) -> int | None:
-    try:
-        from budgets.services import effective_caps
-    except ImportError:
-        return None
-    value = effective_caps(tenant=tenant).get("max_concurrent_runs")
-    return int(value) if value is not None else None
+def _concurrency_limit(tenant: Tenant) -> int:
+    """The tenant's max concurrent runs: its override, else its tier's."""
+    from budgets.services import effective_policy
+
+    return int(effective_policy(tenant=tenant).max_concurrent_runs)
 
 
 def log_close_dangling(*, run: Run, error_type: str, message: str) -> bool:

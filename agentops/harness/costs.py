@@ -38,8 +38,9 @@ def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int) -
         return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound)
 
 
-def settle(*, reservation: Any, usage: dict[str, Any], model: str) -> Any:
-    return reservation_settle(reservation=reservation, usage=usage, model=model)
+def settle(*, reservation: Any, usage: dict[str, Any], model: str, response_id: str = "") -> Any:
+    """Settle to the exact cost; ``response_id`` lets the reconciler tell charged replies apart."""
+    return reservation_settle(reservation=reservation, usage=usage, model=model, response_id=response_id)
 
 
 def release(*, reservation: Any) -> None:

@@ -337,7 +337,7 @@ class RunDriver:
             with transaction.atomic():
                 relax_commit()
                 lease.fence(self.run.pk, self.worker_id)
-                entry = costs.settle(reservation=reservation, usage=usage, model=result.model)
+                entry = costs.settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id)
                 span_cost = getattr(entry, "cost", None)
                 if span_cost is not None and self.tracer.pending:
                     self.tracer.pending[-1].attributes["agentops.cost_usd"] = str(span_cost)

@@ -1,0 +1,296 @@
+"""``manage.py bench reservations`` and ``manage.py bench spend-page``.
+
+reservations: N processes (each its own PostgreSQL connection) reserve + settle as fast as they
+can for ``seconds``: once against one hot cap (same tenant, same user: every call locks the same
+user_day, user_month and tenant_month rows), once spread (a tenant per process). Beside them, in
+the same run, the same N processes doing a plain single-row ``UPDATE … SET x = x + 1`` loop in
+autocommit on one row — the ceiling any design with a row per cap can reach; the ratio is the figure.
+
+spend-page: fills a bench tenant with ``rows`` ledger rows (and their rollups) once, then times the
+finance page's server side (the view, through the test client) ``repeat`` times.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from agentops.bench import benchmark
+
+BENCH_SLUG = "bench-budgets"
+USAGE = {"input_tokens": 120, "output_tokens": 40, "cache_read_input_tokens": 300}
+
+
+def _setup_child() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentops.settings")
+    import django
+
+    django.setup()
+
+
+def _reserve_loop(run_ids: list[int], seconds: float, start_at: float, out: Any) -> None:
+    _setup_child()
+    from budgets.services import reservation_open, reservation_settle
+    from runs.models import Run
+
+    runs = list(Run.unscoped.filter(pk__in=run_ids))
+    n, i = 0, 0
+    while time.time() < start_at:
+        time.sleep(0.001)
+    end = start_at + seconds
+    while time.time() < end:
+        run = runs[i % len(runs)]
+        i += 1
+        res = reservation_open(run=run, model="claude-haiku-4-5", max_tokens=64, input_tokens_bound=512)
+        reservation_settle(reservation=res, usage=USAGE, model="claude-haiku-4-5-20251001")
+        n += 1
+    out.put(n)
+
+
+def _update_loop(row_id: int, seconds: float, start_at: float, out: Any) -> None:
+    _setup_child()
+    from django.db import connection
+
+    from budgets.models import CapCounter
+
+    table = CapCounter._meta.db_table
+    n = 0
+    with connection.cursor() as cur:
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = start_at + seconds
+        while time.time() < end:
+            cur.execute(f"UPDATE {table} SET spent = spent + 1 WHERE id = %s", [row_id])  # noqa: S608
+            n += 1
+    out.put(n)
+
+
+def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) -> float:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 3.0  # every child is set up before the clock starts
+    procs = [ctx.Process(target=target, args=(*a, seconds, start_at, out)) for a in args_per_proc]
+    for p in procs:
+        p.start()
+    total = sum(out.get(timeout=seconds + 120) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    return total / seconds
+
+
+def _bench_tenant(slug: str) -> Any:
+    from django.contrib.auth import get_user_model
+
+    from budgets.models import CapCounter, DailyRollup, Reservation, SpendEntry, TenantCaps
+    from runs.models import Agent, Run
+    from tenants.models import Membership, Tenant, Tier
+
+    tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Bench", "task_cost_cap": Decimal("1000000"),
+                                                                 "user_day_cost_cap": Decimal("1000000"), "user_month_cost_cap": Decimal("1000000"),
+                                                                 "tenant_month_cost_cap": Decimal("1000000")})
+    tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": slug, "tier": tier})
+    TenantCaps.objects.get_or_create(tenant=tenant)
+    user, _ = get_user_model().objects.get_or_create(username=f"{slug}-user")
+    Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": "admin"})
+    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="bench", defaults={"system_prompt": "bench", "model": "claude-haiku-4-5"})
+    SpendEntry.unscoped.filter(tenant=tenant).delete()
+    Reservation.unscoped.filter(tenant=tenant).delete()
+    CapCounter.unscoped.filter(tenant=tenant).delete()
+    DailyRollup.objects.filter(tenant=tenant).delete()
+    Run.unscoped.filter(tenant=tenant).delete()
+    tenant.bench_user, tenant.bench_agent = user, agent  # type: ignore[attr-defined]
+    return tenant
+
+
+def _runs(tenant: Any, n: int) -> list[int]:
+    from runs.models import Run
+
+    return [
+        Run.objects.create(tenant=tenant, agent=tenant.bench_agent, submitted_by=tenant.bench_user, input="bench", status="running").pk
+        for _ in range(n)
+    ]
+
+
+@benchmark("reservations", help="reserve+settle per second, one hot cap vs spread caps vs a plain single-row UPDATE", processes=8, seconds=5)
+def bench_reservations(*, stdout: Any, processes: int, seconds: int) -> dict[str, Any]:
+    from django.db import connection
+
+    from budgets.models import CapCounter
+
+    connection.close()  # children open their own connections
+    hot = _bench_tenant(BENCH_SLUG)
+    hot_runs = [_runs(hot, 4) for _ in range(processes)]
+    spread_args = []
+    for i in range(processes):
+        t = _bench_tenant(f"{BENCH_SLUG}-{i}")
+        spread_args.append((_runs(t, 4),))
+    row = CapCounter.objects.create(tenant=hot, scope="bench", subject_id=0, window_start="2000-01-01")
+    connection.close()
+
+    stdout.write(f"hot cap: {processes} processes x {seconds}s …")
+    hot_rate = _spawn(_reserve_loop, [(r,) for r in hot_runs], seconds)
+    stdout.write(f"  {hot_rate:.0f} reserve+settle/s")
+    stdout.write("spread caps …")
+    spread_rate = _spawn(_reserve_loop, spread_args, seconds)
+    stdout.write(f"  {spread_rate:.0f} reserve+settle/s")
+    stdout.write("plain single-row UPDATE loop …")
+    update_rate = _spawn(_update_loop, [(row.pk,)] * processes, seconds)
+    stdout.write(f"  {update_rate:.0f} UPDATE/s")
+    single_update = _spawn(_update_loop, [(row.pk,)], seconds)
+    CapCounter.unscoped.filter(pk=row.pk).delete()
+    # Each reserve+settle is two transactions that both update the hot rows.
+    return {
+        "hot_cap_reserve_settle_per_s": round(hot_rate, 1),
+        "spread_caps_reserve_settle_per_s": round(spread_rate, 1),
+        "plain_update_per_s": round(update_rate, 1),
+        "plain_update_single_process_per_s": round(single_update, 1),
+        "hot_transactions_per_s": round(hot_rate * 2, 1),
+        "ratio_hot_reserve_settle_to_plain_update": round(hot_rate / update_rate, 3) if update_rate else None,
+        "ratio_hot_transactions_to_plain_update": round(2 * hot_rate / update_rate, 3) if update_rate else None,
+    }
+
+
+def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_demo: bool = False, batch: int = 20_000, seed: int = 7) -> int:
+    """Bulk-insert ``rows`` ledger entries over ``days`` with their exact rollups (bench and demo)."""
+    import random
+    from datetime import timedelta
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from budgets.models import SpendEntry
+    from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage
+    from runs.models import Agent, Run
+    from tenants.models import Membership
+
+    rng = random.Random(seed)
+    agents = list(Agent.objects.for_tenant(tenant)) or [Agent.objects.create(tenant=tenant, name="assistant", system_prompt="You help.")]
+    users: list[int | None] = [m.user_id for m in Membership.objects.filter(tenant=tenant)] or [None]
+    models = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"]
+    prices = {m: price_for(m) for m in models}
+    today = timezone.now().date()
+    run_ids: list[int] = []
+    if runs:
+        now = timezone.now()
+        objs = [Run(tenant=tenant, agent=rng.choice(agents), input="(demo history)" if is_demo else "(bench)", status="succeeded",
+                    metadata={"budgets_demo": True} if is_demo else {"bench": True}, created_at=now - timedelta(days=rng.randrange(days)))
+                for _ in range(runs)]
+        run_ids = [r.pk for r in Run.objects.bulk_create(objs, batch_size=5000)]
+    made = 0
+    run_tot: dict[int, list[Any]] = {}
+    roll: dict[tuple[Any, ...], list[Any]] = {}
+    while made < rows:
+        chunk = []
+        for _ in range(min(batch, rows - made)):
+            d = today - timedelta(days=rng.randrange(days))
+            # Weekday traffic is heavier; the newer the day the more traffic (growth).
+            model = rng.choices(models, weights=[6, 3, 1])[0]
+            usage = {"input_tokens": rng.randint(200, 4000), "output_tokens": rng.randint(50, 900),
+                     "cache_read_input_tokens": rng.choice([0, 0, 1500, 6000]),
+                     "cache_creation_input_tokens": rng.choice([0, 0, 0, 2000])}
+            tok = tokens_from_usage(usage)
+            cost = cost_of_tokens(prices[model], tok)
+            agent = rng.choice(agents)
+            user = rng.choice(users)
+            pv = rng.choice([None, 1, 2])
+            run_id = rng.choice(run_ids) if run_ids else None
+            chunk.append(SpendEntry(
+                tenant=tenant, run_id=run_id, user_id=user, agent=agent, prompt_version_id=pv, model=model,
+                input_tokens=tok.input, output_tokens=tok.output, cache_write_5m_tokens=tok.cache_write_5m,
+                cache_write_1h_tokens=tok.cache_write_1h, cache_read_tokens=tok.cache_read, cost=cost, day=d,
+                at=timezone.make_aware(datetime(d.year, d.month, d.day, rng.randrange(24), rng.randrange(60))), is_demo=is_demo,
+            ))
+            if run_id:
+                tot = run_tot.setdefault(run_id, [Decimal(0), 0, 0])
+                tot[0] += cost
+                tot[1] += tok.prompt_total
+                tot[2] += tok.output
+            key = (d, model, agent.pk, user or 0, pv or 0)
+            acc = roll.setdefault(key, [0, Decimal(0), 0, 0, 0, 0, 0])
+            acc[0] += 1
+            acc[1] += cost
+            acc[2] += tok.input
+            acc[3] += tok.output
+            acc[4] += tok.cache_write_5m
+            acc[5] += tok.cache_write_1h
+            acc[6] += tok.cache_read
+        with transaction.atomic():
+            SpendEntry.objects.bulk_create(chunk, batch_size=5000)
+        made += len(chunk)
+    with transaction.atomic(), connection.cursor() as cur:
+        from budgets.services import _ROLLUP_SQL
+
+        for (d, model, agent_id, user_id, pv), acc in roll.items():
+            cur.execute(_ROLLUP_SQL, [tenant.pk, d, model, agent_id, user_id, pv, is_demo, acc[0], acc[1], *acc[2:]])
+        for run_id, (c, tin, tout) in run_tot.items():
+            Run.unscoped.filter(pk=run_id).update(cost=c, input_tokens=tin, output_tokens=tout)
+    return made
+
+
+@benchmark("spend-page", help="server time of the finance page over a large ledger", rows=1_000_000, repeat=20)
+def bench_spend_page(*, stdout: Any, rows: int, repeat: int) -> dict[str, Any]:
+    from django.test import Client
+    from django.urls import reverse
+
+    from budgets.models import SpendEntry
+    from tenants.models import Membership
+
+    tenant = _page_tenant()
+    have = SpendEntry.unscoped.filter(tenant=tenant).count()
+    if have != rows:
+        stdout.write(f"filling the ledger with {rows} rows (once) …")
+        _page_tenant(reset=True)
+        t0 = time.perf_counter()
+        fill_ledger(tenant=tenant, rows=rows, runs=max(1000, rows // 20))
+        stdout.write(f"  {time.perf_counter() - t0:.0f}s")
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE")
+    user = Membership.objects.filter(tenant=tenant, role="finance").first().user  # type: ignore[union-attr]
+    client = Client()
+    client.force_login(user)
+    url = reverse("budgets:spend", kwargs={"slug": tenant.slug})
+    timings = []
+    for i in range(repeat + 2):
+        t0 = time.perf_counter()
+        resp = client.get(url, {"by": ["model", "agent", "user", "prompt_version"][i % 4]})
+        ms = (time.perf_counter() - t0) * 1000
+        assert resp.status_code == 200, resp.status_code
+        if i >= 2:  # the first requests warm imports and caches
+            timings.append(ms)
+    timings.sort()
+    return {
+        "ledger_rows": SpendEntry.unscoped.filter(tenant=tenant).count(),
+        "page_ms_median": round(statistics.median(timings), 1),
+        "page_ms_p95": round(timings[int(len(timings) * 0.95) - 1], 1),
+        "page_ms_max": round(timings[-1], 1),
+    }
+
+
+def _page_tenant(reset: bool = False) -> Any:
+    from django.contrib.auth import get_user_model
+
+    from budgets.models import CapCounter, DailyRollup, SpendEntry
+    from runs.models import Agent, Run
+    from tenants.models import Membership, Tenant, Tier
+
+    tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    tenant, _ = Tenant.objects.get_or_create(slug=f"{BENCH_SLUG}-page", defaults={"name": "Bench spend page", "tier": tier})
+    User = get_user_model()
+    for role in ("finance", "admin", "operator"):
+        u, _ = User.objects.get_or_create(username=f"bench-page-{role}")
+        Membership.objects.get_or_create(tenant=tenant, user=u, defaults={"role": role})
+    for name in ("triage", "research", "billing", "support"):
+        Agent.objects.get_or_create(tenant=tenant, name=name, defaults={"system_prompt": "bench"})
+    if reset:
+        SpendEntry.unscoped.filter(tenant=tenant).delete()
+        DailyRollup.objects.filter(tenant=tenant).delete()
+        CapCounter.unscoped.filter(tenant=tenant).delete()
+        Run.unscoped.filter(tenant=tenant).delete()
+    return tenant

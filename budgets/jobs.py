@@ -1,0 +1,21 @@
+"""Background jobs: the periodic budgets tick (reconciler, month-end projections, estimate drift).
+
+Run it from cron / a scheduler every minute or so (``manage.py budgets_tick``), or enqueue
+``budgets_tick`` on the "default" queue. Every step is idempotent: alerts are once per window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from budgets.services import drift_check, projection_check, reconcile_reservations
+from tenants.models import Tenant
+
+
+def budgets_tick(*, stale_after_s: int = 600) -> dict[str, Any]:
+    out: dict[str, Any] = {"reservations": reconcile_reservations(stale_after_s=stale_after_s), "projection_alerts": 0, "drift_alerts": 0}
+    for tenant in Tenant.objects.filter(active=True).select_related("tier"):
+        if projection_check(tenant=tenant) is not None:
+            out["projection_alerts"] += 1
+        out["drift_alerts"] += len(drift_check(tenant=tenant))
+    return out

@@ -1,0 +1,302 @@
+"""Budget reads: the finance page's figures and plotly charts, cap utilisation, estimates, export.
+
+Charts read :class:`DailyRollup` (one row per tenant/day/model/agent/user/prompt version), never
+the ledger, so the page costs the same at a million ledger rows as at a thousand. The export
+streams the ledger itself.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import plotly.graph_objects as go
+from django.contrib.auth import get_user_model
+from django.db.models import Avg, Q, QuerySet, Sum
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from budgets.models import AgentEstimate, CapAlert, CapCounter, CapScope, DailyRollup, SpendEntry
+from budgets.pricing import Tokens, UnknownModelPrice, cost_of_tokens, price_for
+from tenants.models import Tenant
+
+DIMENSIONS = {"model": "model", "agent": "agent_id", "user": "user_id", "prompt_version": "prompt_version_id", "tenant": "tenant_id"}
+MAX_RANGE_DAYS = 400
+_LAYOUT = {"margin": {"l": 50, "r": 10, "t": 30, "b": 40}, "height": 320, "legend": {"orientation": "h", "y": -0.2},
+           "font": {"family": "system-ui, sans-serif", "size": 12}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff"}
+
+
+@dataclass(frozen=True)
+class DateRange:
+    start: date
+    end: date
+
+    @property
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+def date_range_parse(params: Any, *, default_days: int = 30) -> DateRange:
+    """``start``/``end`` (YYYY-MM-DD) from the query string; ValueError with a clear message if bad."""
+    today = timezone.now().date()
+
+    def one(name: str, default: date) -> date:
+        raw = (params.get(name) or "").strip()
+        if not raw:
+            return default
+        try:
+            return date.fromisoformat(raw[:10]) if len(raw) == 10 else _bad(name)
+        except ValueError:
+            return _bad(name)
+
+    end = one("end", today)
+    start = one("start", end - timedelta(days=default_days - 1))
+    if start > end:
+        raise ValueError("The start date is after the end date.")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise ValueError(f"Choose a range of at most {MAX_RANGE_DAYS} days.")
+    return DateRange(start, end)
+
+
+def _bad(name: str) -> date:
+    raise ValueError(f"{name} must be a date like 2026-01-31.")
+
+
+def _rollups(tenant: Tenant | None, rng: DateRange) -> QuerySet[DailyRollup]:
+    qs = DailyRollup.objects.filter(day__gte=rng.start, day__lte=rng.end)
+    return qs.filter(tenant=tenant) if tenant is not None else qs
+
+
+def _labels(dim: str, ids: set[Any]) -> dict[Any, str]:
+    from runs.models import Agent
+
+    if dim == "agent":
+        names = dict(Agent.unscoped.filter(pk__in=ids).values_list("pk", "name"))
+        return {i: names.get(i, "(none)" if not i else f"agent {i}") for i in ids}
+    if dim == "user":
+        names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+        return {i: names.get(i, "(API / none)" if not i else f"user {i}") for i in ids}
+    if dim == "prompt_version":
+        return {i: f"v{i}" if i else "(inline prompt)" for i in ids}
+    if dim == "tenant":
+        names = dict(Tenant.objects.filter(pk__in=ids).values_list("pk", "name"))
+        return {i: names.get(i, str(i)) for i in ids}
+    return {i: str(i) for i in ids}
+
+
+def spend_by_day(*, tenant: Tenant | None, rng: DateRange, by: str) -> dict[str, Any]:
+    """Daily spend stacked by ``by``: a figure plus the totals (exact Decimals)."""
+    column = DIMENSIONS[by]
+    rows = _rollups(tenant, rng).values("day", column).annotate(cost=Sum("cost")).order_by()
+    series: dict[Any, dict[date, Decimal]] = defaultdict(dict)
+    total = Decimal(0)
+    for r in rows:
+        series[r[column]][r["day"]] = r["cost"]
+        total += r["cost"]
+    labels = _labels(by, set(series))
+    days = rng.days
+    fig = go.Figure()
+    order = sorted(series, key=lambda k: -sum(series[k].values()))
+    for key in order:
+        fig.add_trace(go.Bar(x=[d.isoformat() for d in days], y=[float(series[key].get(d, 0)) for d in days], name=labels[key]))
+    fig.update_layout(barmode="stack", yaxis={"title": "USD", "tickprefix": "$"}, title={"text": f"Spend per day by {by.replace('_', ' ')}"}, **_LAYOUT)
+    return {"figure": json.loads(fig.to_json()), "total": total, "series": len(series)}
+
+
+def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[str, Any]]:
+    """Current-window utilisation of the tenant cap and of each user's caps (spent + in flight)."""
+    from budgets.services import effective_caps
+
+    today = today or timezone.now().date()
+    month = today.replace(day=1)
+    counters = CapCounter.objects.for_tenant(tenant).filter(
+        Q(scope=CapScope.TENANT_MONTH, window_start=month) | Q(scope=CapScope.USER_MONTH, window_start=month)
+        | Q(scope=CapScope.USER_DAY, window_start=today)
+    )
+    caps = effective_caps(tenant=tenant)
+    users = _labels("user", {c.subject_id for c in counters if c.scope != CapScope.TENANT_MONTH})
+    out = []
+    seen_tenant = False
+    for c in counters:
+        cap = c.cap if c.cap is not None else caps[c.scope]
+        if c.scope == CapScope.TENANT_MONTH:
+            seen_tenant = True
+            cap = caps[c.scope]  # the cap in force now, even before the next call
+        used = c.spent + c.reserved
+        out.append({
+            "scope": c.scope, "label": CapScope(c.scope).label, "who": tenant.name if c.scope == CapScope.TENANT_MONTH else users.get(c.subject_id),
+            "spent": c.spent, "reserved": c.reserved, "cap": cap,
+            "percent": float(min(Decimal(100), used / cap * 100)) if cap else 100.0,
+        })
+    if not seen_tenant:
+        out.append({"scope": CapScope.TENANT_MONTH, "label": CapScope.TENANT_MONTH.label, "who": tenant.name, "spent": Decimal(0),
+                    "reserved": Decimal(0), "cap": caps[CapScope.TENANT_MONTH], "percent": 0.0})
+    out.sort(key=lambda r: (r["scope"] != CapScope.TENANT_MONTH, -r["percent"]))
+    return out
+
+
+def utilisation_figure(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    top = rows[:12]
+    fig = go.Figure(go.Bar(
+        x=[r["percent"] for r in top], y=[f"{r['label']} · {r['who']}" for r in top], orientation="h",
+        marker={"color": ["#c92a2a" if r["percent"] >= 100 else "#e67700" if r["percent"] >= 80 else "#3b5bdb" for r in top]},
+        hovertext=[f"${r['spent'] + r['reserved']:.4f} of ${r['cap']:.2f}" for r in top],
+    ))
+    layout = dict(_LAYOUT, height=max(180, 40 + 28 * len(top)), margin={"l": 260, "r": 10, "t": 30, "b": 30})
+    fig.update_layout(xaxis={"range": [0, 100], "ticksuffix": "%"}, yaxis={"autorange": "reversed"}, title={"text": "Cap utilisation (current windows)"}, **layout)
+    return json.loads(fig.to_json())
+
+
+def projection(*, tenant: Tenant | None, today: date | None = None, cap: Decimal | None = None) -> dict[str, Any]:
+    """Cumulative spend this month, the straight-line projection to month end and the cap."""
+    today = today or timezone.now().date()
+    month = today.replace(day=1)
+    last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    qs = DailyRollup.objects.filter(day__gte=month, day__lte=today)
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    per_day = dict(qs.values_list("day").annotate(c=Sum("cost")).order_by())
+    cum, xs, ys = Decimal(0), [], []
+    for i in range(today.day):
+        d = month + timedelta(days=i)
+        cum += per_day.get(d, Decimal(0))
+        xs.append(d.isoformat())
+        ys.append(float(cum))
+    projected = (cum / today.day * last.day).quantize(Decimal("0.01"))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=ys, name="Spent", mode="lines+markers"))
+    fig.add_trace(go.Scatter(x=[today.isoformat(), last.isoformat()], y=[float(cum), float(projected)], name="Projection", line={"dash": "dash"}))
+    if cap is not None:
+        fig.add_trace(go.Scatter(x=[month.isoformat(), last.isoformat()], y=[float(cap), float(cap)], name="Cap", line={"color": "#c92a2a"}))
+    fig.update_layout(title={"text": "This month: spend, projection, cap"}, yaxis={"tickprefix": "$"}, xaxis={"range": [month.isoformat(), last.isoformat()]}, **_LAYOUT)
+    return {"figure": json.loads(fig.to_json()), "spent": cum, "projected": projected, "cap": cap, "over": cap is not None and projected > cap}
+
+
+def expensive_runs(*, tenant: Tenant, rng: DateRange, limit: int = 10) -> list[dict[str, Any]]:
+    from runs.models import Run
+
+    start = timezone.make_aware(datetime.combine(rng.start, time.min))
+    end = timezone.make_aware(datetime.combine(rng.end + timedelta(days=1), time.min))
+    runs = (
+        Run.objects.for_tenant(tenant).filter(created_at__gte=start, created_at__lt=end, cost__gt=0)
+        .select_related("agent").order_by("-cost")[:limit]
+    )
+    out = []
+    for r in runs:
+        try:
+            url = reverse("runs:detail", kwargs={"slug": tenant.slug, "run_id": r.pk})
+        except NoReverseMatch:
+            url = ""
+        out.append({"run": r, "url": url})
+    return out
+
+
+def alerts_recent(*, tenant: Tenant, limit: int = 10) -> QuerySet[CapAlert]:
+    return CapAlert.objects.for_tenant(tenant)[:limit]
+
+
+def platform_totals(*, rng: DateRange) -> list[dict[str, Any]]:
+    rows = _rollups(None, rng).values("tenant_id").annotate(cost=Sum("cost"), calls=Sum("calls")).order_by("-cost")
+    names = _labels("tenant", {r["tenant_id"] for r in rows})
+    return [{"tenant": names[r["tenant_id"]], "cost": r["cost"], "calls": r["calls"]} for r in rows]
+
+
+# --- estimates ------------------------------------------------------------------------------------
+
+
+def estimate_figures(est: AgentEstimate) -> dict[str, Decimal]:
+    """Cost per run / day / month from the estimate inputs.
+
+    A run makes ``tool_calls + 1`` model calls; call k re-sends the first prompt plus every
+    earlier turn (k outputs and k tool results). No caching is assumed, so it is an upper-side
+    estimate of an agent that does not use prompt caching.
+    """
+    price = price_for(est.model or est.agent.model)
+    calls = est.tool_calls + 1
+    input_total = sum(est.input_tokens + k * (est.output_tokens + est.tool_result_tokens) for k in range(calls))
+    per_run = cost_of_tokens(price, Tokens(input=input_total, output=est.output_tokens * calls))
+    per_day = per_run * est.runs_per_day
+    return {"per_run": per_run, "per_day": per_day, "per_month": per_day * 30}
+
+
+def actual_cost_per_run(*, tenant: Tenant, agent_id: int, start: date, end: date) -> Decimal | None:
+    from runs.models import Run
+
+    lo = timezone.make_aware(datetime.combine(start, time.min))
+    hi = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
+    avg = Run.objects.for_tenant(tenant).filter(agent_id=agent_id, created_at__gte=lo, created_at__lt=hi, cost__gt=0).aggregate(a=Avg("cost"))["a"]
+    return None if avg is None else Decimal(avg).quantize(Decimal("0.000001"))
+
+
+def estimates_for(*, tenant: Tenant) -> list[dict[str, Any]]:
+    from runs.models import Agent
+
+    today = timezone.now().date()
+    ests = {e.agent_id: e for e in AgentEstimate.objects.for_tenant(tenant)}
+    out = []
+    for agent in Agent.objects.for_tenant(tenant).order_by("name"):
+        est = ests.get(agent.pk)
+        figures, error = None, ""
+        if est is not None:
+            est.agent = agent
+            try:
+                figures = estimate_figures(est)
+            except UnknownModelPrice as exc:
+                error = str(exc)
+        yesterday = actual_cost_per_run(tenant=tenant, agent_id=agent.pk, start=today - timedelta(days=1), end=today - timedelta(days=1))
+        month = actual_cost_per_run(tenant=tenant, agent_id=agent.pk, start=today - timedelta(days=29), end=today)
+        drift = None
+        if figures and yesterday is not None and figures["per_run"]:
+            drift = float((yesterday - figures["per_run"]) / figures["per_run"] * 100)
+        out.append({"agent": agent, "estimate": est, "figures": figures, "error": error, "actual_yesterday": yesterday,
+                    "actual_30d": month, "drift_pct": drift, "drifting": drift is not None and abs(drift) > 20})
+    return out
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ["at", "day", "tenant", "run_id", "agent", "user", "prompt_version_id", "model", "input_tokens", "output_tokens",
+                  "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost_usd", "is_demo"]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: Any) -> Any:
+    # Spreadsheet formula injection: user-chosen names must never start a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def ledger_csv_rows(*, tenant: Tenant, rng: DateRange) -> Iterator[str]:
+    """CSV lines of the tenant's ledger in the range, streamed in chunks (no full list in memory)."""
+    from runs.models import Agent
+
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    agents = dict(Agent.objects.for_tenant(tenant).values_list("pk", "name"))
+    users: dict[int, str] = {}
+    qs = (
+        SpendEntry.objects.for_tenant(tenant).filter(day__gte=rng.start, day__lte=rng.end).order_by("day", "id")
+        .values_list("at", "day", "run_id", "agent_id", "user_id", "prompt_version_id", "model", "input_tokens", "output_tokens",
+                     "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost", "is_demo")
+    )
+    User = get_user_model()
+    for row in qs.iterator(chunk_size=5000):
+        at, day, run_id, agent_id, user_id, pv, model, i, o, w5, w1, r, cost, demo = row
+        if user_id and user_id not in users:
+            users[user_id] = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or str(user_id)
+        yield writer.writerow([
+            at.isoformat(), day.isoformat(), tenant.slug, run_id or "", _cell(agents.get(agent_id, "")), _cell(users.get(user_id, "")),
+            pv or "", _cell(model), i, o, w5, w1, r, f"{cost:f}", "1" if demo else "0",
+        ])

@@ -1,0 +1,738 @@
+"""Budget writes: reserve / settle / release around every model call, the reconciler, caps and
+estimates edits, alerts.
+
+The harness calls, around each model call::
+
+    res = reservation_open(run=run, model=m, max_tokens=n, input_tokens_bound=b)   # may raise
+    ...client.messages.create(...)...
+    reservation_settle(reservation=res, usage=msg.usage.model_dump(), model=msg.model)
+    # or, when the call failed: reservation_release(reservation=res)
+
+Why it cannot overrun a cap under any number of workers: each applicable cap window has one
+``CapCounter`` row, and a reservation moves money into it with a single conditional
+``UPDATE … SET reserved = reserved + x WHERE spent + reserved + x <= cap``. PostgreSQL re-checks
+the WHERE clause against the newest row version after waiting for a concurrent writer's lock, so
+two workers can never both pass on the same headroom. All counters of one call are updated in one
+transaction in a fixed order (task, user_day, user_month, tenant_month — at most one row per
+scope), so there are no deadlocks; if any counter refuses, the transaction rolls back and nothing
+is held. The reservation row is written *before* the first counter is locked, keeping the time a
+hot counter stays locked to a few statements and the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from budgets.models import (
+    CAP_MAX,
+    SCOPE_ORDER,
+    TASK_WINDOW,
+    AgentEstimate,
+    AlertKind,
+    CapAlert,
+    CapCounter,
+    CapScope,
+    DailyRollup,
+    Reservation,
+    ReservationStatus,
+    SpendEntry,
+    TenantCaps,
+    UserCap,
+)
+from budgets.pricing import (
+    UnknownModelPrice,
+    cost_of_tokens,
+    model_family,
+    model_matches,
+    price_for,
+    tokens_from_usage,
+    worst_case_cost,
+)
+from tenants.models import Tenant
+from tenants.services import audit_record
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CostCapExceeded",
+    "ModelNotAllowed",
+    "UnknownModelPrice",
+    "cost_of_usage",
+    "effective_caps",
+    "effective_policy",
+    "reconcile_reservations",
+    "reservation_open",
+    "reservation_release",
+    "reservation_settle",
+]
+
+ALERT_THRESHOLDS = ((Decimal("1"), AlertKind.PCT100), (Decimal("0.8"), AlertKind.PCT80))
+# Runs in these states may hold an open reservation; anything else means the call is over.
+_LIVE_RUN_STATUSES = frozenset({"running"})
+_CC = CapCounter._meta.db_table
+_RES = Reservation._meta.db_table
+_ROLL = DailyRollup._meta.db_table
+
+
+class CostCapExceeded(Exception):
+    """A reservation would take a cap past its limit. The run stops as ``capped: <scope>``."""
+
+    def __init__(self, scope: str, *, limit: Decimal, needed: Decimal, available: Decimal | None = None) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.needed = needed
+        self.available = available
+        super().__init__(f"{scope} cost cap ${limit} reached: this call needs up to ${needed}, ${available} left.")
+
+
+class ModelNotAllowed(Exception):
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(f"Model {model!r} is not allowed for this tenant.")
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapPolicy:
+    caps: dict[str, Decimal]
+    max_concurrent_runs: int
+    allowed_models: list[str] = field(default_factory=list)
+    user_id: int | None = None  # the user charged (user caps apply only when there is one)
+
+    def allows(self, model: str) -> bool:
+        return not self.allowed_models or any(model_matches(model, m) for m in self.allowed_models)
+
+
+def _json_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+_POLICY_SQL = f"""
+SELECT tr.task_cost_cap, tr.user_day_cost_cap, tr.user_month_cost_cap, tr.tenant_month_cost_cap,
+       tr.max_concurrent_runs, tr.allowed_models,
+       tc.task_cost_cap, tc.user_day_cost_cap, tc.user_month_cost_cap, tc.tenant_month_cost_cap,
+       tc.max_concurrent_runs, tc.allowed_models,
+       uc.user_day_cost_cap, uc.user_month_cost_cap, ag.task_cost_cap, u.id
+FROM tenants_tenant tn
+JOIN tenants_tier tr ON tr.id = tn.tier_id
+LEFT JOIN tenants_apikey k ON k.id = %s AND k.tenant_id = tn.id
+LEFT JOIN auth_user u ON u.id = COALESCE(%s, k.created_by_id)
+LEFT JOIN {TenantCaps._meta.db_table} tc ON tc.tenant_id = tn.id
+LEFT JOIN {UserCap._meta.db_table} uc ON uc.tenant_id = tn.id AND uc.user_id = u.id
+LEFT JOIN runs_agent ag ON ag.id = %s AND ag.tenant_id = tn.id
+WHERE tn.id = %s
+"""  # noqa: S608 - table names come from model Meta, values are bound parameters
+
+
+def _policy(tenant_id: int, user_id: int | None, agent_id: int | None, api_key_id: int | None = None) -> CapPolicy:
+    """Tier defaults ← tenant overrides ← user overrides / agent task cap, in one query.
+
+    The user is ``user_id``, else the creator of ``api_key_id`` (runs submitted with a key).
+    """
+    with connection.cursor() as cur:
+        cur.execute(_POLICY_SQL, [api_key_id or 0, user_id, agent_id or 0, tenant_id])
+        row = cur.fetchone()
+    if row is None:
+        raise Tenant.DoesNotExist
+    (t_task, t_uday, t_umonth, t_tmonth, t_conc, t_models,
+     c_task, c_uday, c_umonth, c_tmonth, c_conc, c_models, u_day, u_month, a_task, resolved_user) = row
+
+    def pick(*values: Any) -> Decimal:
+        return next(Decimal(str(v)) for v in values if v is not None)
+
+    allowed = _json_list(c_models)
+    return CapPolicy(
+        caps={
+            CapScope.TASK: pick(a_task, c_task, t_task),
+            CapScope.USER_DAY: pick(u_day, c_uday, t_uday),
+            CapScope.USER_MONTH: pick(u_month, c_umonth, t_umonth),
+            CapScope.TENANT_MONTH: pick(c_tmonth, t_tmonth),
+        },
+        max_concurrent_runs=int(c_conc if c_conc is not None else t_conc),
+        allowed_models=allowed if allowed is not None else (_json_list(t_models) or []),
+        user_id=resolved_user,
+    )
+
+
+def effective_policy(*, tenant: Tenant, user: Any = None, agent: Any = None) -> CapPolicy:
+    return _policy(tenant.pk, getattr(user, "pk", None), getattr(agent, "pk", None))
+
+
+def effective_caps(*, tenant: Tenant, user: Any = None, agent: Any = None) -> dict[str, Decimal]:
+    """The cap of every scope for this tenant / user / agent: ``{"task", "user_day", "user_month", "tenant_month"}``."""
+    return dict(effective_policy(tenant=tenant, user=user, agent=agent).caps)
+
+
+# --- windows and counters -------------------------------------------------------------------
+
+
+def _windows(*, tenant_id: int, run_id: int, user_id: int | None, day: date) -> list[tuple[str, int, date]]:
+    """(scope, subject, window start) of every counter a call charges, in locking order."""
+    month = day.replace(day=1)
+    out = [(CapScope.TASK.value, run_id, TASK_WINDOW)]
+    if user_id:
+        out += [(CapScope.USER_DAY.value, user_id, day), (CapScope.USER_MONTH.value, user_id, month)]
+    out.append((CapScope.TENANT_MONTH.value, tenant_id, month))
+    assert [w[0] for w in out] == [s for s in SCOPE_ORDER if s in {w[0] for w in out}]
+    return out
+
+
+_RESERVE_SQL = f"""
+UPDATE {_CC} SET reserved = reserved + CAST(%s AS NUMERIC), cap = CAST(%s AS NUMERIC)
+WHERE tenant_id = %s AND scope = %s AND subject_id = %s AND window_start = %s
+  AND spent + reserved + CAST(%s AS NUMERIC) <= CAST(%s AS NUMERIC)
+RETURNING id
+"""  # noqa: S608 - table names come from model Meta, values are bound parameters
+_ENSURE_SQL = f"""
+INSERT INTO {_CC} (tenant_id, scope, subject_id, window_start, spent, reserved, cap)
+VALUES (%s, %s, %s, %s, 0, 0, CAST(%s AS NUMERIC))
+ON CONFLICT (tenant_id, scope, subject_id, window_start) DO NOTHING
+"""  # noqa: S608 - table names come from model Meta, values are bound parameters
+# SQLite (the portable path's home) stores decimals as binary floats: a release can leave
+# reserved at -1e-19. Such dust is cleared to 0 (PostgreSQL's NUMERIC is exact and never has it).
+_CHARGE_SQL = f"""
+UPDATE {_CC} SET spent = spent + CAST(%s AS NUMERIC),
+  reserved = CASE WHEN reserved - CAST(%s AS NUMERIC) BETWEEN -0.000001 AND 0 THEN 0 ELSE reserved - CAST(%s AS NUMERIC) END
+WHERE tenant_id = %s AND scope = %s AND subject_id = %s AND window_start = %s
+RETURNING spent, cap
+"""  # noqa: S608 - table names come from model Meta, values are bound parameters
+
+
+def _reserve_counter(cur: Any, tenant_id: int, scope: str, subject: int, window: date, amount: Decimal, cap: Decimal) -> bool:
+    params = [amount, cap, tenant_id, scope, subject, window, amount, cap]
+    cur.execute(_RESERVE_SQL, params)
+    if cur.fetchone() is not None:
+        return True
+    # First call in this window, or no headroom: make sure the row exists, then try once more.
+    # When another transaction inserted the row first, this waits for it to commit and inserts
+    # nothing; the retried UPDATE then sees the committed row either way.
+    cur.execute(_ENSURE_SQL, [tenant_id, scope, subject, window, cap])
+    cur.execute(_RESERVE_SQL, params)
+    return cur.fetchone() is not None
+
+
+# --- the hot path -----------------------------------------------------------------------------
+#
+# On PostgreSQL each operation is one call of a PL/pgSQL function (migration 0003): one round
+# trip, so a hot counter stays locked for microseconds plus the commit. On SQLite (the local
+# demo) the same statements run from Python. ``USE_DB_FUNCTIONS`` lets tests exercise both.
+
+USE_DB_FUNCTIONS = os.environ.get("BUDGETS_PORTABLE_PATH") != "1"
+
+
+def _pg() -> bool:
+    return USE_DB_FUNCTIONS and connection.vendor == "postgresql"
+
+
+class _Refused(Exception):
+    pass
+
+
+def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int) -> Reservation:
+    """Reserve the worst-case cost of one model call against every cap that applies, atomically.
+
+    Raises UnknownModelPrice, ModelNotAllowed, or CostCapExceeded (with ``.scope``); on any of
+    them nothing is held.
+    """
+    for name, value in (("max_tokens", max_tokens), ("input_tokens_bound", input_tokens_bound)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 10_000_000:
+            raise ValueError(f"{name} must be an integer between 0 and 10,000,000")
+    price = price_for(model)
+    amount = worst_case_cost(price, input_tokens_bound=input_tokens_bound, max_tokens=max_tokens)
+    now = timezone.now()
+    day = now.date()
+    refused: tuple[str, Decimal, Decimal] | None = None
+    if _pg():
+        # One statement: policy, allowed models, reservation row and every counter.
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT * FROM budgets_reserve2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model, model_family(model), amount, day, now],
+            )
+            res_id, user_id, r_scope, r_used, r_cap = cur.fetchone()
+        if r_scope == "model_not_allowed":
+            raise ModelNotAllowed(model)
+        if res_id is None:
+            refused = (r_scope, Decimal(r_cap), Decimal(r_used))
+        else:
+            reservation = Reservation(
+                pk=res_id, tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, model=model, amount=amount, day=day, created_at=now
+            )
+            reservation._state.adding = False
+    else:
+        policy = _policy(run.tenant_id, run.submitted_by_id, run.agent_id, run.api_key_id)
+        if not policy.allows(model):
+            raise ModelNotAllowed(model)
+        user_id, caps = policy.user_id, policy.caps
+        try:
+            with transaction.atomic():
+                reservation = Reservation.objects.create(
+                    tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, model=model, amount=amount, day=day, created_at=now
+                )
+                with connection.cursor() as cur:
+                    for scope, subject, window in _windows(tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, day=day):
+                        if not _reserve_counter(cur, run.tenant_id, scope, subject, window, amount, caps[scope]):
+                            cur.execute(
+                                f"SELECT spent + reserved FROM {_CC} WHERE tenant_id = %s AND scope = %s AND subject_id = %s AND window_start = %s",  # noqa: S608
+                                [run.tenant_id, scope, subject, window],
+                            )
+                            got = cur.fetchone()
+                            refused = (scope, caps[scope], _dec(got[0]) if got else Decimal(0))  # type: ignore[assignment]
+                            raise _Refused
+        except _Refused:
+            pass
+    if refused is not None:
+        scope, cap, used = refused
+        subject = {CapScope.TASK: run.pk, CapScope.TENANT_MONTH: run.tenant_id}.get(scope, user_id)  # type: ignore[call-overload]
+        window = TASK_WINDOW if scope == CapScope.TASK else day if scope == CapScope.USER_DAY else day.replace(day=1)
+        _alert_threshold(tenant_id=run.tenant_id, scope=scope, subject_id=subject, window=window, kind=AlertKind.PCT100, value=used, cap=cap)
+        raise CostCapExceeded(scope, limit=cap, needed=amount, available=max(Decimal(0), cap - used))
+    return reservation
+
+
+_CLOSE_SQL = f"""
+UPDATE {_RES} SET status = %s, closed_at = %s WHERE id = %s AND status = 'open'
+RETURNING amount, run_id, user_id, day, tenant_id, model
+"""  # noqa: S608 - table names come from model Meta, values are bound parameters
+
+
+def reservation_settle(*, reservation: Reservation, usage: dict[str, Any], model: str, response_id: str = "") -> SpendEntry:
+    """Charge the real cost from ``usage``, free the reservation, write the ledger row and rollup,
+    and add cost and tokens to the run — one transaction.
+
+    Idempotent: settling a settled reservation returns its entry. Settling one the reconciler
+    already released still records the spend — the call happened and was billed.
+    ``response_id`` (the Message id) lets the reconciler tell accounted replies apart.
+    """
+    tokens = tokens_from_usage(usage)
+    try:
+        price = price_for(model, reservation.created_at)
+    except UnknownModelPrice:
+        # The reply named a model id without a price row (e.g. a new snapshot): charge the
+        # reserved model's price rather than zero.
+        log.warning("settling with the reserved model's price: response model has no price", extra={"model": str(model)[:100]})
+        model = reservation.model
+        price = price_for(model, reservation.created_at)
+    cost = cost_of_tokens(price, tokens)
+    now = timezone.now()
+    response_id = (response_id or "")[:100]
+    if _pg():
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT * FROM budgets_settle(%s, 'settled', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [reservation.pk, model[:100], cost, tokens.input, tokens.output, tokens.cache_write_5m,
+                 tokens.cache_write_1h, tokens.cache_read, response_id, now],
+            )
+            rows = cur.fetchall()
+        entry_id, existing = rows[0][0], rows[0][1]
+        counters = [] if existing else [(r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        if existing:
+            return SpendEntry.unscoped.get(pk=entry_id)
+        entry = SpendEntry(
+            pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=reservation.pk,
+            response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
+            output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
+            cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now,
+        )
+        entry._state.adding = False
+    else:
+        found = _settle_portable(reservation, tokens, cost, model, response_id, now)
+        if isinstance(found, SpendEntry) and found.pk and not hasattr(found, "_counters"):
+            return found
+        entry, counters = found, found._counters  # type: ignore[attr-defined]
+    for scope, subject, window, spent, cap in counters:
+        spent, cap = _dec(spent), _dec(cap)
+        if isinstance(window, str):
+            window = date.fromisoformat(window)
+        if cap and spent is not None and spent >= cap * Decimal("0.8"):
+            kind = AlertKind.PCT100 if spent >= cap else AlertKind.PCT80
+            _alert_threshold(tenant_id=reservation.tenant_id, scope=scope, subject_id=subject, window=window, kind=kind, value=spent, cap=cap)
+    return entry
+
+
+def _settle_portable(
+    reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, now: Any
+) -> SpendEntry:
+    from runs.models import Run
+
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(_CLOSE_SQL, [ReservationStatus.SETTLED, now, reservation.pk])
+            row = cur.fetchone()
+            if row is None:
+                existing = SpendEntry.unscoped.filter(reservation_id=reservation.pk).first()
+                if existing is not None:
+                    return existing
+                cur.execute(f"SELECT amount, run_id, user_id, day, tenant_id, model FROM {_RES} WHERE id = %s", [reservation.pk])  # noqa: S608
+                row = cur.fetchone()
+                if row is None:
+                    raise Reservation.DoesNotExist
+                unreserve = Decimal(0)
+            else:
+                unreserve = Decimal(str(row[0]))
+            _, run_id, user_id, day, tenant_id, _ = row
+            if isinstance(day, str):
+                day = date.fromisoformat(day)
+        run_row = Run.unscoped.filter(pk=run_id).values("agent_id", "prompt_version_id").first() or {}
+        entry = SpendEntry.objects.create(
+            tenant_id=tenant_id, run_id=run_id, reservation_id=reservation.pk, response_id=response_id,
+            user_id=user_id, agent_id=run_row.get("agent_id"), prompt_version_id=run_row.get("prompt_version_id"),
+            model=model[:100], input_tokens=tokens.input, output_tokens=tokens.output,
+            cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
+            cache_read_tokens=tokens.cache_read, cost=cost, day=day, at=now,
+        )
+        Run.unscoped.filter(pk=run_id).update(
+            cost=F("cost") + cost, input_tokens=F("input_tokens") + tokens.prompt_total, output_tokens=F("output_tokens") + tokens.output
+        )
+        counters = []
+        with connection.cursor() as cur:
+            _rollup_add(cur, entry)
+            for scope, subject, window in _windows(tenant_id=tenant_id, run_id=run_id, user_id=user_id, day=day):
+                cur.execute(_CHARGE_SQL, [cost, unreserve, unreserve, tenant_id, scope, subject, window])
+                got = cur.fetchone()
+                if got is None:  # only when a released reservation's counter never existed
+                    cur.execute(_ENSURE_SQL, [tenant_id, scope, subject, window, None])
+                    cur.execute(_CHARGE_SQL, [cost, 0, 0, tenant_id, scope, subject, window])
+                    got = cur.fetchone()
+                counters.append((scope, subject, window, got[0], got[1]))
+    entry._counters = counters  # type: ignore[attr-defined]
+    return entry
+
+
+_ROLLUP_SQL = f"""
+INSERT INTO {_ROLL} (tenant_id, day, model, agent_id, user_id, prompt_version_id, is_demo, calls, cost,
+                     input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CAST(%s AS NUMERIC), %s, %s, %s, %s, %s)
+ON CONFLICT (tenant_id, day, model, agent_id, user_id, prompt_version_id, is_demo) DO UPDATE SET
+  calls = {_ROLL}.calls + excluded.calls, cost = {_ROLL}.cost + excluded.cost,
+  input_tokens = {_ROLL}.input_tokens + excluded.input_tokens,
+  output_tokens = {_ROLL}.output_tokens + excluded.output_tokens,
+  cache_write_5m_tokens = {_ROLL}.cache_write_5m_tokens + excluded.cache_write_5m_tokens,
+  cache_write_1h_tokens = {_ROLL}.cache_write_1h_tokens + excluded.cache_write_1h_tokens,
+  cache_read_tokens = {_ROLL}.cache_read_tokens + excluded.cache_read_tokens
+"""  # noqa: S608 - table names come from model Meta, values are bound parameters
+
+
+def _rollup_add(cur: Any, e: SpendEntry, *, calls: int = 1) -> None:
+    cur.execute(_ROLLUP_SQL, [
+        e.tenant_id, e.day, e.model, e.agent_id or 0, e.user_id or 0, e.prompt_version_id or 0, e.is_demo, calls, e.cost,
+        e.input_tokens, e.output_tokens, e.cache_write_5m_tokens, e.cache_write_1h_tokens, e.cache_read_tokens,
+    ])
+
+
+def reservation_release(*, reservation: Reservation) -> None:
+    """Give a reservation's money back (the call failed or never happened). Idempotent."""
+    now = timezone.now()
+    if _pg():
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT * FROM budgets_settle(%s, 'released', '', 0, 0, 0, 0, 0, 0, '', %s)", [reservation.pk, now]
+            )
+            cur.fetchall()
+        return
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(_CLOSE_SQL, [ReservationStatus.RELEASED, now, reservation.pk])
+        row = cur.fetchone()
+        if row is None:
+            return
+        amount, run_id, user_id, day, tenant_id, _ = row
+        if isinstance(day, str):
+            day = date.fromisoformat(day)
+        for scope, subject, window in _windows(tenant_id=tenant_id, run_id=run_id, user_id=user_id, day=day):
+            cur.execute(_CHARGE_SQL, [0, amount, amount, tenant_id, scope, subject, window])
+
+
+def cost_of_usage(*, model: str, usage: dict[str, Any], at: Any = None) -> Decimal:
+    """Exact USD cost of a response's ``usage`` at the price in force at ``at`` (default now)."""
+    return cost_of_tokens(price_for(model, at), tokens_from_usage(usage))
+
+
+# --- the reconciler ---------------------------------------------------------------------------
+
+
+def reconcile_reservations(*, stale_after_s: int = 600) -> dict[str, int]:
+    """Settle or release reservations left open by crashed workers.
+
+    A reservation is stale when its run is no longer running under a live lease, or it is older
+    than ``stale_after_s``. If the run's durable message log holds an assistant turn with usage
+    that no ledger row accounts for, the call did happen: it is settled from that usage.
+    Otherwise it is released.
+    """
+    from runs.models import Message, Run
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_s)
+    result = {"checked": 0, "settled": 0, "released": 0}
+    open_rows = list(Reservation.unscoped.filter(status=ReservationStatus.OPEN).order_by("created_at")[:5000])
+    runs = {r.pk: r for r in Run.unscoped.filter(pk__in={r.run_id for r in open_rows})}
+    for res in open_rows:
+        result["checked"] += 1
+        run = runs.get(res.run_id)
+        live = (
+            run is not None and run.status in _LIVE_RUN_STATUSES
+            and run.lease_expires_at is not None and run.lease_expires_at > now
+        )
+        if live and res.created_at > cutoff:
+            continue
+        accounted = set(SpendEntry.unscoped.filter(run_id=res.run_id).exclude(response_id="").values_list("response_id", flat=True))
+        msg = (
+            Message.unscoped.filter(run_id=res.run_id, role="assistant", usage__isnull=False, created_at__gte=res.created_at)
+            .exclude(response_id__in=accounted).order_by("seq").first()
+        )
+        if msg is not None and isinstance(msg.usage, dict):
+            reservation_settle(reservation=res, usage=msg.usage, model=msg.model or res.model, response_id=msg.response_id)
+            result["settled"] += 1
+        else:
+            reservation_release(reservation=res)
+            result["released"] += 1
+    if result["settled"] or result["released"]:
+        log.info("reservations reconciled", extra=result)
+    return result
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+
+def _alert_threshold(*, tenant_id: int, scope: str, subject_id: int, window: date, kind: str, value: Decimal | None, cap: Decimal) -> None:
+    """Raise the 80 % / 100 % alert for this window, once (100 % implies 80 % was passed)."""
+    kinds = [AlertKind.PCT80, AlertKind.PCT100] if kind == AlertKind.PCT100 else [AlertKind.PCT80]
+    label = CapScope(scope).label if scope in CapScope.values else scope
+    for k in kinds:
+        pct = "100%" if k == AlertKind.PCT100 else "80%"
+        alert_raise(
+            tenant_id=tenant_id, kind=k, scope=scope, subject_id=subject_id, window_start=window, value=value, cap=cap,
+            message=f"{label} spend reached {pct} of the ${cap.normalize():f} cap (window {window:%Y-%m-%d}).",
+        )
+
+
+def alert_raise(
+    *, tenant_id: int, kind: str, scope: str, subject_id: int, window_start: date, message: str,
+    value: Decimal | None = None, cap: Decimal | None = None,
+) -> CapAlert | None:
+    """Record an alert (the in-app notice) and send its webhook — at most once per window.
+
+    The unique key (tenant, kind, scope, subject, window) decides who sends: a concurrent
+    duplicate hits the constraint and does nothing.
+    """
+    from tenants.webhooks import webhook_send
+
+    try:
+        with transaction.atomic():
+            alert = CapAlert.objects.create(
+                tenant_id=tenant_id, kind=kind, scope=scope, subject_id=subject_id, window_start=window_start,
+                message=message[:300], value=value, cap=cap,
+            )
+            tenant = Tenant.objects.get(pk=tenant_id)
+            webhook_send(
+                tenant=tenant, event=f"budget.{'projection' if kind == AlertKind.PROJECTION else 'drift' if kind == AlertKind.DRIFT else 'threshold'}",
+                payload={
+                    "text": f"[{tenant.name}] {message}", "tenant": tenant.slug, "kind": kind, "scope": scope,
+                    "subject_id": subject_id, "window_start": window_start.isoformat(),
+                    "value": None if value is None else str(value), "cap": None if cap is None else str(cap),
+                },
+            )
+    except IntegrityError:
+        return None
+    return alert
+
+
+def projection_for(*, tenant: Tenant, today: date | None = None) -> dict[str, Decimal]:
+    """Month-end projection from this month's run rate (spend so far / days elapsed × days in month)."""
+    import calendar
+
+    from django.db.models import Sum
+
+    today = today or timezone.now().date()
+    month = today.replace(day=1)
+    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    spent = DailyRollup.objects.filter(tenant=tenant, day__gte=month, day__lte=today).aggregate(s=Sum("cost"))["s"] or Decimal(0)
+    elapsed = today.day
+    projected = spent / elapsed * days_in_month if elapsed else spent
+    cap = effective_caps(tenant=tenant)[CapScope.TENANT_MONTH]
+    return {"spent": spent, "projected": projected.quantize(Decimal("0.0001")), "cap": cap}
+
+
+def projection_check(*, tenant: Tenant, today: date | None = None) -> CapAlert | None:
+    p = projection_for(tenant=tenant, today=today)
+    if p["projected"] <= p["cap"]:
+        return None
+    month = (today or timezone.now().date()).replace(day=1)
+    return alert_raise(
+        tenant_id=tenant.pk, kind=AlertKind.PROJECTION, scope=CapScope.TENANT_MONTH, subject_id=tenant.pk, window_start=month,
+        value=p["projected"], cap=p["cap"],
+        message=f"Month-end spend projected at ${p['projected']:.2f}, above the ${p['cap']:.2f} tenant monthly cap.",
+    )
+
+
+def drift_check(*, tenant: Tenant, day: date | None = None) -> list[CapAlert]:
+    """Alert when an agent's actual cost per run over ``day`` drifts more than 20 % from its estimate."""
+    from budgets.selectors import actual_cost_per_run, estimate_figures
+
+    day = day or (timezone.now().date() - timedelta(days=1))
+    alerts = []
+    for est in AgentEstimate.objects.for_tenant(tenant).select_related("agent"):
+        try:
+            per_run = estimate_figures(est)["per_run"]
+        except UnknownModelPrice:
+            continue
+        actual = actual_cost_per_run(tenant=tenant, agent_id=est.agent_id, start=day, end=day)
+        if actual is None or not per_run:
+            continue
+        drift = (actual - per_run) / per_run
+        if abs(drift) > Decimal("0.2"):
+            a = alert_raise(
+                tenant_id=tenant.pk, kind=AlertKind.DRIFT, scope="agent", subject_id=est.agent_id, window_start=day,
+                value=actual, cap=per_run,
+                message=f"Agent {est.agent.name}: actual ${actual:.4f}/run on {day:%Y-%m-%d} is {drift:+.0%} off the ${per_run:.4f} estimate.",
+            )
+            if a:
+                alerts.append(a)
+    return alerts
+
+
+# --- caps and estimates edits (console) ---------------------------------------------------------
+
+CAP_FIELDS = ("task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap")
+
+
+def _check_cap(name: str, value: Decimal | None, ceiling: Decimal) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+        raise ValidationError({name: "Must be a non-negative amount."})
+    if value > CAP_MAX:
+        raise ValidationError({name: f"Absurd cap: more than ${CAP_MAX}."})
+    if value > ceiling:
+        raise ValidationError({name: f"Above your tier's limit of ${ceiling.normalize():f}."})
+
+
+@transaction.atomic
+def tenant_caps_set(*, tenant: Tenant, actor: Any, values: dict[str, Any]) -> TenantCaps:
+    """Set the tenant's overrides (``None`` = tier default), each within the tier's limit."""
+    tier = tenant.tier
+    for name in CAP_FIELDS:
+        _check_cap(name, values.get(name), Decimal(getattr(tier, name)))
+    conc = values.get("max_concurrent_runs")
+    if conc is not None and not (0 < int(conc) <= tier.max_concurrent_runs):
+        raise ValidationError({"max_concurrent_runs": f"Between 1 and the tier's {tier.max_concurrent_runs}."})
+    models_ = values.get("allowed_models")
+    if models_ is not None:
+        tier_models = list(tier.allowed_models or [])
+        bad = [m for m in models_ if tier_models and not any(model_matches(m, t) for t in tier_models)]
+        if bad:
+            raise ValidationError({"allowed_models": f"Not allowed by your tier: {', '.join(bad)}"})
+    caps, _ = TenantCaps.objects.select_for_update().get_or_create(tenant=tenant)
+    before = {f: _s(getattr(caps, f)) for f in (*CAP_FIELDS, "max_concurrent_runs", "allowed_models")}
+    for name in (*CAP_FIELDS, "max_concurrent_runs", "allowed_models"):
+        setattr(caps, name, values.get(name))
+    caps.save()
+    after = {f: _s(getattr(caps, f)) for f in before}
+    audit_record(tenant=tenant, actor=actor, action="caps.tenant", target=caps, before=before, after=after)
+    return caps
+
+
+@transaction.atomic
+def user_cap_set(*, tenant: Tenant, actor: Any, user: Any, user_day_cost_cap: Decimal | None, user_month_cost_cap: Decimal | None) -> UserCap:
+    from tenants.models import Membership
+
+    if not Membership.objects.filter(tenant=tenant, user=user).exists():
+        raise ValidationError("That user is not a member of this tenant.")
+    tier = tenant.tier
+    _check_cap("user_day_cost_cap", user_day_cost_cap, Decimal(tier.user_day_cost_cap))
+    _check_cap("user_month_cost_cap", user_month_cost_cap, Decimal(tier.user_month_cost_cap))
+    cap, _ = UserCap.objects.select_for_update().get_or_create(tenant=tenant, user=user)
+    before = {"user_day_cost_cap": _s(cap.user_day_cost_cap), "user_month_cost_cap": _s(cap.user_month_cost_cap)}
+    cap.user_day_cost_cap, cap.user_month_cost_cap = user_day_cost_cap, user_month_cost_cap
+    cap.save()
+    audit_record(tenant=tenant, actor=actor, action="caps.user", target=cap, before=before,
+                 after={"user": user.username, "user_day_cost_cap": _s(user_day_cost_cap), "user_month_cost_cap": _s(user_month_cost_cap)})
+    return cap
+
+
+def _s(v: Any) -> Any:
+    return str(v) if isinstance(v, Decimal) else v
+
+
+@transaction.atomic
+def estimate_set(*, tenant: Tenant, actor: Any, agent: Any, values: dict[str, Any]) -> AgentEstimate:
+    if agent.tenant_id != tenant.pk:
+        raise ValidationError("No such agent.")
+    model = values.get("model") or ""
+    if model:
+        price_for(model)  # refuse an unpriced model here rather than on the page
+    est, created = AgentEstimate.objects.select_for_update().get_or_create(
+        tenant=tenant, agent=agent,
+        defaults={k: values[k] for k in ("input_tokens", "output_tokens", "tool_calls", "tool_result_tokens", "runs_per_day")} | {"model": model},
+    )
+    before = None if created else {k: getattr(est, k) for k in ("model", "input_tokens", "output_tokens", "tool_calls", "tool_result_tokens", "runs_per_day")}
+    for k in ("input_tokens", "output_tokens", "tool_calls", "tool_result_tokens", "runs_per_day"):
+        setattr(est, k, values[k])
+    est.model = model
+    est.full_clean()
+    est.save()
+    audit_record(tenant=tenant, actor=actor, action="estimate.set", target=est, before=before,
+                 after={k: getattr(est, k) for k in ("model", "input_tokens", "output_tokens", "tool_calls", "tool_result_tokens", "runs_per_day")})
+    return est
+
+
+@transaction.atomic
+def tight_caps_set(*, tenant: Tenant, task: str = "0.02", user_day: str = "0.05", user_month: str = "0.10", tenant_month: str = "0.20") -> TenantCaps:
+    """Demo / test helper: set tiny caps so live traffic trips each scope quickly."""
+    caps, _ = TenantCaps.objects.get_or_create(tenant=tenant)
+    before = {f: _s(getattr(caps, f)) for f in CAP_FIELDS}
+    caps.task_cost_cap, caps.user_day_cost_cap = Decimal(task), Decimal(user_day)
+    caps.user_month_cost_cap, caps.tenant_month_cost_cap = Decimal(user_month), Decimal(tenant_month)
+    caps.save()
+    audit_record(tenant=tenant, actor=None, action="caps.tight", target=caps, before=before, after={f: _s(getattr(caps, f)) for f in CAP_FIELDS})
+    return caps
+
+
+def counters_resync(*, tenant: Tenant) -> int:
+    """Recompute every counter's ``spent`` of the current windows from the ledger (demo backfill)."""
+    from django.db.models import Sum
+
+    today = timezone.now().date()
+    month = today.replace(day=1)
+    n = 0
+    with transaction.atomic():
+        counters = CapCounter.objects.for_tenant(tenant).select_for_update().filter(window_start__in=[today, month, TASK_WINDOW])
+        by_key = {(c.scope, c.subject_id, c.window_start): c for c in counters}
+        ledger = SpendEntry.objects.for_tenant(tenant)
+        wanted: dict[tuple[str, int, date], Decimal] = {}
+        wanted[(CapScope.TENANT_MONTH, tenant.pk, month)] = ledger.filter(day__gte=month).aggregate(s=Sum("cost"))["s"] or Decimal(0)
+        for row in ledger.filter(day__gte=month, user_id__isnull=False).values("user_id").annotate(s=Sum("cost")):
+            wanted[(CapScope.USER_MONTH, row["user_id"], month)] = row["s"]
+        for row in ledger.filter(day=today, user_id__isnull=False).values("user_id").annotate(s=Sum("cost")):
+            wanted[(CapScope.USER_DAY, row["user_id"], today)] = row["s"]
+        for key in by_key:
+            if key[0] != CapScope.TASK and key not in wanted:
+                wanted[key] = Decimal(0)
+        for (scope, subject, window), spent in wanted.items():
+            c = by_key.get((scope, subject, window))
+            if c is None:
+                CapCounter.objects.create(tenant=tenant, scope=scope, subject_id=subject, window_start=window, spent=spent)
+            elif c.spent != spent:
+                CapCounter.unscoped.filter(pk=c.pk).update(spent=spent)
+            n += 1
+    return n
