@@ -520,9 +520,11 @@ def _alert_threshold(*, tenant_id: int, scope: str, subject_id: int, window: dat
     label = CapScope(scope).label if scope in CapScope.values else scope
     for k in kinds:
         pct = "100%" if k == AlertKind.PCT100 else "80%"
+        # The task scope's window is a fixed sentinel date: name the run instead of a window.
+        where = f"run {subject_id}" if scope == CapScope.TASK else f"window {window:%Y-%m-%d}"
         alert_raise(
             tenant_id=tenant_id, kind=k, scope=scope, subject_id=subject_id, window_start=window, value=value, cap=cap,
-            message=f"{label} spend reached {pct} of the ${cap.normalize():f} cap (window {window:%Y-%m-%d}).",
+            message=f"{label} spend reached {pct} of the ${cap.normalize():f} cap ({where}).",
         )
 
 

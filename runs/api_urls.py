@@ -1,8 +1,10 @@
 from django.urls import path
 
+from budgets import api as budgets_api
 from runs import api
 
 urlpatterns = [
+    path("spend", budgets_api.spend, name="api_spend"),
     path("runs", api.runs_create, name="api_runs_create"),
     path("runs/<str:run_id>", api.runs_detail, name="api_runs_detail"),
     path("runs/<str:run_id>/cancel", api.runs_cancel, name="api_runs_cancel"),
