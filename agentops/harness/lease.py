@@ -47,13 +47,44 @@ def acquire(run_id: int, worker_id: str) -> Run | None:
     return Run.unscoped.select_related("agent", "tenant", "tenant__tier", "submitted_by", "api_key").get(pk=run_id)
 
 
-def fence(run_id: int, worker_id: str) -> None:
-    """Renew the lease, or raise LeaseLost. Call inside the transaction that persists a step."""
+def fence(run_id: int, worker_id: str, **fields: object) -> None:
+    """Renew the lease (and apply ``fields``), or raise LeaseLost. Call inside the transaction
+    that persists a step: if the lease is gone, nothing of the step is written."""
     renewed = Run.unscoped.filter(pk=run_id, lease_owner=worker_id).update(
-        lease_expires_at=Now() + _duration(), heartbeat_at=Now()
+        lease_expires_at=Now() + _duration(), heartbeat_at=Now(), **fields
     )
     if renewed != 1:
         raise LeaseLost(run_id)
+
+
+def fence_relaxed(run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
+                  prompt_version_id: int | None = None) -> None:
+    """:func:`fence` plus ``SET LOCAL synchronous_commit = off`` in the same round trip.
+
+    For the checkpoint transactions of the hot path (see agentops.harness.durability); on
+    PostgreSQL the two statements travel as one simple query. Elsewhere it is plain fence().
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        fields: dict[str, object] = {}
+        if iterations_inc:
+            fields["iterations"] = F("iterations") + iterations_inc
+        if model_used is not None:
+            fields.update(model_used=model_used, prompt_version_id=prompt_version_id)
+        fence(run_id, worker_id, **fields)
+        return
+    sets = ["lease_expires_at = statement_timestamp() + make_interval(secs => %s)", "heartbeat_at = statement_timestamp()",
+            "iterations = iterations + %s"]
+    params: list[object] = [settings.RUN_LEASE_SECONDS, iterations_inc]
+    if model_used is not None:
+        sets += ["model_used = %s", "prompt_version_id = %s"]
+        params += [model_used, prompt_version_id]
+    sql = f"UPDATE runs_run SET {', '.join(sets)} WHERE id = %s AND lease_owner = %s; SET LOCAL synchronous_commit = off"  # noqa: S608 - fixed column names
+    with connection.cursor() as cur:
+        cur.execute(sql, [*params, run_id, worker_id])
+        if cur.rowcount != 1:
+            raise LeaseLost(run_id)
 
 
 def release(run_id: int, worker_id: str, **fields: object) -> bool:

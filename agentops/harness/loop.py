@@ -140,8 +140,7 @@ class RunDriver:
     def append_message(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> Message:
         try:
             with transaction.atomic(savepoint=False):
-                relax_commit()
-                lease.fence(self.run.pk, self.worker_id)
+                lease.fence_relaxed(self.run.pk, self.worker_id)
                 msg = Message.unscoped.create(tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=seq, role=role, content=content, **fields)
                 self.flush()
         except IntegrityError:
@@ -335,13 +334,13 @@ class RunDriver:
             content = [block.to_dict() for block in message.content]
             flags = evaluators.evaluate_assistant_turn(content)
             with transaction.atomic():
-                relax_commit()
-                lease.fence(self.run.pk, self.worker_id)
+                # The lease fence, the step's run update and the relaxed commit in one round trip.
+                lease.fence_relaxed(self.run.pk, self.worker_id, iterations_inc=1, model_used=result.model,
+                                    prompt_version_id=prompt_version_id)
                 entry = costs.settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id)
                 span_cost = getattr(entry, "cost", None)
                 if span_cost is not None and self.tracer.pending:
                     self.tracer.pending[-1].attributes["agentops.cost_usd"] = str(span_cost)
-                Run.unscoped.filter(pk=self.run.pk).update(iterations=F("iterations") + 1, model_used=result.model, prompt_version_id=prompt_version_id)
                 self.event("turn", role="assistant", seq=messages[-1].seq + 1, stop_reason=message.stop_reason, model=result.model,
                            cost=str(span_cost) if span_cost is not None else None, flags=flags)
                 turn = Message.unscoped.create(
