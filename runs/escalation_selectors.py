@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agentops.redact import redact, redact_obj
 from runs.models import Escalation, EscalationStatus, Message, Run, ToolCall
+from tenants.access import parse_id
 from tenants.models import Tenant, WebhookDelivery
 
 URGENCY_RANK = Case(
@@ -22,10 +23,10 @@ KINDS = [Escalation.KIND_TOOL, Escalation.KIND_HANDOFF]
 
 
 def _ident(value: Any) -> int:
-    text = str(value)
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) < 2**63:
+    ident = parse_id(value)
+    if ident is None:
         raise Escalation.DoesNotExist
-    return int(text)
+    return ident
 
 
 def escalation_get(*, tenant: Tenant | int, escalation_id: Any) -> Escalation:

@@ -7,16 +7,14 @@ from typing import Any
 from django.db.models import QuerySet
 
 from runs.models import Agent, Run, RunEvent
+from tenants.access import parse_id
 from tenants.models import Tenant
 
 
 def run_get(*, tenant: Tenant | int, run_id: Any) -> Run:
     """The tenant's run or Run.DoesNotExist — the same answer for "missing" and "not yours"."""
-    try:
-        ident = int(run_id)
-    except (TypeError, ValueError):
-        raise Run.DoesNotExist
-    if not 0 < ident < 2**63:
+    ident = parse_id(run_id)
+    if ident is None:
         raise Run.DoesNotExist
     return Run.objects.for_tenant(tenant).select_related("agent", "tenant").get(pk=ident)
 

@@ -19,32 +19,23 @@ from runs import console_selectors as cs
 from runs import selectors, services
 from runs.forms import AgentForm, GrantForm, RunFilterForm, RunStartForm, grant_form_initial, scenario_choices
 from runs.models import Agent, Run, ToolGrant
-from tenants.access import TenantContext, tenant_view
+from tenants.access import TenantContext, id_or_404, tenant_view
 from tenants.models import ALL_ROLES, Role
 
 RUN_WRITERS = (Role.ADMIN, Role.OPERATOR)
 PAGE_SIZE = 50
 
 
-def _int_id(value: str) -> int:
-    """A positive 64-bit id from a URL segment, or 404 (never a 500 from the database)."""
-    if not (value.isascii() and value.isdigit()) or len(value) > 19:
-        raise Http404
-    ident = int(value)
-    if not 0 < ident < 2**63:
-        raise Http404
-    return ident
-
 
 def _run_or_404(ctx: TenantContext, run_id: str) -> Run:
     try:
-        return selectors.run_get(tenant=ctx.tenant, run_id=_int_id(run_id))
+        return selectors.run_get(tenant=ctx.tenant, run_id=id_or_404(run_id))
     except Run.DoesNotExist:
         raise Http404("No such run.")
 
 
 def _agent_or_404(ctx: TenantContext, agent_id: str) -> Agent:
-    agent = Agent.objects.for_tenant(ctx.tenant).filter(pk=_int_id(agent_id)).first()
+    agent = Agent.objects.for_tenant(ctx.tenant).filter(pk=id_or_404(agent_id)).first()
     if agent is None:
         raise Http404("No such agent.")
     return agent
@@ -286,7 +277,7 @@ def grant_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     else:
         edit_id = request.GET.get("edit", "")
         if edit_id:
-            editing = cs.grants_for_tenant(ctx.tenant).filter(pk=_int_id(edit_id)).first()
+            editing = cs.grants_for_tenant(ctx.tenant).filter(pk=id_or_404(edit_id)).first()
             if editing is None:
                 raise Http404("No such grant.")
         form = GrantForm(initial=grant_form_initial(editing) if editing else None, agents=agents)
@@ -299,7 +290,7 @@ def grant_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def grant_revoke(request: HttpRequest, ctx: TenantContext, grant_id: str) -> HttpResponse:
-    ident = _int_id(grant_id)
+    ident = id_or_404(grant_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:

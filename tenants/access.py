@@ -47,6 +47,30 @@ class TenantContext:
         return self.membership.role in roles
 
 
+def parse_id(value: object) -> int | None:
+    """A positive 64-bit id from a URL segment or body, or None (never a 500 from the database).
+
+    ASCII digits only: ``int()`` would accept "١٢" or " 12" or "1_000", which no id is.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    ident = int(text)
+    return ident if 0 < ident < 2**63 else None
+
+
+def id_or_404(value: object) -> int:
+    ident = parse_id(value)
+    if ident is None:
+        raise Http404
+    return ident
+
+
 def get_membership(user: Any, slug: str) -> Membership:
     """The caller's membership in tenant ``slug`` or 404 — the same answer for "no such tenant"."""
     if not user.is_authenticated or not isinstance(slug, str) or len(slug) > 50:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 
 from tenants import selectors, services
-from tenants.access import TenantContext, tenant_view
+from tenants.access import TenantContext, id_or_404, tenant_view
 from tenants.forms import ApiKeyCreateForm, MemberAddForm, RoleChangeForm
 from tenants.models import ALL_ROLES, ApiKey, Membership, Role
 
@@ -35,15 +35,6 @@ def home(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     recent = selectors.audit_for_tenant(ctx.tenant)[:5] if ctx.role == Role.ADMIN else []
     return render(request, "tenants/home.html", {"ctx": ctx, "panels": home_panels(ctx), "recent": recent})
 
-
-def _int_id(value: str) -> int:
-    """A positive 64-bit id from a URL segment, or 404 (never a 500 from the database)."""
-    if not (value.isascii() and value.isdigit()) or len(value) > 19:
-        raise Http404
-    ident = int(value)
-    if not 0 < ident < 2**63:
-        raise Http404
-    return ident
 
 
 def _members_page(request: HttpRequest, ctx: TenantContext, form: MemberAddForm, status: int = 200) -> HttpResponse:
@@ -78,7 +69,7 @@ def members(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def member_role(request: HttpRequest, ctx: TenantContext, member_id: str) -> HttpResponse:
-    ident = _int_id(member_id)
+    ident = id_or_404(member_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     form = RoleChangeForm(request.POST)
@@ -101,7 +92,7 @@ def member_role(request: HttpRequest, ctx: TenantContext, member_id: str) -> Htt
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def member_remove(request: HttpRequest, ctx: TenantContext, member_id: str) -> HttpResponse:
-    ident = _int_id(member_id)
+    ident = id_or_404(member_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
@@ -148,7 +139,7 @@ def api_keys(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def api_key_revoke(request: HttpRequest, ctx: TenantContext, key_id: str) -> HttpResponse:
-    ident = _int_id(key_id)
+    ident = id_or_404(key_id)
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
