@@ -127,7 +127,7 @@ def wait_settled(tenant: Any, *, timeout: float = 120, batch: str = BATCH) -> Co
     return Counter(f"{r.status}{': ' + r.outcome if r.outcome and r.status not in ('succeeded',) else ''}" for r in runs)
 
 
-CAP_BATCH = "demo-caps-v1"
+CAP_BATCH = "demo-caps-v2"
 
 
 def trip_caps(ctx: Any, slug: str) -> None:
@@ -140,7 +140,7 @@ def trip_caps(ctx: Any, slug: str) -> None:
     from budgets.services import tight_caps_set
 
     tenant = ctx.tenants[slug]
-    if Run.objects.for_tenant(tenant).filter(metadata__demo_batch=CAP_BATCH).exists():
+    if Run.objects.for_tenant(tenant).filter(metadata__demo_batch__startswith=CAP_BATCH).exists():
         return
     agent = Agent.objects.get(tenant=tenant, name="support")
     user = ctx.users[slug]["operator"]
@@ -149,17 +149,15 @@ def trip_caps(ctx: Any, slug: str) -> None:
     for scope in ("user_day", "user_month", "tenant_month"):
         caps = {"task": big, "user_day": big, "user_month": big, "tenant_month": big, scope: tiny}
         tight_caps_set(tenant=tenant, **caps)
-        submit_traffic(tenant, {"support": agent}, user, [("support", "default", f"Trip the {scope} cap.")], say=ctx.say, batch=CAP_BATCH)
-        wait_settled(tenant, timeout=60, batch=CAP_BATCH)
-        Run.objects.for_tenant(tenant).filter(metadata__demo_batch=CAP_BATCH, metadata__scenario="default").update(
-            metadata={"scenario": "default", "demo_batch": CAP_BATCH, "cap_scope": scope}
-        )
+        batch = f"{CAP_BATCH}:{scope}"  # one batch per scope: submit_traffic dedups per (agent, scenario)
+        submit_traffic(tenant, {"support": agent}, user, [("support", "default", f"Trip the {scope} cap.")], say=ctx.say, batch=batch)
+        wait_settled(tenant, timeout=60, batch=batch)
     fields = ["task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap"]
     if saved is None:
         TenantCaps.objects.for_tenant(tenant).delete()
     else:
         TenantCaps.objects.for_tenant(tenant).update(**{f: saved[f] for f in fields})
-    outcomes = Counter(Run.objects.for_tenant(tenant).filter(metadata__demo_batch=CAP_BATCH).values_list("outcome", flat=True))
+    outcomes = Counter(Run.objects.for_tenant(tenant).filter(metadata__demo_batch__startswith=CAP_BATCH).values_list("outcome", flat=True))
     ctx.say(f"{slug}: cap scopes tripped by live traffic: {', '.join(sorted(o for o in outcomes if o))}; caps restored")
 
 

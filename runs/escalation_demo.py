@@ -74,8 +74,9 @@ def run(ctx: DemoContext) -> None:
     agent = ensure_agent(tenant, ctx.admin(TENANT))
     submitted: list[Run] = []
     for scenario, text in SCENARIOS:
-        waiting = Run.objects.for_tenant(tenant).filter(agent=agent, metadata__scenario=scenario, status__in=WAITING)
-        if waiting.exists():
+        runs = Run.objects.for_tenant(tenant).filter(agent=agent, metadata__scenario=scenario)
+        # Re-stock the inbox after an operator decided; a scenario that never gates runs once.
+        if runs.filter(status__in=WAITING).exists() or runs.filter(escalations__isnull=True).exclude(status__in=WAITING).exists():
             continue
         try:
             submitted.append(run_submit(tenant=tenant, agent=agent, input=text, submitted_by=operator, role=Role.OPERATOR,
