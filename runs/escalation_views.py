@@ -11,9 +11,10 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
 
 from runs import escalation_selectors as selectors
 from runs import escalation_services as services
@@ -82,9 +83,8 @@ def _detail_page(request: HttpRequest, ctx: TenantContext, escalation: Escalatio
 
 
 @tenant_view(read=OPERATORS, write=OPERATORS)
+@require_POST
 def decide(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     escalation = _escalation_or_404(ctx, escalation_id)
     # Only these three fields are read: the arguments come from the stored call, never the form.
     decision = request.POST.get("decision", "")

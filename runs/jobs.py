@@ -21,7 +21,7 @@ def reconcile_job() -> dict[str, int]:
     result = reconcile_runs()
     from runs.escalation_jobs import escalations_sweep_job
 
-    result.update({f"escalations_{k}": v for k, v in (escalations_sweep_job() or {}).items() if isinstance(v, int)})
+    result.update({f"escalations_{k}": v for k, v in escalations_sweep_job().items()})
     from budgets.jobs import budgets_tick
 
     tick = budgets_tick()

@@ -15,7 +15,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.models import (
-    TERMINAL_STATUSES,
     Agent,
     Escalation,
     EscalationStatus,
@@ -342,6 +341,3 @@ def _queued_run_ids() -> set[int]:
             ids.add(int(job.args[0]))
     return ids
 
-
-def runs_for_terminal_check() -> frozenset[str]:
-    return frozenset(TERMINAL_STATUSES)

@@ -11,9 +11,10 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from runs import console_selectors as cs
 from runs import selectors, services
@@ -127,8 +128,6 @@ def run_detail(request: HttpRequest, ctx: TenantContext, run_id: str, live: bool
 
 def _run_action(request: HttpRequest, ctx: TenantContext, run_id: str, action: str) -> HttpResponse:
     run = _run_or_404(ctx, run_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     try:
         if action == "cancel":
             run = services.run_cancel(run=run, actor=request.user)
@@ -149,16 +148,19 @@ def _run_action(request: HttpRequest, ctx: TenantContext, run_id: str, action: s
 
 
 @tenant_view(read=RUN_WRITERS, write=RUN_WRITERS)
+@require_POST
 def run_cancel(request: HttpRequest, ctx: TenantContext, run_id: str) -> HttpResponse:
     return _run_action(request, ctx, run_id, "cancel")
 
 
 @tenant_view(read=RUN_WRITERS, write=RUN_WRITERS)
+@require_POST
 def run_pause(request: HttpRequest, ctx: TenantContext, run_id: str) -> HttpResponse:
     return _run_action(request, ctx, run_id, "pause")
 
 
 @tenant_view(read=RUN_WRITERS, write=RUN_WRITERS)
+@require_POST
 def run_resume(request: HttpRequest, ctx: TenantContext, run_id: str) -> HttpResponse:
     return _run_action(request, ctx, run_id, "resume")
 
@@ -215,10 +217,9 @@ def agent_edit(request: HttpRequest, ctx: TenantContext, agent_id: str) -> HttpR
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
 def agent_killswitch(request: HttpRequest, ctx: TenantContext, agent_id: str) -> HttpResponse:
     agent = _agent_or_404(ctx, agent_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     try:
         enabled = _flag(request)
     except ValidationError as exc:
@@ -230,9 +231,8 @@ def agent_killswitch(request: HttpRequest, ctx: TenantContext, agent_id: str) ->
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
 def tenant_killswitch(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     try:
         enabled = _flag(request)
     except ValidationError as exc:
@@ -289,10 +289,9 @@ def grant_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
 def grant_revoke(request: HttpRequest, ctx: TenantContext, grant_id: str) -> HttpResponse:
     ident = id_or_404(grant_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     try:
         services.grant_revoke(tenant=ctx.tenant, actor=request.user, grant_id=ident)
     except ToolGrant.DoesNotExist:

@@ -6,9 +6,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_POST
 
 from tenants import selectors, services
 from tenants.access import TenantContext, id_or_404, tenant_view
@@ -68,10 +69,9 @@ def members(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
 def member_role(request: HttpRequest, ctx: TenantContext, member_id: str) -> HttpResponse:
     ident = id_or_404(member_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     form = RoleChangeForm(request.POST)
     if not form.is_valid():
         return HttpResponse("Unknown role.", status=400, content_type="text/plain")
@@ -91,10 +91,9 @@ def member_role(request: HttpRequest, ctx: TenantContext, member_id: str) -> Htt
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
 def member_remove(request: HttpRequest, ctx: TenantContext, member_id: str) -> HttpResponse:
     ident = id_or_404(member_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     try:
         services.membership_remove(tenant=ctx.tenant, actor_membership=ctx.membership, membership_id=ident)
     except Membership.DoesNotExist:
@@ -138,10 +137,9 @@ def api_keys(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
 def api_key_revoke(request: HttpRequest, ctx: TenantContext, key_id: str) -> HttpResponse:
     ident = id_or_404(key_id)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     try:
         key = services.api_key_revoke(tenant=ctx.tenant, actor=request.user, key_id=ident)
     except ApiKey.DoesNotExist:

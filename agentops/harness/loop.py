@@ -263,7 +263,7 @@ class RunDriver:
         return self.call_model(messages)
 
     # -- model calls -----------------------------------------------------------------
-    def breaker(self, messages: list[Message]) -> Stop | None:
+    def breaker(self) -> Stop | None:
         if self.iterations >= self.agent.iteration_cap:
             return Stop(RunStatus.FAILED, "max_iterations", "IterationCapReached", f"Stopped after {self.iterations} model calls (cap {self.agent.iteration_cap}).")
         started = self.run.started_at
@@ -274,7 +274,7 @@ class RunDriver:
     def call_model(self, messages: list[Message]) -> str | None:
         from agentops.llm import gateway
 
-        stop = self.breaker(messages)
+        stop = self.breaker()
         if stop:
             return self.finish(stop)
         system, prompt_version_id = self.agent.resolve_prompt()
