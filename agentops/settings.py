@@ -102,6 +102,8 @@ LOGIN_URL = "login"
 # "index" (not "home", which needs a tenant slug): it forwards a one-tenant user to that tenant's home.
 LOGIN_REDIRECT_URL = "index"
 LOGOUT_REDIRECT_URL = "login"
+# How long the link in a tenant invitation e-mail works (tenants.services.invitation_create).
+INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", default=7)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

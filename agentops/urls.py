@@ -16,6 +16,8 @@ urlpatterns = [
     path("", tenant_views.index, name="index"),
     path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("invite/accept/", tenant_views.invitation_accept, name="invitation_accept"),
+    path("invite/<str:token>/", tenant_views.invitation_open, name="invitation_open"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from tenants.models import ApiKey, AuditEvent, Membership, Tenant, Tier
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, Tier
 
 
 @admin.register(Tier)
@@ -32,6 +32,14 @@ class MembershipAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "prefix", "scopes", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "hashed"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "tenant", "role", "sent_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["tenant"]
+    search_fields = ["email"]
+    readonly_fields = ["token_hash", "accepted_by", "accepted_at"]
 
 
 @admin.register(AuditEvent)

@@ -188,3 +188,59 @@ class WebhookDelivery(TenantOwned):
 
     def __str__(self) -> str:
         return f"webhook {self.event} ({self.status})"
+
+
+class InvitationQuerySet(TenantQuerySet):
+    def open(self) -> InvitationQuerySet:
+        """Neither accepted nor revoked (it may still have expired)."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+
+class Invitation(TenantOwned):
+    """An invitation of an e-mail address to a tenant, with a role.
+
+    The link in the e-mail carries a random token; only its SHA-256 is stored, so the database
+    (or a backup of it) cannot be used to accept an invitation. A token works once, until
+    ``expires_at``, and not after a revoke or a resend (which issues a new token).
+    """
+
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[Any] = InvitationQuerySet.as_manager()
+    unscoped: ClassVar[Any] = models.Manager()
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            # One open invitation per address and tenant: inviting again re-sends it.
+            models.UniqueConstraint(
+                fields=["tenant", "email"], condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_open_invitation_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invitation {self.email} ({self.role})"
+
+    @staticmethod
+    def hash_token(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @staticmethod
+    def generate_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+    def is_expired(self, now: Any = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
-from tenants.models import ApiKey, AuditEvent, Membership, Role, Tenant
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role, Tenant
 
 
 def tenants_for_user(user: Any) -> QuerySet[Membership]:
@@ -17,6 +18,52 @@ def tenants_for_user(user: Any) -> QuerySet[Membership]:
 
 def members_for_tenant(tenant: Tenant) -> QuerySet[Membership]:
     return Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
+
+
+def invitations_open_for_tenant(tenant: Tenant) -> QuerySet[Invitation]:
+    """Invitations neither accepted nor revoked, expired ones included (they can be re-sent)."""
+    return Invitation.objects.for_tenant(tenant).open().select_related("invited_by").order_by("-sent_at", "-id")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,100}")
+
+
+def token_looks_valid(raw: object) -> bool:
+    return isinstance(raw, str) and _TOKEN.fullmatch(raw) is not None
+
+
+class InvitationInvalid(Exception):
+    """A link that opens no invitation. ``reason``: unknown, used, revoked or expired."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def invitation_check(candidates: QuerySet[Invitation], *, now: datetime) -> Invitation:
+    """The one invitation in ``candidates`` if it can still be accepted, else ``InvitationInvalid``."""
+    invitation = candidates.select_related("tenant").filter(tenant__active=True).first()
+    if invitation is None:
+        raise InvitationInvalid("unknown")
+    if invitation.accepted_at is not None:
+        raise InvitationInvalid("used")
+    if invitation.revoked_at is not None:
+        raise InvitationInvalid("revoked")
+    if invitation.is_expired(now):
+        raise InvitationInvalid("expired")
+    return invitation
+
+
+def invitation_from_token(raw: object, *, now: datetime | None = None) -> Invitation:
+    """The invitation a link's token opens, looked up across tenants (the link is all there is)."""
+    if not token_looks_valid(raw):
+        raise InvitationInvalid("unknown")
+    candidates = Invitation.unscoped.filter(token_hash=Invitation.hash_token(str(raw)))
+    return invitation_check(candidates, now=now or timezone.now())
 
 
 def role_counts(tenant: Tenant) -> dict[str, int]:

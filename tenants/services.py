@@ -1,17 +1,29 @@
-"""Writes for tenants: members, roles, API keys. Each is one transaction with an audit row."""
+"""Writes for tenants: invitations, members, roles, API keys. Each is one transaction with an audit row.
+
+There is deliberately no way to add an existing user by username: that answered "no such user"
+or showed the user's e-mail, so any tenant admin could probe every account on the platform.
+People join a tenant only by accepting an invitation sent to their e-mail address.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tenants.models import ROLE_RANK, ApiKey, ApiScope, AuditEvent, Membership, Role, Tenant
+from tenants.models import ROLE_RANK, ApiKey, ApiScope, AuditEvent, Invitation, Membership, Role, Tenant
+from tenants.selectors import InvitationInvalid, invitation_check, normalize_email, token_looks_valid
 
 User = get_user_model()
+logger = logging.getLogger(__name__)
 
 
 def audit_record(
@@ -58,24 +70,162 @@ def _lock_admins(tenant: Tenant) -> list[int]:
     )
 
 
+def _invitation_expiry(now: datetime) -> datetime:
+    return now + timedelta(days=settings.INVITATION_MAX_AGE_DAYS)
+
+
 @transaction.atomic
-def membership_add(*, tenant: Tenant, actor_membership: Membership, username: str, role: str) -> Membership:
+def invitation_create(
+    *, tenant: Tenant, actor_membership: Membership, email: str, role: str, now: datetime | None = None
+) -> tuple[Invitation, str]:
+    """Invite ``email`` with ``role``. Returns the row and the raw token, which only the e-mail carries.
+
+    No user is looked up: the answer is the same whether the address belongs to an account, to a
+    member, or to nobody. Inviting an address that already has an open invitation re-issues that
+    one (new token, role and expiry; the old link stops working).
+    """
     _check_can_grant(actor_membership, role)
-    user = User.objects.filter(username=username.strip(), is_active=True).first()
-    if user is None:
-        raise ValidationError("No active user with that username.")
-    if Membership.objects.filter(tenant=tenant, user=user).exists():
-        raise ValidationError("That user is already a member.")
+    email = normalize_email(email)
+    now = now or timezone.now()
+    raw = Invitation.generate_token()
+    fields = {
+        "role": role, "token_hash": Invitation.hash_token(raw), "invited_by": actor_membership.user,
+        "sent_at": now, "expires_at": _invitation_expiry(now),
+    }
+    invitation = Invitation.objects.for_tenant(tenant).open().select_for_update().filter(email=email).first()
+    before = None
+    if invitation is None:
+        try:
+            with transaction.atomic():
+                invitation = Invitation.objects.create(tenant=tenant, email=email, created_at=now, **fields)
+        except IntegrityError:  # a concurrent invitation of the same address won the race
+            raise ValidationError("That address was invited at the same moment by someone else.")
+    else:
+        before = {"email": email, "role": invitation.role}
+        for name, value in fields.items():
+            setattr(invitation, name, value)
+        invitation.save(update_fields=list(fields))
+    audit_record(
+        tenant=tenant, actor=actor_membership.user, action="invitation.create", target=invitation,
+        before=before, after={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()},
+    )
+    return invitation, raw
+
+
+@transaction.atomic
+def invitation_resend(*, tenant: Tenant, actor: Any, invitation_id: int, now: datetime | None = None) -> tuple[Invitation, str]:
+    """Issue a new token and expiry for an open invitation (the old link stops working).
+
+    Raises ``Invitation.DoesNotExist`` for an id outside ``tenant``, ``ValidationError`` when it
+    was accepted or revoked.
+    """
+    now = now or timezone.now()
+    invitation = Invitation.objects.for_tenant(tenant).select_for_update().filter(pk=invitation_id).first()
+    if invitation is None:
+        raise Invitation.DoesNotExist
+    if not invitation.is_open():
+        raise ValidationError("That invitation was already accepted or revoked.")
+    raw = Invitation.generate_token()
+    invitation.token_hash = Invitation.hash_token(raw)
+    invitation.sent_at, invitation.expires_at = now, _invitation_expiry(now)
+    invitation.save(update_fields=["token_hash", "sent_at", "expires_at"])
+    audit_record(
+        tenant=tenant, actor=actor, action="invitation.resend", target=invitation,
+        after={"email": invitation.email, "role": invitation.role, "expires_at": invitation.expires_at.isoformat()},
+    )
+    return invitation, raw
+
+
+@transaction.atomic
+def invitation_revoke(*, tenant: Tenant, actor: Any, invitation_id: int, now: datetime | None = None) -> Invitation:
+    """Withdraw an open invitation (idempotent). Raises ``Invitation.DoesNotExist`` for an id outside ``tenant``."""
+    invitation = Invitation.objects.for_tenant(tenant).select_for_update().filter(pk=invitation_id).first()
+    if invitation is None:
+        raise Invitation.DoesNotExist
+    if invitation.accepted_at is not None:
+        raise ValidationError("That invitation was already accepted; remove the member instead.")
+    if invitation.revoked_at is None:
+        invitation.revoked_at = now or timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+        audit_record(
+            tenant=tenant, actor=actor, action="invitation.revoke", target=invitation,
+            before={"email": invitation.email, "role": invitation.role, "open": True},
+            after={"email": invitation.email, "role": invitation.role, "open": False},
+        )
+    return invitation
+
+
+def invitation_send(*, invitation: Invitation, accept_url: str) -> bool:
+    """E-mail the link through Django's e-mail backend. False (and a log line without the link) on failure.
+
+    Called after the transaction that issued the token has committed, with the raw token inside
+    ``accept_url``; the token is never stored, queued or logged.
+    """
+    context = {"invitation": invitation, "tenant": invitation.tenant, "accept_url": accept_url,
+               "role": Role(invitation.role).label, "inviter": invitation.invited_by}
+    subject = render_to_string("tenants/email/invitation_subject.txt", context).strip()
+    body = render_to_string("tenants/email/invitation_body.txt", context)
+    try:
+        send_mail(subject, body, None, [invitation.email])
+    except OSError as exc:  # smtplib.SMTPException and connection errors
+        logger.warning("invitation %s: e-mail not sent (%s)", invitation.pk, type(exc).__name__)
+        return False
+    return True
+
+
+def _lock_invitation(raw_token: str, now: datetime) -> Invitation:
+    """The invitation for ``raw_token``, locked, or ``InvitationInvalid`` saying why not."""
+    if not token_looks_valid(raw_token):
+        raise InvitationInvalid("unknown")
+    # of=("self",): lock the invitation only, not the tenant row the check joins.
+    candidates = Invitation.unscoped.select_for_update(of=("self",)).filter(token_hash=Invitation.hash_token(raw_token))
+    return invitation_check(candidates, now=now)
+
+
+def _accept(invitation: Invitation, user: Any, now: datetime) -> tuple[Membership, bool]:
     try:
         with transaction.atomic():
-            membership = Membership.objects.create(tenant=tenant, user=user, role=role)
-    except IntegrityError:  # a concurrent add of the same user won the race
-        raise ValidationError("That user is already a member.")
+            membership, created = Membership.objects.get_or_create(
+                tenant=invitation.tenant, user=user, defaults={"role": invitation.role, "created_at": now}
+            )
+    except IntegrityError:  # the same user accepted twice at once through two invitations
+        membership, created = Membership.objects.get(tenant=invitation.tenant, user=user), False
+    invitation.accepted_at, invitation.accepted_by = now, user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
     audit_record(
-        tenant=tenant, actor=actor_membership.user, action="member.add", target=membership,
-        after={"user": user.username, "role": role},
+        tenant=invitation.tenant, actor=user, action="invitation.accept", target=invitation,
+        after={"email": invitation.email, "user": user.username, "role": membership.role, "already_member": not created},
     )
-    return membership
+    return membership, created
+
+
+@transaction.atomic
+def invitation_accept(*, raw_token: str, user: Any, now: datetime | None = None) -> tuple[Membership, bool]:
+    """Accept as the signed-in ``user``. Returns the membership and whether it is new.
+
+    A user who is already a member keeps the role they have; the invitation is used up either way.
+    Raises ``InvitationInvalid`` for an unknown, used, revoked or expired token.
+    """
+    now = now or timezone.now()
+    return _accept(_lock_invitation(raw_token, now), user, now)
+
+
+@transaction.atomic
+def invitation_accept_new_user(
+    *, raw_token: str, username: str, password: str, now: datetime | None = None
+) -> tuple[Any, Membership]:
+    """Create an account for the invited address and accept with it, in one transaction."""
+    now = now or timezone.now()
+    invitation = _lock_invitation(raw_token, now)
+    try:
+        with transaction.atomic():
+            user = User(username=username, email=invitation.email, date_joined=now)
+            user.set_password(password)
+            user.save()
+    except IntegrityError:  # the form checked the name; a concurrent sign-up took it since
+        raise ValidationError("That username is not available.")
+    membership, _ = _accept(invitation, user, now)
+    return user, membership
 
 
 @transaction.atomic

@@ -1,20 +1,27 @@
-"""Console views for the tenant shell: switcher, home, members, API keys, audit log."""
+"""Console views for the tenant shell: switcher, home, members and invitations, API keys, audit log,
+and the public page where an invitation is accepted."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tenants import selectors, services
 from tenants.access import TenantContext, id_or_404, tenant_view
-from tenants.forms import ApiKeyCreateForm, MemberAddForm, RoleChangeForm
-from tenants.models import ALL_ROLES, ApiKey, Membership, Role
+from tenants.forms import ApiKeyCreateForm, InvitationForm, InvitationSignupForm, RoleChangeForm
+from tenants.models import ALL_ROLES, ApiKey, Invitation, Membership, Role
+from tenants.selectors import InvitationInvalid
 
 
 @login_required
@@ -38,34 +45,79 @@ def home(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 
-def _members_page(request: HttpRequest, ctx: TenantContext, form: MemberAddForm, status: int = 200) -> HttpResponse:
+def _members_page(request: HttpRequest, ctx: TenantContext, form: InvitationForm, status: int = 200) -> HttpResponse:
     members = list(selectors.members_for_tenant(ctx.tenant))
     admins = sum(1 for m in members if m.role == Role.ADMIN)
     return render(
         request, "tenants/members.html",
-        {"ctx": ctx, "form": form, "members": members, "roles": Role.choices, "admin_count": admins},
+        {"ctx": ctx, "form": form, "members": members, "roles": Role.choices, "admin_count": admins,
+         "invitations": selectors.invitations_open_for_tenant(ctx.tenant), "now": timezone.now(),
+         "invitation_days": settings.INVITATION_MAX_AGE_DAYS},
         status=status,
     )
 
 
+def _send_invitation(request: HttpRequest, invitation: Invitation, token: str) -> None:
+    url = request.build_absolute_uri(reverse("invitation_open", args=[token]))
+    if services.invitation_send(invitation=invitation, accept_url=url):
+        messages.success(request, f"Invitation sent to {invitation.email}.")
+    else:
+        messages.error(request, f"The invitation to {invitation.email} could not be e-mailed. Try Resend later.")
+
+
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
 def members(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """Members, open invitations, and (POST) a new invitation.
+
+    The answer to an invitation depends only on the form: never on whether the address belongs
+    to an account or a member anywhere, so the page cannot be used to probe other tenants' users.
+    """
     if request.method != "POST":
-        return _members_page(request, ctx, MemberAddForm())
+        return _members_page(request, ctx, InvitationForm())
     # Only the form's own fields are read: a body that also sets tenant, is_staff or user ids changes nothing.
-    form = MemberAddForm(request.POST)
+    form = InvitationForm(request.POST)
     if form.is_valid():
         try:
-            services.membership_add(
+            invitation, token = services.invitation_create(
                 tenant=ctx.tenant, actor_membership=ctx.membership,
-                username=form.cleaned_data["username"], role=form.cleaned_data["role"],
+                email=form.cleaned_data["email"], role=form.cleaned_data["role"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"Added {form.cleaned_data['username']} as {Role(form.cleaned_data['role']).label.lower()}.")
+            _send_invitation(request, invitation, token)
             return redirect("members", slug=ctx.tenant.slug)
     return _members_page(request, ctx, form, status=400)
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
+def invitation_resend(request: HttpRequest, ctx: TenantContext, invitation_id: str) -> HttpResponse:
+    ident = id_or_404(invitation_id)
+    try:
+        invitation, token = services.invitation_resend(tenant=ctx.tenant, actor=request.user, invitation_id=ident)
+    except Invitation.DoesNotExist:
+        raise Http404
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        _send_invitation(request, invitation, token)
+    return redirect("members", slug=ctx.tenant.slug)
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
+def invitation_revoke(request: HttpRequest, ctx: TenantContext, invitation_id: str) -> HttpResponse:
+    ident = id_or_404(invitation_id)
+    try:
+        invitation = services.invitation_revoke(tenant=ctx.tenant, actor=request.user, invitation_id=ident)
+    except Invitation.DoesNotExist:
+        raise Http404
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Invitation to {invitation.email} revoked; its link no longer works.")
+    return redirect("members", slug=ctx.tenant.slug)
 
 
 @tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
@@ -157,4 +209,89 @@ def audit_log(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return render(
         request, "tenants/audit.html",
         {"ctx": ctx, "page": page, "action": action, "actions": selectors.audit_actions(ctx.tenant)},
+    )
+
+
+# --- Accepting an invitation (public: outside /t/, the link is the credential) --------------
+
+INVITATION_SESSION_KEY = "invitation_token"
+
+_INVALID = {
+    "unknown": (404, "This invitation link is not valid", "Check that you opened the whole link from the e-mail."),
+    "expired": (410, "This invitation has expired", "Ask an admin of the tenant to send you a new one."),
+    "used": (410, "This invitation was already accepted", "Each link works once. Log in to reach the tenant."),
+    "revoked": (410, "This invitation was withdrawn", "Ask an admin of the tenant if you still need access."),
+    "missing": (404, "No invitation to accept", "Open the link in your invitation e-mail again."),
+}
+
+
+def _invitation_invalid(request: HttpRequest, reason: str) -> HttpResponse:
+    status, title, hint = _INVALID[reason]
+    return render(request, "tenants/invitation_invalid.html", {"title": title, "hint": hint}, status=status)
+
+
+@never_cache
+@require_GET
+def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the e-mail. The token moves into the session and the browser continues at a
+    URL without it (Django's password-reset pattern), so it lingers in no log line, history entry
+    or Referer header, and survives the detour through the login page."""
+    try:
+        selectors.invitation_from_token(token)
+    except InvitationInvalid as exc:
+        return _invitation_invalid(request, exc.reason)
+    request.session[INVITATION_SESSION_KEY] = token
+    return redirect("invitation_accept")
+
+
+def _joined(request: HttpRequest, membership: Membership, created: bool) -> HttpResponse:
+    request.session.pop(INVITATION_SESSION_KEY, None)
+    tenant = membership.tenant
+    if created:
+        messages.success(request, f"Welcome to {tenant.name}. You joined as {membership.get_role_display().lower()}.")
+    else:
+        messages.info(request, f"You were already a member of {tenant.name}; your role is unchanged.")
+    return redirect("home", slug=tenant.slug)
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def invitation_accept(request: HttpRequest) -> HttpResponse:
+    """Signed in: one button accepts. Anonymous: log in first (and come back), or pick a username
+    and password for a new account, which is created, joined and signed in at once."""
+    token = request.session.get(INVITATION_SESSION_KEY)
+    if not token:
+        return _invitation_invalid(request, "missing")
+    try:
+        invitation = selectors.invitation_from_token(token)
+    except InvitationInvalid as exc:
+        return _invitation_invalid(request, exc.reason)
+    signup = None
+    status = 200
+    try:
+        if request.user.is_authenticated:
+            if request.method == "POST":
+                membership, created = services.invitation_accept(raw_token=token, user=request.user)
+                return _joined(request, membership, created)
+        else:
+            signup = InvitationSignupForm(request.POST if request.method == "POST" else None)
+            if signup.is_valid():
+                try:
+                    user, membership = services.invitation_accept_new_user(
+                        raw_token=token, username=signup.cleaned_data["username"], password=signup.cleaned_data["password1"],
+                    )
+                except ValidationError as exc:
+                    signup.add_error("username", exc)
+                else:
+                    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+                    return _joined(request, membership, True)
+            if request.method == "POST":
+                status = 400
+    except InvitationInvalid as exc:  # used, revoked or expired since the page was shown
+        return _invitation_invalid(request, exc.reason)
+    return render(
+        request, "tenants/invitation_accept.html",
+        {"invitation": invitation, "role": Role(invitation.role).label, "signup": signup,
+         "login_url": f"{reverse('login')}?next={reverse('invitation_accept')}"},
+        status=status,
     )

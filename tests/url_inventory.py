@@ -9,7 +9,12 @@ from typing import Any
 from django.urls import URLPattern, URLResolver, get_resolver
 
 # Routes outside /t/<slug>/ and /api/ that are deliberately not tenant-scoped.
-UNSCOPED_ALLOWED = {"", "login/", "logout/", "healthz", "readyz"}
+UNSCOPED_ALLOWED = {
+    "", "login/", "logout/", "healthz", "readyz",
+    # Accepting an invitation: the person is not a member yet, so the tenant cannot be in the URL;
+    # the link's single-use, expiring token is the credential (tests/tenants/test_invitations.py).
+    "invite/<str:token>/", "invite/accept/",
+}
 UNSCOPED_PREFIXES = ("admin/", "django-rq/", "staff/")
 
 
