@@ -8,7 +8,7 @@ import pytest
 
 from tenants import services
 from tenants.models import Membership, Role
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +45,6 @@ def test_a_wrong_password_is_refused(page, tenant, members):
 def test_the_admin_pages_work_in_a_browser(page, tenant, other_tenant, members, screenshot):
     admin = members[Role.ADMIN]
     Membership.objects.create(tenant=other_tenant, user=admin, role=Role.VIEWER)
-    UserFactory(username="newcomer")
     services.api_key_create(tenant=tenant, actor=admin, name="billing-service", scopes=["runs", "spend"])
     log_in(page, "acme-admin")
     page.wait_for_selector("h1:has-text('Your tenants')")  # two tenants: the list
@@ -54,10 +53,11 @@ def test_the_admin_pages_work_in_a_browser(page, tenant, other_tenant, members, 
     page.wait_for_url(re.compile(r"/t/acme/$"))
 
     page.click("nav.sidenav >> text=Members")
-    page.fill("input[name=username]", "newcomer")
-    page.select_option("form.form-row select[name=role]", "operator")
-    page.click("text=Add member")
-    assert "Added newcomer" in page.locator(".messages").inner_text()
+    page.fill("input[name=email]", "newcomer@example.test")
+    page.select_option("form#invite select[name=role]", "operator")
+    page.click("text=Send invitation")
+    assert "Invitation sent to newcomer@example.test" in page.locator(".messages").inner_text()
+    assert page.locator("#invitations tr[data-email='newcomer@example.test']").count() == 1
     row = page.locator("tr[data-username=acme-viewer]")
     row.locator("select[name=role]").select_option("finance")
     row.locator("button", has_text="Change").click()
@@ -79,7 +79,7 @@ def test_the_admin_pages_work_in_a_browser(page, tenant, other_tenant, members, 
 
     page.click("nav.sidenav >> text=Audit log")
     actions = page.locator("#audit tbody code").all_inner_texts()
-    for action in ("apikey.revoke", "apikey.create", "member.role", "member.add"):
+    for action in ("apikey.revoke", "apikey.create", "member.role", "invitation.create"):
         assert action in actions
     screenshot(page, "audit")
 
@@ -91,3 +91,28 @@ def test_the_admin_pages_work_in_a_browser(page, tenant, other_tenant, members, 
 
     page.click("text=Log out")
     page.wait_for_url(re.compile(r"/login/$"))
+
+
+def test_an_invited_person_joins_from_the_e_mailed_link(page, tenant, members, mailoutbox, screenshot):
+    log_in(page, "acme-admin")
+    page.wait_for_url(re.compile(r"/t/acme/$"))
+    page.goto("/t/acme/members/")
+    page.fill("input[name=email]", "ada@example.test")
+    page.select_option("form#invite select[name=role]", "finance")
+    page.click("text=Send invitation")
+    assert "Invitation sent to ada@example.test" in page.locator(".messages").inner_text()
+    page.click("text=Log out")
+    page.wait_for_url(re.compile(r"/login/$"))
+
+    link = re.search(r"http://\S+/invite/[A-Za-z0-9_-]+/", mailoutbox[-1].body).group(0)
+    page.goto(link)
+    page.wait_for_url(re.compile(r"/invite/accept/$"))  # the token is no longer in the address bar
+    assert "Join Acme" in page.locator("h1").inner_text()
+    screenshot(page, "invitation-accept")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password1]", "a-long-new-secret")
+    page.fill("input[name=password2]", "a-long-new-secret")
+    page.click("text=Create account and join")
+    page.wait_for_url(re.compile(r"/t/acme/$"))
+    assert "Welcome to Acme" in page.locator(".messages").inner_text()
+    assert Membership.objects.get(tenant=tenant, user__username="ada").role == Role.FINANCE

@@ -6,7 +6,6 @@ import pytest
 
 from tenants.models import AuditEvent, Membership, Role
 from tenants.services import api_key_create
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -16,9 +15,8 @@ def _changes(tenant, members):  # type: ignore[no-untyped-def]
     finance = Membership.objects.get(tenant=tenant, user=members[Role.FINANCE])
     key, _ = api_key_create(tenant=tenant, actor=members[Role.ADMIN], name="pre", scopes=["runs"])
     AuditEvent.objects.all().delete()
-    UserFactory(username="newcomer")
     return [
-        ("member.add", "/t/acme/members/", {"username": "newcomer", "role": Role.VIEWER}),
+        ("invitation.create", "/t/acme/members/", {"email": "newcomer@example.test", "role": Role.VIEWER}),
         ("member.role", f"/t/acme/members/{viewer.pk}/role/", {"role": Role.OPERATOR}),
         ("member.remove", f"/t/acme/members/{finance.pk}/remove/", {}),
         ("apikey.create", "/t/acme/api-keys/", {"name": "k", "scopes": ["runs"], "acts_as_role": Role.VIEWER}),
@@ -44,7 +42,7 @@ def test_the_admin_reads_the_audit_log(tenant, members, client_for):
     resp = client.get("/t/acme/audit/")
     assert resp.status_code == 200
     body = resp.content.decode()
-    for action in ("member.add", "member.role", "member.remove", "apikey.create", "apikey.revoke"):
+    for action in ("invitation.create", "member.role", "member.remove", "apikey.create", "apikey.revoke"):
         assert action in body
     assert [e.action for e in resp.context["page"]][0] == "apikey.revoke"  # newest first
 
@@ -54,7 +52,7 @@ def test_the_audit_log_filters_by_action(tenant, members, client_for):
     for _, url, body in _changes(tenant, members):
         client.post(url, body)
     page = client.get("/t/acme/audit/?action=member.").context["page"]
-    assert {e.action for e in page} == {"member.add", "member.role", "member.remove"}
+    assert {e.action for e in page} == {"member.role", "member.remove"}
     assert client.get("/t/acme/audit/?action=apikey.revoke").context["page"].paginator.count == 1
 
 

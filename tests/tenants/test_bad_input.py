@@ -62,7 +62,7 @@ def test_ids_that_do_not_exist_are_404(route, admin_client):
 @pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.route)
 def test_nul_bytes_in_forms_are_400(route, admin_client, tenant):
     url = route.build(**_values(route))
-    body = {"username": "acme-\x00viewer", "role": "viewer", "name": "k\x00", "scopes": ["runs"], "acts_as_role": "viewer"}
+    body = {"username": "acme-\x00viewer", "email": "a\x00@example.test", "role": "viewer", "name": "k\x00", "scopes": ["runs"], "acts_as_role": "viewer"}
     assert admin_client.post(url, body).status_code == 400
     # Multipart and JSON spellings of NUL are refused as well.
     assert admin_client.post(url, {"name": "a\x00b"}, format="multipart").status_code == 400
@@ -75,7 +75,7 @@ def test_nul_bytes_in_forms_are_400(route, admin_client, tenant):
 @pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.route)
 def test_one_megabyte_strings_in_forms_are_4xx(route, admin_client):
     url = route.build(**_values(route))
-    resp = admin_client.post(url, {"username": MB, "role": "viewer", "name": MB, "scopes": ["runs"], "acts_as_role": "viewer"})
+    resp = admin_client.post(url, {"username": MB, "email": MB, "role": "viewer", "name": MB, "scopes": ["runs"], "acts_as_role": "viewer"})
     assert resp.status_code == 413
     assert not AuditEvent.objects.exists()
 
@@ -84,15 +84,15 @@ def test_one_megabyte_strings_in_forms_are_4xx(route, admin_client):
 @pytest.mark.parametrize(
     "url,body",
     [
-        ("/t/acme/members/", {"username": "x" * 100_000, "role": "viewer"}),
-        ("/t/acme/members/", {"username": "acme-viewer", "role": "x" * 100_000}),
-        ("/t/acme/members/", {"username": "", "role": ""}),
-        ("/t/acme/members/", {"username": ["a", "b"], "role": ["viewer", "admin"]}),
+        ("/t/acme/members/", {"email": "x" * 100_000 + "@example.test", "role": "viewer"}),
+        ("/t/acme/members/", {"email": "new@example.test", "role": "x" * 100_000}),
+        ("/t/acme/members/", {"email": "", "role": ""}),
+        ("/t/acme/members/", {"email": ["a@example.test", "b"], "role": ["viewer", "admin"]}),
         ("/t/acme/api-keys/", {"name": "x" * 100_000, "scopes": ["runs"], "acts_as_role": "viewer"}),
         ("/t/acme/api-keys/", {"name": "k", "scopes": ["x" * 100_000], "acts_as_role": "viewer"}),
         ("/t/acme/api-keys/", {"name": "k", "scopes": ["runs"], "acts_as_role": "x" * 100_000}),
     ],
-    ids=["long-username", "long-role", "empty", "repeated-fields", "long-name", "long-scope", "long-role-key"],
+    ids=["long-email", "long-role", "empty", "repeated-fields", "long-name", "long-scope", "long-role-key"],
 )
 def test_oversized_or_odd_fields_below_the_body_limit_are_400(url, body, admin_client, tenant):
     assert admin_client.post(url, body).status_code == 400

@@ -1,4 +1,4 @@
-"""Members & roles: add an existing user, change a role, remove; the last admin stays."""
+"""Members & roles: change a role, remove; the last admin stays. (Joining is by invitation: test_invitations.py.)"""
 
 from __future__ import annotations
 
@@ -27,33 +27,17 @@ def test_it_lists_members_with_their_roles(tenant, members, client_for):
     assert 'value="prompt_editor" selected' in resp.content.decode()
 
 
-def test_it_adds_an_existing_user(tenant, members, client_for):
+def test_an_invitation_is_the_only_way_in(tenant, members, client_for, mailoutbox):
+    """Posting a username (the removed add-by-username form) adds nobody and sends nothing."""
     newcomer = UserFactory(username="newcomer")
     resp = client_for(members[Role.ADMIN]).post("/t/acme/members/", {"username": "newcomer", "role": Role.FINANCE})
-    assert resp.status_code == 302
-    assert _membership(newcomer, tenant).role == Role.FINANCE
-    event = AuditEvent.objects.for_tenant(tenant).get(action="member.add")
-    assert event.actor == members[Role.ADMIN]
-    assert event.after == {"user": "newcomer", "role": "finance"}
-
-
-def test_it_refuses_an_unknown_username(tenant, members, client_for):
-    resp = client_for(members[Role.ADMIN]).post("/t/acme/members/", {"username": "nobody", "role": Role.VIEWER})
     assert resp.status_code == 400
-    assert "No active user with that username" in resp.content.decode()
-    assert not AuditEvent.objects.for_tenant(tenant).exists()
+    assert not Membership.objects.filter(user=newcomer).exists()
+    assert not AuditEvent.objects.for_tenant(tenant).exists() and not mailoutbox
 
 
-def test_it_refuses_an_inactive_user(tenant, members, client_for):
-    UserFactory(username="gone", is_active=False)
-    resp = client_for(members[Role.ADMIN]).post("/t/acme/members/", {"username": "gone", "role": Role.VIEWER})
-    assert resp.status_code == 400
-
-
-def test_it_refuses_a_duplicate_member(tenant, members, client_for):
-    resp = client_for(members[Role.ADMIN]).post("/t/acme/members/", {"username": "acme-viewer", "role": Role.OPERATOR})
-    assert resp.status_code == 400
-    assert _membership(members[Role.VIEWER], tenant).role == Role.VIEWER
+def test_the_service_to_add_by_username_is_gone():
+    assert not hasattr(services, "membership_add")
 
 
 def test_it_changes_a_role(tenant, members, client_for):
