@@ -1,25 +1,39 @@
 """Console forms. Each declares exactly the fields a user may set: nothing else in a POST body is read."""
 
+from typing import Any
+
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import SetPasswordMixin
 
 from tenants.models import ApiScope, Role
 
 
 class InvitationForm(forms.Form):
-    email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@example.com"}))
+    # 150: the address becomes the username of an account created by accepting (User.username's length).
+    email = forms.EmailField(max_length=150, widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@example.com"}))
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
 
-class InvitationSignupForm(UserCreationForm):
-    """A new account for the invited address: a username and a password, nothing else.
+class InvitationSignupForm(SetPasswordMixin, forms.Form):
+    """A new account for the invited address: only a password. The username is the address itself.
 
-    Only validates (username rules and availability, password validators); the account is created
-    by ``tenants.services.invitation_accept_new_user`` together with the membership.
+    A username of one's choosing would have to be refused when taken, and anyone holding an
+    invitation (a tenant admin can invite a mailbox of their own) could then probe which usernames
+    exist. The account is created by ``tenants.services.invitation_accept_new_user``.
     """
 
-    class Meta(UserCreationForm.Meta):
-        fields = ("username",)
+    password1, password2 = SetPasswordMixin.create_password_fields(label2="Password again")
+
+    def __init__(self, email: str, *args: Any, **kwargs: Any):
+        # Unsaved: lets the password validators compare the password with the username and address.
+        self.user = get_user_model()(username=email, email=email)
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        self.validate_passwords()
+        self.validate_password_for_user(self.user)
+        return super().clean()  # type: ignore[no-any-return]
 
 
 class RoleChangeForm(forms.Form):

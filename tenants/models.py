@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -81,7 +81,7 @@ class Membership(models.Model):
 
 
 class TenantQuerySet(models.QuerySet):
-    def for_tenant(self, tenant: Tenant | int) -> TenantQuerySet:
+    def for_tenant(self, tenant: Tenant | int) -> Self:
         tenant_id = tenant if isinstance(tenant, int) else tenant.pk
         return self.filter(tenant_id=tenant_id)
 
@@ -191,7 +191,7 @@ class WebhookDelivery(TenantOwned):
 
 
 class InvitationQuerySet(TenantQuerySet):
-    def open(self) -> InvitationQuerySet:
+    def open(self) -> Self:
         """Neither accepted nor revoked (it may still have expired)."""
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
 

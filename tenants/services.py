@@ -211,19 +211,25 @@ def invitation_accept(*, raw_token: str, user: Any, now: datetime | None = None)
 
 
 @transaction.atomic
-def invitation_accept_new_user(
-    *, raw_token: str, username: str, password: str, now: datetime | None = None
-) -> tuple[Any, Membership]:
-    """Create an account for the invited address and accept with it, in one transaction."""
+def invitation_accept_new_user(*, raw_token: str, password: str, now: datetime | None = None) -> tuple[Any, Membership]:
+    """Create an account for the invited address and accept with it, in one transaction.
+
+    The username is the invited address (see ``InvitationSignupForm`` for why it is not chosen).
+    Only whoever reads that mailbox gets here, so "this address already has an account" tells
+    them about their own address and nothing else.
+    """
     now = now or timezone.now()
     invitation = _lock_invitation(raw_token, now)
+    taken = ValidationError("An account with this address already exists. Log in to accept instead.")
+    if User.objects.filter(username__iexact=invitation.email).exists():
+        raise taken
     try:
         with transaction.atomic():
-            user = User(username=username, email=invitation.email, date_joined=now)
+            user = User(username=invitation.email, email=invitation.email, date_joined=now)
             user.set_password(password)
             user.save()
-    except IntegrityError:  # the form checked the name; a concurrent sign-up took it since
-        raise ValidationError("That username is not available.")
+    except IntegrityError:  # a concurrent accept of another invitation to the same address
+        raise taken
     membership, _ = _accept(invitation, user, now)
     return user, membership
 

@@ -257,8 +257,8 @@ def _joined(request: HttpRequest, membership: Membership, created: bool) -> Http
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def invitation_accept(request: HttpRequest) -> HttpResponse:
-    """Signed in: one button accepts. Anonymous: log in first (and come back), or pick a username
-    and password for a new account, which is created, joined and signed in at once."""
+    """Signed in: one button accepts. Anonymous: log in first (and come back), or set a password for
+    a new account named after the invited address, which is created, joined and signed in at once."""
     token = request.session.get(INVITATION_SESSION_KEY)
     if not token:
         return _invitation_invalid(request, "missing")
@@ -274,14 +274,12 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
                 membership, created = services.invitation_accept(raw_token=token, user=request.user)
                 return _joined(request, membership, created)
         else:
-            signup = InvitationSignupForm(request.POST if request.method == "POST" else None)
+            signup = InvitationSignupForm(invitation.email, request.POST if request.method == "POST" else None)
             if signup.is_valid():
                 try:
-                    user, membership = services.invitation_accept_new_user(
-                        raw_token=token, username=signup.cleaned_data["username"], password=signup.cleaned_data["password1"],
-                    )
+                    user, membership = services.invitation_accept_new_user(raw_token=token, password=signup.cleaned_data["password1"])
                 except ValidationError as exc:
-                    signup.add_error("username", exc)
+                    signup.add_error(None, exc)
                 else:
                     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                     return _joined(request, membership, True)

@@ -109,10 +109,10 @@ def test_an_invited_person_joins_from_the_e_mailed_link(page, tenant, members, m
     page.wait_for_url(re.compile(r"/invite/accept/$"))  # the token is no longer in the address bar
     assert "Join Acme" in page.locator("h1").inner_text()
     screenshot(page, "invitation-accept")
-    page.fill("input[name=username]", "ada")
     page.fill("input[name=password1]", "a-long-new-secret")
     page.fill("input[name=password2]", "a-long-new-secret")
     page.click("text=Create account and join")
     page.wait_for_url(re.compile(r"/t/acme/$"))
     assert "Welcome to Acme" in page.locator(".messages").inner_text()
-    assert Membership.objects.get(tenant=tenant, user__username="ada").role == Role.FINANCE
+    assert Membership.objects.get(tenant=tenant, user__username="ada@example.test").role == Role.FINANCE
+    assert "ada@example.test" in page.locator(".who").inner_text()  # signed in as the new account

@@ -1,5 +1,6 @@
 """Invitations: an admin invites an e-mail address; the person accepts through a single-use,
-expiring link (an existing user logs in first, a new one picks a username and password).
+expiring link (an existing user logs in first; a new one sets a password, and the invited
+address becomes the username, so a sign-up form cannot be used to probe which usernames exist).
 
 The inviting tenant learns nothing about accounts it does not already have as members: the
 answer to an invitation is the same for an address that belongs to someone and one that does not.
@@ -26,6 +27,7 @@ from tests.factories import PASSWORD, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
+SIGNUP = {"password1": "a-long-new-secret", "password2": "a-long-new-secret"}
 LINK = re.compile(r"http://testserver/invite/([A-Za-z0-9_-]+)/")
 
 
@@ -190,19 +192,19 @@ def test_round_trip_for_a_new_user(tenant, members, client_for, mailoutbox):
     assert token not in body  # the page (and its Referer) no longer carries the token
     assert not Membership.objects.filter(tenant=tenant, role=Role.OPERATOR).exclude(user=members[Role.OPERATOR]).exists()
 
-    resp = browser.post("/invite/accept/", {"username": "newperson", "password1": "a-long-new-secret", "password2": "a-long-new-secret"})
+    resp = browser.post("/invite/accept/", SIGNUP)
     assert resp.status_code == 302 and resp["Location"] == "/t/acme/"
-    user = get_user_model().objects.get(username="newperson")
+    user = get_user_model().objects.get(username="new.person@example.test")
     assert user.email == "new.person@example.test" and not user.is_staff
     assert Membership.objects.get(tenant=tenant, user=user).role == Role.OPERATOR
     home = browser.get("/t/acme/")  # signed in by the accept
     assert home.status_code == 200 and "Welcome to Acme" in home.content.decode()
-    assert Client().login(username="newperson", password="a-long-new-secret")
+    assert Client().login(username="new.person@example.test", password="a-long-new-secret")
     invitation = Invitation.objects.get()
     assert invitation.accepted_by == user and invitation.accepted_at is not None
     event = AuditEvent.objects.for_tenant(tenant).get(action="invitation.accept")
     assert event.actor == user and event.after == {
-        "email": "new.person@example.test", "user": "newperson", "role": "operator", "already_member": False,
+        "email": "new.person@example.test", "user": "new.person@example.test", "role": "operator", "already_member": False,
     }
 
 
@@ -244,17 +246,41 @@ def test_a_member_who_accepts_keeps_their_role(tenant, members, client_for, mail
     assert AuditEvent.objects.get(action="invitation.accept").after["already_member"] is True
 
 
-def test_a_taken_username_or_weak_password_keeps_the_invitation_open(tenant, members, client_for, mailoutbox):
+def test_a_weak_password_keeps_the_invitation_open(tenant, members, client_for, mailoutbox):
     _invite(client_for(members[Role.ADMIN]))
     browser = Client()
     _open(browser, _token_from(mailoutbox[0]))
-    taken = browser.post("/invite/accept/", {"username": "ACME-viewer", "password1": "a-long-new-secret", "password2": "a-long-new-secret"})
-    assert taken.status_code == 400 and "already exists" in taken.content.decode()
-    short = browser.post("/invite/accept/", {"username": "fresh", "password1": "abc", "password2": "abc"})
+    short = browser.post("/invite/accept/", {"password1": "abc", "password2": "abc"})
     assert short.status_code == 400 and "too short" in short.content.decode()
-    assert Invitation.objects.get().is_open() and not get_user_model().objects.filter(username="fresh").exists()
-    ok = browser.post("/invite/accept/", {"username": "fresh", "password1": "a-long-new-secret", "password2": "a-long-new-secret"})
-    assert ok.status_code == 302
+    mismatch = browser.post("/invite/accept/", {"password1": "a-long-new-secret", "password2": "another-long-one"})
+    assert mismatch.status_code == 400 and "didn’t match" in mismatch.content.decode()
+    assert Invitation.objects.get().is_open() and get_user_model().objects.count() == len(members)
+    assert browser.post("/invite/accept/", SIGNUP).status_code == 302
+
+
+def test_the_new_account_page_has_no_username_to_probe(tenant, members, client_for, mailoutbox):
+    """A chosen username would have to be refused when taken, and a tenant admin who invites a
+    mailbox of their own could then probe usernames. The address is the username instead; a
+    username in the body is ignored."""
+    _invite(client_for(members[Role.ADMIN]))
+    browser = Client()
+    page = _open(browser, _token_from(mailoutbox[0])).content.decode()
+    assert 'name="username"' not in page and "log in with the username <strong>new.person@example.test</strong>" in page
+    for probe in ("acme-viewer", "no-such-user"):
+        assert browser.post("/invite/accept/", {"username": probe, "password1": "abc", "password2": "abc"}).status_code == 400
+    browser.post("/invite/accept/", {**SIGNUP, "username": "acme-viewer"})
+    assert Membership.objects.get(tenant=tenant, user__username="new.person@example.test").role == Role.OPERATOR
+
+
+def test_an_address_that_already_names_an_account_is_told_to_log_in(tenant, members, client_for, mailoutbox):
+    """Only the reader of that mailbox gets this far, and learns only about their own address."""
+    UserFactory(username="new.person@example.test")
+    _invite(client_for(members[Role.ADMIN]), "New.Person@example.test")
+    browser = Client()
+    _open(browser, _token_from(mailoutbox[0]))
+    resp = browser.post("/invite/accept/", SIGNUP)
+    assert resp.status_code == 400 and "Log in to accept instead" in resp.content.decode()
+    assert Invitation.objects.get().is_open()
 
 
 def test_the_token_reaches_no_log_line(tenant, members, client_for, mailoutbox, caplog):
@@ -263,8 +289,8 @@ def test_the_token_reaches_no_log_line(tenant, members, client_for, mailoutbox, 
     token = _token_from(mailoutbox[0])
     browser = Client()
     _open(browser, token)
-    browser.post("/invite/accept/", {"username": "fresh", "password1": "a-long-new-secret", "password2": "a-long-new-secret"})
-    assert Membership.objects.filter(user__username="fresh").exists()
+    browser.post("/invite/accept/", SIGNUP)
+    assert Membership.objects.filter(user__username="new.person@example.test").exists()
     assert token not in caplog.text
 
 
@@ -289,7 +315,7 @@ def test_a_used_link_is_refused(tenant, members, outsider, client_for, mailoutbo
     token = _token_from(mailoutbox[0])
     first = Client()
     _open(first, token)
-    first.post("/invite/accept/", {"username": "fresh", "password1": "a-long-new-secret", "password2": "a-long-new-secret"})
+    first.post("/invite/accept/", SIGNUP)
     again = Client().get(f"/invite/{token}/")
     assert again.status_code == 410 and "already accepted" in again.content.decode()
     with pytest.raises(InvitationInvalid, match="used"):
@@ -303,7 +329,7 @@ def test_a_link_opened_before_it_was_used_elsewhere_cannot_accept_again(tenant, 
     first, second = Client(), client_for(outsider)
     _open(first, token)
     _open(second, token)
-    first.post("/invite/accept/", {"username": "fresh", "password1": "a-long-new-secret", "password2": "a-long-new-secret"})
+    first.post("/invite/accept/", SIGNUP)
     resp = second.post("/invite/accept/")
     assert resp.status_code == 410
     assert not Membership.objects.filter(tenant=tenant, user=outsider).exists()
