@@ -385,8 +385,10 @@ def test_deliveries_and_endpoints_are_in_django_admin_without_the_secret(tenant:
 
 
 def test_check_deploy_warns_when_the_allow_list_is_set(settings: Any) -> None:
+    from django.conf import settings as configured
     from django.core.checks import run_checks
 
+    assert configured.WEBHOOK_UNSAFE_ALLOW_NETWORKS == []  # empty unless a test sets it
     assert "tenants.W001" not in {m.id for m in run_checks(include_deployment_checks=True)}
     settings.WEBHOOK_UNSAFE_ALLOW_NETWORKS = ["127.0.0.1/32"]
     assert "tenants.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
