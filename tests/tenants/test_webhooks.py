@@ -419,3 +419,11 @@ def test_the_migration_carries_a_tenants_webhook_url_and_signing_key_over() -> N
     at = datetime(2026, 1, 1, tzinfo=UTC)
     mac = hmac.new(old_secret.encode(), f"msg_1.{int(at.timestamp())}.{{}}".encode(), hashlib.sha256).digest()
     assert Webhook(endpoint.secret).sign("msg_1", at, "{}") == "v1," + base64.b64encode(mac).decode()
+
+
+def test_the_escalation_inbox_lists_refused_notifications(tenant: Any, members: Any, client_for: Any) -> None:
+    WebhookEndpoint.objects.create(tenant=tenant, url="http://[::1]/hook")
+    _deliver(_send(tenant, event="escalation.created"))
+    page = client_for(members[Role.OPERATOR]).get(f"/t/{tenant.slug}/escalations/").content.decode()
+    banner = re.search(r'<div class="banner warn" id="webhook-failures">(.*?)</div>', page, re.S)
+    assert banner and "failed or refused" in banner.group(1) and "loopback" in banner.group(1)
