@@ -1,7 +1,7 @@
 """Redaction of secrets and PII before anything is logged, traced or stored for display.
 
-The defaults catch Anthropic keys, AgentOps API keys, bearer tokens, e-mail addresses and
-card-like numbers; ``settings.PII_PATTERNS`` adds tenant-specific regexes.
+The defaults catch Anthropic keys, AgentOps API keys, webhook signing secrets, bearer tokens,
+e-mail addresses and card-like numbers; ``settings.PII_PATTERNS`` adds tenant-specific regexes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 DEFAULT_PATTERNS = [
     r"sk-ant-[A-Za-z0-9_\-]{8,}",
     r"aok_[A-Za-z0-9]{6,}_[A-Za-z0-9_\-]{8,}",
+    r"whsec_[A-Za-z0-9+/=]{16,}",
     r"(?i:bearer)\s+[A-Za-z0-9._\-]{8,}",
     r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}",
     r"\b(?:\d[ \-]?){13,19}\b",

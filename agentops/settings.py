@@ -179,6 +179,10 @@ ESCALATION_EXPIRE_MINUTES = env.int("ESCALATION_EXPIRE_MINUTES", default=24 * 60
 # or "fail" (the run stops as failed: approval_expired). "expiring" webhooks go out this long before.
 ESCALATION_EXPIRY_POLICY = env.str("ESCALATION_EXPIRY_POLICY", default="reject")
 ESCALATION_EXPIRING_NOTICE_MINUTES = env.int("ESCALATION_EXPIRING_NOTICE_MINUTES", default=15)
+# Webhook URLs pass the SSRF guard (agentops/netguard.py) at save and at delivery. Networks listed
+# here (CIDR) are exempt from it. Tests only (a receiver on 127.0.0.1): deliberately not read from
+# the environment, and `check --deploy` warns when it is not empty.
+WEBHOOK_UNSAFE_ALLOW_NETWORKS: list[str] = []
 # Context window guard: trim the oldest turns (with a notice) above this many input tokens.
 CONTEXT_TRIM_TOKENS = env.int("CONTEXT_TRIM_TOKENS", default=150_000)
 TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)

@@ -201,7 +201,7 @@ def escalation_deliveries(*, escalation: Escalation) -> QuerySet[WebhookDelivery
 def failed_deliveries(*, tenant: Tenant | int, days: int = 1) -> QuerySet[WebhookDelivery]:
     since = timezone.now() - timedelta(days=days)
     return WebhookDelivery.objects.for_tenant(tenant).filter(
-        event__startswith="escalation.", status=WebhookDelivery.FAILED, created_at__gte=since
+        event__startswith="escalation.", status__in=(WebhookDelivery.FAILED, WebhookDelivery.REFUSED), created_at__gte=since
     ).order_by("-created_at", "-id")
 
 

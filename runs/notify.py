@@ -1,4 +1,4 @@
-"""Notifications about escalations: one signed JSON webhook per tenant, Slack-compatible.
+"""Notifications about escalations: one signed JSON webhook per endpoint of the tenant, Slack-compatible.
 
 Events: ``escalation.created``, ``escalation.expiring``, ``escalation.decided`` (approved,
 rejected, expired). The body carries a ``text`` field (Slack incoming webhooks show it as is)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, Tier
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, Tier, WebhookDelivery, WebhookEndpoint
 
 
 @admin.register(Tier)
@@ -49,3 +49,36 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False  # the audit log is append-only
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Tenant admins manage endpoints in the console (where the URL is vetted); staff see and may delete."""
+
+    list_display = ["tenant", "host", "created_at", "created_by", "secret_rotated_at"]
+    list_filter = ["tenant"]
+    exclude = ["secret"]  # never shown here: it is shown once, to the tenant admin who made or rotated it
+    readonly_fields = ["tenant", "url", "created_by", "created_at", "secret_rotated_at"]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "tenant", "event", "host", "status", "attempts", "response_status", "last_error"]
+    list_filter = ["status", "event", "tenant"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "tenant", "endpoint", "event", "url", "payload", "status", "attempts", "response_status", "last_error",
+        "created_at", "delivered_at",
+    ]
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # a record of what was sent

@@ -18,6 +18,7 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Caps", "budgets:caps", ("admin",)),
     ("Members", "members", ("admin",)),
     ("API keys", "api_keys", ("admin",)),
+    ("Webhooks", "webhooks", ("admin",)),
     ("Audit log", "audit_log", ("admin",)),
 ]
 

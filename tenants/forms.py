@@ -49,3 +49,11 @@ class ApiKeyCreateForm(forms.Form):
         initial=Role.OPERATOR,
         help_text="Tool grants are checked against this role for runs the key submits.",
     )
+
+
+class WebhookEndpointForm(forms.Form):
+    # A plain field: the SSRF guard in the service decides what is acceptable and says why.
+    url = forms.CharField(
+        label="URL", max_length=2048,
+        widget=forms.TextInput(attrs={"placeholder": "https://hooks.example.com/agentops", "autocomplete": "off", "spellcheck": "false"}),
+    )

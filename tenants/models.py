@@ -7,10 +7,12 @@ code that needs an unscoped query must say ``TenantOwned.unscoped`` to be visibl
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from decimal import Decimal
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -59,8 +61,6 @@ class Tenant(models.Model):
     runs_disabled = models.BooleanField(default=False)
     # Policy: gate every call of an irreversible tool behind a human, whatever the grant says.
     gate_irreversible_tools = models.BooleanField(default=True)
-    webhook_url = models.URLField(blank=True)
-    webhook_secret = models.CharField(max_length=64, default=secrets.token_hex, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -156,24 +156,66 @@ class AuditEvent(TenantOwned):
         return f"{self.action} {self.target_type}:{self.target_id}"
 
 
+def webhook_secret_generate() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class WebhookEndpoint(TenantOwned):
+    """A URL that receives the tenant's webhooks, signed with its own Standard Webhooks secret.
+
+    The URL passed the SSRF guard when it was saved and is checked again at every delivery
+    (:mod:`tenants.webhooks`). The secret is shown to the admin once, at creation and at each
+    rotation; it is stored because signing needs it, and never logged or put in an audit row.
+    """
+
+    MAX_PER_TENANT = 5
+
+    url = models.CharField(max_length=2048)
+    secret = models.CharField(max_length=100, default=webhook_secret_generate, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        # The host only: a path can itself be a credential (Slack's incoming-webhook URLs are).
+        return f"webhook endpoint {self.host}"
+
+    @property
+    def host(self) -> str:
+        try:
+            return urlsplit(self.url).hostname or "?"
+        except ValueError:
+            return "?"
+
+
 class WebhookDelivery(TenantOwned):
-    """One signed webhook POST to the tenant's ``webhook_url``, with its delivery attempts.
+    """One signed webhook POST to one of the tenant's endpoints, with its delivery attempts.
 
     Sent by :func:`tenants.webhooks.webhook_send` (an RQ job with retries and backoff); the
-    console and the escalations capability read it to show what was delivered.
+    console and the escalations capability read it to show what was delivered. ``refused`` means
+    the SSRF guard stopped it before any request was sent; ``last_error`` says why.
     """
 
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
     SKIPPED = "skipped"
+    REFUSED = "refused"
 
+    endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries")
     event = models.CharField(max_length=64)
-    url = models.URLField(blank=True)
+    url = models.CharField(max_length=2048, blank=True)
     payload = models.JSONField(default=dict)
     status = models.CharField(
         max_length=10,
-        choices=[(PENDING, "pending"), (DELIVERED, "delivered"), (FAILED, "failed"), (SKIPPED, "skipped (no URL)")],
+        choices=[
+            (PENDING, "pending"), (DELIVERED, "delivered"), (FAILED, "failed"),
+            (SKIPPED, "skipped (no URL)"), (REFUSED, "refused (unsafe address)"),
+        ],
         default=PENDING,
     )
     attempts = models.PositiveIntegerField(default=0)
@@ -188,6 +230,13 @@ class WebhookDelivery(TenantOwned):
 
     def __str__(self) -> str:
         return f"webhook {self.event} ({self.status})"
+
+    @property
+    def host(self) -> str:
+        try:
+            return urlsplit(self.url).hostname or ""
+        except ValueError:
+            return "?"
 
 
 class InvitationQuerySet(TenantQuerySet):

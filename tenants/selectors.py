@@ -1,4 +1,4 @@
-"""Reads for tenants: what a member sees on home, members, keys and the audit log."""
+"""Reads for tenants: what a member sees on home, members, keys, webhooks and the audit log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role, Tenant
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role, Tenant, WebhookDelivery, WebhookEndpoint
 
 
 def tenants_for_user(user: Any) -> QuerySet[Membership]:
@@ -75,6 +75,14 @@ def role_counts(tenant: Tenant) -> dict[str, int]:
 def api_keys_for_tenant(tenant: Tenant) -> QuerySet[ApiKey]:
     """Active keys first, then revoked ones, newest first within each group."""
     return ApiKey.objects.for_tenant(tenant).select_related("created_by").order_by(F("revoked_at").asc(nulls_first=True), "-created_at")
+
+
+def webhook_endpoints_for_tenant(tenant: Tenant) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.for_tenant(tenant).select_related("created_by").order_by("created_at", "pk")
+
+
+def webhook_deliveries_recent(tenant: Tenant, *, limit: int = 25) -> list[WebhookDelivery]:
+    return list(WebhookDelivery.objects.for_tenant(tenant).select_related("endpoint").order_by("-created_at", "-id")[:limit])
 
 
 def audit_for_tenant(tenant: Tenant, *, action: str = "") -> QuerySet[AuditEvent]:

@@ -1,4 +1,4 @@
-"""Writes for tenants: invitations, members, roles, API keys. Each is one transaction with an audit row.
+"""Writes for tenants: invitations, members, roles, API keys, webhook endpoints. Each is one transaction with an audit row.
 
 There is deliberately no way to add an existing user by username: that answered "no such user"
 or showed the user's e-mail, so any tenant admin could probe every account on the platform.
@@ -19,8 +19,20 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tenants.models import ROLE_RANK, ApiKey, ApiScope, AuditEvent, Invitation, Membership, Role, Tenant
+from tenants.models import (
+    ROLE_RANK,
+    ApiKey,
+    ApiScope,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Role,
+    Tenant,
+    WebhookEndpoint,
+    webhook_secret_generate,
+)
 from tenants.selectors import InvitationInvalid, invitation_check, normalize_email, token_looks_valid
+from tenants.webhooks import webhook_url_check
 
 User = get_user_model()
 logger = logging.getLogger(__name__)
@@ -327,3 +339,51 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             ApiKey.unscoped.filter(pk=key.pk).update(last_used_at=now)
     return key
+
+
+def webhook_endpoint_create(*, tenant: Tenant, actor: Any, url: str) -> tuple[WebhookEndpoint, str]:
+    """Add an endpoint; returns it and its signing secret, which the console shows once.
+
+    The URL must pass the SSRF guard (DNS included), checked before the transaction opens so no
+    lock is held across a lookup. Raises ``ValidationError`` with the reason otherwise.
+    """
+    url = (url or "").strip()
+    webhook_url_check(url)
+    with transaction.atomic():
+        # The tenant row serialises concurrent creates, so the per-tenant cap holds.
+        Tenant.objects.select_for_update().filter(pk=tenant.pk).first()
+        if WebhookEndpoint.objects.for_tenant(tenant).count() >= WebhookEndpoint.MAX_PER_TENANT:
+            raise ValidationError(f"A tenant can have at most {WebhookEndpoint.MAX_PER_TENANT} webhook endpoints.")
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant, url=url, created_by=actor if getattr(actor, "is_authenticated", False) else None
+        )
+        # The host only: neither the secret nor the URL's path (it can be a credential) goes in the log.
+        audit_record(tenant=tenant, actor=actor, action="webhook.create", target=endpoint, after={"host": endpoint.host})
+    return endpoint, endpoint.secret
+
+
+@transaction.atomic
+def webhook_endpoint_rotate(*, tenant: Tenant, actor: Any, endpoint_id: int) -> tuple[WebhookEndpoint, str]:
+    """Replace the signing secret at once (the old one stops verifying); returns the new one, shown once.
+
+    Raises ``WebhookEndpoint.DoesNotExist`` for an id outside ``tenant``.
+    """
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).select_for_update().filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise WebhookEndpoint.DoesNotExist
+    endpoint.secret = webhook_secret_generate()
+    endpoint.secret_rotated_at = timezone.now()
+    endpoint.save(update_fields=["secret", "secret_rotated_at"])
+    audit_record(tenant=tenant, actor=actor, action="webhook.rotate", target=endpoint, after={"host": endpoint.host})
+    return endpoint, endpoint.secret
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, tenant: Tenant, actor: Any, endpoint_id: int) -> WebhookEndpoint:
+    """Delete an endpoint; its past deliveries stay. Raises ``WebhookEndpoint.DoesNotExist`` outside ``tenant``."""
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant).select_for_update().filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise WebhookEndpoint.DoesNotExist
+    audit_record(tenant=tenant, actor=actor, action="webhook.delete", target=endpoint, before={"host": endpoint.host})
+    endpoint.delete()
+    return endpoint

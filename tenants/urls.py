@@ -11,5 +11,8 @@ urlpatterns = [
     path("invitations/<str:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("api-keys/", views.api_keys, name="api_keys"),
     path("api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("settings/webhooks/", views.webhooks, name="webhooks"),
+    path("settings/webhooks/<str:endpoint_id>/rotate/", views.webhook_rotate, name="webhook_rotate"),
+    path("settings/webhooks/<str:endpoint_id>/delete/", views.webhook_delete, name="webhook_delete"),
     path("audit/", views.audit_log, name="audit_log"),
 ]

@@ -1,5 +1,5 @@
-"""Console views for the tenant shell: switcher, home, members and invitations, API keys, audit log,
-and the public page where an invitation is accepted."""
+"""Console views for the tenant shell: switcher, home, members and invitations, API keys, webhooks,
+audit log, and the public page where an invitation is accepted."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from tenants import selectors, services
 from tenants.access import TenantContext, id_or_404, tenant_view
-from tenants.forms import ApiKeyCreateForm, InvitationForm, InvitationSignupForm, RoleChangeForm
-from tenants.models import ALL_ROLES, ApiKey, Invitation, Membership, Role
+from tenants.forms import ApiKeyCreateForm, InvitationForm, InvitationSignupForm, RoleChangeForm, WebhookEndpointForm
+from tenants.models import ALL_ROLES, ApiKey, Invitation, Membership, Role, WebhookEndpoint
 from tenants.selectors import InvitationInvalid
 
 
@@ -198,6 +198,63 @@ def api_key_revoke(request: HttpRequest, ctx: TenantContext, key_id: str) -> Htt
         raise Http404
     messages.success(request, f"Key {key.name} (aok_{key.prefix}_…) revoked.")
     return redirect("api_keys", slug=ctx.tenant.slug)
+
+
+def _webhooks_page(
+    request: HttpRequest, ctx: TenantContext, form: WebhookEndpointForm, *,
+    new_secret: str | None = None, secret_for: WebhookEndpoint | None = None, status: int = 200,
+) -> HttpResponse:
+    response = render(
+        request, "tenants/webhooks.html",
+        {
+            "ctx": ctx, "form": form, "endpoints": selectors.webhook_endpoints_for_tenant(ctx.tenant),
+            "deliveries": selectors.webhook_deliveries_recent(ctx.tenant), "new_secret": new_secret,
+            "secret_for": secret_for, "max_endpoints": WebhookEndpoint.MAX_PER_TENANT,
+        },
+        status=status,
+    )
+    if new_secret:
+        add_never_cache_headers(response)  # the secret must not linger in any cache
+    return response
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+def webhooks(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    if request.method != "POST":
+        return _webhooks_page(request, ctx, WebhookEndpointForm())
+    form = WebhookEndpointForm(request.POST)
+    if form.is_valid():
+        try:
+            endpoint, secret = services.webhook_endpoint_create(tenant=ctx.tenant, actor=request.user, url=form.cleaned_data["url"])
+        except ValidationError as exc:
+            form.add_error("url", exc)
+        else:
+            # Rendered, not redirected: the secret lives only in this one response.
+            return _webhooks_page(request, ctx, WebhookEndpointForm(), new_secret=secret, secret_for=endpoint)
+    return _webhooks_page(request, ctx, form, status=400)
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
+def webhook_rotate(request: HttpRequest, ctx: TenantContext, endpoint_id: str) -> HttpResponse:
+    ident = id_or_404(endpoint_id)
+    try:
+        endpoint, secret = services.webhook_endpoint_rotate(tenant=ctx.tenant, actor=request.user, endpoint_id=ident)
+    except WebhookEndpoint.DoesNotExist:
+        raise Http404
+    return _webhooks_page(request, ctx, WebhookEndpointForm(), new_secret=secret, secret_for=endpoint)
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
+def webhook_delete(request: HttpRequest, ctx: TenantContext, endpoint_id: str) -> HttpResponse:
+    ident = id_or_404(endpoint_id)
+    try:
+        endpoint = services.webhook_endpoint_delete(tenant=ctx.tenant, actor=request.user, endpoint_id=ident)
+    except WebhookEndpoint.DoesNotExist:
+        raise Http404
+    messages.success(request, f"Webhook endpoint {endpoint.host} deleted.")
+    return redirect("webhooks", slug=ctx.tenant.slug)
 
 
 @tenant_view(read=(Role.ADMIN,), write=())

@@ -152,3 +152,81 @@ def test_api_other_tenants_key_gets_404(route, tenant, other_tenant, client):
     resp = _call(client, route, url, key)
     assert resp.status_code == 404, (route.route, resp.status_code)
     assert resp.json()["error"]["type"] == "not_found"
+
+
+# --- Console URLs with real objects ----------------------------------------------------------
+# The tests above stop at the decorator (placeholder ids). These build every id-bearing console
+# URL with a real object of tenant A, so a view that looks an object up without its tenant shows:
+# tenant B's admin, under B's own slug, must get 404 for A's object. A new URL kwarg fails
+# test_console_object_factories_cover_every_kwarg until a factory is added here.
+
+def _make_membership(tenant):  # type: ignore[no-untyped-def]
+    from tests.factories import MembershipFactory, UserFactory
+
+    return MembershipFactory(tenant=tenant, role=Role.VIEWER, user=UserFactory(username=f"iso-{tenant.slug}")).pk
+
+
+def _make_key(tenant):  # type: ignore[no-untyped-def]
+    return _api_key_row(tenant).pk
+
+
+def _api_key_row(tenant):  # type: ignore[no-untyped-def]
+    from tenants.services import api_key_create
+
+    return api_key_create(tenant=tenant, actor=None, name="iso", scopes=["runs"])[0]
+
+
+def _make_agent(tenant):  # type: ignore[no-untyped-def]
+    from runs.models import Agent
+
+    return Agent.objects.get_or_create(tenant=tenant, name="iso-agent", defaults={"system_prompt": "x"})[0].pk
+
+
+def _make_grant(tenant):  # type: ignore[no-untyped-def]
+    from runs.models import ToolGrant
+
+    return ToolGrant.objects.create(tenant=tenant, tool_name="search_kb").pk
+
+
+def _make_webhook_endpoint(tenant):  # type: ignore[no-untyped-def]
+    from tenants.models import WebhookEndpoint
+
+    # Stored directly: the URL guard is not what this test is about (tests/tenants/test_webhooks.py is).
+    return WebhookEndpoint.objects.create(tenant=tenant, url="https://hooks.example.com/iso").pk
+
+
+CONSOLE_OBJECT_FACTORIES = {
+    "member_id": _make_membership,
+    "key_id": _make_key,
+    "endpoint_id": _make_webhook_endpoint,
+    "run_id": _make_run,
+    "agent_id": _make_agent,
+    "grant_id": _make_grant,
+    "escalation_id": _make_escalation,
+}
+OBJECT_ROUTES = [r for r in TENANT_ROUTES if set(r.converters) - {"slug"}]
+
+
+def test_console_object_factories_cover_every_kwarg():
+    kwargs = {k for r in OBJECT_ROUTES for k in r.converters} - {"slug"}
+    assert kwargs <= set(CONSOLE_OBJECT_FACTORIES), f"add factories for {kwargs - set(CONSOLE_OBJECT_FACTORIES)}"
+    assert any("endpoint_id" in r.converters for r in OBJECT_ROUTES)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", OBJECT_ROUTES, ids=lambda r: r.route)
+def test_another_tenants_admin_gets_404_for_this_tenants_objects(route, tenant, members, other_tenant, outsider, client_for):
+    ids = {k: CONSOLE_OBJECT_FACTORIES[k](tenant) for k in route.converters if k != "slug"}
+    # The object is real: this tenant's admin reaches it (405 for a POST-only view is not a 404).
+    assert client_for(members[Role.ADMIN]).get(route.build(slug=tenant.slug, **ids)).status_code != 404
+    # Under this tenant's slug the outsider is not a member; under its own slug the object is not there.
+    client = client_for(outsider)
+    url = route.build(slug=tenant.slug, **ids)
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"x": "1"}).status_code == 404
+    own = route.build(slug=other_tenant.slug, **ids)
+    access = route.callback.tenant_access
+    if Role.ADMIN in access.read:  # 405: a POST-only view, refused before any lookup
+        assert client.get(own).status_code in (404, 405), own
+    if Role.ADMIN in access.write:  # a read-only view answers POST with 403 before any lookup
+        assert client.post(own, {"x": "1", "role": "viewer", "decision": "approve"}).status_code == 404, own

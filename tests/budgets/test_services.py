@@ -3,8 +3,6 @@ PostgreSQL-function path and the portable Python path."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 from datetime import date, timedelta
@@ -235,25 +233,29 @@ def hook_server():
     server.shutdown()
 
 
-def test_webhook_is_signed_slack_compatible_and_retried(tenant, hook_server, path):
+def test_webhook_is_signed_slack_compatible_and_retried(tenant, hook_server, path, settings):
     # Runs under both reservation paths (the module's parametrisation); webhooks use neither.
+    from standardwebhooks.webhooks import Webhook
+
+    from tenants.services import webhook_endpoint_create
     from tenants.webhooks import webhook_deliver, webhook_send
 
-    tenant.webhook_url = hook_server
-    tenant.save()
+    settings.WEBHOOK_UNSAFE_ALLOW_NETWORKS = ["127.0.0.1/32"]  # the test receiver; see tests/tenants/test_webhooks.py
+    endpoint, secret = webhook_endpoint_create(tenant=tenant, actor=None, url=hook_server)
     _Hook.fail_first = 2
-    delivery = webhook_send(tenant=tenant, event="budget.threshold", payload={"text": "Acme at 80%", "scope": "tenant_month"})
+    [delivery] = webhook_send(tenant=tenant, event="budget.threshold", payload={"text": "Acme at 80%", "scope": "tenant_month"})
     assert webhook_deliver(delivery.pk, sleep=lambda s: None) == "delivered"
     delivery.refresh_from_db()
     assert delivery.attempts == 3 and delivery.status == "delivered" and delivery.response_status == 204
     headers, body = _Hook.received[-1]
     assert json.loads(body)["text"] == "Acme at 80%"
-    expected = hmac.new(tenant.webhook_secret.encode(), headers["X-AgentOps-Timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
-    assert headers["X-AgentOps-Signature"] == "sha256=" + expected
+    assert Webhook(secret).verify(body, headers)["scope"] == "tenant_month"
+    # Every retry of one delivery carries the same webhook-id.
+    assert {h["webhook-id"] for h, _ in _Hook.received} == {f"msg_{delivery.pk}"}
     # A dead endpoint ends as failed with the error recorded.
-    tenant.webhook_url = "http://127.0.0.1:9/nothing"
-    tenant.save()
-    d2 = webhook_send(tenant=tenant, event="budget.threshold", payload={})
+    endpoint.url = "http://127.0.0.1:9/nothing"
+    endpoint.save()
+    [d2] = webhook_send(tenant=tenant, event="budget.threshold", payload={})
     assert webhook_deliver(d2.pk, sleep=lambda s: None) == "failed"
     d2.refresh_from_db()
     assert d2.attempts == 4 and d2.last_error and d2.payload["text"]

@@ -19,7 +19,7 @@ from runs.escalation_services import (
 )
 from runs.models import Escalation, Message, Run, RunStatus, ToolCall
 from runs.services import run_cancel
-from tenants.models import AuditEvent, Role, WebhookDelivery
+from tenants.models import AuditEvent, Role, WebhookDelivery, WebhookEndpoint
 from tests.escalations.conftest import assert_log_consistent, drive, gated, tool_results
 
 pytestmark = pytest.mark.django_db
@@ -221,8 +221,8 @@ def test_sweep_resumes_a_run_left_waiting_after_its_decision(agent, django_captu
 
 
 def test_webhooks_for_created_and_decided_are_recorded(agent, members, django_capture_on_commit_callbacks):
-    agent.tenant.webhook_url = "https://hooks.example.com/agentops"
-    agent.tenant.save()
+    # Stored directly: only whether deliveries are recorded is under test here (no job runs).
+    WebhookEndpoint.objects.create(tenant=agent.tenant, url="https://hooks.example.com/agentops")
     with django_capture_on_commit_callbacks(execute=True):
         esc = gated(agent, "refund_over_limit")
     created = WebhookDelivery.objects.get(event="escalation.created")
