@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, Tier, WebhookDelivery, WebhookEndpoint
+from tenants.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Tenant,
+    Tier,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 @admin.register(Tier)

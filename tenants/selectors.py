@@ -9,7 +9,16 @@ from typing import Any
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Role, Tenant, WebhookDelivery, WebhookEndpoint
+from tenants.models import (
+    ApiKey,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Role,
+    Tenant,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 def tenants_for_user(user: Any) -> QuerySet[Membership]:

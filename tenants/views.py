@@ -19,7 +19,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from tenants import selectors, services
 from tenants.access import TenantContext, id_or_404, tenant_view
-from tenants.forms import ApiKeyCreateForm, InvitationForm, InvitationSignupForm, RoleChangeForm, WebhookEndpointForm
+from tenants.forms import (
+    ApiKeyCreateForm,
+    InvitationForm,
+    InvitationSignupForm,
+    RoleChangeForm,
+    WebhookEndpointForm,
+)
 from tenants.models import ALL_ROLES, ApiKey, Invitation, Membership, Role, WebhookEndpoint
 from tenants.selectors import InvitationInvalid
 
