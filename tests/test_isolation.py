@@ -195,8 +195,23 @@ def _make_webhook_endpoint(tenant):  # type: ignore[no-untyped-def]
     return WebhookEndpoint.objects.create(tenant=tenant, url="https://hooks.example.com/iso").pk
 
 
+def _make_invitation(tenant):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.models import Invitation
+
+    raw = Invitation.generate_token()
+    return Invitation.objects.create(
+        tenant=tenant, email="iso@example.com", role="viewer", token_hash=Invitation.hash_token(raw),
+        expires_at=timezone.now() + timedelta(days=7),
+    ).pk
+
+
 CONSOLE_OBJECT_FACTORIES = {
     "member_id": _make_membership,
+    "invitation_id": _make_invitation,
     "key_id": _make_key,
     "endpoint_id": _make_webhook_endpoint,
     "run_id": _make_run,
