@@ -16,12 +16,12 @@ from django.test import Client
 from jsonschema import Draft202012Validator
 
 from runs.models import Escalation, Run
-from tenants.api import BODY_METHODS
 from tenants.models import AuditEvent
 from tests.url_inventory import API_OBJECT_FACTORIES, API_VALID_BODIES, api_routes
 
 pytestmark = pytest.mark.django_db
 
+BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_ROUTES = api_routes()
 BODY_ROUTES = [r for r in API_ROUTES if BODY_METHODS & set(r.callback.api_methods)]
 DEEP = "[" * 1000 + "]" * 1000
@@ -34,7 +34,7 @@ def test_there_are_json_endpoints():
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.route)
 def test_every_json_endpoint_declares_its_body(route):
-    schema = route.callback.api_body
+    schema = getattr(route.callback, "api_body", None)
     assert schema is not None and schema.get("type") == "object" and schema.get("additionalProperties") is False
     assert route.name in API_VALID_BODIES, f"add a valid body for {route.name} to tests/url_inventory.API_VALID_BODIES"
 
@@ -66,8 +66,9 @@ def _state() -> tuple:
 
 def bad_bodies(route, valid: dict) -> list[tuple[str, bytes | str, int, str, str]]:  # type: ignore[no-untyped-def]
     """(case, raw body, status, error type, content type) for one endpoint, from its schema."""
-    schema = route.callback.api_body
+    schema = getattr(route.callback, "api_body", None) or {}
     props = schema.get("properties", {})
+    limit = getattr(route.callback, "api_max_body_bytes", 64 * 1024)
     json_ct = "application/json"
     cases: list[tuple[str, bytes | str, int, str, str]] = [
         ("deep-array", DEEP, 400, "invalid_json", json_ct),
@@ -89,7 +90,7 @@ def bad_bodies(route, valid: dict) -> list[tuple[str, bytes | str, int, str, str
         ("raw-nul", json.dumps({**valid, "k": "a@@b"}).replace("@@", "\x00"), 400, "invalid_request", json_ct),
         ("escaped-nul", json.dumps({**valid, "k": "a\x00b"}), 400, "invalid_request", json_ct),
         ("unknown-field", json.dumps({**valid, "tenant": "globex"}), 400, "invalid_request", json_ct),
-        ("over-endpoint-limit", json.dumps({**valid, "pad": "x" * route.callback.api_max_body_bytes}), 413,
+        ("over-endpoint-limit", json.dumps({**valid, "pad": "x" * limit}), 413,
          "request_too_large", json_ct),
         ("over-server-limit", json.dumps({**valid, "pad": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}), 413,
          "request_too_large", json_ct),
