@@ -81,8 +81,10 @@ class RequestGuardMiddleware:
         if request.method in ("POST", "PUT", "PATCH") and size:
             body = request.body
             ctype = request.META.get("CONTENT_TYPE", "")
+            # Each encoding's own spelling of NUL: "%00" when percent-encoded, "\u0000" in JSON.
             urlencoded = ctype.startswith("application/x-www-form-urlencoded")
-            if b"\x00" in body or (urlencoded and b"%00" in body) or (not urlencoded and _JSON_NUL.search(body)):
+            json_text = not ctype or "json" in ctype
+            if b"\x00" in body or (urlencoded and b"%00" in body) or (json_text and _JSON_NUL.search(body)):
                 return _bad_request(request, "NUL bytes are not allowed in the request body.")
         return self.get_response(request)
 
