@@ -28,6 +28,20 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class ClientErrorFilter(logging.Filter):
+    """Django logs a raised PermissionDenied (and other 4xx exceptions) with its traceback; any
+    member could fill the log with them. A client error is one line: the traceback is dropped and
+    the status kept. Server errors (5xx) keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and status < 500:
+            record.exc_info = None
+            record.exc_text = None
+            record.stack_info = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
@@ -36,6 +50,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int):
+            payload["status"] = status
         payload.update(log_context.get() or {})
         try:
             from opentelemetry import trace

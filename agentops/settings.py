@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "agentops.middleware.ApiJsonErrorsMiddleware",
     "agentops.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,14 +155,19 @@ OTEL_SERVICE_NAME = env("OTEL_SERVICE_NAME", default="agentops")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "agentops.logs.RedactingFilter"}},
+    "filters": {
+        "redact": {"()": "agentops.logs.RedactingFilter"},
+        "client_errors": {"()": "agentops.logs.ClientErrorFilter"},
+    },
     "formatters": {"json": {"()": "agentops.logs.JsonFormatter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["client_errors", "redact"]},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        # A 403/404 (or any 4xx) is one line without a traceback, whoever sends them; see logs.py.
+        "django.request": {"filters": ["client_errors"]},
         "rq.worker": {"level": env("RQ_LOG_LEVEL", default="WARNING")},
         # httpx2 logs every request at INFO (one line per model call and retry); the gateway's
         # spans and run events already record them.

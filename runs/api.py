@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
+from agentops.redact import redact_obj
 from runs import selectors, services
 from runs.models import TERMINAL_STATUSES, Agent, Run
-from tenants.api import ApiContext, ApiError, api_view, json_body
+from tenants.api import EMPTY_BODY, ApiContext, ApiError, api_view
 
 SSE_MAX_SECONDS = 300
 SSE_POLL_SECONDS = 0.25
@@ -28,16 +29,23 @@ def _run_or_404(api: ApiContext, run_id: str) -> Run:
         raise ApiError(404, "not_found", "No such run.")
 
 
-@api_view(scope="runs", methods=("POST",))
+RUN_SUBMIT_BODY = {
+    "type": "object",
+    "properties": {
+        "agent": {"type": ["string", "integer"], "minLength": 1, "maxLength": 100},
+        "input": {"type": "string"},
+        "metadata": {"type": "object"},
+    },
+    "required": ["agent", "input"],
+    "additionalProperties": False,
+}
+
+
+@api_view(scope="runs", methods=("POST",), body=RUN_SUBMIT_BODY, max_body_bytes=200 * 1024)
 def runs_create(request: HttpRequest, api: ApiContext) -> HttpResponse:
-    body = json_body(request, max_bytes=200 * 1024)
-    unknown = set(body) - {"agent", "input", "metadata"}
-    if unknown:
-        raise ApiError(400, "invalid_request", f"Unknown fields: {', '.join(sorted(unknown))[:200]}.")
-    if "agent" not in body or "input" not in body:
-        raise ApiError(400, "invalid_request", "Send 'agent' (name or id) and 'input'.")
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict) or len(json.dumps(metadata)) > 4096:
+    body = api.body
+    metadata = body.get("metadata", {})
+    if len(json.dumps(metadata)) > 4096:
         raise ApiError(400, "invalid_request", "'metadata' must be an object under 4 KB.")
     try:
         agent = selectors.agent_by_ref(tenant=api.tenant, ref=body["agent"])
@@ -62,20 +70,20 @@ def runs_detail(request: HttpRequest, api: ApiContext, run_id: str) -> HttpRespo
     return JsonResponse(selectors.run_as_dict(_run_or_404(api, run_id)))
 
 
-@api_view(scope="runs", methods=("POST",))
+@api_view(scope="runs", methods=("POST",), body=EMPTY_BODY)
 def runs_cancel(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
     run = services.run_cancel(run=_run_or_404(api, run_id), actor_key=api.key)
     return JsonResponse(selectors.run_as_dict(run), status=202 if not run.is_terminal else 200)
 
 
-@api_view(scope="runs", methods=("POST",))
+@api_view(scope="runs", methods=("POST",), body=EMPTY_BODY)
 def runs_pause(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
     """Pause takes effect before the run's next model call; resume continues from the log."""
     run = services.run_pause(run=_run_or_404(api, run_id), actor=api.key.created_by)
     return JsonResponse(selectors.run_as_dict(run), status=202)
 
 
-@api_view(scope="runs", methods=("POST",))
+@api_view(scope="runs", methods=("POST",), body=EMPTY_BODY)
 def runs_resume(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
     run = _run_or_404(api, run_id)
     try:
@@ -112,7 +120,7 @@ def _event_stream(run: Run, after: int, follow: bool) -> Iterator[str]:
         for event in selectors.events_after(run=run, after_id=after):
             after = event.pk
             sent = True
-            payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **event.data})
+            payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **redact_obj(event.data)})
             yield f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n"
         if sent:
             continue

@@ -1,6 +1,9 @@
 """The escalations API: list pending escalations and decide them, with a key that has the
 ``escalations`` scope.
 
+Text is redacted as in webhook payloads (``agentops.redact``): the caller reviews redacted
+arguments and approves against ``arguments_sha256``, the hash of the exact ones.
+
 ``POST /api/v1/escalations/<id>/decide`` with ``{"decision": "approve", "arguments_sha256": "…",
 "comment": "…"}``. Approving needs the ``arguments_sha256`` from the listing — the hash of the
 arguments the caller reviewed; a different hash (or ``arguments`` that hash differently) is
@@ -16,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from runs import escalation_selectors as selectors
 from runs import escalation_services as services
 from runs.models import Escalation, EscalationStatus
-from tenants.api import ApiContext, ApiError, api_view, json_body
+from tenants.api import ApiContext, ApiError, api_view
 
 MAX_LIMIT = 200
 
@@ -49,32 +52,36 @@ def escalations_detail(request: HttpRequest, api: ApiContext, escalation_id: str
     return JsonResponse(selectors.escalation_as_dict(_escalation_or_404(api, escalation_id)))
 
 
-@api_view(scope="escalations", methods=("POST",))
+DECIDE_BODY = {
+    "type": "object",
+    "properties": {
+        "decision": {"enum": list(services.DECISIONS)},
+        "comment": {"type": "string", "maxLength": services.MAX_COMMENT_CHARS},
+        "arguments_sha256": {"type": "string", "maxLength": 64},
+        "arguments": {"type": "object"},
+    },
+    "required": ["decision"],
+    "additionalProperties": False,
+}
+
+
+@api_view(scope="escalations", methods=("POST",), body=DECIDE_BODY)
 def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
     escalation = _escalation_or_404(api, escalation_id)
-    body = json_body(request)
-    unknown = set(body) - {"decision", "comment", "arguments_sha256", "arguments"}
-    if unknown:
-        raise ApiError(400, "invalid_request", f"Unknown fields: {', '.join(sorted(unknown))[:200]}.")
-    decision = body.get("decision")
-    if decision not in services.DECISIONS:
-        raise ApiError(400, "invalid_request", "decision must be 'approve' or 'reject'.")
+    body = api.body
+    decision = body["decision"]
     shown = body.get("arguments_sha256")
-    if shown is not None and not isinstance(shown, str):
-        raise ApiError(400, "invalid_request", "arguments_sha256 must be a string.")
     if decision == "approve" and not shown:
         raise ApiError(400, "invalid_request", "Approving needs 'arguments_sha256': the hash of the arguments you reviewed.")
     if "arguments" in body:
         # A caller that sends arguments is approving those: they must be exactly the gated ones.
         from agentops.tools.registry import arguments_sha256
 
-        if not isinstance(body["arguments"], dict):
-            raise ApiError(400, "invalid_request", "arguments must be an object.")
         if arguments_sha256(body["arguments"]) != escalation.arguments_sha256:
             raise ApiError(409, "arguments_mismatch", "These arguments are not the gated call's; nothing was decided.")
     try:
         escalation = services.escalation_decide(
-            escalation_id=escalation.pk, tenant=api.tenant, decision=decision, comment=body.get("comment") or "",
+            escalation_id=escalation.pk, tenant=api.tenant, decision=decision, comment=body.get("comment", ""),
             actor=None, actor_key=api.key, arguments_sha256=shown,
         )
     except services.AlreadyDecided as exc:

@@ -225,7 +225,8 @@ def escalation_detail(*, escalation: Escalation) -> dict[str, Any]:
 
 
 def escalation_as_dict(escalation: Escalation) -> dict[str, Any]:
-    """The API shape. Arguments are the exact gated ones: the caller approves against their hash."""
+    """The API shape, redacted like the webhook payload (runs/notify.py): arguments are shown
+    redacted and the caller approves against ``arguments_sha256``, the hash of the exact ones."""
     sla = sla_state(escalation) if escalation.status == EscalationStatus.PENDING else None
     grant = escalation.grant
     return {
@@ -234,11 +235,11 @@ def escalation_as_dict(escalation: Escalation) -> dict[str, Any]:
         "kind": escalation.kind,
         "tool": escalation.tool_name,
         "tool_use_id": escalation.tool_use_id,
-        "arguments": escalation.arguments,
+        "arguments": redact_obj(escalation.arguments),
         "arguments_sha256": escalation.arguments_sha256,
-        "gate_reason": escalation.gate_reason,
-        "reason": escalation.reason or None,
-        "context_summary": escalation.context_summary or None,
+        "gate_reason": redact(escalation.gate_reason),
+        "reason": redact(escalation.reason) or None,
+        "context_summary": redact(escalation.context_summary) or None,
         "urgency": escalation.urgency,
         "status": escalation.status,
         "requested_at": escalation.requested_at.isoformat(),
@@ -251,5 +252,5 @@ def escalation_as_dict(escalation: Escalation) -> dict[str, Any]:
         "decided_by": escalation.decided_by.get_username() if escalation.decided_by else None,
         "decided_by_key": escalation.decided_by_key.prefix if escalation.decided_by_key else None,
         "decided_at": escalation.decided_at.isoformat() if escalation.decided_at else None,
-        "comment": escalation.comment or None,
+        "comment": redact(escalation.comment) or None,
     }

@@ -15,6 +15,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 
+from agentops import jsoninput
 from runs.models import Agent, RunStatus
 from runs.services import MAX_INPUT_CHARS
 from tenants.models import MONEY, Role, Tenant
@@ -44,13 +45,12 @@ def _parse_json_object(raw: str, what: str) -> dict[str, Any]:
     if len(raw) > JSON_MAX_CHARS:
         raise ValidationError(f"{what} is longer than {JSON_MAX_CHARS} characters.")
     try:
-        value = json.loads(raw, parse_float=Decimal)
-    except (ValueError, RecursionError) as exc:
-        raise ValidationError(f"{what} is not valid JSON: {str(exc)[:120]}")
+        # Depth, NaN, lone surrogates and NUL are refused here, not at the database.
+        value = jsoninput.loads(raw, parse_float=Decimal)
+    except jsoninput.JsonInputError as exc:
+        raise ValidationError(f"{what} is not valid JSON: {exc.message[:120]}")
     if not isinstance(value, dict):
         raise ValidationError(f"{what} must be a JSON object, e.g. {{\"key\": \"value\"}}.")
-    if "\x00" in json.dumps(value, default=str):
-        raise ValidationError(f"{what} contains NUL characters.")
     return value
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from agentops.redact import redact, redact_obj
 from runs.models import Agent, Run, RunEvent
 from tenants.access import parse_id
 from tenants.models import Tenant
@@ -30,13 +31,14 @@ def agent_by_ref(*, tenant: Tenant, ref: Any) -> Agent:
 
 
 def run_as_dict(run: Run) -> dict[str, Any]:
+    """The API shape; text a caller or the model supplied is redacted as everywhere it is shown."""
     return {
         "id": run.pk,
         "agent": run.agent.name,
         "status": run.status,
         "outcome": run.outcome or None,
-        "error": {"type": run.error_type, "message": run.error_message} if run.error_type else None,
-        "result": run.result or None,
+        "error": {"type": run.error_type, "message": redact(run.error_message)} if run.error_type else None,
+        "result": redact(run.result) or None,
         "model": run.model_used or None,
         "iterations": run.iterations,
         "cost_usd": str(run.cost),
@@ -45,7 +47,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "created_at": run.created_at.isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "metadata": run.metadata,
+        "metadata": redact_obj(run.metadata),
     }
 
 

@@ -8,10 +8,18 @@ that tenant's objects. A URL that escapes the scoping decorators fails the suite
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tenants.models import Role
-from tests.url_inventory import api_routes, escaping_routes, tenant_routes
+from tests.url_inventory import (
+    API_OBJECT_FACTORIES,
+    API_VALID_BODIES,
+    api_routes,
+    escaping_routes,
+    tenant_routes,
+)
 
 TENANT_ROUTES = tenant_routes()
 
@@ -77,45 +85,18 @@ def test_every_api_view_is_decorated(route):
 
 # --- API ------------------------------------------------------------------------------
 
-def _make_run(tenant):  # type: ignore[no-untyped-def]
-    from runs.models import Agent, Run
-
-    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="iso-agent", defaults={"system_prompt": "x"})
-    return Run.objects.create(tenant=tenant, agent=agent, input="x").pk
-
-
-# How to make a tenant-A object for each URL kwarg. A new API URL with an unknown kwarg fails
-# test_api_other_tenants_key_gets_404 until a factory is added here: no URL goes unchecked.
-def _make_escalation(tenant):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from runs.models import Escalation
-
-    now = timezone.now()
-    return Escalation.objects.create(
-        tenant=tenant, run_id=_make_run(tenant), kind="tool_call", tool_use_id="toolu_iso", tool_name="send_email",
-        arguments={}, arguments_sha256="0" * 64, gate_reason="iso", sla_due_at=now, expires_at=now + timedelta(hours=1),
-    ).pk
-
-
-API_OBJECT_FACTORIES = {
-    "run_id": _make_run,
-    "escalation_id": _make_escalation,
-}
-
-
 def _api_key(tenant, scopes):  # type: ignore[no-untyped-def]
     from tenants.services import api_key_create
 
     return api_key_create(tenant=tenant, actor=None, name="iso", scopes=scopes)[1]
 
 
-def _call(client, route, url, key):  # type: ignore[no-untyped-def]
+def _call(client, route, url, key, tenant=None):  # type: ignore[no-untyped-def]
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
     if "POST" in _methods(route):
-        return client.post(url, data="{}", content_type="application/json", **headers)
+        # A valid body: the body is checked before any lookup, so only a valid one reaches the 404.
+        body = API_VALID_BODIES[route.name](tenant) if tenant is not None else {}
+        return client.post(url, data=json.dumps(body), content_type="application/json", **headers)
     return client.get(url, **headers)
 
 
@@ -149,7 +130,7 @@ def test_api_other_tenants_key_gets_404(route, tenant, other_tenant, client):
     assert not missing, f"add a factory for {missing} to API_OBJECT_FACTORIES"
     url = route.build(**{k: API_OBJECT_FACTORIES[k](tenant) for k in route.converters})
     key = _api_key(other_tenant, ["runs", "escalations", "spend"])
-    resp = _call(client, route, url, key)
+    resp = _call(client, route, url, key, tenant=other_tenant)
     assert resp.status_code == 404, (route.route, resp.status_code)
     assert resp.json()["error"]["type"] == "not_found"
 

@@ -66,3 +66,52 @@ def escaping_routes() -> list[str]:
             continue
         bad.append(r.route)
     return bad
+
+
+# --- per API URL: how to make its objects and a valid body ---------------------------------
+# A new API URL with an unknown kwarg, or a new endpoint that takes a body, fails the isolation
+# and bad-input tests until an entry is added here: no URL goes unchecked.
+
+def _make_run(tenant):  # type: ignore[no-untyped-def]
+    from runs.models import Agent, Run
+
+    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="iso-agent", defaults={"system_prompt": "x"})
+    return Run.objects.create(tenant=tenant, agent=agent, input="x").pk
+
+
+def _make_escalation(tenant):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.models import Escalation
+
+    now = timezone.now()
+    return Escalation.objects.create(
+        tenant=tenant, run_id=_make_run(tenant), kind="tool_call", tool_use_id="toolu_iso", tool_name="send_email",
+        arguments={}, arguments_sha256="0" * 64, gate_reason="iso", sla_due_at=now, expires_at=now + timedelta(hours=1),
+    ).pk
+
+
+API_OBJECT_FACTORIES = {
+    "run_id": _make_run,
+    "escalation_id": _make_escalation,
+}
+
+
+def _run_submit_body(tenant):  # type: ignore[no-untyped-def]
+    from runs.models import Agent
+
+    Agent.objects.get_or_create(tenant=tenant, name="iso-agent", defaults={"system_prompt": "x"})
+    # "%00" is text in JSON, not a NUL byte: a valid body carries it to prove it is accepted.
+    return {"agent": "iso-agent", "input": "Refund 50%00 of order 7", "metadata": {"note": "50%00 off"}}
+
+
+# Keyed by URL name: a body each endpoint accepts (given objects from API_OBJECT_FACTORIES).
+API_VALID_BODIES = {
+    "api_runs_create": _run_submit_body,
+    "api_runs_cancel": lambda tenant: {},
+    "api_runs_pause": lambda tenant: {},
+    "api_runs_resume": lambda tenant: {},
+    "api_escalations_decide": lambda tenant: {"decision": "reject", "comment": "No: 50%00 is too much."},
+}

@@ -104,3 +104,23 @@ def test_scope_and_tenant_isolation(agent, other_tenant, outsider, runs_only_key
     assert Escalation.objects.get(pk=esc.pk).status == "pending"
     assert _client(escalations_key).get(f"/api/v1/escalations/{esc.pk}").json()["id"] == esc.pk
     assert _client(escalations_key).get("/api/v1/escalations/abc").status_code == 404
+
+
+def test_escalations_are_shown_redacted_and_decided_by_the_exact_hash(agent, escalations_key):
+    canary_key, canary_mail = "sk-ant-api03-CanaryCanary0123456789", "jane.canary@example.com"
+    esc = gated(agent)
+    Escalation.objects.filter(pk=esc.pk).update(
+        arguments={**esc.arguments, "note": f"use {canary_key}", "cc": canary_mail},
+        reason=f"ask {canary_mail}", context_summary=f"key {canary_key}",
+    )
+    esc.refresh_from_db()
+    client = _client(escalations_key)
+    for resp in (client.get("/api/v1/escalations"), client.get(f"/api/v1/escalations/{esc.pk}")):
+        text = resp.content.decode()
+        assert resp.status_code == 200 and canary_key not in text and canary_mail not in text
+    shown = client.get(f"/api/v1/escalations/{esc.pk}").json()
+    assert shown["arguments"]["cc"] == "[REDACTED]" and shown["reason"] == "ask [REDACTED]"
+    assert shown["arguments_sha256"] == esc.arguments_sha256  # the hash of the exact arguments
+    resp = _post(client, f"/api/v1/escalations/{esc.pk}/decide",
+                 {"decision": "reject", "comment": f"not to {canary_mail}"})
+    assert resp.status_code == 200 and resp.json()["comment"] == "not to [REDACTED]"

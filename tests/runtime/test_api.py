@@ -58,7 +58,7 @@ def test_get_and_cancel(client, key, plain_agent):
         ({"agent": "helper", "input": 42}, 400, "invalid_request"),
         ({"agent": "helper", "input": "x", "tenant": "globex"}, 400, "invalid_request"),
         ({"agent": "nobody", "input": "x"}, 404, "not_found"),
-        ({"agent": {"$ne": 1}, "input": "x"}, 404, "not_found"),
+        ({"agent": {"$ne": 1}, "input": "x"}, 400, "invalid_request"),  # neither a name nor an id
         ({"agent": "helper", "input": "x", "metadata": "nope"}, 400, "invalid_request"),
         ({"agent": "helper", "input": "x" * 150_000}, 400, "invalid_request"),
         ({"agent": "helper", "input": "x", "metadata": {"scenario": "/etc/passwd.json"}}, 400, "invalid_request"),
@@ -146,3 +146,39 @@ def test_readyz_reports_database_redis_and_workers(client):
     assert body["checks"] == {"database": "ok", "redis": "ok"}
     assert set(body["workers"]) == {"alive", "busy", "queues"}
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+# Secret canaries: an API-key-shaped string and PII. The API shows them redacted, as the console
+# and the logs do; the run keeps the original (the harness reads its metadata).
+CANARY_KEY = "sk-ant-api03-CanaryCanary0123456789"
+CANARY_AOK = "aok_c4nary00_S3cretS3cretS3cret"
+CANARY_MAIL = "jane.canary@example.com"
+CANARY_CARD = "4111 1111 1111 1111"
+CANARIES = (CANARY_KEY, CANARY_AOK, CANARY_MAIL, CANARY_CARD)
+
+
+def _no_canary(text: str) -> None:
+    for canary in CANARIES:
+        assert canary not in text, canary
+
+
+def test_the_api_returns_metadata_results_and_events_redacted(client, key, plain_agent):
+    metadata = {"api_key": CANARY_KEY, "contact": CANARY_MAIL, "nested": {"card": CANARY_CARD, "keys": [CANARY_AOK]}, "plain": "ok"}
+    resp = post(client, "/api/v1/runs", {"agent": "helper", "input": "x", "metadata": metadata}, key)
+    assert resp.status_code == 201, resp.content
+    _no_canary(resp.content.decode())
+    run = Run.objects.get(pk=resp.json()["id"])
+    assert run.metadata == metadata
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, result=f"Mailed {CANARY_MAIL}", error_type="tool_error",
+                                         error_message=f"auth failed for {CANARY_KEY}")
+    RunEvent.objects.create(tenant=run.tenant, run=run, type="turn", data={"text": f"card {CANARY_CARD}"})
+    resp = client.get(f"/api/v1/runs/{run.pk}", HTTP_AUTHORIZATION=f"Bearer {key}")
+    body = resp.json()
+    _no_canary(resp.content.decode())
+    assert body["metadata"] == {"api_key": "[REDACTED]", "contact": "[REDACTED]",
+                                "nested": {"card": "[REDACTED]", "keys": ["[REDACTED]"]}, "plain": "ok"}
+    assert body["result"] == "Mailed [REDACTED]" and body["error"]["message"] == "auth failed for [REDACTED]"
+    resp = client.get(f"/api/v1/runs/{run.pk}/events?follow=0", HTTP_AUTHORIZATION=f"Bearer {key}")
+    text = b"".join(resp.streaming_content).decode()
+    assert "card [REDACTED]" in text
+    _no_canary(text)

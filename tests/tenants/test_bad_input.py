@@ -112,3 +112,63 @@ def test_the_login_form_refuses_nul_and_huge_bodies(client, members):
 def test_huge_query_strings_do_not_break_pages(admin_client):
     assert admin_client.get("/t/acme/audit/", {"action": MB, "page": MB}).status_code == 200
     assert admin_client.get("/", {"t": MB}).status_code in (200, 302)
+
+
+# A body every console form would accept but for the hostile values: JSON fields carry "\ud800"
+# escapes (a lone surrogate once decoded, which PostgreSQL cannot store) or nest 1,000 deep; text
+# fields carry bytes that are not UTF-8. Generated for every tenant URL: a 4xx (or a redirect
+# after a harmless save), never a 500.
+FORM = {
+    "name": "fuzz", "description": "d", "system_prompt": "Be brief.", "model": "claude-sonnet-4-5", "fallback_model": "",
+    "max_tokens": "1024", "iteration_cap": "25", "repetition_threshold": "3", "wall_clock_limit_s": "900",
+    "task_cost_cap": "1.50", "tool_name": "fetch_url", "agent": "", "role": "viewer", "username": "acme-viewer",
+    "scopes": "runs", "acts_as_role": "viewer", "input": "hi", "comment": "c", "decision": "reject", "enabled": "1",
+}
+HOSTILE_JSON = {
+    "surrogate-value": {"routing": '{"complex_keywords": ["\\ud800"]}', "allow": '{"domains": ["\\udfff.example"]}',
+                        "approval_over": '{"amount": "\\ud800"}'},
+    "surrogate-key": {"routing": '{"\\ud800": 1}', "allow": '{"domains\\ud800": ["a.example"]}', "approval_over": '{"\\ud800": "1"}'},
+    "deep": dict.fromkeys(("routing", "allow", "approval_over"), '{"a": ' + "[" * 1000 + "]" * 1000 + "}"),
+}
+
+
+def _urlencoded(fields: dict[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(fields)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.route)
+def test_lone_surrogates_deep_json_and_bad_utf8_in_forms_never_5xx(route, members, client_for, tenant):
+    from django.test import Client
+
+    from runs.models import Agent
+
+    # A member who may POST here (admin where allowed), so the form is really read.
+    write = route.callback.tenant_access.write
+    role = Role.ADMIN if Role.ADMIN in write or not write else sorted(write)[0]
+    client = Client(raise_request_exception=False)
+    client.force_login(members[role])
+
+    agent = Agent.objects.create(tenant=tenant, name="target", system_prompt="x")
+    from tests.url_inventory import API_OBJECT_FACTORIES
+
+    # Real objects where a factory exists (runs, escalations), so the view gets as far as the form.
+    ids = {k: API_OBJECT_FACTORIES[k](tenant) if k in API_OBJECT_FACTORIES else agent.pk for k in route.converters}
+    url = route.build(**{k: ("acme" if k == "slug" else str(v)) for k, v in ids.items()})
+    wrong = []
+    for case, json_fields in HOSTILE_JSON.items():
+        resp = client.post(url, {**FORM, **json_fields})
+        if resp.status_code >= 500:
+            wrong.append((case, resp.status_code))
+    # Not UTF-8 (an encoded surrogate, a lone continuation byte) in every text field.
+    raw = _urlencoded(FORM).replace("fuzz", "%ED%A0%80").replace("hi", "%80%FF").replace("=c", "=%ED%BF%BF")
+    resp = client.post(url, raw, content_type="application/x-www-form-urlencoded")
+    if resp.status_code >= 500:
+        wrong.append(("not-utf8", resp.status_code))
+    # Every field long, the body still under the server's limit.
+    resp = client.post(url, dict.fromkeys([*FORM, "routing", "allow", "approval_over"], "x" * 12000))
+    if resp.status_code >= 500:
+        wrong.append(("long-fields", resp.status_code))
+    assert wrong == []
