@@ -32,7 +32,9 @@ class HasItem(Lookup):
     def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         lhs, params = self._lhs(compiler, connection)
         # lhs is the compiled column reference, the value a bound parameter.
-        return f"EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value = %s)", [*params, self.rhs]  # noqa: S608
+        # Only arrays, as with @> (json_each would also walk an object's values or a lone scalar).
+        sql = f"(json_type({lhs}) = 'array' AND EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value = %s))"  # noqa: S608
+        return sql, [*params, *params, self.rhs]
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         raise NotSupportedError(f"has_item is not implemented for {connection.vendor}")

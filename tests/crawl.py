@@ -160,6 +160,25 @@ def seed() -> World:
         return world
 
 
+def data_problems(world: World) -> list[str]:
+    """The rows the pages show are the right ones: the run list's flags, on this backend."""
+    from runs.console_selectors import runs_for_list
+    from runs.models import Message
+    from tenants.models import Tenant
+
+    tenant = Tenant.objects.get(pk=world.tenant_id)
+    flagged = {r.pk for r in runs_for_list(tenant=tenant) if r.flag_injection}
+    expected_ids = set(Message.objects.filter(tenant=tenant, flags__has_item="injection").values_list("run_id", flat=True))
+    problems = []
+    if int(world.terminal_run) not in flagged:
+        problems.append(f"the injection run {world.terminal_run} is not flagged in the run list (flagged: {sorted(flagged)})")
+    if flagged != expected_ids:
+        problems.append(f"run list flags {sorted(flagged)} != runs with an injection-flagged turn {sorted(expected_ids)}")
+    if Message.objects.filter(tenant=tenant, flags__has_item="injectio").exists():
+        problems.append("has_item matched a prefix of a flag")
+    return problems
+
+
 # -- expectations --------------------------------------------------------------------------------
 
 
@@ -406,7 +425,7 @@ def main(argv: list[str]) -> int:
     report = {
         "vendor": connection.vendor,
         "visits": [asdict(v) for v in visits],
-        "problems": check(visits, routes=crawlable_routes()),
+        "problems": check(visits, routes=crawlable_routes()) + data_problems(world),
         "seconds": {"migrate": round(t_migrate, 1), "seed": round(t_seed, 1), "crawl": round(time.monotonic() - t0 - t_migrate - t_seed, 1)},
     }
     with open(argv[0], "w") as fh:
