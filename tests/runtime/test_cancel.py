@@ -116,12 +116,19 @@ def test_cancelling_a_run_whose_worker_died_takes_effect_at_once(agent):
     from budgets.services import reservation_open
 
     run = make_run(agent, "support_refund")
+    # The worker died after the model asked for a tool and before it answered.
+    Message.objects.create(tenant=run.tenant, run=run, seq=0, role="user", content=[{"type": "text", "text": run.input}])
+    Message.objects.create(tenant=run.tenant, run=run, seq=1, role="assistant", content=[
+        {"type": "tool_use", "id": "toolu_dead", "name": "lookup_account", "input": {"account_id": "ACC-1001"}}])
     assert lease.acquire(run.pk, "dead-worker") is not None
     reservation_open(run=run, model="claude-sonnet-4-6", max_tokens=512, input_tokens_bound=1000)
     Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))  # it stopped renewing
 
     run = run_cancel(run=run)
     assert run.status == RunStatus.CANCELLED and run.lease_owner == ""
+    assert_log_consistent(run)  # its tool_use is answered: "not executed, the run was cancelled"
+    last = run.messages.order_by("-seq").first()
+    assert json.loads(last.content[0]["content"])["error"]["type"] == "run_cancelled"
     # Its reservation is reconciled now (no call was logged: released), not at the next sweep.
     assert not Reservation.objects.filter(run=run, status=ReservationStatus.OPEN).exists()
     # Were the dead worker only slow, its next write is fenced out.
