@@ -209,7 +209,23 @@ def expected(route: Route, who: str, method: str) -> tuple[set[int] | None, str]
         if method == "GET":
             return ({405}, "405 (POST only)") if _post_only(route.callback) else ({200}, "200")
         return None, "a 2xx/3xx/4xx other than 403/404"
+    if route.route.startswith("staff/"):
+        return ({200}, "200 for staff") if who == STAFF else ({302}, "302 to the admin login")
+    if route.route in UNSCOPED:
+        want = UNSCOPED[route.route]
+        return (want(who) if callable(want) else want), f"{route.route or 'index'} as {who}"
     return None, "below 500"
+
+
+# The public routes (tests/url_inventory.UNSCOPED_ALLOWED): what each answers a GET with.
+UNSCOPED: dict[str, Any] = {
+    # Members of one tenant go straight to its home; staff (no tenant) see the list; anonymous log in.
+    "": lambda who: {200} if who == STAFF else {302},
+    "login/": {200},
+    "logout/": {405},  # POST only
+    "healthz": {200},
+    "readyz": {200, 503},  # 503 is a legitimate answer when a dependency is down
+}
 
 
 # -- discovering query variants from the pages themselves ---------------------------------------
