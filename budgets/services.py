@@ -471,20 +471,23 @@ def cost_of_usage(*, model: str, usage: dict[str, Any], at: Any = None) -> Decim
 # --- the reconciler ---------------------------------------------------------------------------
 
 
-def reconcile_reservations(*, stale_after_s: int = 600) -> dict[str, int]:
+def reconcile_reservations(*, stale_after_s: int = 600, run_id: int | None = None) -> dict[str, int]:
     """Settle or release reservations left open by crashed workers.
 
     A reservation is stale when its run is no longer running under a live lease, or it is older
     than ``stale_after_s``. If the run's durable message log holds an assistant turn with usage
     that no ledger row accounts for, the call did happen: it is settled from that usage.
-    Otherwise it is released.
+    Otherwise it is released. ``run_id`` limits it to one run (a cancel of a run no worker holds).
     """
     from runs.models import Message, Run
 
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_s)
     result = {"checked": 0, "settled": 0, "released": 0}
-    open_rows = list(Reservation.unscoped.filter(status=ReservationStatus.OPEN).order_by("created_at")[:5000])
+    open_qs = Reservation.unscoped.filter(status=ReservationStatus.OPEN)
+    if run_id is not None:
+        open_qs = open_qs.filter(run_id=run_id)
+    open_rows = list(open_qs.order_by("created_at")[:5000])
     runs = {r.pk: r for r in Run.unscoped.filter(pk__in={r.run_id for r in open_rows})}
     for res in open_rows:
         result["checked"] += 1

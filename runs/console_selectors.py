@@ -38,7 +38,7 @@ TEXT_DISPLAY_CHARS = 20_000
 
 def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "") -> QuerySet[Run]:
     """The tenant's runs, newest first, filtered, with everything a list row shows in one query."""
-    injection = Message.objects.filter(run=OuterRef("pk"), flags__contains=["injection"])
+    injection = Message.objects.filter(run=OuterRef("pk"), flags__has_item="injection")
     gated = Escalation.objects.filter(run=OuterRef("pk"))
     qs = (
         Run.objects.for_tenant(tenant)

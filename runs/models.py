@@ -12,6 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from runs import lookups  # noqa: F401 - registers JSONField's has_item lookup
 from tenants.models import MONEY, ApiKey, Role, TenantOwned
 
 

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from budgets.services import reconcile_reservations
 from runs.models import (
     Agent,
     Escalation,
@@ -147,18 +148,29 @@ def _locked(run: Run) -> Run:
 
 @transaction.atomic
 def run_cancel(*, run: Run, actor: Any = None, actor_key: ApiKey | None = None) -> Run:
-    """Cancel takes effect before the next model call; a run not on a worker is cancelled now."""
+    """Cancel a run. One that no worker holds — queued (also while it waits out a reschedule
+    backoff), awaiting approval, paused, or running under a lease that expired — is cancelled now:
+    its pending tool_use answered, its escalations closed, its open reservations reconciled, and
+    the job still scheduled for it later finds it terminal and does nothing. A run a worker holds
+    is cancelled by that worker before its next model call (or instead of re-queueing it).
+    """
     run = _locked(run)
     if run.is_terminal:
         return run
     now = timezone.now()
-    if run.status == RunStatus.RUNNING and run.lease_owner:
+    expired = run.lease_expires_at is not None and run.lease_expires_at <= now
+    held = run.status == RunStatus.RUNNING and bool(run.lease_owner) and not expired
+    if held:
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested", "updated_at"])
     else:
+        # Clearing the lease fences out a worker that outlived its lease: its next write fails.
         run.status, run.outcome, run.finished_at, run.cancel_requested = RunStatus.CANCELLED, "cancelled", now, True
-        run.save(update_fields=["status", "outcome", "finished_at", "cancel_requested", "updated_at"])
+        run.lease_owner, run.lease_expires_at, run.not_before = "", None, None
+        run.save(update_fields=["status", "outcome", "finished_at", "cancel_requested", "lease_owner", "lease_expires_at",
+                                "not_before", "updated_at"])
         log_close_dangling(run=run, error_type="run_cancelled", message="Not executed: the run was cancelled.")
+        reconcile_reservations(run_id=run.pk)
         Escalation.objects.for_tenant(run.tenant_id).filter(run=run, status=EscalationStatus.PENDING).update(
             status=EscalationStatus.CANCELLED, decided_at=now, comment="Run cancelled."
         )

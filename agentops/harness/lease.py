@@ -87,9 +87,18 @@ def fence_relaxed(run_id: int, worker_id: str, *, iterations_inc: int = 0, model
             raise LeaseLost(run_id)
 
 
-def release(run_id: int, worker_id: str, **fields: object) -> bool:
-    """Give the lease up (optionally changing status etc. in the same statement)."""
-    return Run.unscoped.filter(pk=run_id, lease_owner=worker_id).update(lease_owner="", lease_expires_at=None, **fields) == 1
+def release(run_id: int, worker_id: str, *, unless_stop_requested: bool = False, **fields: object) -> bool:
+    """Give the lease up (optionally changing status etc. in the same statement).
+
+    ``unless_stop_requested``: only when no cancel or pause was requested meanwhile. A worker
+    putting the run back on the queue uses it, so a cancel that arrived during the step is
+    applied by this worker now instead of by whichever job picks the run up after its backoff.
+    The condition is in the UPDATE itself: ``run_cancel`` locks the row, so the two serialise.
+    """
+    qs = Run.unscoped.filter(pk=run_id, lease_owner=worker_id)
+    if unless_stop_requested:
+        qs = qs.filter(cancel_requested=False, pause_requested=False)
+    return qs.update(lease_owner="", lease_expires_at=None, **fields) == 1
 
 
 class Heartbeat:

@@ -369,13 +369,19 @@ class RunDriver:
             return self.finish(Stop(RunStatus.FAILED, "model_unavailable", exc.error_type, str(exc)))
         delay = max(float(exc.retry_after_s or 0), RESCHEDULE_BACKOFF[min(n, len(RESCHEDULE_BACKOFF) - 1)])
         with transaction.atomic():
-            self.event("rescheduled", error_type=exc.error_type, delay_s=delay)
-            self.flush()
-            lease.release(
-                self.run.pk, self.worker_id, status=RunStatus.QUEUED, reschedules=F("reschedules") + 1,
+            requeued = lease.release(
+                self.run.pk, self.worker_id, unless_stop_requested=True, status=RunStatus.QUEUED, reschedules=F("reschedules") + 1,
                 not_before=timezone.now() + timedelta(seconds=delay), error_type=exc.error_type, error_message=str(exc)[:2000],
             )
-            enqueue_run(self.run, delay_s=delay)
+            if requeued:
+                self.event("rescheduled", error_type=exc.error_type, delay_s=delay)
+                self.flush()
+                enqueue_run(self.run, delay_s=delay)
+        if not requeued:
+            # A cancel or pause came in during the failing call: apply it now, not after the backoff.
+            if not Run.unscoped.filter(pk=self.run.pk, lease_owner=self.worker_id).exists():
+                return "lease_lost"
+            return self._control() or "lease_lost"
         return "rescheduled"
 
     # -- tool calls ------------------------------------------------------------------
