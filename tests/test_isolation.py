@@ -195,10 +195,10 @@ CONSOLE_OBJECT_FACTORIES = {
     "invitation_id": _make_invitation,
     "key_id": _make_key,
     "endpoint_id": _make_webhook_endpoint,
-    "run_id": _make_run,
+    "run_id": API_OBJECT_FACTORIES["run_id"],
     "agent_id": _make_agent,
     "grant_id": _make_grant,
-    "escalation_id": _make_escalation,
+    "escalation_id": API_OBJECT_FACTORIES["escalation_id"],
 }
 OBJECT_ROUTES = [r for r in TENANT_ROUTES if set(r.converters) - {"slug"}]
 
