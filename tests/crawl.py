@@ -93,8 +93,8 @@ def seed() -> World:
     from runs.escalation_services import escalation_decide
     from runs.models import Escalation, Run, RunStatus, ToolGrant
     from runs.services import grant_save, run_cancel, run_pause
-    from tenants.models import ApiKey, Membership, Role
-    from tenants.services import api_key_create
+    from tenants.models import ApiKey, Invitation, Membership, Role, WebhookEndpoint
+    from tenants.services import api_key_create, invitation_create
 
     with override_settings(**SCRIPTED):
         tenants, users, staff = seed_platform(password="crawl-password")
@@ -132,6 +132,15 @@ def seed() -> World:
         victim_grant = grant_save(tenant=tenant, actor=admin, tool_name="check_policy", agent=agents["research"], role=Role.VIEWER,
                                   requires_approval=False, allow={}, approval_over={})
         victim_agent = agents["capped"]
+        # Invitations and webhook endpoints: one to show, one for the POSTs. Endpoints are stored
+        # directly: the save-time DNS check is tested in tests/tenants/test_webhooks.py.
+        admin_membership = Membership.objects.get(tenant=tenant, user=admin)
+        for email in ("crawl-shown@example.com", "crawl-victim@example.com"):
+            invitation_create(tenant=tenant, actor_membership=admin_membership, email=email, role=Role.VIEWER)
+        victim_invitation = Invitation.objects.for_tenant(tenant).get(email="crawl-victim@example.com")
+        for suffix in ("shown", "victim"):
+            WebhookEndpoint.objects.create(tenant=tenant, url=f"https://hooks.example.com/{suffix}")
+        victim_endpoint = WebhookEndpoint.objects.for_tenant(tenant).get(url="https://hooks.example.com/victim")
         # Runs still mid-flight must not be crawled by the SSE endpoint (it would stream for minutes).
         terminal = Run.objects.for_tenant(tenant).filter(pk=run_ids["support:injection"]).get()
         assert terminal.is_terminal and terminal.status == RunStatus.SUCCEEDED, (terminal.status, terminal.error_message)
@@ -150,10 +159,13 @@ def seed() -> World:
                 "member_id": [str(m.pk) for m in Membership.objects.filter(tenant=tenant).order_by("pk")],
                 "key_id": [str(k.pk) for k in ApiKey.objects.for_tenant(tenant).order_by("pk")],
                 "grant_id": [str(pk) for pk in ToolGrant.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
+                "invitation_id": [str(i.pk) for i in Invitation.objects.for_tenant(tenant).order_by("pk")],
+                "endpoint_id": [str(e.pk) for e in WebhookEndpoint.objects.for_tenant(tenant).order_by("pk")],
             },
             victims={
                 "run_id": str(queued[3].pk), "escalation_id": str(pending[-1].pk), "agent_id": str(victim_agent.pk),
                 "member_id": str(victim_member.pk), "key_id": str(victim_key.pk), "grant_id": str(victim_grant.pk),
+                "invitation_id": str(victim_invitation.pk), "endpoint_id": str(victim_endpoint.pk),
             },
         )
         world.objects["escalation_id"].sort(key=lambda pk: pk != str(pending[1].pk))  # a pending one first
@@ -224,7 +236,8 @@ UNSCOPED: dict[str, Any] = {
     "login/": {200},
     "logout/": {405},  # POST only
     "healthz": {200},
-    "readyz": {200, 503},  # 503 is a legitimate answer when a dependency is down
+    "readyz": {200, 503},
+    "invite/accept/": {404},  # no invitation link was opened in this session (tests/tenants/test_invitations.py)  # 503 is a legitimate answer when a dependency is down
 }
 
 
