@@ -8,6 +8,7 @@ Embedded defaults make the demo run with nothing configured: a SQLite file under
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -194,3 +195,23 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="agentops@localhost")
+
+# --- Login throttling (django-axes) ---------------------------------------------------------
+# Failed logins are counted per username and per client address (each on its own); at the limit
+# that username, or that address, is refused for the cool-off, right password or not. Staff see
+# and lift lockouts in the Django admin. See agentops/login_throttle.py.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes asks
+AUTHENTICATION_BACKENDS = [
+    "agentops.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "agentops.login_throttle.client_ip"
+AXES_USERNAME_CALLABLE = "agentops.login_throttle.client_username"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Rows in the database, not the log: one line per failed attempt is already in the admin.
+AXES_VERBOSE = False
