@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -213,5 +214,34 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "agentops.login_throttle.client_ip"
 AXES_USERNAME_CALLABLE = "agentops.login_throttle.client_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-# Rows in the database, not the log: one line per failed attempt is already in the admin.
+# Attempts are rows in the admin; the log keeps axes' warnings (failures, lockouts), not its chatter.
 AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------
+# Scripts only from our own static files (htmx, plotly, static/js/*), or inline with this
+# response's nonce (`nonce="{{ request.csp_nonce }}"`; the header names it only when a page used
+# it). No 'unsafe-inline', no 'unsafe-eval', nothing from another origin. Inline style
+# *attributes* stay allowed (style-src-attr): the meters and the run waterfall position bars with
+# them and plotly sets them from script; <style> elements and stylesheets must come from us.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        # Plus the two <style> elements the vendored plotly inserts (an empty one it fills through
+        # CSSOM, and its modebar/hover CSS): fixed text, so fixed hashes. A new plotly version changes
+        # the second; the browser test fails on any CSP violation and prints the hash to put here.
+        "style-src-elem": [SELF, NONCE, "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+                           "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
