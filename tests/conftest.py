@@ -6,7 +6,12 @@ clear message: nothing skips silently.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+import time_machine
 from django.test import Client
 
 from tenants.models import Role
@@ -39,6 +44,32 @@ def _clean_redis() -> None:
     import django_rq
 
     django_rq.get_connection("default").flushdb()
+
+
+# Tests whose outcome depends on the date (windows by day and month, "today", "yesterday", the
+# rate limit's minute) run on this frozen clock, never on the wall clock: mid-month, mid-day.
+FROZEN_AT = datetime(2026, 11, 18, 10, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Traveller]:
+    """The clock frozen at FROZEN_AT (time-machine); ``clock.move_to(dt)`` / ``clock.shift(td)`` travel.
+
+    Everything that reads the time in this process (``timezone.now()``, ``date.today()``,
+    ``time.time()``) sees it; ``time.monotonic()`` and PostgreSQL's ``now()`` do not, so tests
+    that lease runs or start workers keep the wall clock.
+    """
+    with time_machine.travel(FROZEN_AT, tick=False) as traveller:
+        yield traveller
+
+
+def reference_dir() -> Path:
+    """``shared/reference`` beside the project (found from a git worktree too); missing fails, never skips."""
+    for parent in Path(__file__).resolve().parents[1:]:
+        candidate = parent / "shared" / "reference"
+        if candidate.is_dir():
+            return candidate
+    pytest.fail("shared/reference (the recorded API bodies and samples) is missing beside the project")
 
 
 def ensure_model_prices() -> None:
