@@ -6,8 +6,9 @@ clear message: nothing skips silently.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def _clean_redis() -> None:
 
 # Tests whose outcome depends on the date (windows by day and month, "today", "yesterday", the
 # rate limit's minute) run on this frozen clock, never on the wall clock: mid-month, mid-day.
-FROZEN_AT = datetime(2026, 11, 18, 10, 30, tzinfo=UTC)
+# TEST_FROZEN_AT (ISO 8601) moves it, e.g. to the last second of a month, to try the boundaries.
+FROZEN_AT = datetime.fromisoformat(os.environ.get("TEST_FROZEN_AT") or "2026-11-18T10:30:00+00:00")
 
 
 @pytest.fixture

@@ -121,6 +121,28 @@ def test_every_console_page_has_the_policy_and_no_inline_script_without_the_nonc
     assert checked_html >= 15
 
 
+ADMIN_PAGES = [r for r in all_routes() if r.route.startswith("admin/") and not r.converters and r.name
+               and r.name.endswith(("_changelist", "_add", "index"))]
+
+
+@pytest.mark.django_db
+def test_the_django_admin_works_under_the_same_policy(tenant, members, client_for):
+    staff = UserFactory(username="csp-superuser", is_staff=True, is_superuser=True)
+    client = client_for(staff)
+    assert len(ADMIN_PAGES) >= 20
+    for route in ADMIN_PAGES:
+        url = route.build()
+        resp = client.get(url)
+        assert resp.status_code in (200, 403), (url, resp.status_code)  # 403: read-only models have no add page
+        assert _policy(resp)["script-src"][0] == "'self'", url
+        if resp.status_code != 200:
+            continue
+        parser = _Scripts()
+        parser.feed(resp.content.decode())
+        assert parser.handlers == [], f"{url}: inline event handlers {parser.handlers}"
+        assert [a for a in parser.inline if a.get("type") != "application/json"] == [], f"{url}: inline script"
+
+
 @pytest.mark.django_db
 def test_an_inline_script_with_the_nonce_is_named_by_the_header(rf):
     from csp.middleware import CSPMiddleware
