@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tenants.models import ApiKey, Membership, Role
+from tenants.models import Membership, Role
 from tenants.services import api_key_create
 from tests.factories import UserFactory
 from tests.runs_console.factories import (
@@ -50,7 +50,7 @@ def _objects(tenant, members) -> dict[str, object]:  # type: ignore[no-untyped-d
         "agent_id": agent.pk,
         "escalation_id": escalation.pk,
         "grant_id": grant.pk,
-        "key_id": ApiKey.objects.get(pk=key.pk).pk,
+        "key_id": key.pk,
         "member_id": Membership.objects.get(tenant=tenant, user=members[Role.VIEWER]).pk,
     }
 
