@@ -8,9 +8,11 @@ Embedded defaults make the demo run with nothing configured: a SQLite file under
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -206,3 +208,52 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="agentops@localhost")
+
+# --- Login throttling (django-axes) ---------------------------------------------------------
+# Failed logins are counted per username and per client address (each on its own); at the limit
+# that username, or that address, is refused for the cool-off, right password or not. Staff see
+# and lift lockouts in the Django admin. See agentops/login_throttle.py.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes asks
+AUTHENTICATION_BACKENDS = [
+    "agentops.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "agentops.login_throttle.client_ip"
+AXES_USERNAME_CALLABLE = "agentops.login_throttle.client_username"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Attempts are rows in the admin; the log keeps axes' warnings (failures, lockouts), not its chatter.
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}
+
+# --- Content-Security-Policy (django-csp) ---------------------------------------------------
+# Scripts only from our own static files (htmx, plotly, static/js/*), or inline with this
+# response's nonce (`nonce="{{ request.csp_nonce }}"`; the header names it only when a page used
+# it). No 'unsafe-inline', no 'unsafe-eval', nothing from another origin. Inline style
+# *attributes* stay allowed (style-src-attr): the meters and the run waterfall position bars with
+# them and plotly sets them from script; <style> elements and stylesheets must come from us.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        # Plus the two <style> elements the vendored plotly inserts (an empty one it fills through
+        # CSSOM, and its modebar/hover CSS): fixed text, so fixed hashes. A new plotly version changes
+        # the second; the browser test fails on any CSP violation and prints the hash to put here.
+        "style-src-elem": [SELF, NONCE, "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",
+                           "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}

@@ -16,6 +16,7 @@ from rq.worker import Worker
 # ~0.85 s to import the anthropic SDK again, which an operator feels as approval latency.
 import agentops.harness.loop  # noqa: F401, E402
 import agentops.llm.gateway  # noqa: F401, E402
+from agentops import telemetry
 from agentops.harness import shutdown
 
 
@@ -23,6 +24,13 @@ class AgentWorker(Worker):
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()
         shutdown.install()
+
+    def perform_job(self, job, queue):  # type: ignore[no-untyped-def]
+        # The work horse ends with os._exit: spans and logs of this job go out now or never.
+        try:
+            return super().perform_job(job, queue)
+        finally:
+            telemetry.flush()
 
     def handle_warm_shutdown_request(self) -> None:
         super().handle_warm_shutdown_request()

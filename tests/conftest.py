@@ -6,7 +6,13 @@ clear message: nothing skips silently.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
 import pytest
+import time_machine
 from django.test import Client
 
 from tenants.models import Role
@@ -39,6 +45,33 @@ def _clean_redis() -> None:
     import django_rq
 
     django_rq.get_connection("default").flushdb()
+
+
+# Tests whose outcome depends on the date (windows by day and month, "today", "yesterday", the
+# rate limit's minute) run on this frozen clock, never on the wall clock: mid-month, mid-day.
+# TEST_FROZEN_AT (ISO 8601) moves it, e.g. to the last second of a month, to try the boundaries.
+FROZEN_AT = datetime.fromisoformat(os.environ.get("TEST_FROZEN_AT") or "2026-11-18T10:30:00+00:00")
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Traveller]:
+    """The clock frozen at FROZEN_AT (time-machine); ``clock.move_to(dt)`` / ``clock.shift(td)`` travel.
+
+    Everything that reads the time in this process (``timezone.now()``, ``date.today()``,
+    ``time.time()``) sees it; ``time.monotonic()`` and PostgreSQL's ``now()`` do not, so tests
+    that lease runs or start workers keep the wall clock.
+    """
+    with time_machine.travel(FROZEN_AT, tick=False) as traveller:
+        yield traveller
+
+
+def reference_dir() -> Path:
+    """``shared/reference`` beside the project (found from a git worktree too); missing fails, never skips."""
+    for parent in Path(__file__).resolve().parents[1:]:
+        candidate = parent / "shared" / "reference"
+        if candidate.is_dir():
+            return candidate
+    pytest.fail("shared/reference (the recorded API bodies and samples) is missing beside the project")
 
 
 def ensure_model_prices() -> None:

@@ -47,10 +47,19 @@ def page(browser: Any, transactional_db: Any, live_server: Any) -> Iterator[Any]
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 820})
     context.set_default_timeout(15_000)
     pg = context.new_page()
+    violations = watch_csp(pg)
     try:
         yield pg
     finally:
         context.close()
+    assert violations == [], f"the Content-Security-Policy blocked something: {violations}"
+
+
+def watch_csp(pg: Any) -> list[str]:
+    """Every Content-Security-Policy violation the page reports (Chromium logs each as a console error)."""
+    violations: list[str] = []
+    pg.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    return violations
 
 
 @pytest.fixture

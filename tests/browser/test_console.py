@@ -116,3 +116,37 @@ def test_an_invited_person_joins_from_the_e_mailed_link(page, tenant, members, m
     assert "Welcome to Acme" in page.locator(".messages").inner_text()
     assert Membership.objects.get(tenant=tenant, user__username="ada@example.test").role == Role.FINANCE
     assert "ada@example.test" in page.locator(".who").inner_text()  # signed in as the new account
+
+
+def test_plotly_and_htmx_work_under_the_content_security_policy(page, tenant, members, screenshot):
+    from budgets.services import reservation_open, reservation_settle
+    from runs.models import RunStatus
+    from tests.budgets._workers import FULL_USAGE
+    from tests.runs_console.factories import AgentFactory, RunFactory
+
+    agent = AgentFactory(tenant=tenant, name="support")
+    run = RunFactory(agent=agent, status=RunStatus.RUNNING, submitted_by=members[Role.OPERATOR])
+    reservation_settle(reservation=reservation_open(run=run, model="claude-sonnet-4-5", max_tokens=100, input_tokens_bound=1000),
+                       usage=FULL_USAGE, model="claude-sonnet-4-5")
+    log_in(page, "acme-admin")
+    page.wait_for_url(re.compile(r"/t/acme/$"))
+    # Plotly draws every figure from its JSON data block, with script only from static files.
+    page.goto("/t/acme/spend/")
+    page.wait_for_selector("#fig-per-day + script, [data-figure] .main-svg")
+    assert page.locator("[data-figure] .main-svg").count() >= 3
+    screenshot(page, "spend-under-csp")
+    # htmx polls the live run and swaps the fragment in when the run ends, without a reload.
+    page.goto(f"/t/acme/runs/{run.pk}/")
+    page.evaluate("window.__no_reload = true")
+    type(run).objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    page.wait_for_selector("text=succeeded", timeout=15_000)
+    assert page.evaluate("window.__no_reload") is True
+    # The confirm() that replaced the inline onsubmit still guards the cancel button.
+    run2 = RunFactory(agent=agent, status=RunStatus.RUNNING)
+    page.goto(f"/t/acme/runs/{run2.pk}/")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.locator("button", has_text="Cancel").click()
+    assert asked and "Cancel run" in asked[0]
+    run2.refresh_from_db()
+    assert not run2.cancel_requested  # dismissed: nothing was posted

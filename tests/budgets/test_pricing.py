@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from budgets.models import ModelPrice
 from budgets.pricing import UnknownModelPrice, price_for, tokens_from_usage, worst_case_cost
 from budgets.services import cost_of_usage
+from tests.conftest import reference_dir
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "anthropic_responses"
+REF = reference_dir() / "anthropic_responses"
 
 # Published USD/MTok (input, 5m write, 1h write, cache read, output), typed in from
 # ../shared/reference/pricing/anthropic_pricing_notes.txt independently of the seed migration.

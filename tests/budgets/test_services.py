@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -25,7 +25,8 @@ from budgets.services import (
 from tenants.models import WebhookDelivery
 from tests.budgets._workers import FULL_USAGE
 
-pytestmark = pytest.mark.django_db
+# Cap windows are days and months: every test here runs on a frozen clock.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 AMOUNT = Decimal("0.0075")  # worst case of (1000 in, 100 out) on claude-sonnet-4-5, and FULL_USAGE's exact cost
 
 
@@ -178,17 +179,35 @@ def test_alerts_fire_once_per_window_at_80_and_100(tenant, make_run):
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"skipped"}
 
 
-def test_projection_alert(tenant, make_run):
-    from budgets.services import projection_check
+@pytest.mark.parametrize("at", ["00:00:00", "23:59:59"])
+@pytest.mark.parametrize(
+    "day,days_in_month,alert",
+    [
+        (date(2026, 11, 1), 30, True),  # the first: one day's spend x 30
+        (date(2026, 11, 22), 30, True),  # $0.0075 / 22 x 30 = $0.0102 > $0.01
+        (date(2026, 11, 23), 30, False),  # $0.0075 / 23 x 30 = $0.0098
+        (date(2026, 11, 30), 30, False),  # the last: the projection is the spend itself
+        (date(2026, 12, 31), 31, False),
+        (date(2026, 2, 1), 28, True),
+        (date(2026, 2, 28), 28, False),
+        (date(2028, 2, 29), 29, False),  # a leap day, the last of its month
+    ],
+)
+def test_projection_alert(tenant, make_run, clock, day, days_in_month, alert, at):
+    from budgets.services import projection_check, projection_for
 
+    clock.move_to(datetime.fromisoformat(f"{day.isoformat()}T{at}+00:00"))
     TenantCaps.objects.create(tenant=tenant, tenant_month_cost_cap=Decimal("0.01"))
     reservation_settle(reservation=_open(make_run()), usage=FULL_USAGE, model="claude-sonnet-4-5")
-    today = date.today()
-    if today.day == 1:
-        pytest.skip("projection on day 1 equals a month of today's spend; covered on other days")
-    alert = projection_check(tenant=tenant)
-    assert alert is not None and alert.kind == "projection"
-    assert projection_check(tenant=tenant) is None  # once per month
+    projection = projection_for(tenant=tenant)
+    assert projection["spent"] == AMOUNT
+    assert projection["projected"] == (AMOUNT / day.day * days_in_month).quantize(Decimal("0.0001"))
+    found = projection_check(tenant=tenant)
+    if alert:
+        assert found is not None and found.kind == "projection" and found.window_start == day.replace(day=1)
+        assert projection_check(tenant=tenant) is None  # once per month
+    else:
+        assert found is None and not CapAlert.objects.filter(kind="projection").exists()
 
 
 def test_drift_alert_when_actual_cost_per_run_is_off_by_more_than_20_percent(tenant, make_run, agent):

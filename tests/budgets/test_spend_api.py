@@ -10,7 +10,7 @@ from django.utils import timezone
 from budgets.models import DailyRollup
 from tenants.services import api_key_create
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]  # "today" and the default range
 
 
 def test_spend_totals_are_exact_and_scoped(client, tenant, other_tenant):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,8 @@ from budgets.services import reservation_open, reservation_settle
 from tenants.models import AuditEvent, Role
 from tests.budgets._workers import FULL_USAGE
 
-pytestmark = pytest.mark.django_db
+# The page's default range and "this month" figures depend on the date: a frozen clock.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
 @pytest.fixture
@@ -27,7 +29,10 @@ def test_finance_sees_the_spend_page_with_charts(spent, members, client_for):
     resp = client_for(members[Role.FINANCE]).get("/t/acme/spend/")
     assert resp.status_code == 200
     html = resp.content.decode()
-    assert "vendor/plotly-4.1.1.min.js" in html and "cdn" not in html.lower()
+    # Plotly is the vendored copy; no script or stylesheet comes from another origin (a CDN).
+    assert '<script src="/static/vendor/plotly-4.1.1.min.js">' in html
+    refs = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]*)"', html)
+    assert refs and not [r for r in refs if r.startswith(("http:", "https:", "//"))], refs
     assert 'id="fig-per-day"' in html and "$0.01" in html  # 0.0075 this month
     for by in ("agent", "user", "prompt_version"):
         assert client_for(members[Role.FINANCE]).get(f"/t/acme/spend/?by={by}").status_code == 200

@@ -14,6 +14,7 @@ from agentops.toolbox.models import Refund, SentEmail
 from runs.models import Escalation, Run, RunStatus
 from runs.services import run_submit
 from tenants.models import Role
+from tests.browser.conftest import watch_csp
 from tests.escalations.conftest import tool_results
 from tests.factories import PASSWORD
 from tests.workers import wait_for, workers
@@ -60,6 +61,7 @@ def test_operator_approves_and_rejects_in_the_browser(browser, live_server, agen
         context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
         context.set_default_timeout(20_000)
         page = context.new_page()
+        violations = watch_csp(page)
         try:
             page.goto("/login/")
             page.fill("input[name=username]", operator.username)
@@ -93,6 +95,7 @@ def test_operator_approves_and_rejects_in_the_browser(browser, live_server, agen
             page.screenshot(path=str(SCREENSHOTS / "escalations-rejected.png"), full_page=True)
         finally:
             context.close()
+    assert violations == [], f"the Content-Security-Policy blocked something: {violations}"
     email_run.refresh_from_db()
     refund_run.refresh_from_db()
     assert email_run.status == refund_run.status == RunStatus.SUCCEEDED

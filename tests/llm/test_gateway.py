@@ -266,13 +266,10 @@ def test_input_tokens_bound_on_recorded_usage() -> None:
     # request (output_config) is left out: its schema is sent outside system/messages/tools, which
     # the harness never does and the bound does not cover.
     import json
-    from pathlib import Path
 
-    from django.conf import settings
+    from tests.conftest import reference_dir
 
-    folder = Path(settings.BASE_DIR).parent / "shared/reference/anthropic_responses/raw_cassettes"
-    if not folder.exists():
-        pytest.skip("reference cassettes missing")
+    folder = reference_dir() / "anthropic_responses" / "raw_cassettes"
     checked = 0
     for path in sorted(folder.glob("*.json")):
         for interaction in json.loads(path.read_text()):

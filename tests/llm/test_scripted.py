@@ -22,9 +22,9 @@ from agentops.llm.scripted import (
     load_scenario,
     scenario_names,
 )
+from tests.conftest import reference_dir
 from tests.llm.helpers import MODEL, SCHEMAS, TOOLS, RecordingTransport, block_param, converse, make_client
 
-REFERENCE = Path(settings.BASE_DIR).parent / "shared" / "reference" / "anthropic_responses"
 TOOL_ID = re.compile(r"^toolu_01[0-9A-Za-z]{22}$")
 # Scenarios whose tool calls deliberately break the schemas or the tool list.
 BROKEN_ON_PURPOSE = {"unknown_tool", "invalid_args", "max_tokens_tool"}
@@ -36,9 +36,8 @@ REQUIRED = {
 
 
 def reference(name: str) -> Path:
-    path = REFERENCE / name
-    if not path.exists():
-        pytest.skip(f"reference fixture missing: {path}")
+    path = reference_dir() / "anthropic_responses" / name
+    assert path.exists(), f"reference fixture missing: {path}"
     return path
 
 
@@ -567,9 +566,13 @@ def test_unanswered_tool_use_is_a_400() -> None:
     )
 
 
-def test_retired_models_are_404_like_the_real_api() -> None:
+def test_retired_models_are_404_like_the_real_api(clock) -> None:  # type: ignore[no-untyped-def]
     from agentops.llm.scripted import is_known_model
 
-    assert not is_known_model("claude-3-sonnet-20240229")  # end of life July 21st, 2025
+    # The SDK dates claude-3-sonnet-20240229's end of life July 21st, 2025: served the day before, not on it.
+    clock.move_to("2025-07-20T23:59:59+00:00")
+    assert is_known_model("claude-3-sonnet-20240229")
+    clock.move_to("2025-07-21T00:00:00+00:00")
+    assert not is_known_model("claude-3-sonnet-20240229")
     assert is_known_model("claude-haiku-4-5") and is_known_model("claude-opus-4-5-20251101")
     assert not is_known_model("invalid-model-name")

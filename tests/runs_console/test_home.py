@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from runs.models import RunStatus
 from tests.runs_console.factories import RunFactory
+
+pytestmark = pytest.mark.usefixtures("clock")  # "today" and "the last 7 days"
 
 
 def test_home_shows_runs_today_and_running_now(agent, admin):

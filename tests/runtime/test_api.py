@@ -100,13 +100,18 @@ def test_revoked_key_is_refused(client, tenant, plain_agent):
     assert post(client, "/api/v1/runs", {"agent": "helper", "input": "x"}, raw).status_code == 401
 
 
-def test_rate_limit_answers_429_with_retry_after(client, key, tenant, plain_agent):
+def test_rate_limit_answers_429_with_retry_after(client, key, tenant, plain_agent, clock):
+    # The limit counts per wall-clock minute: frozen 30 s into one, no request falls into the next.
+    clock.move_to("2026-11-18T10:30:30+00:00")
     tenant.tier.api_rate_limit_per_minute = 3
     tenant.tier.save()
     codes = [client.get("/api/v1/runs/999", HTTP_AUTHORIZATION=f"Bearer {key}").status_code for _ in range(5)]
     assert codes[:3] == [404, 404, 404] and codes[3] == 429
     resp = client.get("/api/v1/runs/999", HTTP_AUTHORIZATION=f"Bearer {key}")
-    assert resp.status_code == 429 and 1 <= int(resp["Retry-After"]) <= 60
+    assert resp.status_code == 429 and int(resp["Retry-After"]) == 30
+    # The next minute starts a new window.
+    clock.shift(30)
+    assert client.get("/api/v1/runs/999", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 404
 
 
 def test_kill_switch_answers_409(client, key, tenant, plain_agent):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 
@@ -23,16 +24,20 @@ def test_context_is_trimmed_in_whole_turn_pairs_with_a_notice(settings):
     for i in range(1, 9, 2):
         log.append(_msg(i, "assistant", [{"type": "tool_use", "id": f"t{i}", "name": "search_knowledge_base", "input": {"query": "q"}}]))
         log.append(_msg(i + 1, "user", [{"type": "tool_result", "tool_use_id": f"t{i}", "content": big}]))
+    before = copy.deepcopy([(m.seq, m.role, m.content) for m in log])
     api = build_api_messages(log)
     assert api[0]["role"] == "user" and api[0]["content"][0]["text"] == "the task"
-    assert "omitted to fit the context window" in api[0]["content"][-1]["text"]
-    assert len(api) < len(log)
+    # Three of the four ~1,000-token pairs go (the task plus one pair fits under 2,000), and the notice says so.
+    assert api[0]["content"][-1]["text"] == (
+        "[AgentOps: 6 earlier messages were omitted to fit the context window; the full log is kept.]"
+    )
+    assert len(api) == 3 and api[1]["content"][0]["id"] == "t7" and api[2]["content"][0]["tool_use_id"] == "t7"
     # Roles alternate and every tool_use kept still has its tool_result right after it.
     assert [m["role"] for m in api] == ["user", "assistant", "user"] * 1 + ["assistant", "user"] * ((len(api) - 3) // 2)
     for a, u in zip(api[1::2], api[2::2], strict=False):
         assert a["content"][0]["id"] == u["content"][0]["tool_use_id"]
-    # The durable log itself is untouched.
-    assert len(log) == 9
+    # The messages it was given (the durable log's rows) are untouched: the notice went into a copy.
+    assert [(m.seq, m.role, m.content) for m in log] == before
 
 
 def test_small_context_is_sent_as_is():

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
+import django_rq
 import pytest
+from rq.registry import FinishedJobRegistry
 
 from agentops.toolbox.models import Refund, SentEmail
 from runs.models import Message, Run, RunStatus, ToolCall
@@ -80,7 +81,9 @@ def test_the_same_run_enqueued_twice_on_two_workers_executes_once(agent, slow_sc
         enqueue_run_now(run)
         enqueue_run_now(run)
         wait_for(lambda: _done(run), timeout=60, message="the run to finish")
-        time.sleep(1)  # let the second job finish too
+        # Both jobs must have run before the counts below mean anything (a sleep would only hope so).
+        finished = FinishedJobRegistry(queue=django_rq.get_queue("runs"))
+        wait_for(lambda: len(finished) == 2, timeout=30, message="both jobs to finish")
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, (run.outcome, run.error_type, run.error_message)
     assert run.attempt == 1  # the second job never got the lease

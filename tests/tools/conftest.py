@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agentops.toolbox.seed import seed_demo_data
 from agentops.tools.registry import ToolContext
-
-INJECTION_FILE = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "reference"
-    / "injection"
-    / "injection_samples.txt"
-)
+from tests.conftest import reference_dir
 
 _tool_use_ids = count(1)
 
@@ -47,7 +39,5 @@ def make_ctx() -> Callable[..., ToolContext]:
 
 def injection_samples() -> list[str]:
     """Attack strings, one per line; comments and blank lines skipped."""
-    if not INJECTION_FILE.exists():
-        pytest.fail(f"reference injection samples missing at {INJECTION_FILE}")
-    lines = INJECTION_FILE.read_text(encoding="utf-8").splitlines()
+    lines = (reference_dir() / "injection" / "injection_samples.txt").read_text(encoding="utf-8").splitlines()
     return [line for line in lines if line.strip() and not line.startswith("#")]
