@@ -21,3 +21,6 @@ max_requests_jitter = 200
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG", "0") == "1" else None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket lives in $HOME, shared by every gunicorn of the user; the platform or
+# supervisor signals the master instead (HUP reloads, TERM stops).
+control_socket_disable = True

@@ -1,0 +1,92 @@
+"""A PostgreSQL outage under the real ``web`` process: the API answers 503 JSON with Retry-After,
+the console a plain "temporarily unavailable" page; after the database is back, the same server
+answers normally again (no restart)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.conf import settings
+
+from tests.serving.procs import (
+    PASSWORD,
+    Browser,
+    OwnPostgres,
+    answers,
+    app_env,
+    free_port,
+    log_of,
+    manage,
+    procfile,
+    request,
+    seed,
+    spawn,
+    stop,
+    wait_for,
+)
+
+
+@pytest.fixture
+def own_postgres():  # type: ignore[no-untyped-def]
+    pg = OwnPostgres()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def _api(base: str, key: str, path: str, body: dict | None = None):  # type: ignore[no-untyped-def, type-arg]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    data = json.dumps(body).encode() if body is not None else None
+    return request(base + path, method="POST" if body is not None else "GET", body=data, headers=headers)
+
+
+def _assert_api_unavailable(resp) -> None:  # type: ignore[no-untyped-def]
+    assert resp.status == 503, (resp.status, resp.text[:500])
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json()["error"]["type"] == "service_unavailable"
+    assert resp.json()["error"]["message"]
+    assert int(resp.headers["retry-after"]) >= 1
+
+
+def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres):
+    env = app_env(own_postgres.create_database("agentops"), settings.REDIS_URL)
+    manage(env, "migrate", "--noinput")
+    key = seed(env)
+    port = free_port()
+    web = spawn(procfile()["web"], env | {"WEB_CONCURRENCY": "1", "WEB_THREADS": "2"}, "outage-web", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: answers(port) or web.poll() is not None, timeout=30, message="gunicorn to listen")
+        assert web.poll() is None, log_of(web)
+        created = _api(base, key, "/api/v1/runs", {"agent": "helper", "input": "Hello"})
+        assert created.status == 201, created.text
+        run_id = created.json()["id"]
+        console = Browser(base)
+        console.login("acme-admin", PASSWORD)
+        assert console.open("/t/acme/").status == 200
+
+        own_postgres.stop()
+        _assert_api_unavailable(_api(base, key, f"/api/v1/runs/{run_id}"))
+        _assert_api_unavailable(_api(base, key, "/api/v1/runs", {"agent": "helper", "input": "Hello"}))
+        for path in ("/t/acme/", f"/t/acme/runs/{run_id}/"):
+            page = console.open(path)
+            assert page.status == 503, (path, page.status, page.text[:500])
+            assert page.headers["content-type"].startswith("text/html")
+            assert "temporarily unavailable" in page.text and "Traceback" not in page.text
+            assert int(page.headers["retry-after"]) >= 1
+        # Logging in needs the database too.
+        fresh = Browser(base)
+        assert fresh.open("/login/").status == 200
+        token = next(c.value for c in fresh.jar if c.name == "csrftoken")
+        page = fresh.open("/login/", {"username": "acme-admin", "password": PASSWORD, "csrfmiddlewaretoken": token})
+        assert page.status == 503 and "temporarily unavailable" in page.text
+
+        own_postgres.start()
+        resp = _api(base, key, f"/api/v1/runs/{run_id}")
+        assert resp.status == 200 and resp.json()["id"] == run_id, resp.text[:500]
+        assert console.open("/t/acme/").status == 200
+        assert web.poll() is None, "gunicorn must ride out the outage"
+    finally:
+        stop(web)
