@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from django.db import connection
 from django.db.backends.postgresql.base import DatabaseWrapper
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.serving.procs import free_port
 
