@@ -87,15 +87,19 @@ else:
     # Connections are bounded by construction: one per serving thread (see README, Operations).
     # DB_POOL_MAX_SIZE > 0 switches to a psycopg connection pool per process instead, which caps
     # connections below the thread count: a request that waits longer than DB_POOL_TIMEOUT for a
-    # free connection gets a 503, not "too many clients".
+    # free connection gets a 503, not "too many clients". Django has the pool check each connection
+    # before handing it out, so one broken by a database restart is replaced, not used.
     DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
     if DB_POOL_MAX_SIZE > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+        from agentops import dbpool
+
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), DB_POOL_MAX_SIZE),
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
         }
+        dbpool.install()
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

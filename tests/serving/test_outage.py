@@ -50,12 +50,16 @@ def _assert_api_unavailable(resp) -> None:  # type: ignore[no-untyped-def]
     assert int(resp.headers["retry-after"]) >= 1
 
 
-def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres):
+@pytest.mark.parametrize("connections", [
+    {},  # persistent connections, one per gunicorn thread (the default)
+    {"DB_POOL_MAX_SIZE": "2", "DB_POOL_TIMEOUT": "1"},  # the psycopg pool
+], ids=["persistent", "pool"])
+def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres, connections):
     env = app_env(own_postgres.create_database("agentops"), settings.REDIS_URL)
     manage(env, "migrate", "--noinput")
     key = seed(env)
     port = free_port()
-    web = spawn(procfile()["web"], env | {"WEB_CONCURRENCY": "1", "WEB_THREADS": "2"}, "outage-web", port)
+    web = spawn(procfile()["web"], env | {"WEB_CONCURRENCY": "1", "WEB_THREADS": "2"} | connections, "outage-web", port)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: answers(port) or web.poll() is not None, timeout=30, message="gunicorn to listen")
@@ -84,8 +88,10 @@ def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres
         assert page.status == 503 and "temporarily unavailable" in page.text
 
         own_postgres.start()
-        resp = _api(base, key, f"/api/v1/runs/{run_id}")
-        assert resp.status == 200 and resp.json()["id"] == run_id, resp.text[:500]
+        # Persistent connections reconnect on the next request; the pool within its reconnect backoff.
+        wait_for(lambda: _api(base, key, f"/api/v1/runs/{run_id}").status == 200, timeout=30, interval=0.5,
+                 message="the API to answer again")
+        assert _api(base, key, f"/api/v1/runs/{run_id}").json()["id"] == run_id
         assert console.open("/t/acme/").status == 200
         assert web.poll() is None, "gunicorn must ride out the outage"
     finally:
