@@ -1,6 +1,6 @@
-"""A PostgreSQL outage under the real ``web`` process: the API answers 503 JSON with Retry-After,
-the console a plain "temporarily unavailable" page; after the database is back, the same server
-answers normally again (no restart)."""
+"""A PostgreSQL outage under the real ``web`` and ``events`` processes: the API (both servers)
+answers 503 JSON with Retry-After, the console a plain "temporarily unavailable" page; after the
+database is back, the same servers answer normally again (no restart)."""
 
 from __future__ import annotations
 
@@ -58,15 +58,20 @@ def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres
     env = app_env(own_postgres.create_database("agentops"), settings.REDIS_URL)
     manage(env, "migrate", "--noinput")
     key = seed(env)
-    port = free_port()
-    web = spawn(procfile()["web"], env | {"WEB_CONCURRENCY": "1", "WEB_THREADS": "2"} | connections, "outage-web", port)
-    base = f"http://127.0.0.1:{port}"
+    port, events_port = free_port(), free_port()
+    env |= {"WEB_CONCURRENCY": "1", "WEB_THREADS": "2", "EVENTS_DB_THREADS": "2"} | connections
+    web = spawn(procfile()["web"], env, "outage-web", port)
+    events = spawn(procfile()["events"], env, "outage-events", events_port)
+    base, events_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{events_port}"
     try:
-        wait_for(lambda: answers(port) or web.poll() is not None, timeout=30, message="gunicorn to listen")
-        assert web.poll() is None, log_of(web)
+        for proc, p in ((web, port), (events, events_port)):
+            wait_for(lambda proc=proc, p=p: answers(p) or proc.poll() is not None, timeout=30, message="servers to listen")
+            assert proc.poll() is None, log_of(proc)
         created = _api(base, key, "/api/v1/runs", {"agent": "helper", "input": "Hello"})
         assert created.status == 201, created.text
         run_id = created.json()["id"]
+        stream = _api(events_base, key, f"/api/v1/runs/{run_id}/events?follow=0")
+        assert stream.status == 200 and "event: end" in stream.text
         console = Browser(base)
         console.login("acme-admin", PASSWORD)
         assert console.open("/t/acme/").status == 200
@@ -74,6 +79,7 @@ def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres
         own_postgres.stop()
         _assert_api_unavailable(_api(base, key, f"/api/v1/runs/{run_id}"))
         _assert_api_unavailable(_api(base, key, "/api/v1/runs", {"agent": "helper", "input": "Hello"}))
+        _assert_api_unavailable(_api(events_base, key, f"/api/v1/runs/{run_id}/events"))
         for path in ("/t/acme/", f"/t/acme/runs/{run_id}/"):
             page = console.open(path)
             assert page.status == 503, (path, page.status, page.text[:500])
@@ -93,6 +99,10 @@ def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres
                  message="the API to answer again")
         assert _api(base, key, f"/api/v1/runs/{run_id}").json()["id"] == run_id
         assert console.open("/t/acme/").status == 200
-        assert web.poll() is None, "gunicorn must ride out the outage"
+        wait_for(lambda: _api(events_base, key, f"/api/v1/runs/{run_id}/events?follow=0").status == 200,
+                 timeout=30, interval=0.5, message="the events server to answer again")
+        assert "event: end" in _api(events_base, key, f"/api/v1/runs/{run_id}/events?follow=0").text
+        assert web.poll() is None and events.poll() is None, "the servers must ride out the outage"
     finally:
         stop(web)
+        stop(events)
