@@ -122,7 +122,7 @@ def test_every_procfile_process_serves_a_run_end_to_end(own_postgres):
             assert resp.status == 201, resp.text[:500]
             return resp.json()["id"]
 
-        # A paused run's followers stay subscribed (keep-alives) until it ends: 12 open streams.
+        # A paused run's followers stay subscribed (keep-alives) until it ends: 12 open streams, then 13.
         held = submit()
         assert request(f"{web_url}/api/v1/runs/{held}/pause", method="POST", headers=auth, body=b"{}").status == 202
         followers = [Stream(f"{events_url}/api/v1/runs/{held}/events", key) for _ in range(12)]
@@ -132,8 +132,13 @@ def test_every_procfile_process_serves_a_run_end_to_end(own_postgres):
         assert followers[0].headers["server"] == "uvicorn"
         # With every stream open, the one events process (2 database threads) still answers at once.
         started = time.monotonic()
-        assert request(f"{events_url}/api/v1/runs/{held}", headers=auth).status == 200
-        assert time.monotonic() - started < 2
+        late = Stream(f"{events_url}/api/v1/runs/{held}/events", key)
+        assert late.opened.wait(5) and time.monotonic() - started < 2
+        followers.append(late)
+        # It serves streams only: the console and the rest of the API are web's.
+        assert request(f"{events_url}/api/v1/runs/{held}", headers=auth).status == 404
+        assert request(f"{events_url}/t/acme/").status == 404
+        assert request(f"{events_url}/healthz").status == 200
 
         # 48 clients at once on web: a bounded set of threads and connections, no "too many clients".
         with ThreadPoolExecutor(48) as pool:
@@ -153,7 +158,7 @@ def test_every_procfile_process_serves_a_run_end_to_end(own_postgres):
         assert request(f"{web_url}/api/v1/runs/{held}/resume", method="POST", headers=auth, body=b"{}").status == 202
         for f in followers:
             f.thread.join(60)
-        assert [f.end_status for f in followers] == ["succeeded"] * 12
+        assert [f.end_status for f in followers] == ["succeeded"] * 13
 
         for name, proc in running.items():
             assert proc.poll() is None, f"{name} exited:\n{log_of(proc)}"
