@@ -24,8 +24,9 @@ def _forget_inherited_pools() -> None:
         if conn.connection is not None and conn.settings_dict.get("OPTIONS", {}).get("pool"):
             _inherited.append(conn.connection)
             conn.connection = None
-    _inherited.extend(DatabaseWrapper._connection_pools.values())
-    DatabaseWrapper._connection_pools.clear()
+    pools: dict[str, Any] = DatabaseWrapper._connection_pools  # type: ignore[attr-defined]
+    _inherited.extend(pools.values())
+    pools.clear()
 
 
 def install() -> None:

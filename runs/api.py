@@ -90,7 +90,7 @@ def runs_resume(request: HttpRequest, api: ApiContext, run_id: str) -> HttpRespo
 
 
 @api_view(scope="runs")
-async def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+async def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> StreamingHttpResponse:
     """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends.
 
     Async, so that under the ASGI server (``agentops.asgi``, the Procfile's ``events``) an open

@@ -176,8 +176,8 @@ def api_view(*, scope: str, methods: tuple[str, ...] = ("GET",)) -> Callable[[Ca
 
             wrapper = csrf_exempt(functools.wraps(view)(sync_wrapper))
 
-        wrapper.api_access = scope  # type: ignore[attr-defined]
-        wrapper.api_methods = methods  # type: ignore[attr-defined]
+        wrapper.api_access = scope  # type: ignore[attr-defined,union-attr]
+        wrapper.api_methods = methods  # type: ignore[attr-defined,union-attr]
         return wrapper
 
     return decorator
