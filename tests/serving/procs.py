@@ -34,6 +34,7 @@ from tenants.services import api_key_create
 tier, _ = Tier.objects.get_or_create(slug="team", defaults={"name": "Team"})
 tier.task_cost_cap = tier.user_day_cost_cap = tier.user_month_cost_cap = tier.tenant_month_cost_cap = Decimal("100")
 tier.max_concurrent_runs = 50
+tier.api_rate_limit_per_minute = 1000
 tier.save()
 tenant = Tenant.objects.create(slug="acme", name="Acme", tier=tier)
 user = get_user_model().objects.create_user("acme-admin", password="serve-test-password")
