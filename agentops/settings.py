@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost of ours: a database or Redis outage in a view becomes a 503 (see agentops/outage.py).
+    "agentops.outage.OutageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "agentops.middleware.ApiJsonErrorsMiddleware",
     "agentops.middleware.RequestGuardMiddleware",
@@ -85,8 +87,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"}
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # Connections are bounded by construction: one per serving thread (see README, Operations).
+    # DB_POOL_MAX_SIZE > 0 switches to a psycopg connection pool per process instead, which caps
+    # connections below the thread count: a request that waits longer than DB_POOL_TIMEOUT for a
+    # free connection gets a 503, not "too many clients". Django has the pool check each connection
+    # before handing it out, so one broken by a database restart is replaced, not used.
+    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+    if DB_POOL_MAX_SIZE > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+        from agentops import dbpool
+
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), DB_POOL_MAX_SIZE),
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        }
+        dbpool.install()
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds a client is told to wait (Retry-After) when the database or Redis is down.
+SERVICE_UNAVAILABLE_RETRY_AFTER = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER", default=5)
+# The events (SSE) server: database threads per process, shared by every subscriber.
+EVENTS_DB_THREADS = env.int("EVENTS_DB_THREADS", default=4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -26,3 +26,6 @@ urlpatterns = [
     path("api/v1/", include("runs.api_urls")),
     path("api/v1/", include("runs.escalation_api_urls")),
 ]
+
+# Outages anywhere in the middleware stack answer 503 (JSON on the API); see agentops/outage.py.
+handler500 = "agentops.outage.server_error"

@@ -6,17 +6,19 @@ errors). Objects are always looked up within the key's tenant: another tenant's 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from django.core.exceptions import ValidationError
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from agentops.redact import redact_obj
 from runs import selectors, services
 from runs.models import TERMINAL_STATUSES, Agent, Run
-from tenants.api import EMPTY_BODY, ApiContext, ApiError, api_view
+from tenants.api import EMPTY_BODY, ApiContext, ApiError, api_view, db_call
 
 SSE_MAX_SECONDS = 300
 SSE_POLL_SECONDS = 0.25
@@ -96,19 +98,40 @@ def runs_resume(request: HttpRequest, api: ApiContext, run_id: str) -> HttpRespo
 
 
 @api_view(scope="runs")
-def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
-    """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends."""
-    run = _run_or_404(api, run_id)
+async def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> StreamingHttpResponse:
+    """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends.
+
+    Async, so that under the ASGI server (``agentops.asgi``, the Procfile's ``events``) an open
+    stream is a coroutine sleeping between polls, not a thread; its queries share a few database
+    threads (:func:`tenants.api.db_call`). Under WSGI the same view streams from a plain generator.
+    """
+    run = await db_call(request, _run_or_404, api, run_id)
     raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
     try:
         after = max(0, int(raw))
     except ValueError:
         raise ApiError(400, "invalid_request", "Last-Event-ID must be an integer.")
     follow = request.GET.get("follow", "1") != "0"
-    response = StreamingHttpResponse(_event_stream(run, after, follow), content_type="text/event-stream")
+    stream: Iterator[str] | AsyncIterator[str]
+    if isinstance(request, ASGIRequest):
+        stream = _event_stream_async(request, run, after, follow)
+    else:
+        stream = _event_stream(run, after, follow)
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+def _poll(run: Run, after: int) -> tuple[list[str], int, str | None]:
+    """The SSE frames of the events after ``after``, the new cursor, and the run's status."""
+    frames = []
+    for event in selectors.events_after(run=run, after_id=after):
+        after = event.pk
+        payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **redact_obj(event.data)})
+        frames.append(f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n")
+    status = None if frames else Run.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
+    return frames, after, status
 
 
 def _event_stream(run: Run, after: int, follow: bool) -> Iterator[str]:
@@ -116,17 +139,28 @@ def _event_stream(run: Run, after: int, follow: bool) -> Iterator[str]:
     # Django closes the DB connection when the streamed response closes (request_finished).
     yield "retry: 2000\n\n"
     while True:
-        sent = False
-        for event in selectors.events_after(run=run, after_id=after):
-            after = event.pk
-            sent = True
-            payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **redact_obj(event.data)})
-            yield f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n"
-        if sent:
+        frames, after, status = _poll(run, after)
+        if frames:
+            yield from frames
             continue
-        status = Run.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
         if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
             yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
             return
         yield ": keep-alive\n\n"
         time.sleep(SSE_POLL_SECONDS)
+
+
+async def _event_stream_async(request: HttpRequest, run: Run, after: int, follow: bool) -> AsyncIterator[str]:
+    deadline = time.monotonic() + SSE_MAX_SECONDS
+    yield "retry: 2000\n\n"
+    while True:
+        frames, after, status = await db_call(request, _poll, run, after)
+        if frames:
+            for frame in frames:
+                yield frame
+            continue
+        if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
+            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
+            return
+        yield ": keep-alive\n\n"
+        await asyncio.sleep(SSE_POLL_SECONDS)

@@ -12,13 +12,20 @@ view runs, so the view sees ``api.body`` already shaped and a bad body is a 400 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.asgi import ASGIRequest
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from jsonschema import Draft202012Validator
@@ -124,10 +131,79 @@ def _rate_limited(key: ApiKey) -> int | None:
     return None
 
 
+def _authorize(
+    request: HttpRequest, scope: str, methods: tuple[str, ...], validator: Draft202012Validator | None, max_body_bytes: int,
+) -> ApiContext | HttpResponse:
+    """Method, Bearer key, scope, rate limit and body: the context for the view, or the error to answer."""
+    if request.method not in methods:
+        return error_response(405, "method_not_allowed", f"Use {', '.join(methods)}.")
+    auth = request.META.get("HTTP_AUTHORIZATION", "")
+    if not auth.startswith("Bearer "):
+        return error_response(401, "authentication_error", "Send Authorization: Bearer <API key>.")
+    key = api_key_authenticate(auth[7:].strip())
+    if key is None:
+        return error_response(401, "authentication_error", "Invalid or revoked API key.")
+    if scope not in key.scopes:
+        return error_response(403, "permission_error", f"This key lacks the '{scope}' scope.")
+    wait = _rate_limited(key)
+    if wait is not None:
+        return error_response(429, "rate_limit_error", "Too many requests for this key.", {"Retry-After": str(wait)})
+    api = ApiContext(key=key)
+    if validator is not None and request.method in BODY_METHODS:
+        # Before any object lookup: the answer to a bad body does not depend on what exists.
+        try:
+            api.body = json_body(request, validator=validator, max_bytes=max_body_bytes)
+        except ApiError as exc:
+            return error_response(exc.status, exc.type, exc.message, exc.headers)
+    return api
+
+
+T = TypeVar("T")
+_db_executor: ThreadPoolExecutor | None = None
+_db_executor_lock = threading.Lock()
+
+
+def _events_db_executor() -> ThreadPoolExecutor:
+    global _db_executor
+    with _db_executor_lock:
+        if _db_executor is None:
+            _db_executor = ThreadPoolExecutor(max_workers=settings.EVENTS_DB_THREADS, thread_name_prefix="api-db")
+        return _db_executor
+
+
+def _in_db_thread(func: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> T:
+        # These threads outlive requests: drop a connection that broke or aged out, as a request would.
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return call
+
+
+async def db_call(request: HttpRequest, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run database code from an async API view.
+
+    Under ASGI it runs on a small shared pool of ``EVENTS_DB_THREADS`` threads, so a process holds
+    at most that many database connections however many streams are open (Django's default would
+    give each request a thread, and a connection, of its own). Under WSGI (and the test client) it
+    runs in the request's own thread, on the request's connection.
+    """
+    if isinstance(request, ASGIRequest):
+        return await sync_to_async(_in_db_thread(func), thread_sensitive=False, executor=_events_db_executor())(*args, **kwargs)
+    return await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
+
+
 def api_view(
     *, scope: str, methods: tuple[str, ...] = ("GET",), body: dict[str, Any] | None = None, max_body_bytes: int = 64 * 1024,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """``body`` is the JSON Schema of the request body; every method in ``BODY_METHODS`` needs one."""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wraps a sync or an async view; an async view gets its key checked through :func:`db_call`.
+
+    ``body`` is the JSON Schema of the request body; every method in ``BODY_METHODS`` needs one.
+    """
     if BODY_METHODS.intersection(methods):
         if body is None:
             raise ImproperlyConfigured(f"api_view(methods={methods}) takes a body: declare its schema with body=.")
@@ -135,36 +211,37 @@ def api_view(
         Draft202012Validator.check_schema(body)
     validator = Draft202012Validator(body) if body is not None else None
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @csrf_exempt
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
-                return error_response(405, "method_not_allowed", f"Use {', '.join(methods)}.")
-            auth = request.META.get("HTTP_AUTHORIZATION", "")
-            if not auth.startswith("Bearer "):
-                return error_response(401, "authentication_error", "Send Authorization: Bearer <API key>.")
-            key = api_key_authenticate(auth[7:].strip())
-            if key is None:
-                return error_response(401, "authentication_error", "Invalid or revoked API key.")
-            if scope not in key.scopes:
-                return error_response(403, "permission_error", f"This key lacks the '{scope}' scope.")
-            wait = _rate_limited(key)
-            if wait is not None:
-                return error_response(429, "rate_limit_error", "Too many requests for this key.", {"Retry-After": str(wait)})
-            try:
-                api = ApiContext(key=key)
-                if validator is not None and request.method in BODY_METHODS:
-                    # Before any object lookup: the answer to a bad body does not depend on what exists.
-                    api.body = json_body(request, validator=validator, max_bytes=max_body_bytes)
-                return view(request, api, *args, **kwargs)
-            except ApiError as exc:
-                return error_response(exc.status, exc.type, exc.message, exc.headers)
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        wrapper: Callable[..., Any]
+        if inspect.iscoroutinefunction(view):
 
-        wrapper.api_access = scope  # type: ignore[attr-defined]
-        wrapper.api_methods = methods  # type: ignore[attr-defined]
-        wrapper.api_body = body  # type: ignore[attr-defined]
-        wrapper.api_max_body_bytes = max_body_bytes  # type: ignore[attr-defined]
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                checked = await db_call(request, _authorize, request, scope, methods, validator, max_body_bytes)
+                if isinstance(checked, HttpResponse):
+                    return checked
+                try:
+                    return await view(request, checked, *args, **kwargs)
+                except ApiError as exc:
+                    return error_response(exc.status, exc.type, exc.message, exc.headers)
+
+            wrapper = csrf_exempt(functools.wraps(view)(async_wrapper))
+        else:
+
+            def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                checked = _authorize(request, scope, methods, validator, max_body_bytes)
+                if isinstance(checked, HttpResponse):
+                    return checked
+                try:
+                    return view(request, checked, *args, **kwargs)
+                except ApiError as exc:
+                    return error_response(exc.status, exc.type, exc.message, exc.headers)
+
+            wrapper = csrf_exempt(functools.wraps(view)(sync_wrapper))
+
+        wrapper.api_access = scope  # type: ignore[attr-defined,union-attr]
+        wrapper.api_methods = methods  # type: ignore[attr-defined,union-attr]
+        wrapper.api_body = body  # type: ignore[attr-defined,union-attr]
+        wrapper.api_max_body_bytes = max_body_bytes  # type: ignore[attr-defined,union-attr]
         return wrapper
 
     return decorator
