@@ -44,7 +44,18 @@ def _objects(tenant, members) -> dict[str, object]:  # type: ignore[no-untyped-d
     escalation = EscalationFactory(run=run)
     grant = GrantFactory(tenant=tenant)
     key, _ = api_key_create(tenant=tenant, actor=None, name="ci", scopes=["runs"])
+    from tenants.models import WebhookEndpoint
+    from tenants.services import invitation_create
+
+    invitation, token = invitation_create(
+        tenant=tenant, actor_membership=Membership.objects.get(tenant=tenant, user=members[Role.ADMIN]),
+        email="csp@example.com", role=Role.VIEWER,
+    )
+    endpoint = WebhookEndpoint.objects.create(tenant=tenant, url="https://hooks.example.com/csp")
     return {
+        "invitation_id": invitation.pk,
+        "token": token,
+        "endpoint_id": endpoint.pk,
         "slug": tenant.slug,
         "run_id": run.pk,
         "agent_id": agent.pk,
