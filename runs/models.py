@@ -8,10 +8,13 @@ The message log is the source of truth for a run's conversation: a worker rebuil
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from budgets.models import cap_problems
+from budgets.pricing import model_matches
 from tenants.models import MONEY, ApiKey, Role, TenantOwned
 
 
@@ -41,6 +44,23 @@ class Agent(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The task cap is bounded by the tier, and every model the agent may call (primary,
+        routed, fallback) must be allowed by it — in forms, services and the Django admin alike."""
+        if not self.tenant_id:
+            return
+        tier = self.tenant.tier
+        problems = cap_problems(tier=tier, values={"task_cost_cap": self.task_cost_cap})
+        allowed = [m for m in (tier.allowed_models or []) if isinstance(m, str)]
+        if allowed:
+            routed = [v for k, v in (self.routing or {}).items() if k in ("simple", "complex") and isinstance(v, str)] if isinstance(self.routing, dict) else []
+            for field, models_ in (("model", [self.model, *routed]), ("fallback_model", [self.fallback_model])):
+                bad = [m for m in models_ if m and not any(model_matches(m, a) for a in allowed)]
+                if bad:
+                    problems[field] = f"Not allowed on the {tier.name} tier: {', '.join(bad)}"
+        if problems:
+            raise ValidationError(problems)
 
     def resolve_prompt(self) -> tuple[str, int | None]:
         """The system prompt text and the prompt version id it came from (None: inline text)."""

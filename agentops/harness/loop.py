@@ -285,8 +285,11 @@ class RunDriver:
         api_messages = build_api_messages(messages)
         model = gateway.route_model(model=self.agent.model, routing=self.agent.routing or {}, run_input=self.run.input)
         bound = gateway.input_tokens_bound(system=system, messages=api_messages, tools=tools)
+        fallback = self.agent.fallback_model if self.agent.fallback_model and self.agent.fallback_model != model else None
         try:
-            reservation = costs.reserve(run=self.run, model=model, max_tokens=self.agent.max_tokens, input_tokens_bound=bound)
+            # The call may end on the fallback model: reserve for the dearer of the two.
+            reservation = costs.reserve(run=self.run, model=model, max_tokens=self.agent.max_tokens, input_tokens_bound=bound,
+                                        fallback_model=fallback)
         except costs.CostCapExceeded as exc:
             return self.finish(Stop(RunStatus.CAPPED, exc.scope, "CostCapExceeded", str(exc)))
         except costs.UnknownModelPrice as exc:
@@ -305,7 +308,7 @@ class RunDriver:
                 t_model = time.perf_counter()
                 try:
                     result = gateway.create_message(
-                        model=model, fallback_model=self.agent.fallback_model or None, system=system,
+                        model=model, fallback_model=fallback, system=system,
                         messages=api_messages, tools=tools, max_tokens=self.agent.max_tokens, scenario=scenario,
                         conversation_key=f"run-{self.run.pk}",
                     )
