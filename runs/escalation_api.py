@@ -53,17 +53,19 @@ def escalations_detail(request: HttpRequest, api: ApiContext, escalation_id: str
 def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
     escalation = _escalation_or_404(api, escalation_id)
     body = json_body(request)
-    unknown = set(body) - {"decision", "comment", "arguments_sha256", "arguments"}
+    unknown = set(body) - {"decision", "comment", "arguments_sha256", "arguments", "result"}
     if unknown:
         raise ApiError(400, "invalid_request", f"Unknown fields: {', '.join(sorted(unknown))[:200]}.")
     decision = body.get("decision")
-    if decision not in services.DECISIONS:
-        raise ApiError(400, "invalid_request", "decision must be 'approve' or 'reject'.")
+    if decision not in services.ALL_DECISIONS:
+        raise ApiError(400, "invalid_request", "decision must be 'approve' or 'reject' (an unknown outcome: 'retry', 'mark_done' or 'fail').")
+    if "result" in body and not isinstance(body["result"], str):
+        raise ApiError(400, "invalid_request", "result must be a string.")
     shown = body.get("arguments_sha256")
     if shown is not None and not isinstance(shown, str):
         raise ApiError(400, "invalid_request", "arguments_sha256 must be a string.")
-    if decision == "approve" and not shown:
-        raise ApiError(400, "invalid_request", "Approving needs 'arguments_sha256': the hash of the arguments you reviewed.")
+    if decision in ("approve", "retry") and not shown:
+        raise ApiError(400, "invalid_request", f"Deciding {decision} needs 'arguments_sha256': the hash of the arguments you reviewed.")
     if "arguments" in body:
         # A caller that sends arguments is approving those: they must be exactly the gated ones.
         from agentops.tools.registry import arguments_sha256
@@ -75,7 +77,7 @@ def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str
     try:
         escalation = services.escalation_decide(
             escalation_id=escalation.pk, tenant=api.tenant, decision=decision, comment=body.get("comment") or "",
-            actor=None, actor_key=api.key, arguments_sha256=shown,
+            actor=None, actor_key=api.key, arguments_sha256=shown, result=body.get("result"),
         )
     except services.AlreadyDecided as exc:
         raise ApiError(409, exc.code, str(exc))

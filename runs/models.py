@@ -167,6 +167,8 @@ class ToolCallStatus(models.TextChoices):
     REFUSED = "refused"
     GATED = "gated"
     REJECTED = "rejected"
+    # Left ``started`` by a crash, on a tool not declared idempotent: a human decides.
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class ToolCall(TenantOwned):
@@ -267,13 +269,17 @@ class EscalationStatus(models.TextChoices):
 
 
 class Escalation(TenantOwned):
-    """A pending human decision on a run: a gated tool call or the agent's own hand-off request."""
+    """A pending human decision on a run: a gated tool call, the agent's own hand-off request, or a
+    tool call whose outcome is unknown (a crash between start and finish of a tool that is not
+    idempotent: retry it, mark it done with a result, or fail the run)."""
 
     KIND_TOOL = "tool_call"
     KIND_HANDOFF = "handoff"
+    KIND_OUTCOME_UNKNOWN = "outcome_unknown"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="escalations")
-    kind = models.CharField(max_length=20, choices=[(KIND_TOOL, "Gated tool call"), (KIND_HANDOFF, "Agent hand-off")])
+    kind = models.CharField(max_length=20, choices=[(KIND_TOOL, "Gated tool call"), (KIND_HANDOFF, "Agent hand-off"),
+                                                    (KIND_OUTCOME_UNKNOWN, "Tool call with unknown outcome")])
     tool_use_id = models.CharField(max_length=100)
     tool_name = models.CharField(max_length=200)
     arguments = models.JSONField(default=dict)
@@ -291,11 +297,16 @@ class Escalation(TenantOwned):
     decided_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True, max_length=5000)
+    # The decision as given (approve, reject, retry, mark_done, fail); ``status`` is its effect.
+    decision = models.CharField(max_length=20, blank=True)
+    # mark_done: the result the operator vouches for; the model receives it as the tool_result.
+    resolution = models.TextField(blank=True, max_length=16000)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
         indexes = [models.Index(fields=["tenant", "status", "-requested_at"])]
-        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id"], name="one_escalation_per_tool_use")]
+        # A gated call that was approved and then cut off by a crash gets a second, outcome_unknown one.
+        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id", "kind"], name="one_escalation_per_tool_use_kind")]
 
     def __str__(self) -> str:
         return f"escalation {self.pk} {self.tool_name} ({self.status})"
