@@ -305,6 +305,8 @@ class RunDriver:
             "agentops.prompt_version_id": prompt_version_id,
         }
         settled = False
+        # Set once the API answered: from then on the call is billed, whatever happens to the step.
+        answered: tuple[dict[str, Any], str, str] | None = None
         try:
             with self.tracer.span(f"chat {model}", attrs) as span:
                 t_model = time.perf_counter()
@@ -327,6 +329,7 @@ class RunDriver:
                 self._model_s = time.perf_counter() - t_model
                 message = result.message
                 usage = message.usage.model_dump(mode="json") if message.usage else {}
+                answered = (usage, result.model, message.id)
                 span.update({
                     "gen_ai.response.model": message.model, "gen_ai.response.id": message.id,
                     "gen_ai.response.finish_reasons": [message.stop_reason or ""],
@@ -360,7 +363,15 @@ class RunDriver:
         except IntegrityError:
             raise lease.LeaseLost(self.run.pk)
         finally:
-            if not settled:
+            if not settled and answered is not None:
+                # The step was not persisted (lease lost, database error) but the call was made and
+                # billed: record its real cost rather than giving the reservation back. If even that
+                # fails, the reservation stays open and the reconciler charges its worst case.
+                try:
+                    costs.settle(reservation=reservation, usage=answered[0], model=answered[1], response_id=answered[2])
+                except Exception:
+                    log.exception("settling an answered call failed; left open for the reconciler")
+            elif not settled:
                 costs.release(reservation=reservation)
         return None
 

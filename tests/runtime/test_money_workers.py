@@ -82,17 +82,23 @@ def _recover(run: Run) -> None:
     wait_for(lambda: reconcile_runs()["expired_leases"] >= 1, timeout=30, interval=0.5, message="lease expiry")
 
 
+def _settled(run: Run) -> bool:
+    """The new worker is done with the run: it waits for a human, or it ended."""
+    run.refresh_from_db()
+    return run.status == RunStatus.AWAITING_APPROVAL or run.is_terminal
+
+
 def test_a_crash_mid_tool_on_a_non_idempotent_tool_waits_for_a_human_and_never_repeats_it(crash_agent, tmp_path, members):
     run = make_run(crash_agent, _scenario(tmp_path, "post_ledger_note"))
     _kill_mid_tool(run)
     with workers(1, "runs", "default", **TOOLS_ENV):
         _recover(run)
-        wait_for(lambda: Escalation.objects.filter(run=run, kind=Escalation.KIND_OUTCOME_UNKNOWN).exists() and
-                 Run.objects.get(pk=run.pk).status == RunStatus.AWAITING_APPROVAL, timeout=60, message="the outcome_unknown escalation")
+        wait_for(lambda: _settled(run), timeout=60, message="the new worker to take the run")
+        assert len(crash_tools.calls(run.pk)) == 1  # not executed again by the new worker
+        assert run.status == RunStatus.AWAITING_APPROVAL, run.status
         escalation = Escalation.objects.get(run=run, kind=Escalation.KIND_OUTCOME_UNKNOWN)
         assert escalation.status == EscalationStatus.PENDING and escalation.tool_name == "post_ledger_note"
         assert ToolCall.objects.get(run=run).status == ToolCallStatus.OUTCOME_UNKNOWN
-        assert len(crash_tools.calls(run.pk)) == 1  # not executed again by the new worker
         # The operator checked the ledger: the note was posted. Mark it done with that result.
         escalation_decide(escalation_id=escalation.pk, tenant=run.tenant, decision="mark_done", comment="Seen in the ledger.",
                           actor=members["operator"], result='{"status": "posted"}')
@@ -111,7 +117,8 @@ def test_failing_an_unknown_outcome_ends_the_run_without_repeating_the_call(cras
     _kill_mid_tool(run)
     with workers(1, "runs", "default", **TOOLS_ENV):
         _recover(run)
-        wait_for(lambda: Escalation.objects.filter(run=run, kind=Escalation.KIND_OUTCOME_UNKNOWN).exists(), timeout=60, message="the escalation")
+        wait_for(lambda: _settled(run), timeout=60, message="the new worker to take the run")
+        assert len(crash_tools.calls(run.pk)) == 1
         escalation = Escalation.objects.get(run=run, kind=Escalation.KIND_OUTCOME_UNKNOWN)
         escalation_decide(escalation_id=escalation.pk, tenant=run.tenant, decision="fail", comment="Cannot tell; a person follows up.",
                           actor=members["operator"])
