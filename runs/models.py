@@ -298,9 +298,9 @@ class Escalation(TenantOwned):
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True, max_length=5000)
     # The decision as given (approve, reject, retry, mark_done, fail); ``status`` is its effect.
-    decision = models.CharField(max_length=20, blank=True)
+    decision = models.CharField(max_length=20, blank=True, db_default="")
     # mark_done: the result the operator vouches for; the model receives it as the tool_result.
-    resolution = models.TextField(blank=True, max_length=16000)
+    resolution = models.TextField(blank=True, max_length=16000, db_default="")
 
     class Meta:
         ordering = ["-requested_at", "-id"]
