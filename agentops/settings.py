@@ -217,6 +217,8 @@ WEBHOOK_UNSAFE_ALLOW_NETWORKS: list[str] = []
 # Context window guard: trim the oldest turns (with a notice) above this many input tokens.
 CONTEXT_TRIM_TOKENS = env.int("CONTEXT_TRIM_TOKENS", default=150_000)
 TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)
+# Extra modules that register tools with @agentops.tools.registry.tool (imported with the built-ins).
+AGENTOPS_TOOL_MODULES = env.list("AGENTOPS_TOOL_MODULES", default=[])
 # Home page panels, one provider per capability (see tenants/home.py).
 HOME_PANEL_PROVIDERS = ["runs.home.panels", "runs.escalation_home.panels", "budgets.home.panels"]
 

@@ -28,7 +28,8 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
 @admin.register(TenantCaps)
 class TenantCapsAdmin(admin.ModelAdmin):
-    """Staff may set tenant overrides beyond the tier (a negotiated plan); every save is audited."""
+    """Staff set tenant overrides within the tier (model ``clean``; a negotiated plan is its own
+    tier); every save is audited."""
 
     list_display = ["tenant", "task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap", "max_concurrent_runs"]
     fields = ["tenant", "task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap", "max_concurrent_runs", "allowed_models"]

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -31,6 +32,47 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 TASK_WINDOW = date(2000, 1, 1)
 # Caps above this are refused as absurd (a typo such as 1e9 is not a budget).
 CAP_MAX = Decimal("10000000")
+
+
+CAP_FIELDS = ("task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap")
+
+
+def cap_problems(*, tier: Any, values: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with cap overrides against ``tier``: ``{field: message}``, empty when fine.
+
+    Every cap on every object (tenant overrides, user overrides, an agent's task cap) is bounded
+    by the tenant's tier; the policy code also clamps at read time, so an old row cannot exceed it.
+    """
+    problems: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None or name not in (*CAP_FIELDS, "max_concurrent_runs", "allowed_models"):
+            continue
+        if name == "max_concurrent_runs":
+            if not (0 < int(value) <= tier.max_concurrent_runs):
+                problems[name] = f"Between 1 and the tier's {tier.max_concurrent_runs}."
+            continue
+        if name == "allowed_models":
+            from budgets.pricing import model_matches
+
+            tier_models = list(tier.allowed_models or [])
+            bad = [str(m) for m in value if tier_models and not any(model_matches(str(m), t) for t in tier_models)]
+            if bad:
+                problems[name] = f"Not allowed by your tier: {', '.join(bad)}"
+            continue
+        if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+            problems[name] = "Must be a non-negative amount."
+        elif value > CAP_MAX:
+            problems[name] = f"Absurd cap: more than ${CAP_MAX}."
+        elif value > Decimal(getattr(tier, name)):
+            problems[name] = f"Above your tier's limit of ${Decimal(getattr(tier, name)).normalize():f}."
+    return problems
+
+
+def validate_caps(*, tier: Any, values: dict[str, Any]) -> None:
+    """Raise ``ValidationError({field: message})`` when any cap exceeds the tier (see cap_problems)."""
+    problems = cap_problems(tier=tier, values=values)
+    if problems:
+        raise ValidationError(problems)
 
 
 class CapScope(models.TextChoices):
@@ -100,6 +142,10 @@ class TenantCaps(TenantOwned):
     def __str__(self) -> str:
         return f"caps for tenant {self.tenant_id}"
 
+    def clean(self) -> None:
+        if self.tenant_id:
+            validate_caps(tier=self.tenant.tier, values={f: getattr(self, f) for f in (*CAP_FIELDS, "max_concurrent_runs", "allowed_models")})
+
 
 class UserCap(TenantOwned):
     """A tenant admin's per-user override, never above the tier's limit."""
@@ -114,6 +160,10 @@ class UserCap(TenantOwned):
 
     def __str__(self) -> str:
         return f"caps for user {self.user_id}"
+
+    def clean(self) -> None:
+        if self.tenant_id:
+            validate_caps(tier=self.tenant.tier, values={"user_day_cost_cap": self.user_day_cost_cap, "user_month_cost_cap": self.user_month_cost_cap})
 
 
 class CapCounter(TenantOwned):
@@ -192,6 +242,9 @@ class SpendEntry(TenantOwned):
     day = models.DateField()
     at = models.DateTimeField(default=timezone.now)
     is_demo = models.BooleanField(default=False, help_text="Backfilled demo history, not real traffic.")
+    # A call cut off by a crash with no recorded usage: charged at the reservation's worst case
+    # (never zero, the API may have answered and billed it) and flagged for finance to check.
+    unknown_outcome = models.BooleanField(default=False, db_default=False, help_text="Worst case charged: the call's outcome is unknown.")
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -198,6 +198,14 @@ def expensive_runs(*, tenant: Tenant, rng: DateRange, limit: int = 10) -> list[d
     return out
 
 
+def unknown_outcomes(*, tenant: Tenant, rng: DateRange, limit: int = 20) -> dict[str, Any]:
+    """Calls charged at their worst case because a crash hid their outcome: for finance to check
+    against the provider's invoice (the real charge is at most this)."""
+    qs = SpendEntry.objects.for_tenant(tenant).filter(unknown_outcome=True, day__gte=rng.start, day__lte=rng.end)
+    total = qs.aggregate(s=Sum("cost"), n=Count("id"))
+    return {"entries": list(qs.order_by("-at", "-id")[:limit]), "total": total["s"] or Decimal(0), "count": total["n"]}
+
+
 def alerts_recent(*, tenant: Tenant, limit: int = 10) -> QuerySet[CapAlert]:
     return CapAlert.objects.for_tenant(tenant)[:limit]
 
@@ -263,7 +271,7 @@ def estimates_for(*, tenant: Tenant) -> list[dict[str, Any]]:
 # --- export ---------------------------------------------------------------------------------------
 
 EXPORT_COLUMNS = ["at", "day", "tenant", "run_id", "agent", "user", "prompt_version_id", "model", "input_tokens", "output_tokens",
-                  "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost_usd", "is_demo"]
+                  "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost_usd", "is_demo", "unknown_outcome"]
 
 
 class _Echo:
@@ -289,14 +297,14 @@ def ledger_csv_rows(*, tenant: Tenant, rng: DateRange) -> Iterator[str]:
     qs = (
         SpendEntry.objects.for_tenant(tenant).filter(day__gte=rng.start, day__lte=rng.end).order_by("day", "id")
         .values_list("at", "day", "run_id", "agent_id", "user_id", "prompt_version_id", "model", "input_tokens", "output_tokens",
-                     "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost", "is_demo")
+                     "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost", "is_demo", "unknown_outcome")
     )
     User = get_user_model()
     for row in qs.iterator(chunk_size=5000):
-        at, day, run_id, agent_id, user_id, pv, model, i, o, w5, w1, r, cost, demo = row
+        at, day, run_id, agent_id, user_id, pv, model, i, o, w5, w1, r, cost, demo, unknown = row
         if user_id and user_id not in users:
             users[user_id] = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or str(user_id)
         yield writer.writerow([
             at.isoformat(), day.isoformat(), tenant.slug, run_id or "", _cell(agents.get(agent_id, "")), _cell(users.get(user_id, "")),
-            pv or "", _cell(model), i, o, w5, w1, r, f"{cost:f}", "1" if demo else "0",
+            pv or "", _cell(model), i, o, w5, w1, r, f"{cost:f}", "1" if demo else "0", "1" if unknown else "0",
         ])

@@ -35,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from budgets.models import (
-    CAP_MAX,
+    CAP_FIELDS,
     SCOPE_ORDER,
     TASK_WINDOW,
     AgentEstimate,
@@ -49,6 +49,7 @@ from budgets.models import (
     SpendEntry,
     TenantCaps,
     UserCap,
+    validate_caps,
 )
 from budgets.pricing import (
     UnknownModelPrice,
@@ -75,6 +76,7 @@ __all__ = [
     "reservation_open",
     "reservation_release",
     "reservation_settle",
+    "reservation_settle_unknown",
 ]
 
 ALERT_THRESHOLDS = ((Decimal("1"), AlertKind.PCT100), (Decimal("0.8"), AlertKind.PCT80))
@@ -111,9 +113,11 @@ class CapPolicy:
     max_concurrent_runs: int
     allowed_models: list[str] = field(default_factory=list)
     user_id: int | None = None  # the user charged (user caps apply only when there is one)
+    # The tier's list bounds the tenant's: a model must pass both (empty means "every model").
+    tier_models: list[str] = field(default_factory=list)
 
     def allows(self, model: str) -> bool:
-        return not self.allowed_models or any(model_matches(model, m) for m in self.allowed_models)
+        return all(not models_ or any(model_matches(model, m) for m in models_) for models_ in (self.allowed_models, self.tier_models))
 
 
 def _json_list(value: Any) -> list[str] | None:
@@ -159,9 +163,13 @@ def _policy(tenant_id: int, user_id: int | None, agent_id: int | None, api_key_i
      c_task, c_uday, c_umonth, c_tmonth, c_conc, c_models, u_day, u_month, a_task, resolved_user) = row
 
     def pick(*values: Any) -> Decimal:
-        return next(Decimal(str(v)) for v in values if v is not None)
+        # The first override that is set, never above the tier's limit (the last value): an old
+        # row written before the bounds were enforced cannot lift a cap past the tier.
+        tier = Decimal(str(values[-1]))
+        return min(next(Decimal(str(v)) for v in values if v is not None), tier)
 
     allowed = _json_list(c_models)
+    tier_models = _json_list(t_models) or []
     return CapPolicy(
         caps={
             CapScope.TASK: pick(a_task, c_task, t_task),
@@ -169,9 +177,10 @@ def _policy(tenant_id: int, user_id: int | None, agent_id: int | None, api_key_i
             CapScope.USER_MONTH: pick(u_month, c_umonth, t_umonth),
             CapScope.TENANT_MONTH: pick(c_tmonth, t_tmonth),
         },
-        max_concurrent_runs=int(c_conc if c_conc is not None else t_conc),
-        allowed_models=allowed if allowed is not None else (_json_list(t_models) or []),
+        max_concurrent_runs=min(int(c_conc if c_conc is not None else t_conc), int(t_conc)),
+        allowed_models=allowed if allowed is not None else tier_models,
         user_id=resolved_user,
+        tier_models=tier_models,
     )
 
 
@@ -249,8 +258,12 @@ class _Refused(Exception):
     pass
 
 
-def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int) -> Reservation:
+def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int, fallback_model: str | None = None) -> Reservation:
     """Reserve the worst-case cost of one model call against every cap that applies, atomically.
+
+    ``fallback_model`` is the model the call may end on when the primary is overloaded: the
+    amount is the worst case of the dearer of the two, and both must be allowed, so a fallback
+    can never settle above what was reserved (and thus never past a cap).
 
     Raises UnknownModelPrice, ModelNotAllowed, or CostCapExceeded (with ``.scope``); on any of
     them nothing is held.
@@ -258,8 +271,11 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
     for name, value in (("max_tokens", max_tokens), ("input_tokens_bound", input_tokens_bound)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 10_000_000:
             raise ValueError(f"{name} must be an integer between 0 and 10,000,000")
-    price = price_for(model)
-    amount = worst_case_cost(price, input_tokens_bound=input_tokens_bound, max_tokens=max_tokens)
+    if fallback_model == model:
+        fallback_model = None
+    amount = worst_case_cost(price_for(model), input_tokens_bound=input_tokens_bound, max_tokens=max_tokens)
+    if fallback_model:
+        amount = max(amount, worst_case_cost(price_for(fallback_model), input_tokens_bound=input_tokens_bound, max_tokens=max_tokens))
     now = timezone.now()
     day = now.date()
     refused: tuple[str, Decimal, Decimal] | None = None
@@ -267,12 +283,15 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
         # One statement: policy, allowed models, reservation row and every counter.
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT * FROM budgets_reserve2(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model, model_family(model), amount, day, now],
+                "SELECT * FROM budgets_reserve3(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model, model_family(model),
+                 fallback_model, model_family(fallback_model) if fallback_model else None, amount, day, now],
             )
             res_id, user_id, r_scope, r_used, r_cap = cur.fetchone()
         if r_scope == "model_not_allowed":
             raise ModelNotAllowed(model)
+        if r_scope == "fallback_not_allowed":
+            raise ModelNotAllowed(str(fallback_model))
         if res_id is None:
             refused = (r_scope, Decimal(r_cap), Decimal(r_used))
         else:
@@ -282,8 +301,9 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
             reservation._state.adding = False
     else:
         policy = _policy(run.tenant_id, run.submitted_by_id, run.agent_id, run.api_key_id)
-        if not policy.allows(model):
-            raise ModelNotAllowed(model)
+        for m in (model, fallback_model):
+            if m and not policy.allows(m):
+                raise ModelNotAllowed(m)
         user_id, caps = policy.user_id, policy.caps
         try:
             with transaction.atomic():
@@ -335,6 +355,26 @@ def reservation_settle(*, reservation: Reservation, usage: dict[str, Any], model
         model = reservation.model
         price = price_for(model, reservation.created_at)
     cost = cost_of_tokens(price, tokens)
+    return _charge(reservation=reservation, tokens=tokens, cost=cost, model=model, response_id=response_id)
+
+
+def reservation_settle_unknown(*, reservation: Reservation) -> SpendEntry:
+    """Settle a reservation whose call's outcome is unknown (the worker died during the call and
+    no reply was recorded) to its worst case, as a ledger entry flagged ``unknown_outcome``.
+
+    The API may have answered and billed the call before the crash, so the reservation's amount —
+    an upper bound of what the call could cost — is charged, never zero: spend is never understated.
+    The entry is flagged so finance can match it against the provider's invoice. Idempotent, and
+    a reservation already settled with real usage keeps that entry (nothing is flagged).
+    """
+    tokens = tokens_from_usage({})
+    with transaction.atomic():
+        entry = _charge(reservation=reservation, tokens=tokens, cost=Decimal(reservation.amount), model=reservation.model, response_id="",
+                        unknown_outcome=True)
+    return entry
+
+
+def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool = False) -> SpendEntry:
     now = timezone.now()
     response_id = (response_id or "")[:100]
     if _pg():
@@ -349,17 +389,22 @@ def reservation_settle(*, reservation: Reservation, usage: dict[str, Any], model
         counters = [] if existing else [(r[2], r[3], r[4], r[5], r[6]) for r in rows]
         if existing:
             return SpendEntry.unscoped.get(pk=entry_id)
+        if unknown_outcome:
+            SpendEntry.unscoped.filter(pk=entry_id).update(unknown_outcome=True)
         entry = SpendEntry(
             pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=reservation.pk,
             response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
             output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
-            cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now,
+            cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
         )
         entry._state.adding = False
     else:
         found = _settle_portable(reservation, tokens, cost, model, response_id, now)
         if isinstance(found, SpendEntry) and found.pk and not hasattr(found, "_counters"):
             return found
+        if unknown_outcome:
+            SpendEntry.unscoped.filter(pk=found.pk).update(unknown_outcome=True)
+            found.unknown_outcome = True
         entry, counters = found, found._counters  # type: ignore[attr-defined]
     for scope, subject, window, spent, cap in counters:
         spent, cap = _dec(spent), _dec(cap)
@@ -477,13 +522,15 @@ def reconcile_reservations(*, stale_after_s: int = 600, run_id: int | None = Non
     A reservation is stale when its run is no longer running under a live lease, or it is older
     than ``stale_after_s``. If the run's durable message log holds an assistant turn with usage
     that no ledger row accounts for, the call did happen: it is settled from that usage.
-    Otherwise it is released. ``run_id`` limits it to one run (a cancel of a run no worker holds).
+    Otherwise the outcome is unknown: it is settled to its worst case as an ``unknown_outcome``
+    ledger entry (see :func:`reservation_settle_unknown`), never released to zero. ``run_id`` limits it
+    to one run (a cancel of a run no worker holds).
     """
     from runs.models import Message, Run
 
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_s)
-    result = {"checked": 0, "settled": 0, "released": 0}
+    result = {"checked": 0, "settled": 0, "unknown_outcome": 0}
     open_qs = Reservation.unscoped.filter(status=ReservationStatus.OPEN)
     if run_id is not None:
         open_qs = open_qs.filter(run_id=run_id)
@@ -507,9 +554,11 @@ def reconcile_reservations(*, stale_after_s: int = 600, run_id: int | None = Non
             reservation_settle(reservation=res, usage=msg.usage, model=msg.model or res.model, response_id=msg.response_id)
             result["settled"] += 1
         else:
-            reservation_release(reservation=res)
-            result["released"] += 1
-    if result["settled"] or result["released"]:
+            # No reply in the log: the worker died before, during or just after the call. The
+            # API may have answered and billed it, so charge the worst case, flagged for finance.
+            reservation_settle_unknown(reservation=res)
+            result["unknown_outcome"] += 1
+    if result["settled"] or result["unknown_outcome"]:
         log.info("reservations reconciled", extra=result)
     return result
 
@@ -618,35 +667,10 @@ def drift_check(*, tenant: Tenant, day: date | None = None) -> list[CapAlert]:
 
 # --- caps and estimates edits (console) ---------------------------------------------------------
 
-CAP_FIELDS = ("task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap")
-
-
-def _check_cap(name: str, value: Decimal | None, ceiling: Decimal) -> None:
-    if value is None:
-        return
-    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-        raise ValidationError({name: "Must be a non-negative amount."})
-    if value > CAP_MAX:
-        raise ValidationError({name: f"Absurd cap: more than ${CAP_MAX}."})
-    if value > ceiling:
-        raise ValidationError({name: f"Above your tier's limit of ${ceiling.normalize():f}."})
-
-
 @transaction.atomic
 def tenant_caps_set(*, tenant: Tenant, actor: Any, values: dict[str, Any]) -> TenantCaps:
     """Set the tenant's overrides (``None`` = tier default), each within the tier's limit."""
-    tier = tenant.tier
-    for name in CAP_FIELDS:
-        _check_cap(name, values.get(name), Decimal(getattr(tier, name)))
-    conc = values.get("max_concurrent_runs")
-    if conc is not None and not (0 < int(conc) <= tier.max_concurrent_runs):
-        raise ValidationError({"max_concurrent_runs": f"Between 1 and the tier's {tier.max_concurrent_runs}."})
-    models_ = values.get("allowed_models")
-    if models_ is not None:
-        tier_models = list(tier.allowed_models or [])
-        bad = [m for m in models_ if tier_models and not any(model_matches(m, t) for t in tier_models)]
-        if bad:
-            raise ValidationError({"allowed_models": f"Not allowed by your tier: {', '.join(bad)}"})
+    validate_caps(tier=tenant.tier, values={k: values.get(k) for k in (*CAP_FIELDS, "max_concurrent_runs", "allowed_models")})
     caps, _ = TenantCaps.objects.select_for_update().get_or_create(tenant=tenant)
     before = {f: _s(getattr(caps, f)) for f in (*CAP_FIELDS, "max_concurrent_runs", "allowed_models")}
     for name in (*CAP_FIELDS, "max_concurrent_runs", "allowed_models"):
@@ -663,9 +687,7 @@ def user_cap_set(*, tenant: Tenant, actor: Any, user: Any, user_day_cost_cap: De
 
     if not Membership.objects.filter(tenant=tenant, user=user).exists():
         raise ValidationError("That user is not a member of this tenant.")
-    tier = tenant.tier
-    _check_cap("user_day_cost_cap", user_day_cost_cap, Decimal(tier.user_day_cost_cap))
-    _check_cap("user_month_cost_cap", user_month_cost_cap, Decimal(tier.user_month_cost_cap))
+    validate_caps(tier=tenant.tier, values={"user_day_cost_cap": user_day_cost_cap, "user_month_cost_cap": user_month_cost_cap})
     cap, _ = UserCap.objects.select_for_update().get_or_create(tenant=tenant, user=user)
     before = {"user_day_cost_cap": _s(cap.user_day_cost_cap), "user_month_cost_cap": _s(cap.user_month_cost_cap)}
     cap.user_day_cost_cap, cap.user_month_cost_cap = user_day_cost_cap, user_month_cost_cap

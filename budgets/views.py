@@ -46,6 +46,7 @@ def spend(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         "ctx": ctx, "rng": rng, "by": by, "per_day": per_day, "projection": proj,
         "utilisation": util, "utilisation_figure": selectors.utilisation_figure(util),
         "runs": selectors.expensive_runs(tenant=ctx.tenant, rng=rng), "alerts": selectors.alerts_recent(tenant=ctx.tenant),
+        "unknown": selectors.unknown_outcomes(tenant=ctx.tenant, rng=rng),
         "dimensions": ["model", "agent", "user", "prompt_version"], "query": request.GET.urlencode(),
     })
 

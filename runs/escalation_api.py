@@ -55,10 +55,12 @@ def escalations_detail(request: HttpRequest, api: ApiContext, escalation_id: str
 DECIDE_BODY = {
     "type": "object",
     "properties": {
-        "decision": {"enum": list(services.DECISIONS)},
+        # approve / reject; for an outcome_unknown escalation: retry / mark_done / fail.
+        "decision": {"enum": list(services.ALL_DECISIONS)},
         "comment": {"type": "string", "maxLength": services.MAX_COMMENT_CHARS},
         "arguments_sha256": {"type": "string", "maxLength": 64},
         "arguments": {"type": "object"},
+        "result": {"type": "string", "maxLength": 100_000},  # mark_done: what the model is told the call returned
     },
     "required": ["decision"],
     "additionalProperties": False,
@@ -71,8 +73,8 @@ def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str
     body = api.body
     decision = body["decision"]
     shown = body.get("arguments_sha256")
-    if decision == "approve" and not shown:
-        raise ApiError(400, "invalid_request", "Approving needs 'arguments_sha256': the hash of the arguments you reviewed.")
+    if decision in ("approve", "retry") and not shown:
+        raise ApiError(400, "invalid_request", f"Deciding {decision} needs 'arguments_sha256': the hash of the arguments you reviewed.")
     if "arguments" in body:
         # A caller that sends arguments is approving those: they must be exactly the gated ones.
         from agentops.tools.registry import arguments_sha256
@@ -81,8 +83,8 @@ def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str
             raise ApiError(409, "arguments_mismatch", "These arguments are not the gated call's; nothing was decided.")
     try:
         escalation = services.escalation_decide(
-            escalation_id=escalation.pk, tenant=api.tenant, decision=decision, comment=body.get("comment", ""),
-            actor=None, actor_key=api.key, arguments_sha256=shown,
+            escalation_id=escalation.pk, tenant=api.tenant, decision=decision, comment=body.get("comment") or "",
+            actor=None, actor_key=api.key, arguments_sha256=shown, result=body.get("result"),
         )
     except services.AlreadyDecided as exc:
         raise ApiError(409, exc.code, str(exc))

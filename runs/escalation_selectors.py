@@ -19,7 +19,7 @@ URGENCY_RANK = Case(
     When(urgency="high", then=Value(0)), When(urgency="normal", then=Value(1)), default=Value(2), output_field=IntegerField()
 )
 STATUSES = [s.value for s in EscalationStatus]
-KINDS = [Escalation.KIND_TOOL, Escalation.KIND_HANDOFF]
+KINDS = [Escalation.KIND_TOOL, Escalation.KIND_HANDOFF, Escalation.KIND_OUTCOME_UNKNOWN]
 
 
 def _ident(value: Any) -> int:
@@ -253,4 +253,6 @@ def escalation_as_dict(escalation: Escalation) -> dict[str, Any]:
         "decided_by_key": escalation.decided_by_key.prefix if escalation.decided_by_key else None,
         "decided_at": escalation.decided_at.isoformat() if escalation.decided_at else None,
         "comment": redact(escalation.comment) or None,
+        "decision": escalation.decision or None,
+        "result": redact(escalation.resolution) or None,
     }

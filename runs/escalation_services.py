@@ -25,7 +25,12 @@ from tenants.services import audit_record
 log = logging.getLogger(__name__)
 
 DECISIONS = {"approve": EscalationStatus.APPROVED, "reject": EscalationStatus.REJECTED}
+# A tool call whose outcome is unknown (cut off by a crash): run it again under the same key,
+# record it as done with the result the operator vouches for, or fail the run.
+OUTCOME_UNKNOWN_DECISIONS = {"retry": EscalationStatus.APPROVED, "mark_done": EscalationStatus.APPROVED, "fail": EscalationStatus.REJECTED}
+ALL_DECISIONS = {**DECISIONS, **OUTCOME_UNKNOWN_DECISIONS}
 MAX_COMMENT_CHARS = 5000
+MAX_RESULT_CHARS = 16000
 # While the harness has not released the run yet (a decision that raced the gate), retry the
 # resume this many times, one second apart; the expiry sweep picks up anything left after that.
 RESUME_RETRIES = 30
@@ -110,26 +115,43 @@ def escalation_decide(
     actor: Any = None,
     actor_key: ApiKey | None = None,
     arguments_sha256: str | None = None,
+    result: str | None = None,
 ) -> Escalation:
-    """Approve or reject a pending escalation, exactly once.
+    """Decide a pending escalation, exactly once.
+
+    A gated call or hand-off takes ``approve`` / ``reject``; a call whose outcome is unknown
+    takes ``retry`` (run it again under the same idempotency key; the arguments hash is pinned as
+    for an approval), ``mark_done`` (with ``result``: what the model receives as the tool's
+    result) or ``fail`` (stop the run).
 
     Raises ``Escalation.DoesNotExist`` (not this tenant's, or no such id), ``ValidationError``
-    (bad decision or comment), :class:`ArgumentsMismatch` (approve with arguments other than the
-    gated ones) and :class:`AlreadyDecided` (someone else got there first, or it expired).
+    (bad decision, comment or result), :class:`ArgumentsMismatch` (approve or retry with
+    arguments other than the gated ones) and :class:`AlreadyDecided` (someone else got there
+    first, or it expired).
     """
-    if decision not in DECISIONS:
-        raise ValidationError("decision must be 'approve' or 'reject'.")
+    if decision not in ALL_DECISIONS:
+        raise ValidationError("decision must be 'approve' or 'reject' (or, for an unknown outcome, 'retry', 'mark_done' or 'fail').")
     comment = _clean_comment(comment)
     if decision == "reject" and not comment:
         raise ValidationError("Say why you reject it: the agent receives your reason.")
     if arguments_sha256 is not None and not isinstance(arguments_sha256, str):
         raise ValidationError("arguments_sha256 must be a string.")
-    status = DECISIONS[decision]
+    resolution = ""
+    if decision == "mark_done":
+        if not isinstance(result, str) or "\x00" in result or not result.strip():
+            raise ValidationError("Marking the call done needs its result: what the tool did, as the agent should read it.")
+        if len(result) > MAX_RESULT_CHARS:
+            raise ValidationError(f"result is longer than {MAX_RESULT_CHARS} characters.")
+        resolution = result.strip()
+    status = ALL_DECISIONS[decision]
     with transaction.atomic():
         escalation = Escalation.objects.for_tenant(tenant).select_related("decided_by").get(pk=escalation_id)
         if escalation.status != EscalationStatus.PENDING:
             raise AlreadyDecided(escalation)
-        if decision == "approve":
+        allowed = OUTCOME_UNKNOWN_DECISIONS if escalation.kind == Escalation.KIND_OUTCOME_UNKNOWN else DECISIONS
+        if decision not in allowed:
+            raise ValidationError(f"This escalation takes {', '.join(repr(d) for d in allowed)}.")
+        if decision in ("approve", "retry"):
             problem = arguments_problem(escalation, shown_sha256=arguments_sha256)
             if problem:
                 raise ArgumentsMismatch(problem)
@@ -139,18 +161,20 @@ def escalation_decide(
         user = actor if getattr(actor, "is_authenticated", False) else None
         won = Escalation.objects.for_tenant(tenant).filter(
             pk=escalation.pk, status=EscalationStatus.PENDING, expires_at__gt=now
-        ).update(status=status, decided_by=user, decided_by_key=actor_key, decided_at=now, comment=comment)
+        ).update(status=status, decided_by=user, decided_by_key=actor_key, decided_at=now, comment=comment, decision=decision,
+                 resolution=resolution)
         if not won:
             raise AlreadyDecided(_reload(escalation, expired_at=now))
         escalation.refresh_from_db()
         audit_record(
-            tenant=tenant, actor=user, actor_key=actor_key, action=f"escalation.{status}", target=escalation,
+            tenant=tenant, actor=user, actor_key=actor_key,
+            action=f"escalation.{decision}" if escalation.kind == Escalation.KIND_OUTCOME_UNKNOWN else f"escalation.{status}", target=escalation,
             before={"status": EscalationStatus.PENDING},
             after=_audit_after(escalation),
         )
         RunEvent.objects.create(
             tenant=tenant, run_id=escalation.run_id, type="escalation_decided",
-            data={"escalation_id": escalation.pk, "tool_use_id": escalation.tool_use_id, "status": status,
+            data={"escalation_id": escalation.pk, "tool_use_id": escalation.tool_use_id, "status": status, "decision": decision,
                   "by": user.get_username() if user else (f"key {actor_key.prefix}" if actor_key else "")},
         )
         run_id, esc_id = escalation.run_id, escalation.pk
@@ -170,6 +194,7 @@ def _audit_after(escalation: Escalation) -> dict[str, Any]:
         "status": escalation.status, "comment": escalation.comment, "run_id": escalation.run_id,
         "grant_id": escalation.grant_id, "kind": escalation.kind, "tool": escalation.tool_name,
         "tool_use_id": escalation.tool_use_id, "arguments_sha256": escalation.arguments_sha256,
+        "decision": escalation.decision, "resolution": escalation.resolution[:2000],
     }
 
 

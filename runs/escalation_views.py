@@ -86,13 +86,14 @@ def _detail_page(request: HttpRequest, ctx: TenantContext, escalation: Escalatio
 @require_POST
 def decide(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
     escalation = _escalation_or_404(ctx, escalation_id)
-    # Only these three fields are read: the arguments come from the stored call, never the form.
+    # Only these fields are read: the arguments come from the stored call, never the form.
     decision = request.POST.get("decision", "")
     try:
         escalation = services.escalation_decide(
             escalation_id=escalation.pk, tenant=ctx.tenant, decision=decision,
             comment=request.POST.get("comment", ""), actor=request.user,
             arguments_sha256=request.POST.get("arguments_sha256", ""),
+            result=request.POST.get("result") if decision == "mark_done" else None,
         )
     except services.AlreadyDecided as exc:
         return _decided(request, ctx, exc.escalation, error=str(exc), status=409)

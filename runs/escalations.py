@@ -26,8 +26,9 @@ def escalation_open(
     escalation, created = Escalation.unscoped.get_or_create(
         run_id=run.pk,
         tool_use_id=tool_use_id,
+        kind=kind,
         defaults={
-            "tenant_id": run.tenant_id, "kind": kind, "tool_name": tool_name, "arguments": arguments,
+            "tenant_id": run.tenant_id, "tool_name": tool_name, "arguments": arguments,
             "arguments_sha256": arguments_sha256(arguments), "grant": grant, "gate_reason": gate_reason[:300],
             "reason": reason[:2000], "context_summary": context_summary[:4000], "urgency": urgency,
             "requested_at": now, "sla_due_at": now + sla,
@@ -38,6 +39,23 @@ def escalation_open(
         from runs.notify import escalation_created
 
         escalation_created(escalation)
+    return escalation
+
+
+def escalation_reopen(*, escalation: Escalation, gate_reason: str) -> Escalation:
+    """Put a decided outcome_unknown escalation back to pending: the retry it allowed was itself
+    cut off by a crash, so a human decides again (the audit log keeps the first decision)."""
+    now = timezone.now()
+    sla = timedelta(minutes=settings.ESCALATION_SLA_MINUTES * SLA_BY_URGENCY.get(escalation.urgency, 1.0))
+    Escalation.unscoped.filter(pk=escalation.pk).exclude(status="pending").update(
+        status="pending", decision="", resolution="", comment="", decided_by=None, decided_by_key=None, decided_at=None,
+        gate_reason=gate_reason[:300], requested_at=now, sla_due_at=now + sla,
+        expires_at=now + timedelta(minutes=settings.ESCALATION_EXPIRE_MINUTES),
+    )
+    escalation.refresh_from_db()
+    from runs.notify import escalation_created
+
+    escalation_created(escalation)
     return escalation
 
 

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 
 from agentops import jsoninput
+from budgets.models import cap_problems
 from runs.models import Agent, RunStatus
 from runs.services import MAX_INPUT_CHARS
 from tenants.models import MONEY, Role, Tenant
@@ -192,6 +193,13 @@ class AgentForm(forms.Form):
 
     def clean_model(self) -> str:
         return self._check_model(self.cleaned_data["model"])
+
+    def clean_task_cost_cap(self) -> Decimal | None:
+        value = self.cleaned_data.get("task_cost_cap")
+        problem = cap_problems(tier=self.tenant.tier, values={"task_cost_cap": value}).get("task_cost_cap")
+        if problem:
+            raise ValidationError(problem)
+        return value
 
     def clean_fallback_model(self) -> str:
         return self._check_model(self.cleaned_data.get("fallback_model") or "")

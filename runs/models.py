@@ -8,10 +8,13 @@ The message log is the source of truth for a run's conversation: a worker rebuil
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from budgets.models import cap_problems
+from budgets.pricing import model_matches
 from runs import lookups  # noqa: F401 - registers JSONField's has_item lookup
 from tenants.models import MONEY, ApiKey, Role, TenantOwned
 
@@ -42,6 +45,23 @@ class Agent(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The task cap is bounded by the tier, and every model the agent may call (primary,
+        routed, fallback) must be allowed by it — in forms, services and the Django admin alike."""
+        if not self.tenant_id:
+            return
+        tier = self.tenant.tier
+        problems = cap_problems(tier=tier, values={"task_cost_cap": self.task_cost_cap})
+        allowed = [m for m in (tier.allowed_models or []) if isinstance(m, str)]
+        if allowed:
+            routed = [v for k, v in (self.routing or {}).items() if k in ("simple", "complex") and isinstance(v, str)] if isinstance(self.routing, dict) else []
+            for field, models_ in (("model", [self.model, *routed]), ("fallback_model", [self.fallback_model])):
+                bad = [m for m in models_ if m and not any(model_matches(m, a) for a in allowed)]
+                if bad:
+                    problems[field] = f"Not allowed on the {tier.name} tier: {', '.join(bad)}"
+        if problems:
+            raise ValidationError(problems)
 
     def resolve_prompt(self) -> tuple[str, int | None]:
         """The system prompt text and the prompt version id it came from (None: inline text)."""
@@ -148,6 +168,8 @@ class ToolCallStatus(models.TextChoices):
     REFUSED = "refused"
     GATED = "gated"
     REJECTED = "rejected"
+    # Left ``started`` by a crash, on a tool not declared idempotent: a human decides.
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class ToolCall(TenantOwned):
@@ -248,13 +270,17 @@ class EscalationStatus(models.TextChoices):
 
 
 class Escalation(TenantOwned):
-    """A pending human decision on a run: a gated tool call or the agent's own hand-off request."""
+    """A pending human decision on a run: a gated tool call, the agent's own hand-off request, or a
+    tool call whose outcome is unknown (a crash between start and finish of a tool that is not
+    idempotent: retry it, mark it done with a result, or fail the run)."""
 
     KIND_TOOL = "tool_call"
     KIND_HANDOFF = "handoff"
+    KIND_OUTCOME_UNKNOWN = "outcome_unknown"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="escalations")
-    kind = models.CharField(max_length=20, choices=[(KIND_TOOL, "Gated tool call"), (KIND_HANDOFF, "Agent hand-off")])
+    kind = models.CharField(max_length=20, choices=[(KIND_TOOL, "Gated tool call"), (KIND_HANDOFF, "Agent hand-off"),
+                                                    (KIND_OUTCOME_UNKNOWN, "Tool call with unknown outcome")])
     tool_use_id = models.CharField(max_length=100)
     tool_name = models.CharField(max_length=200)
     arguments = models.JSONField(default=dict)
@@ -272,11 +298,16 @@ class Escalation(TenantOwned):
     decided_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True, max_length=5000)
+    # The decision as given (approve, reject, retry, mark_done, fail); ``status`` is its effect.
+    decision = models.CharField(max_length=20, blank=True, db_default="")
+    # mark_done: the result the operator vouches for; the model receives it as the tool_result.
+    resolution = models.TextField(blank=True, max_length=16000, db_default="")
 
     class Meta:
         ordering = ["-requested_at", "-id"]
         indexes = [models.Index(fields=["tenant", "status", "-requested_at"])]
-        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id"], name="one_escalation_per_tool_use")]
+        # A gated call that was approved and then cut off by a crash gets a second, outcome_unknown one.
+        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id", "kind"], name="one_escalation_per_tool_use_kind")]
 
     def __str__(self) -> str:
         return f"escalation {self.pk} {self.tool_name} ({self.status})"

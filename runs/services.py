@@ -131,6 +131,13 @@ def log_close_dangling(*, run: Run, error_type: str, message: str) -> bool:
             result = {"type": "tool_result", "tool_use_id": block["id"], "content": call.result if isinstance(call.result, str) else json.dumps(call.result)}
             if call.is_error:
                 result["is_error"] = True
+        elif call is not None and call.status in (ToolCallStatus.STARTED, ToolCallStatus.OUTCOME_UNKNOWN):
+            # Cut off by a crash: it may have taken effect, so never claim it was not executed.
+            content = json.dumps({"error": {"type": "outcome_unknown", "message": "This call was cut off by a crash and may or may not have "
+                                            f"taken effect; it was not repeated. {message}"}})
+            result = {"type": "tool_result", "tool_use_id": block["id"], "content": content, "is_error": True}
+            ToolCall.objects.for_tenant(run.tenant_id).filter(pk=call.pk).update(
+                status=ToolCallStatus.ERROR, result=content, is_error=True, error_class="outcome_unknown", finished_at=timezone.now())
         else:
             content = json.dumps({"error": {"type": error_type, "message": message}})
             result = {"type": "tool_result", "tool_use_id": block["id"], "content": content, "is_error": True}

@@ -18,8 +18,11 @@ from budgets.services import (  # noqa: F401 - re-exported for the loop
 )
 
 
-def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int) -> Any:
+def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int, fallback_model: str | None = None) -> Any:
     """Reserve before the paid call. Durable by default (see agentops.harness.durability).
+
+    ``fallback_model`` is the model the gateway falls back to on overload: the worst case of the
+    dearer of the two is reserved, so the call cannot settle above its reservation.
 
     With ``AGENTOPS_DURABLE_RESERVATIONS=0`` the reservation commits without waiting for fsync:
     other workers still see it at once (concurrency is unaffected); only a PostgreSQL crash in
@@ -32,10 +35,10 @@ def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int) -
     from agentops.harness.durability import relax_commit
 
     if settings.AGENTOPS_DURABLE_RESERVATIONS:
-        return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound)
+        return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound, fallback_model=fallback_model)
     with transaction.atomic():
         relax_commit()
-        return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound)
+        return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound, fallback_model=fallback_model)
 
 
 def settle(*, reservation: Any, usage: dict[str, Any], model: str, response_id: str = "") -> Any:

@@ -50,6 +50,8 @@ from runs.models import (
 log = logging.getLogger(__name__)
 
 FINISHED_CALL_STATUSES = {ToolCallStatus.SUCCEEDED, ToolCallStatus.ERROR, ToolCallStatus.REFUSED, ToolCallStatus.REJECTED}
+# A call in one of these states may or may not have taken effect (a crash cut it off).
+UNKNOWN_CALL_STATUSES = {ToolCallStatus.STARTED, ToolCallStatus.OUTCOME_UNKNOWN}
 # Backoff for re-scheduling a run after the SDK's own retries were exhausted (seconds).
 RESCHEDULE_BACKOFF = [5, 15, 60, 300, 900]
 MAX_RESCHEDULES = 20
@@ -285,8 +287,11 @@ class RunDriver:
         api_messages = build_api_messages(messages)
         model = gateway.route_model(model=self.agent.model, routing=self.agent.routing or {}, run_input=self.run.input)
         bound = gateway.input_tokens_bound(system=system, messages=api_messages, tools=tools)
+        fallback = self.agent.fallback_model if self.agent.fallback_model and self.agent.fallback_model != model else None
         try:
-            reservation = costs.reserve(run=self.run, model=model, max_tokens=self.agent.max_tokens, input_tokens_bound=bound)
+            # The call may end on the fallback model: reserve for the dearer of the two.
+            reservation = costs.reserve(run=self.run, model=model, max_tokens=self.agent.max_tokens, input_tokens_bound=bound,
+                                        fallback_model=fallback)
         except costs.CostCapExceeded as exc:
             return self.finish(Stop(RunStatus.CAPPED, exc.scope, "CostCapExceeded", str(exc)))
         except costs.UnknownModelPrice as exc:
@@ -300,12 +305,14 @@ class RunDriver:
             "agentops.prompt_version_id": prompt_version_id,
         }
         settled = False
+        # Set once the API answered: from then on the call is billed, whatever happens to the step.
+        answered: tuple[dict[str, Any], str, str] | None = None
         try:
             with self.tracer.span(f"chat {model}", attrs) as span:
                 t_model = time.perf_counter()
                 try:
                     result = gateway.create_message(
-                        model=model, fallback_model=self.agent.fallback_model or None, system=system,
+                        model=model, fallback_model=fallback, system=system,
                         messages=api_messages, tools=tools, max_tokens=self.agent.max_tokens, scenario=scenario,
                         conversation_key=f"run-{self.run.pk}",
                     )
@@ -322,6 +329,7 @@ class RunDriver:
                 self._model_s = time.perf_counter() - t_model
                 message = result.message
                 usage = message.usage.model_dump(mode="json") if message.usage else {}
+                answered = (usage, result.model, message.id)
                 span.update({
                     "gen_ai.response.model": message.model, "gen_ai.response.id": message.id,
                     "gen_ai.response.finish_reasons": [message.stop_reason or ""],
@@ -355,7 +363,15 @@ class RunDriver:
         except IntegrityError:
             raise lease.LeaseLost(self.run.pk)
         finally:
-            if not settled:
+            if not settled and answered is not None:
+                # The step was not persisted (lease lost, database error) but the call was made and
+                # billed: record its real cost rather than giving the reservation back. If even that
+                # fails, the reservation stays open and the reconciler charges its worst case.
+                try:
+                    costs.settle(reservation=reservation, usage=answered[0], model=answered[1], response_id=answered[2])
+                except Exception:
+                    log.exception("settling an answered call failed; left open for the reconciler")
+            elif not settled:
                 costs.release(reservation=reservation)
         return None
 
@@ -391,7 +407,10 @@ class RunDriver:
 
         ids = [b["id"] for b in tool_uses]
         calls = {c.tool_use_id: c for c in ToolCall.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids)}
-        escalations = {e.tool_use_id: e for e in Escalation.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids)}
+        escalations: dict[str, Escalation] = {}
+        unknown: dict[str, Escalation] = {}
+        for e in Escalation.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids):
+            (unknown if e.kind == Escalation.KIND_OUTCOME_UNKNOWN else escalations)[e.tool_use_id] = e
         offered = self.offered_tools()
         after_injection = "injection" in (messages[-2].flags if len(messages) >= 2 else [])
         results: list[dict[str, Any]] = []
@@ -403,6 +422,21 @@ class RunDriver:
             if call is not None and call.status in FINISHED_CALL_STATUSES:
                 results.append(_result_block(tool_use_id, call.result, call.is_error))
                 continue
+            retry_decided = False
+            if call is not None and call.status in UNKNOWN_CALL_STATUSES:
+                # A crash cut this call off between start and finish: it may have taken effect.
+                # Only a tool declared idempotent runs again on its own (same idempotency key);
+                # for any other, a human decides: retry, mark done with a result, or fail.
+                spec = registry.get_tool(name)
+                if spec is not None and spec.idempotent and call.status == ToolCallStatus.STARTED and tool_use_id not in unknown:
+                    self.event("tool_reexecuted", tool=name[:200], tool_use_id=tool_use_id, reason="outcome_unknown")
+                else:
+                    block_, stop = self.outcome_unknown(tool_use_id, name, arguments, call, unknown.get(tool_use_id))
+                    if block_ is not None:
+                        results.append(block_)
+                        breaker = breaker or stop
+                        continue
+                    retry_decided = True
             if breaker is not None:
                 results.append(self.refuse(tool_use_id, name, arguments, "not_executed", f"Not executed: the run stopped ({breaker.outcome})."))
                 continue
@@ -429,7 +463,8 @@ class RunDriver:
             if entry.spec.handoff:
                 results.append(self.handoff(tool_use_id, name, args, escalation))
                 continue
-            reason = grants.gate_reason(self.run, entry, args, after_injection=after_injection)
+            # A human's "retry" of an unknown outcome is the approval: it is not gated again.
+            reason = None if retry_decided else grants.gate_reason(self.run, entry, args, after_injection=after_injection)
             if reason:
                 decided = self.gate(tool_use_id, entry, args, reason, escalation)
                 if decided is not None:
@@ -510,6 +545,49 @@ class RunDriver:
         self._record(tool_use_id, entry.spec.name, args, status=ToolCallStatus.REJECTED, result=content, is_error=True,
                      error_class=f"approval_{escalation.status}", finished_at=timezone.now())
         return _result_block(tool_use_id, content, True)
+
+    def outcome_unknown(self, tool_use_id: str, name: str, arguments: Any, call: ToolCall,
+                        escalation: Escalation | None) -> tuple[dict[str, Any] | None, Stop | None]:
+        """A non-idempotent call cut off by a crash. ``(None, None)``: the operator chose retry,
+        execute it again under the same key. Else the tool_result block, and a Stop when the
+        operator chose to fail the run. Raises Wait while nobody has decided."""
+        from agentops.tools.registry import arguments_sha256
+        from runs.escalations import escalation_open, escalation_reopen
+
+        args = arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}
+        if escalation is None or (call.status == ToolCallStatus.STARTED and escalation.status != EscalationStatus.PENDING):
+            # First sight of the crash, or the retry an operator allowed was cut off as well.
+            why = ("The worker stopped between starting and finishing this call, so it may or may not have taken effect; "
+                   f"{name[:100]} is not declared idempotent, so it is not repeated without a human.")
+            with transaction.atomic():
+                self._record(tool_use_id, name, args, durable=True, status=ToolCallStatus.OUTCOME_UNKNOWN)
+                if escalation is None:
+                    escalation_open(run=self.run, kind=Escalation.KIND_OUTCOME_UNKNOWN, tool_use_id=tool_use_id, tool_name=name[:200],
+                                    arguments=args, grant=None, gate_reason=why, urgency="high")
+                else:
+                    escalation_reopen(escalation=escalation, gate_reason=why)
+                self.event("outcome_unknown", tool=name[:200], tool_use_id=tool_use_id)
+            raise Wait
+        if escalation.status == EscalationStatus.PENDING:
+            raise Wait
+        if escalation.status == EscalationStatus.APPROVED and escalation.decision == "retry":
+            if escalation.arguments_sha256 != arguments_sha256(args):
+                return self.refuse(tool_use_id, name, args, "arguments_changed", "The arguments to retry do not match this call; it was not executed."), None
+            return None, None
+        if escalation.status == EscalationStatus.APPROVED and escalation.decision == "mark_done":
+            content = escalation.resolution
+            self._record(tool_use_id, name, args, status=ToolCallStatus.SUCCEEDED, result=content, is_error=False, error_class="",
+                         finished_at=timezone.now())
+            self.event("tool_end", tool=name[:200], tool_use_id=tool_use_id, is_error=False, marked_done=True)
+            return _result_block(tool_use_id, content, False), None
+        # fail, or nobody decided in time (expired): the run stops; the call is never repeated.
+        why = escalation.comment or escalation.status
+        content = json.dumps({"error": {"type": "outcome_unknown", "message": f"This call was cut off by a crash and was not repeated: {why}"}})
+        self._record(tool_use_id, name, args, status=ToolCallStatus.ERROR, result=content, is_error=True, error_class="outcome_unknown",
+                     finished_at=timezone.now())
+        stop = Stop(RunStatus.FAILED, "outcome_unknown", "OutcomeUnknown",
+                    f"{name[:100]} was cut off by a crash and its outcome is unknown; the run was stopped ({escalation.status}: {why}).")
+        return _result_block(tool_use_id, content, True), stop
 
     def handoff(self, tool_use_id: str, name: str, args: dict[str, Any], escalation: Escalation | None) -> dict[str, Any]:
         from runs.escalations import escalation_open

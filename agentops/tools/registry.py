@@ -218,8 +218,15 @@ def tool(
 def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
+        import importlib
+
+        from django.conf import settings
+
         import agentops.tools.builtin  # noqa: F401 - registers on import (needs Django's apps ready)
 
+        # A deployment's own tools: each module registers its tools with @tool when imported.
+        for module in getattr(settings, "AGENTOPS_TOOL_MODULES", []):
+            importlib.import_module(module)
         _builtins_loaded = True
 
 
@@ -471,7 +478,8 @@ def execute(
     The arguments are validated again here (against ``ctx.allow``), so nothing the model wrote
     reaches a tool unchecked even if a caller skipped :func:`validate_arguments`. Only
     :class:`TransientToolError` is retried, ``max_attempts`` times in all, sleeping
-    ``backoff_s * 2**(n-1)`` between attempts.
+    ``backoff_s * 2**(n-1)`` between attempts — and only for a tool declared ``idempotent``: a
+    "transient" failure of any other may have taken effect, so it goes back to the model once.
     """
     started = time.monotonic()
 
@@ -489,7 +497,7 @@ def execute(
         return error_outcome(exc, duration_ms=elapsed_ms())
 
     attempts = 0
-    max_attempts = max(1, max_attempts)
+    max_attempts = max(1, max_attempts) if spec.idempotent else 1
     while True:
         attempts += 1
         try:

@@ -34,7 +34,7 @@ def test_demo_backfill_is_marked_idempotent_and_rollups_match(tenant, members, a
 
 def test_tick_runs_clean(tenant):
     out = budgets_tick()
-    assert out["reservations"] == {"checked": 0, "settled": 0, "released": 0}
+    assert out["reservations"] == {"checked": 0, "settled": 0, "unknown_outcome": 0}
 
 
 def test_tight_caps_command(tenant, capsys):

@@ -56,7 +56,7 @@ def test_export_streams_the_tenants_ledger_only(spent, members, client_for, othe
     assert resp.status_code == 200 and resp.streaming
     rows = list(csv.reader(io.StringIO(b"".join(resp.streaming_content).decode())))
     assert rows[0][0] == "at" and len(rows) == 2
-    assert rows[1][2] == "acme" and rows[1][-2] == "0.0075000000"
+    assert rows[1][2] == "acme" and rows[1][-3] == "0.0075000000" and rows[1][-1] == "0"
 
 
 def test_finance_of_b_cannot_export_a(spent, other_tenant, client_for):

@@ -326,6 +326,21 @@ def test_transient_errors_give_up_after_max_attempts_with_a_structured_error() -
     assert "gave up after 3 attempts" in error_of(outcome.content)["message"]
 
 
+def test_a_transient_error_of_a_tool_not_declared_idempotent_is_never_retried() -> None:
+    """Its "transient" failure may have taken effect (a timeout after the write): the model gets
+    the error once and decides, the tool is not called again behind its back."""
+    calls: list[int] = []
+
+    def post(ctx: ToolContext, n: int) -> None:
+        calls.append(n)
+        raise TransientToolError("gateway timeout")
+
+    spec = make_spec(post, side_effect="write", idempotent=False)
+    outcome = execute(spec, CTX, {"n": 1}, max_attempts=3, backoff_s=0.001)
+    assert outcome.is_error and outcome.error_class == "transient_error"
+    assert outcome.attempts == 1 and calls == [1]
+
+
 def test_an_unexpected_exception_becomes_an_internal_error_and_is_logged_redacted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
