@@ -289,7 +289,7 @@ def grant_revoke(*, tenant: Tenant, actor: Any, grant_id: int) -> None:
 
 # -- recovery ----------------------------------------------------------------------------
 
-def reconcile_runs(*, queued_grace_s: int = 30) -> dict[str, int]:
+def reconcile_runs(*, queued_grace_s: int | None = None) -> dict[str, int]:
     """Re-enqueue runs a crashed worker left behind, and queued runs that lost their job.
 
     * ``running`` with an expired lease: the worker died (kill -9, OOM, host loss).
@@ -297,6 +297,8 @@ def reconcile_runs(*, queued_grace_s: int = 30) -> dict[str, int]:
       commit-then-crash gap (row committed, enqueue never happened) or a flushed Redis.
     Duplicate jobs are harmless: the lease lets exactly one of them advance the run.
     """
+    if queued_grace_s is None:
+        queued_grace_s = settings.RECONCILE_QUEUED_GRACE_SECONDS
     now = timezone.now()
     expired = list(Run.unscoped.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True))
     if expired:

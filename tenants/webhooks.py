@@ -25,7 +25,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from agentops.jobs import enqueue
+from agentops.jobs import enqueue, survives_db_outage
 from agentops.redact import redact
 from tenants.models import Tenant, WebhookDelivery
 
@@ -56,6 +56,7 @@ def webhook_send(*, tenant: Tenant, event: str, payload: dict[str, Any]) -> Webh
     return delivery
 
 
+@survives_db_outage
 def webhook_deliver(delivery_id: int, *, sleep: Any = time.sleep) -> str:
     """The job: POST with retries and backoff; returns the final status."""
     import httpx2
