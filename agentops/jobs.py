@@ -119,7 +119,9 @@ def enqueue(
             if settings.RQ_EAGER_FALLBACK:
                 _run_in_thread(func, args, kwargs)
                 return
-            raise RuntimeError("Redis is not available and RQ_EAGER_FALLBACK is off")
+            # Production: the row is committed; the reconciler enqueues it once Redis answers.
+            log.warning("Redis unavailable: %s not enqueued; the reconciler will", getattr(func, "__name__", func))
+            return
         q = django_rq.get_queue(queue)
         try:
             q.enqueue(func, *args, job_id=job_id, job_timeout=timeout, **kwargs)
@@ -139,6 +141,9 @@ def enqueue_in(delay_s: float, func: Callable[..., Any], *args: Any, queue: str 
 
     def send() -> None:
         if not redis_available():
+            if not settings.RQ_EAGER_FALLBACK:
+                log.warning("Redis unavailable: %s not scheduled; the reconciler will", getattr(func, "__name__", func))
+                return
             timer = threading.Timer(delay_s, _run_in_thread, args=(func, args, kwargs))
             timer.daemon = True
             timer.start()

@@ -170,7 +170,7 @@ class Scheduler:
         record.update(last_run_at=at, last_ok_at=at, ok=True, error="", seconds=round(self.clock() - started, 3))
         self.records[job.name] = record
         self._unsaved = True
-        if self.verbose is not None and isinstance(result, dict) and any(result.values()):
+        if self.verbose is not None and isinstance(result, dict) and any(v for k, v in result.items() if k != "checked"):
             self.verbose(json.dumps({"job": job.name, **result}, default=str))
         return True
 

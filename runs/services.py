@@ -309,6 +309,11 @@ def reconcile_runs(*, queued_grace_s: int | None = None) -> dict[str, int]:
         not_before__gt=now
     )
     queued_ids = set(stale_queued.values_list("pk", flat=True)) - set(expired)
+    from agentops.jobs import redis_available
+
+    if not redis_available(refresh=True) and not settings.RQ_EAGER_FALLBACK:
+        # Nowhere to enqueue: the runs stay queued and the next reconcile after Redis is back sends them.
+        return {"expired_leases": len(expired), "requeued": 0}
     pending_jobs = _queued_run_ids()
     requeue = set(expired) | {pk for pk in queued_ids if pk not in pending_jobs}
     for run in Run.unscoped.filter(pk__in=requeue):
