@@ -113,10 +113,13 @@ def test_a_20_second_postgres_outage_under_traffic_heals_by_itself(stack, scenar
         statuses = _statuses(pg, ids)
         assert statuses is not None and sum(1 for s in statuses.values() if s not in TERMINAL) >= 3  # under traffic
         pg.stop()
-        time.sleep(20)
-        assert [p.poll() for p in procs] == [None] * len(procs), "a worker or the scheduler died during the outage"
-        pg.start()
+        try:
+            time.sleep(20)
+            alive = [p.poll() is None for p in procs]
+        finally:
+            pg.start()
         back = time.monotonic()
+        assert all(alive), f"a worker or the scheduler died during the outage: {alive}"
         wait_for(lambda: _all_terminal(pg, ids), timeout=120, interval=0.25, message="every run to finish by itself")
         recovery = time.monotonic() - back
         wait_for(lambda: _count(pg, "SELECT count(*) FROM budgets_reservation WHERE status = 'open' AND run_id = ANY(%s)",
@@ -144,8 +147,10 @@ def test_a_redis_restart_with_busy_workers_heals_by_itself(stack, scenario):
         assert statuses is not None and sum(1 for s in statuses.values() if s == "running") >= 1  # busy workers
         assert sum(1 for s in statuses.values() if s not in TERMINAL) >= 3
         rd.stop()  # no persistence: every queued job is lost with it
-        time.sleep(3)
-        rd.start()
+        try:
+            time.sleep(3)
+        finally:
+            rd.start()
         back = time.monotonic()
         wait_for(lambda: _all_terminal(pg, ids), timeout=120, interval=0.25, message="every run to finish by itself")
         recovery = time.monotonic() - back
