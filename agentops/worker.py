@@ -118,8 +118,8 @@ class AgentWorker(Worker):
     def _revive_scheduler(self) -> None:
         """Start RQ's scheduler process again if it died (it exits on its first Redis error)."""
         scheduler = getattr(self, "scheduler", None)
-        if scheduler is None or self.is_horse:
-            return
+        if scheduler is None or self.is_horse or self._stop_requested or self._shutdown_requested_date:
+            return  # a warm shutdown stopped it on purpose
         process = getattr(scheduler, "_process", None)
         if process is not None and process.is_alive():
             return
