@@ -1,7 +1,16 @@
-"""Liveness and readiness. /healthz: the process answers. /readyz: the database and Redis answer."""
+"""Liveness and readiness. /healthz: the process answers. /readyz: the database and Redis answer.
+
+/readyz is public as a status only (``ok`` / ``unavailable`` per dependency), for load balancers.
+The details — which error, live workers, queue depths and when each periodic job last ran —
+are for staff users and for a monitor sending ``Authorization: Bearer <READYZ_TOKEN>``.
+"""
 
 from __future__ import annotations
 
+import hmac
+from typing import Any
+
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
@@ -10,25 +19,41 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def _may_see_details(request: HttpRequest) -> bool:
+    token = settings.READYZ_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer "):
+        return hmac.compare_digest(header.removeprefix("Bearer ").strip().encode(), token.encode())
+    try:  # the session lives in the database, which may be the thing that is down
+        user = getattr(request, "user", None)
+        return bool(user is not None and user.is_authenticated and user.is_staff)
+    except Exception:
+        return False
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    checks: dict[str, str] = {}
+    errors: dict[str, str] = {}
     try:
         with connection.cursor() as cur:
             cur.execute("SELECT 1")
-        checks["database"] = "ok"
     except Exception as exc:
-        checks["database"] = f"error: {exc.__class__.__name__}"
+        errors["database"] = exc.__class__.__name__
     try:
         import django_rq
 
         django_rq.get_connection("default").ping()
-        checks["redis"] = "ok"
     except Exception as exc:
-        checks["redis"] = f"error: {exc.__class__.__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    body: dict[str, object] = {"status": "ok" if ok else "unavailable", "checks": checks}
-    if checks.get("redis") == "ok":
-        body["workers"] = _workers()
+        errors["redis"] = exc.__class__.__name__
+    ok = not errors
+    checks = {name: "unavailable" if name in errors else "ok" for name in ("database", "redis")}
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if _may_see_details(request):
+        body["errors"] = errors
+        if "redis" not in errors:
+            body["workers"] = _workers()
+            from agentops.periodic import last_runs
+
+            body["periodic"] = last_runs()
     return JsonResponse(body, status=200 if ok else 503)
 
 

@@ -121,6 +121,17 @@ RQ_QUEUES = {
 # When Redis does not answer, jobs run in-process (see agentops.jobs); the demo says so.
 RQ_EAGER_FALLBACK = env.bool("RQ_EAGER_FALLBACK", default=True)
 
+# Periodic work (agentops/periodic.py lists every job; `manage.py scheduler` runs them), in seconds.
+PERIODIC_RECONCILE_SECONDS = env.float("PERIODIC_RECONCILE_SECONDS", default=15)
+PERIODIC_BUDGET_ALERTS_SECONDS = env.float("PERIODIC_BUDGET_ALERTS_SECONDS", default=60)
+PERIODIC_RETENTION_SECONDS = env.float("PERIODIC_RETENTION_SECONDS", default=3600)
+# A queued run with no job is re-enqueued after this long (its own enqueue may still be in flight).
+RECONCILE_QUEUED_GRACE_SECONDS = env.int("RECONCILE_QUEUED_GRACE_SECONDS", default=30)
+# Finished webhook deliveries are deleted after this many days (0 keeps them forever).
+WEBHOOK_DELIVERY_RETENTION_DAYS = env.int("WEBHOOK_DELIVERY_RETENTION_DAYS", default=90)
+# /readyz shows workers, queues and periodic jobs to staff and to `Authorization: Bearer <READYZ_TOKEN>`.
+READYZ_TOKEN = env("READYZ_TOKEN", default="")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

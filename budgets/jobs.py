@@ -13,7 +13,12 @@ from tenants.models import Tenant
 
 
 def budgets_tick(*, stale_after_s: int = 600) -> dict[str, Any]:
-    out: dict[str, Any] = {"reservations": reconcile_reservations(stale_after_s=stale_after_s), "projection_alerts": 0, "drift_alerts": 0}
+    return {"reservations": reconcile_reservations(stale_after_s=stale_after_s), **budget_alerts()}
+
+
+def budget_alerts() -> dict[str, int]:
+    """Month-end projection and estimate-drift alerts for every active tenant."""
+    out = {"projection_alerts": 0, "drift_alerts": 0}
     for tenant in Tenant.objects.filter(active=True).select_related("tier"):
         if projection_check(tenant=tenant) is not None:
             out["projection_alerts"] += 1

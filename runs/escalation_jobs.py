@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.db import close_old_connections
 
+from agentops.jobs import survives_db_outage
 
+
+@survives_db_outage
 def escalation_expire_job(escalation_id: int) -> str:
     """Scheduled at ``expires_at``; re-schedules itself if it ran early (clock skew)."""
     from django.utils import timezone
@@ -28,6 +31,7 @@ def escalation_expire_job(escalation_id: int) -> str:
         close_old_connections()
 
 
+@survives_db_outage
 def escalation_expiring_job(escalation_id: int) -> bool:
     from runs.escalation_services import escalation_notify_expiring
 
@@ -38,6 +42,7 @@ def escalation_expiring_job(escalation_id: int) -> bool:
         close_old_connections()
 
 
+@survives_db_outage
 def escalation_resume_job(run_id: int, attempt: int = 0) -> str:
     from runs.escalation_services import escalation_resume_run
 

@@ -308,7 +308,7 @@ def grant_revoke(*, tenant: Tenant, actor: Any, grant_id: int) -> None:
 
 # -- recovery ----------------------------------------------------------------------------
 
-def reconcile_runs(*, queued_grace_s: int = 30) -> dict[str, int]:
+def reconcile_runs(*, queued_grace_s: int | None = None) -> dict[str, int]:
     """Re-enqueue runs a crashed worker left behind, and queued runs that lost their job.
 
     * ``running`` with an expired lease: the worker died (kill -9, OOM, host loss).
@@ -316,6 +316,8 @@ def reconcile_runs(*, queued_grace_s: int = 30) -> dict[str, int]:
       commit-then-crash gap (row committed, enqueue never happened) or a flushed Redis.
     Duplicate jobs are harmless: the lease lets exactly one of them advance the run.
     """
+    if queued_grace_s is None:
+        queued_grace_s = settings.RECONCILE_QUEUED_GRACE_SECONDS
     now = timezone.now()
     expired = list(Run.unscoped.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True))
     if expired:
@@ -326,6 +328,11 @@ def reconcile_runs(*, queued_grace_s: int = 30) -> dict[str, int]:
         not_before__gt=now
     )
     queued_ids = set(stale_queued.values_list("pk", flat=True)) - set(expired)
+    from agentops.jobs import redis_available
+
+    if not redis_available(refresh=True) and not settings.RQ_EAGER_FALLBACK:
+        # Nowhere to enqueue: the runs stay queued and the next reconcile after Redis is back sends them.
+        return {"expired_leases": len(expired), "requeued": 0}
     pending_jobs = _queued_run_ids()
     requeue = set(expired) | {pk for pk in queued_ids if pk not in pending_jobs}
     for run in Run.unscoped.filter(pk__in=requeue):

@@ -37,7 +37,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from agentops import netguard
-from agentops.jobs import enqueue
+from agentops.jobs import enqueue, survives_db_outage
 from agentops.redact import redact
 from tenants.models import Tenant, WebhookDelivery, WebhookEndpoint
 
@@ -112,6 +112,7 @@ def _refuse(delivery: WebhookDelivery, reason: str) -> str:
     return delivery.status
 
 
+@survives_db_outage
 def webhook_deliver(
     delivery_id: int, *, sleep: Callable[[float], Any] = time.sleep, now: Callable[[], datetime] = timezone.now
 ) -> str:

@@ -29,11 +29,13 @@ def _database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{connection.settings_dict['NAME']}"
 
 
-def worker_env(**extra: str) -> dict[str, str]:
+def worker_env(*, database_url: str | None = None, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a worker process: the test database and Redis unless others are given
+    (the outage tests point workers at a PostgreSQL and a Redis of their own)."""
     env = dict(os.environ)
     env.update({
-        "DATABASE_URL": _database_url(),
-        "REDIS_URL": settings.REDIS_URL,
+        "DATABASE_URL": database_url or _database_url(),
+        "REDIS_URL": redis_url or settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "agentops.settings",
         "RUN_LEASE_SECONDS": str(settings.RUN_LEASE_SECONDS),
         "PYTHONUNBUFFERED": "1",
@@ -42,13 +44,26 @@ def worker_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_worker(*queues: str, burst: bool = False, **env: str) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "manage.py", "rqworker", *(queues or ("runs", "default")),
-            "--worker-class", "agentops.worker.AgentWorker", "--with-scheduler"]
+def start_worker(*queues: str, burst: bool = False, database_url: str | None = None, redis_url: str | None = None,
+                 **env: str) -> subprocess.Popen[bytes]:
+    args = ["rqworker", *(queues or ("runs", "default")), "--worker-class", "agentops.worker.AgentWorker", "--with-scheduler"]
     if burst:
         args.append("--burst")
-    log = open(ROOT / "var" / f"test-worker-{os.getpid()}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen(args, cwd=ROOT, env=worker_env(**env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return start_manage(*args, name="worker", database_url=database_url, redis_url=redis_url, **env)
+
+
+def start_scheduler(*, database_url: str | None = None, redis_url: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+    """``manage.py scheduler``: the periodic jobs (reconciler, sweeps) as in production."""
+    return start_manage("scheduler", name="scheduler", database_url=database_url, redis_url=redis_url, **env)
+
+
+def start_manage(*args: str, name: str, database_url: str | None = None, redis_url: str | None = None,
+                 **env: str) -> subprocess.Popen[bytes]:
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / f"test-{name}-{os.getpid()}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT,
+                            env=worker_env(database_url=database_url, redis_url=redis_url, **env),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def descendants(pid: int) -> list[int]:

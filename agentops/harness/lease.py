@@ -11,7 +11,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 
@@ -119,6 +119,9 @@ class Heartbeat:
                 except LeaseLost:
                     self.lost = True
                     return
+                except (OperationalError, InterfaceError):
+                    # A database blip: keep beating; the step itself fails if the outage lasts.
+                    close_old_connections()
         finally:
             close_old_connections()
 

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -92,6 +92,10 @@ def drive_run(run_id: int, *, worker_id: str | None = None, max_steps: int = 10_
         except lease.LeaseLost:
             log.warning("lease lost mid-step; another worker owns the run")
             return "lease_lost"
+        except (OperationalError, InterfaceError):
+            # The database is down: nothing can be recorded, and the attempt must not count
+            # against the run. The job layer retries once the database answers again.
+            raise
         except Exception as exc:
             # A bug or infrastructure failure: leave the run leased to no one and queued, so
             # the reconciler retries it; after too many attempts fail it with the error.

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from django.db import InterfaceError, OperationalError
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as SchemaValidationError
@@ -520,6 +521,8 @@ def execute(
             continue
         except ToolError as exc:
             return error_outcome(exc, attempts=attempts, duration_ms=elapsed_ms())
+        except (OperationalError, InterfaceError):
+            raise  # a database outage is not the tool's failure: the run retries the step
         except Exception as exc:
             # The message may carry tenant data; the model gets the class only, the log a redacted text.
             logger.exception(

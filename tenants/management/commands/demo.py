@@ -136,9 +136,10 @@ class Command(BaseCommand):
             command += ["--worker-class", "agentops.worker.AgentWorker"]
         for _ in range(WORKERS):
             self.children.append(subprocess.Popen(command, env=self._child_env(), cwd=settings.BASE_DIR))
-        # The reconciler: re-enqueues runs whose worker died, expires escalations, settles stale reservations.
+        # The scheduler, as in production (the Procfile's `scheduler`): the reconciler (runs whose worker
+        # died), escalation expiry, stale reservations, budget alerts and retention — agentops/periodic.py.
         self.children.append(subprocess.Popen(
-            [sys.executable, str(settings.BASE_DIR / "manage.py"), "reconcile", "--every", "10"],
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "scheduler"],
             env=self._child_env(), cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL,
         ))
         time.sleep(1.0)
@@ -146,7 +147,7 @@ class Command(BaseCommand):
         if dead:
             raise CommandError(f"{len(dead)} rqworker process(es) exited at start (exit {dead[0].returncode}); see above.")
         pids = ", ".join(str(p.pid) for p in self.children[:WORKERS])
-        self._say(f"Redis answers at {_safe_url(settings.REDIS_URL)}: {WORKERS} rqworker processes on queues runs, default (pids {pids}) and a reconciler")
+        self._say(f"Redis answers at {_safe_url(settings.REDIS_URL)}: {WORKERS} rqworker processes on queues runs, default (pids {pids}) and the scheduler")
 
     def _serve(self, ctx: DemoContext, port: int) -> None:
         env = self._child_env()
