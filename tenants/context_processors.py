@@ -11,7 +11,7 @@ from django.urls import NoReverseMatch, reverse
 NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "home", ()),
     ("Runs", "runs:list", ()),
-    ("Agents", "runs:agents", ("admin",)),
+    ("Agents", "runs:agents", ("admin", "prompt_editor")),
     ("Tool grants", "runs:grants", ("admin",)),
     ("Escalations", "escalations:inbox", ("admin", "operator")),
     ("Spend", "budgets:spend", ("admin", "finance")),
@@ -35,7 +35,12 @@ def tenant_nav(request: HttpRequest) -> dict[str, Any]:
             url = reverse(name, kwargs={"slug": ctx.tenant.slug})
         except NoReverseMatch:
             continue
-        items.append({"label": label, "url": url, "active": request.path == url or (url != reverse("home", kwargs={"slug": ctx.tenant.slug}) and request.path.startswith(url))})
+        items.append({"label": label, "url": url, "active": False})
+    # The one item whose URL is the longest prefix of the path is active (Caps, not also Spend, on spend/caps/).
+    home = reverse("home", kwargs={"slug": ctx.tenant.slug})
+    matches = [i for i in items if request.path == i["url"] or (i["url"] != home and request.path.startswith(i["url"]))]
+    if matches:
+        max(matches, key=lambda i: len(i["url"]))["active"] = True
     from tenants.selectors import tenants_for_user
 
     return {"nav_items": items, "tenant_ctx": ctx, "switcher": tenants_for_user(request.user)}

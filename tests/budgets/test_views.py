@@ -88,6 +88,12 @@ def test_operator_and_viewer_cannot_see_spend(members, client_for, tenant):
         assert client_for(members[role]).get("/t/acme/spend/export.csv").status_code == 403
 
 
+def test_the_caps_page_marks_only_caps_active_in_the_sidebar(members, client_for, tenant):
+    resp = client_for(members[Role.ADMIN]).get("/t/acme/spend/caps/")
+    assert [i["label"] for i in resp.context["nav_items"] if i["active"]] == ["Caps"]
+    assert resp.content.count(b'aria-current="page"') == 1
+
+
 def test_admin_lowers_tenant_caps_and_it_is_audited(members, client_for, tenant):
     resp = client_for(members[Role.ADMIN]).post("/t/acme/spend/caps/", {
         "form": "tenant", "task_cost_cap": "1.50", "tenant_month_cost_cap": "300", "max_concurrent_runs": "3",
