@@ -69,7 +69,7 @@ def run_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return render(
         request, "runs/list.html",
         {"form": form, "page": page, "runs": page.object_list, "outcomes": cs.outcomes_for_tenant(ctx.tenant),
-         "filtered": any(v not in (None, "") for v in filters.values()), "can_start": ctx.role in RUN_WRITERS},
+         "filtered": status == 400 or any(v not in (None, "") for v in filters.values()), "can_start": ctx.role in RUN_WRITERS},
         status=status,
     )
 

@@ -64,6 +64,13 @@ def test_bad_filters_are_a_400_not_a_500(agent, other_tenant, admin):
     assert admin.get(runs_url("list"), {"page": "zzz"}).status_code == 200
 
 
+def test_a_refused_filter_does_not_claim_there_are_no_runs(agent, admin):
+    RunFactory(agent=agent)
+    resp = admin.get(runs_url("list"), {"agent": "support"})
+    assert resp.status_code == 400
+    assert b"No runs match these filters." in resp.content and b"No runs yet." not in resp.content
+
+
 def test_it_paginates_by_fifty(agent, admin):
     RunFactory.create_batch(55, agent=agent)
     first = admin.get(runs_url("list"))
