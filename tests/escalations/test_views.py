@@ -52,6 +52,7 @@ def test_detail_shows_arguments_reason_grant_turns_and_cost(agent, members, clie
     assert "<code>900.00</code>" in html and "TX-5002" in html  # the exact arguments
     assert esc.arguments_sha256 in html
     assert "Approval over" in html and "100.00" in html and "refund-desk" in html  # the grant
+    assert "{&quot;amount&quot;: &quot;100.00&quot;}" in html and "{'amount'" not in html  # JSON, not a Python repr
     assert "$0.0123" in html
     assert "lookup_account" in html and "this call" in html  # recent turns
     assert f'name="arguments_sha256" value="{esc.arguments_sha256}"' in html
