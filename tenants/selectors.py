@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,9 +117,18 @@ def audit_changes(event: AuditEvent) -> list[dict[str, Any]]:
     rows = []
     for name in dict.fromkeys([*before, *after]):
         old, new = before.get(name), after.get(name)
-        if isinstance(old, list):
-            old = ", ".join(map(str, old))
-        if isinstance(new, list):
-            new = ", ".join(map(str, new))
-        rows.append({"field": name, "before": old, "after": new, "changed": name in before and name in after and old != new})
+        rows.append({"field": name, "before": _audit_value(old), "after": _audit_value(new),
+                     "changed": name in before and name in after and old != new,
+                     "removed": name in before and name not in after})
     return rows
+
+
+def _audit_value(value: Any) -> str:
+    """A recorded value as shown: lists comma-separated, dicts as JSON, nothing as a dash."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return str(value)

@@ -77,3 +77,15 @@ def test_the_audit_log_cannot_be_written(tenant, members, client_for):
     resp = client_for(members[Role.ADMIN]).post("/t/acme/audit/", {"action": "forged"})
     assert resp.status_code == 403
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["apikey.create"]
+
+
+def test_change_rows_show_absent_values_as_a_dash_and_dicts_as_json():
+    from tenants.selectors import audit_changes
+
+    event = AuditEvent(before={"role": "viewer", "gone": "x"}, after={"role": "operator", "agent_role": None,
+                                                                        "allow": {"max_amount": "10"}, "tools": ["a", "b"]})
+    rows = {r["field"]: r for r in audit_changes(event)}
+    assert rows["role"]["changed"] and (rows["role"]["before"], rows["role"]["after"]) == ("viewer", "operator")
+    assert rows["agent_role"]["after"] == "—" and not rows["agent_role"]["removed"]  # created as nothing, not struck out
+    assert rows["allow"]["after"] == '{"max_amount": "10"}' and rows["tools"]["after"] == "a, b"
+    assert rows["gone"]["removed"] and rows["gone"]["before"] == "x"
