@@ -22,6 +22,24 @@ from runs.models import Escalation, EscalationStatus
 from tenants.api import ApiContext, ApiError, api_view
 
 MAX_LIMIT = 200
+_TEXT = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+ESCALATION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "run_id": {"type": "integer"}, "kind": {"enum": list(selectors.KINDS)},
+        "tool": {"type": "string"}, "tool_use_id": {"type": "string"},
+        "arguments": {"type": "object", "description": "Redacted; approve against arguments_sha256."},
+        "arguments_sha256": {"type": "string"}, "gate_reason": {"type": "string"}, "reason": _TEXT,
+        "context_summary": _TEXT, "urgency": {"type": "string"}, "status": {"enum": selectors.STATUSES},
+        "requested_at": _TIME, "sla_due_at": _TIME, "sla_overdue": {"type": "boolean"}, "expires_at": _TIME,
+        "grant": {"type": ["object", "null"]}, "decided_by": _TEXT, "decided_by_key": _TEXT,
+        "decided_at": {"type": ["string", "null"], "format": "date-time"}, "comment": _TEXT, "decision": _TEXT,
+        "result": _TEXT,
+    },
+    "required": ["id", "run_id", "kind", "tool", "arguments", "arguments_sha256", "status", "requested_at"],
+    "additionalProperties": False,
+}
 
 
 def _escalation_or_404(api: ApiContext, escalation_id: str) -> Escalation:
@@ -31,7 +49,14 @@ def _escalation_or_404(api: ApiContext, escalation_id: str) -> Escalation:
         raise ApiError(404, "not_found", "No such escalation.")
 
 
-@api_view(scope="escalations")
+@api_view(
+    scope="escalations",
+    query={"status": {"enum": selectors.STATUSES, "default": "pending"},
+           "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
+    response={"GET 200": {"type": "object", "properties": {"data": {"type": "array", "items": ESCALATION_SCHEMA},
+                                                           "count": {"type": "integer"}},
+                          "required": ["data", "count"], "additionalProperties": False}},
+)
 def escalations_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
     status = request.GET.get("status", EscalationStatus.PENDING)
     if status not in selectors.STATUSES:
@@ -47,7 +72,7 @@ def escalations_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
     return JsonResponse({"data": [selectors.escalation_as_dict(e) for e in rows], "count": len(rows)})
 
 
-@api_view(scope="escalations")
+@api_view(scope="escalations", response={"GET 200": ESCALATION_SCHEMA})
 def escalations_detail(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
     return JsonResponse(selectors.escalation_as_dict(_escalation_or_404(api, escalation_id)))
 
@@ -67,7 +92,7 @@ DECIDE_BODY = {
 }
 
 
-@api_view(scope="escalations", methods=("POST",), body=DECIDE_BODY)
+@api_view(scope="escalations", methods=("POST",), body=DECIDE_BODY, response={"POST 200": ESCALATION_SCHEMA})
 def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
     escalation = _escalation_or_404(api, escalation_id)
     body = api.body
