@@ -58,17 +58,42 @@ def _api_views(patterns: list[Any], prefix: str = "") -> list[tuple[str, str | N
     return found
 
 
+def _hoist(schema: Any, components: dict[str, Any]) -> Any:
+    """A copy of ``schema`` where each sub-schema with a ``title`` (Run, Escalation, …) is a
+    ``$ref`` to ``components/schemas/<title>``, so clients generate one type per shape."""
+    if isinstance(schema, list):
+        return [_hoist(item, components) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copy = {k: _hoist(v, components) for k, v in schema.items()}
+    title = schema.get("title")
+    if not isinstance(title, str) or "properties" not in schema:
+        return copy
+    if components.setdefault(title, copy) != copy:
+        raise ValueError(f"two different API schemas are titled {title!r}")
+    return {"$ref": f"#/components/schemas/{title}"}
+
+
 def _error(status: int) -> dict[str, Any]:
     return {"description": _STATUS_TEXT[status], "content": {"application/json": {"schema": _ERROR_REF}}}
 
 
-def _operation(route: str, name: str | None, view: Any, method: str) -> dict[str, Any]:
+def _summary(doc: str, method: str) -> str:
+    """The docstring's ``METHOD:`` line for a view that answers several methods, else its first line."""
+    lines = [line.strip() for line in doc.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(f"{method}:"):
+            return line.removeprefix(f"{method}:").strip()
+    return lines[0].replace("``", "") if lines else ""
+
+
+def _operation(route: str, name: str | None, view: Any, method: str, components: dict[str, Any]) -> dict[str, Any]:
     path_params = re.findall(r"<(?:\w+:)?(\w+)>", route)
     doc = (view.__doc__ or "").strip()
     op: dict[str, Any] = {
         "operationId": f"{name}_{method.lower()}" if len(view.api_methods) > 1 else name,
         "tags": [route.removeprefix("api/v1/").split("/")[0]],
-        "summary": doc.splitlines()[0] if doc else (name or route),
+        "summary": _summary(doc, method) or name or route,
         "security": [{"apiKey": [view.api_access]}],
         "x-scope": view.api_access,
         "parameters": [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_params],
@@ -79,13 +104,13 @@ def _operation(route: str, name: str | None, view: Any, method: str) -> dict[str
             op["parameters"].append({"name": pname, "in": "query", "required": False, "schema": schema,
                                      **({"description": schema["description"]} if "description" in schema else {})})
     if method != "GET" and view.api_body is not None:
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": view.api_body}}}
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": _hoist(view.api_body, components)}}}
     for key, schema in view.api_response.items():
         verb, status = key.split()
         if verb != method:
             continue
         media = schema.get("contentMediaType", "application/json")
-        op["responses"][status] = {"description": _STATUS_TEXT.get(int(status), "OK"), "content": {media: {"schema": schema}}}
+        op["responses"][status] = {"description": _STATUS_TEXT.get(int(status), "OK"), "content": {media: {"schema": _hoist(schema, components)}}}
     if (method == "GET" and view.api_query) or "requestBody" in op:
         op["responses"]["400"] = _error(400)
     op["responses"].update({"401": _error(401), "403": _error(403)})
@@ -102,10 +127,11 @@ def _operation(route: str, name: str | None, view: Any, method: str) -> dict[str
 @functools.cache
 def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     for route, name, view in _api_views(get_resolver().url_patterns):
         path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
         for method in view.api_methods:
-            paths.setdefault(path, {})[method.lower()] = _operation(route, name, view, method)
+            paths.setdefault(path, {})[method.lower()] = _operation(route, name, view, method, components)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -117,7 +143,7 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {"Error": ERROR_SCHEMA},
+            "schemas": dict(sorted(components.items())),
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "bearerFormat": "aok_<prefix>_<secret>",
                                            "description": "A tenant API key; its scopes are runs, escalations, spend."}},
         },
@@ -133,8 +159,9 @@ def openapi_json(request: HttpRequest) -> HttpResponse:
 def docs(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return error_response(405, "method_not_allowed", "Use GET.")
+    doc = document()
     operations = []
-    for path, item in document()["paths"].items():
+    for path, item in doc["paths"].items():
         for method, op in item.items():
             operations.append({
                 "method": method.upper(), "path": path, "op": op,
@@ -142,4 +169,5 @@ def docs(request: HttpRequest) -> HttpResponse:
                 "responses": [(status, r["description"], json.dumps(next(iter(r["content"].values()))["schema"], indent=2))
                               for status, r in op["responses"].items() if "content" in r],
             })
-    return render(request, "api/docs.html", {"operations": operations})
+    schemas = [(name, json.dumps(schema, indent=2)) for name, schema in doc["components"]["schemas"].items()]
+    return render(request, "api/docs.html", {"operations": operations, "schemas": schemas})

@@ -20,6 +20,7 @@ _DECIMAL = {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description"
 _GROUP_ROW = {"type": "object", "properties": {"cost_usd": _DECIMAL, "calls": {"type": "integer"},
                                                "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}}}
 SPEND_SCHEMA = {
+    "title": "Spend",
     "type": "object",
     "properties": {
         "start": {"type": "string", "format": "date"}, "end": {"type": "string", "format": "date"},
@@ -43,7 +44,9 @@ SPEND_SCHEMA = {
            "group": {"enum": list(GROUPS), "default": "model"}},
 )
 def spend(request: HttpRequest, api: ApiContext) -> HttpResponse:
-    """``GET /api/v1/spend?start=YYYY-MM-DD&end=YYYY-MM-DD&group=model|agent|user|prompt_version``."""
+    """Daily spend totals (exact decimals) from the rollups, grouped, with the tenant's effective caps.
+
+    ``GET /api/v1/spend?start=YYYY-MM-DD&end=YYYY-MM-DD&group=model|agent|user|prompt_version``."""
     try:
         rng = date_range_parse(request.GET)
     except ValueError as exc:

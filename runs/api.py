@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
@@ -32,6 +33,7 @@ def _run_or_404(api: ApiContext, run_id: str) -> Run:
 
 
 RUN_SUBMIT_BODY = {
+    "title": "RunSubmit",
     "type": "object",
     "properties": {
         "agent": {"type": ["string", "integer"], "minLength": 1, "maxLength": 100},
@@ -45,6 +47,7 @@ RUN_SUBMIT_BODY = {
 
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 RUN_SCHEMA = {
+    "title": "Run",
     "type": "object",
     "properties": {
         "id": {"type": "integer"},
@@ -74,6 +77,7 @@ RUN_SCHEMA = {
     "additionalProperties": False,
 }
 RUN_LIST_SCHEMA = {
+    "title": "RunPage",
     "type": "object",
     "properties": {
         "data": {"type": "array", "items": RUN_SCHEMA},
@@ -83,6 +87,7 @@ RUN_LIST_SCHEMA = {
     "additionalProperties": False,
 }
 MESSAGE_SCHEMA = {
+    "title": "Message",
     "type": "object",
     "properties": {
         "seq": {"type": "integer"},
@@ -97,6 +102,7 @@ MESSAGE_SCHEMA = {
     "additionalProperties": False,
 }
 MESSAGE_LIST_SCHEMA = {
+    "title": "MessagePage",
     "type": "object",
     "properties": {
         "data": {"type": "array", "items": MESSAGE_SCHEMA},
@@ -107,7 +113,7 @@ MESSAGE_LIST_SCHEMA = {
 }
 LIST_MAX_LIMIT = 100
 MESSAGES_MAX_LIMIT = 500
-RUNS_LIST_QUERY = {
+RUNS_LIST_QUERY: dict[str, dict[str, Any]] = {
     "status": {"type": "string", "description": f"One status or several, comma-separated: {', '.join(RunStatus.values)}."},
     "agent": {"type": "string", "maxLength": 100, "description": "The agent's name."},
     "created_after": {"type": "string", "format": "date-time", "description": "Inclusive; ISO 8601, UTC when no offset."},
@@ -150,7 +156,8 @@ def _run_filters(request: HttpRequest) -> selectors.RunFilters:
     response={"GET 200": RUN_LIST_SCHEMA, "POST 201": RUN_SCHEMA},
 )
 def runs_collection(request: HttpRequest, api: ApiContext) -> HttpResponse:
-    """``GET`` lists the tenant's runs (filters, keyset pages); ``POST`` submits one."""
+    """GET: The tenant's runs, newest first, filtered, in keyset pages (cursor on created_at, id).
+    POST: Submit a run; it is queued and a worker picks it up."""
     if request.method == "POST":
         return _runs_create(api)
     filters = _run_filters(request)
@@ -187,11 +194,13 @@ def _runs_create(api: ApiContext) -> HttpResponse:
 
 @api_view(scope="runs", response={"GET 200": RUN_SCHEMA})
 def runs_detail(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    """One run: status, outcome, result, model, iterations, exact cost, tokens, timestamps."""
     return JsonResponse(selectors.run_as_dict(_run_or_404(api, run_id)))
 
 
 @api_view(scope="runs", methods=("POST",), body=EMPTY_BODY, response={"POST 200": RUN_SCHEMA, "POST 202": RUN_SCHEMA})
 def runs_cancel(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    """Cancel: at once (200) when no worker holds the run, else before its next model call (202)."""
     run = services.run_cancel(run=_run_or_404(api, run_id), actor_key=api.key)
     return JsonResponse(selectors.run_as_dict(run), status=202 if not run.is_terminal else 200)
 
@@ -205,6 +214,7 @@ def runs_pause(request: HttpRequest, api: ApiContext, run_id: str) -> HttpRespon
 
 @api_view(scope="runs", methods=("POST",), body=EMPTY_BODY, response={"POST 200": RUN_SCHEMA, "POST 202": RUN_SCHEMA})
 def runs_resume(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+    """Resume a paused run from its last persisted turn (409 when it is not resumable)."""
     run = _run_or_404(api, run_id)
     try:
         run = services.run_resume(run=run, actor=api.key.created_by, reason="api")

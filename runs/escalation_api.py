@@ -25,6 +25,7 @@ MAX_LIMIT = 200
 _TEXT = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 ESCALATION_SCHEMA = {
+    "title": "Escalation",
     "type": "object",
     "properties": {
         "id": {"type": "integer"}, "run_id": {"type": "integer"}, "kind": {"enum": list(selectors.KINDS)},
@@ -53,11 +54,12 @@ def _escalation_or_404(api: ApiContext, escalation_id: str) -> Escalation:
     scope="escalations",
     query={"status": {"enum": selectors.STATUSES, "default": "pending"},
            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
-    response={"GET 200": {"type": "object", "properties": {"data": {"type": "array", "items": ESCALATION_SCHEMA},
+    response={"GET 200": {"title": "EscalationList", "type": "object", "properties": {"data": {"type": "array", "items": ESCALATION_SCHEMA},
                                                            "count": {"type": "integer"}},
                           "required": ["data", "count"], "additionalProperties": False}},
 )
 def escalations_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
+    """Escalations of one status (pending first by urgency and age)."""
     status = request.GET.get("status", EscalationStatus.PENDING)
     if status not in selectors.STATUSES:
         raise ApiError(400, "invalid_request", f"status must be one of {', '.join(selectors.STATUSES)}.")
@@ -74,10 +76,12 @@ def escalations_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
 
 @api_view(scope="escalations", response={"GET 200": ESCALATION_SCHEMA})
 def escalations_detail(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
+    """One escalation, its arguments redacted, with the arguments_sha256 to approve against."""
     return JsonResponse(selectors.escalation_as_dict(_escalation_or_404(api, escalation_id)))
 
 
 DECIDE_BODY = {
+    "title": "EscalationDecision",
     "type": "object",
     "properties": {
         # approve / reject; for an outcome_unknown escalation: retry / mark_done / fail.
@@ -94,6 +98,7 @@ DECIDE_BODY = {
 
 @api_view(scope="escalations", methods=("POST",), body=DECIDE_BODY, response={"POST 200": ESCALATION_SCHEMA})
 def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
+    """Decide: approve or reject; retry, mark_done or fail an outcome_unknown escalation (409 on a second decision)."""
     escalation = _escalation_or_404(api, escalation_id)
     body = api.body
     decision = body["decision"]
