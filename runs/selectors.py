@@ -108,7 +108,9 @@ def runs_page(*, tenant: Tenant, filters: RunFilters, limit: int, cursor: str | 
         qs = qs.filter(created_at__lt=filters.created_before)
     if cursor:
         at, last_id = cursor_decode(cursor)
-        qs = qs.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=last_id))
+        # The redundant created_at <= at is the index range (tenant, -created_at) starts from; the
+        # OR alone is a filter PostgreSQL applies to every newer row, so deep pages would slow down.
+        qs = qs.filter(created_at__lte=at).filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=last_id))
     rows = list(qs.order_by("-created_at", "-pk")[: limit + 1])
     if len(rows) <= limit:
         return rows, None
