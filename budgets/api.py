@@ -16,9 +16,37 @@ from tenants.api import ApiContext, ApiError, api_view
 GROUPS = {"model": "model", "agent": "agent_id", "user": "user_id", "prompt_version": "prompt_version_id"}
 
 
-@api_view(scope="spend")
+_DECIMAL = {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": "Exact decimal."}
+_GROUP_ROW = {"type": "object", "properties": {"cost_usd": _DECIMAL, "calls": {"type": "integer"},
+                                               "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"}}}
+SPEND_SCHEMA = {
+    "title": "Spend",
+    "type": "object",
+    "properties": {
+        "start": {"type": "string", "format": "date"}, "end": {"type": "string", "format": "date"},
+        "group": {"enum": list(GROUPS)}, "total_usd": _DECIMAL,
+        "caps_usd": {"type": "object", "additionalProperties": _DECIMAL},
+        "days": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"day": {"type": "string", "format": "date"}, "cost_usd": _DECIMAL, "calls": {"type": "integer"},
+                           "groups": {"type": "object", "additionalProperties": _GROUP_ROW}},
+            "required": ["day", "cost_usd", "calls", "groups"]}},
+    },
+    "required": ["start", "end", "group", "total_usd", "caps_usd", "days"],
+    "additionalProperties": False,
+}
+
+
+@api_view(
+    scope="spend", response={"GET 200": SPEND_SCHEMA},
+    query={"start": {"type": "string", "format": "date", "description": "Default: 29 days before end."},
+           "end": {"type": "string", "format": "date", "description": "Default: today."},
+           "group": {"enum": list(GROUPS), "default": "model"}},
+)
 def spend(request: HttpRequest, api: ApiContext) -> HttpResponse:
-    """``GET /api/v1/spend?start=YYYY-MM-DD&end=YYYY-MM-DD&group=model|agent|user|prompt_version``."""
+    """Daily spend totals (exact decimals) from the rollups, grouped, with the tenant's effective caps.
+
+    ``GET /api/v1/spend?start=YYYY-MM-DD&end=YYYY-MM-DD&group=model|agent|user|prompt_version``."""
     try:
         rng = date_range_parse(request.GET)
     except ValueError as exc:

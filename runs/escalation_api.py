@@ -22,6 +22,25 @@ from runs.models import Escalation, EscalationStatus
 from tenants.api import ApiContext, ApiError, api_view
 
 MAX_LIMIT = 200
+_TEXT = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+ESCALATION_SCHEMA = {
+    "title": "Escalation",
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "run_id": {"type": "integer"}, "kind": {"enum": list(selectors.KINDS)},
+        "tool": {"type": "string"}, "tool_use_id": {"type": "string"},
+        "arguments": {"type": "object", "description": "Redacted; approve against arguments_sha256."},
+        "arguments_sha256": {"type": "string"}, "gate_reason": {"type": "string"}, "reason": _TEXT,
+        "context_summary": _TEXT, "urgency": {"type": "string"}, "status": {"enum": selectors.STATUSES},
+        "requested_at": _TIME, "sla_due_at": _TIME, "sla_overdue": {"type": "boolean"}, "expires_at": _TIME,
+        "grant": {"type": ["object", "null"]}, "decided_by": _TEXT, "decided_by_key": _TEXT,
+        "decided_at": {"type": ["string", "null"], "format": "date-time"}, "comment": _TEXT, "decision": _TEXT,
+        "result": _TEXT,
+    },
+    "required": ["id", "run_id", "kind", "tool", "arguments", "arguments_sha256", "status", "requested_at"],
+    "additionalProperties": False,
+}
 
 
 def _escalation_or_404(api: ApiContext, escalation_id: str) -> Escalation:
@@ -31,8 +50,16 @@ def _escalation_or_404(api: ApiContext, escalation_id: str) -> Escalation:
         raise ApiError(404, "not_found", "No such escalation.")
 
 
-@api_view(scope="escalations")
+@api_view(
+    scope="escalations",
+    query={"status": {"enum": selectors.STATUSES, "default": "pending"},
+           "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50}},
+    response={"GET 200": {"title": "EscalationList", "type": "object", "properties": {"data": {"type": "array", "items": ESCALATION_SCHEMA},
+                                                           "count": {"type": "integer"}},
+                          "required": ["data", "count"], "additionalProperties": False}},
+)
 def escalations_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
+    """Escalations of one status (pending first by urgency and age)."""
     status = request.GET.get("status", EscalationStatus.PENDING)
     if status not in selectors.STATUSES:
         raise ApiError(400, "invalid_request", f"status must be one of {', '.join(selectors.STATUSES)}.")
@@ -47,12 +74,14 @@ def escalations_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
     return JsonResponse({"data": [selectors.escalation_as_dict(e) for e in rows], "count": len(rows)})
 
 
-@api_view(scope="escalations")
+@api_view(scope="escalations", response={"GET 200": ESCALATION_SCHEMA})
 def escalations_detail(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
+    """One escalation, its arguments redacted, with the arguments_sha256 to approve against."""
     return JsonResponse(selectors.escalation_as_dict(_escalation_or_404(api, escalation_id)))
 
 
 DECIDE_BODY = {
+    "title": "EscalationDecision",
     "type": "object",
     "properties": {
         # approve / reject; for an outcome_unknown escalation: retry / mark_done / fail.
@@ -67,8 +96,9 @@ DECIDE_BODY = {
 }
 
 
-@api_view(scope="escalations", methods=("POST",), body=DECIDE_BODY)
+@api_view(scope="escalations", methods=("POST",), body=DECIDE_BODY, response={"POST 200": ESCALATION_SCHEMA})
 def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str) -> HttpResponse:
+    """Decide: approve or reject; retry, mark_done or fail an outcome_unknown escalation (409 on a second decision)."""
     escalation = _escalation_or_404(api, escalation_id)
     body = api.body
     decision = body["decision"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from agentops.redact import redact, redact_obj
-from runs.models import Agent, Run, RunEvent
+from runs.models import Agent, Message, Run, RunEvent
 from tenants.access import parse_id
 from tenants.models import Tenant
 
@@ -41,7 +46,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "result": redact(run.result) or None,
         "model": run.model_used or None,
         "iterations": run.iterations,
-        "cost_usd": str(run.cost),
+        "cost_usd": format(run.cost, "f"),  # never "0E-10": a plain decimal string, as documented
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "created_at": run.created_at.isoformat(),
@@ -53,3 +58,90 @@ def run_as_dict(run: Run) -> dict[str, Any]:
 
 def events_after(*, run: Run, after_id: int, limit: int = 200) -> QuerySet[RunEvent]:
     return RunEvent.objects.for_tenant(run.tenant_id).filter(run=run, pk__gt=after_id).order_by("pk")[:limit]
+
+
+# --- the runs listing: filters and keyset pagination ---------------------------------------------
+
+class CursorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    statuses: tuple[str, ...] = ()
+    agent: str | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+
+def cursor_encode(*, created_at: datetime, run_id: int) -> str:
+    """Opaque to callers: the (created_at, id) of the last run of a page, as URL-safe base64."""
+    raw = json.dumps([created_at.isoformat(), run_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, int]:
+    try:
+        if not cursor.isascii() or len(cursor) > 200:
+            raise ValueError
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, run_id = json.loads(raw)
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None or not isinstance(run_id, int) or isinstance(run_id, bool) or run_id < 1:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise CursorError("cursor is not one this API returned.")
+    return at, run_id
+
+
+def runs_page(*, tenant: Tenant, filters: RunFilters, limit: int, cursor: str | None = None) -> tuple[list[Run], str | None]:
+    """Newest first, ordered by (created_at, id) so runs created in the same instant are neither
+    repeated nor skipped between pages; the cursor is the last row's key, not an offset."""
+    qs = Run.objects.for_tenant(tenant).select_related("agent")
+    if filters.statuses:
+        qs = qs.filter(status__in=filters.statuses)
+    if filters.agent is not None:
+        qs = qs.filter(agent__name=filters.agent)
+    if filters.created_after is not None:
+        qs = qs.filter(created_at__gte=filters.created_after)
+    if filters.created_before is not None:
+        qs = qs.filter(created_at__lt=filters.created_before)
+    if cursor:
+        at, last_id = cursor_decode(cursor)
+        # The redundant created_at <= at is the index range (tenant, -created_at) starts from; the
+        # OR alone is a filter PostgreSQL applies to every newer row, so deep pages would slow down.
+        qs = qs.filter(created_at__lte=at).filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=last_id))
+    rows = list(qs.order_by("-created_at", "-pk")[: limit + 1])
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, cursor_encode(created_at=rows[-1].created_at, run_id=rows[-1].pk)
+
+
+def parse_datetime_param(name: str, raw: str) -> datetime:
+    """An ISO 8601 datetime (or date); one without an offset is taken as UTC."""
+    try:
+        if not raw.isascii() or len(raw) > 40:
+            raise ValueError
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO 8601 datetime, e.g. 2026-01-31T09:00:00Z.")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def messages_after(*, run: Run, after_seq: int, limit: int) -> list[Message]:
+    """The run's durable message log in order, from the turn after ``after_seq``."""
+    return list(Message.objects.for_tenant(run.tenant_id).filter(run=run, seq__gt=after_seq).order_by("seq")[:limit])
+
+
+def message_as_dict(message: Message) -> dict[str, Any]:
+    """Content blocks as stored, redacted like every other API output."""
+    return {
+        "seq": message.seq,
+        "role": message.role,
+        "content": redact_obj(message.content),
+        "model": message.model or None,
+        "stop_reason": message.stop_reason or None,
+        "usage": message.usage,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -199,16 +199,22 @@ async def db_call(request: HttpRequest, func: Callable[..., T], *args: Any, **kw
 
 def api_view(
     *, scope: str, methods: tuple[str, ...] = ("GET",), body: dict[str, Any] | None = None, max_body_bytes: int = 64 * 1024,
+    query: dict[str, dict[str, Any]] | None = None, response: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Wraps a sync or an async view; an async view gets its key checked through :func:`db_call`.
 
     ``body`` is the JSON Schema of the request body; every method in ``BODY_METHODS`` needs one.
+    ``query`` names the query parameters the view reads (each with a JSON Schema; the view parses
+    them and answers 400 for a bad value); ``response`` maps status codes to response body schemas.
+    Both feed the OpenAPI document (:mod:`agentops.openapi`) and the generated tests.
     """
     if BODY_METHODS.intersection(methods):
         if body is None:
             raise ImproperlyConfigured(f"api_view(methods={methods}) takes a body: declare its schema with body=.")
     if body is not None:
         Draft202012Validator.check_schema(body)
+    for schema in [*(query or {}).values(), *(response or {}).values()]:
+        Draft202012Validator.check_schema(schema)
     validator = Draft202012Validator(body) if body is not None else None
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -242,6 +248,8 @@ def api_view(
         wrapper.api_methods = methods  # type: ignore[attr-defined,union-attr]
         wrapper.api_body = body  # type: ignore[attr-defined,union-attr]
         wrapper.api_max_body_bytes = max_body_bytes  # type: ignore[attr-defined,union-attr]
+        wrapper.api_query = query or {}  # type: ignore[attr-defined,union-attr]
+        wrapper.api_response = response or {}  # type: ignore[attr-defined,union-attr]
         return wrapper
 
     return decorator

@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 from django.test import Client
 from django.test.utils import override_settings
 
-from tests.url_inventory import Route, all_routes
+from tests.url_inventory import API_PUBLIC, API_QUERY_BASE, API_VALID_QUERIES, Route, all_routes
 
 SLUG = "acme"
 OUTSIDER, ANONYMOUS, STAFF = "outsider", "anonymous", "staff"
@@ -237,6 +237,8 @@ UNSCOPED: dict[str, Any] = {
     "logout/": {405},  # POST only
     "healthz": {200},
     "readyz": {200, 503},
+    "api/v1/openapi.json": {200},
+    "api/v1/docs": {200},
     "invite/accept/": {404},  # no invitation link was opened in this session (tests/tenants/test_invitations.py)  # 503 is a legitimate answer when a dependency is down
 }
 
@@ -340,7 +342,8 @@ def crawl(world: World) -> list[Visit]:
 
     tenant, api, other = [], [], []
     for r in all_routes():
-        (tenant if r.route.startswith("t/<slug:slug>/") else api if r.route.startswith("api/") else other).append(r)
+        (tenant if r.route.startswith("t/<slug:slug>/") else api if r.route.startswith("api/") and r.route not in API_PUBLIC
+         else other).append(r)
     missing = {k for r in tenant + api for k in r.converters if k != "slug" and k not in world.objects}
     assert not missing, f"the crawl has no objects for {missing}: add them to tests/crawl.py seed()"
 
@@ -373,7 +376,18 @@ def crawl(world: World) -> list[Visit]:
             if "GET" in methods:
                 status, error, _ = _request(clients[ANONYMOUS], "GET", url, **auth)
                 visits.append(Visit("api-key", "GET", url, status, route.route, status == 200, "200", error))
-            else:
+                # Every good query value the inventory lists (filters, pages) answers 200 on this database too.
+                base = API_QUERY_BASE.get(route.name or "", {})
+                for param, good in API_VALID_QUERIES.get(route.name or "", {}).items():
+                    for value in good:
+                        q_url = f"{url}?{urlencode({**base, param: value})}"
+                        status, error, _ = _request(clients[ANONYMOUS], "GET", q_url, **auth)
+                        visits.append(Visit("api-key", "GET", q_url, status, route.route, status == 200, "200", error))
+            if "POST" in methods and "GET" in methods:  # a collection: POST with an empty body is refused, not a 5xx
+                status, error, _ = _request(clients[ANONYMOUS], "POST", url, json_body=True, **auth)
+                visits.append(Visit("api-key", "POST", url, status, route.route, status < 500 and status not in (401, 403, 404),
+                                    "a 2xx/4xx other than 401/403/404", error))
+            elif "POST" in methods:
                 status, error, _ = _request(clients[ANONYMOUS], "POST", url, json_body=True, **auth)
                 visits.append(Visit("api-key", "POST", url, status, route.route, status < 500 and status not in (401, 403, 404),
                                     "a 2xx/4xx other than 401/403/404", error))

@@ -1,5 +1,8 @@
 """Hostile input on every API endpoint, generated from the URL resolver and each endpoint's body schema.
 
+Every query parameter an endpoint declares (``api_view(query=…)``) gets the bad values listed for it
+in tests/url_inventory.API_BAD_QUERIES (400 ``invalid_request``) and its good ones (200).
+
 Every endpoint that takes a JSON body gets: nesting 1,000 deep, lone surrogates in values and keys,
 each field of the wrong type, malformed JSON, NaN/Infinity, NUL (raw and ``\\u0000``), bodies over the
 endpoint's and the server's limit, the wrong content type. Each answers a 4xx JSON error and changes
@@ -17,7 +20,14 @@ from jsonschema import Draft202012Validator
 
 from runs.models import Escalation, Run
 from tenants.models import AuditEvent
-from tests.url_inventory import API_OBJECT_FACTORIES, API_VALID_BODIES, api_routes
+from tests.url_inventory import (
+    API_BAD_QUERIES,
+    API_OBJECT_FACTORIES,
+    API_QUERY_BASE,
+    API_VALID_BODIES,
+    API_VALID_QUERIES,
+    api_routes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -138,7 +148,7 @@ def test_a_valid_body_passes_and_percent_00_is_text(route, tenant, api):
 
 
 def test_percent_00_text_is_stored_as_written(tenant, api):
-    body = API_VALID_BODIES["api_runs_create"](tenant)
+    body = API_VALID_BODIES["api_runs"](tenant)
     resp = api.post("/api/v1/runs", data=json.dumps(body), content_type="application/json")
     assert resp.status_code == 201, resp.content
     run = Run.objects.get(pk=resp.json()["id"])
@@ -211,3 +221,44 @@ def test_an_unexpected_error_under_api_is_json_500(rf):
 def test_an_oversized_body_is_typed_request_too_large(tenant, api):
     resp = api.post("/api/v1/runs", data="x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1), content_type="application/json")
     assert resp.status_code == 413 and resp.json()["error"]["type"] == "request_too_large"
+
+
+QUERY_ROUTES = [r for r in API_ROUTES if r.callback.api_query]
+
+
+def test_there_are_endpoints_with_query_parameters():
+    assert {"api_runs", "api_runs_messages", "api_spend"} <= {r.name for r in QUERY_ROUTES}
+
+
+@pytest.mark.parametrize("route", QUERY_ROUTES, ids=lambda r: r.route)
+def test_every_query_parameter_has_good_and_bad_values_listed(route):
+    declared = set(route.callback.api_query)
+    assert set(API_VALID_QUERIES.get(route.name, {})) == declared, f"list good values for {route.name} in API_VALID_QUERIES"
+    assert set(API_BAD_QUERIES.get(route.name, {})) == declared, f"list bad values for {route.name} in API_BAD_QUERIES"
+
+
+@pytest.mark.parametrize("route", QUERY_ROUTES, ids=lambda r: r.route)
+def test_bad_query_values_get_a_json_400(route, tenant, api):
+    url = _url(route, tenant)
+    base = API_QUERY_BASE.get(route.name, {})
+    wrong = []
+    for param, values in API_BAD_QUERIES[route.name].items():
+        for value in values:
+            resp = api.get(url, {**base, param: value})
+            ok = resp.status_code == 400 and resp["Content-Type"] == "application/json" and resp.json()["error"]["type"] == "invalid_request"
+            if not ok:
+                wrong.append((param, value[:40], resp.status_code, resp.content[:120]))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("route", QUERY_ROUTES, ids=lambda r: r.route)
+def test_good_query_values_answer_200(route, tenant, api):
+    url = _url(route, tenant)
+    base = API_QUERY_BASE.get(route.name, {})
+    wrong = []
+    for param, values in API_VALID_QUERIES[route.name].items():
+        for value in values:
+            resp = api.get(url, {**base, param: value})
+            if resp.status_code != 200:
+                wrong.append((param, value, resp.status_code, resp.content[:120]))
+    assert wrong == []

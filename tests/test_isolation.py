@@ -91,9 +91,9 @@ def _api_key(tenant, scopes):  # type: ignore[no-untyped-def]
     return api_key_create(tenant=tenant, actor=None, name="iso", scopes=scopes)[1]
 
 
-def _call(client, route, url, key, tenant=None):  # type: ignore[no-untyped-def]
+def _call(client, route, url, key, tenant=None, method=None):  # type: ignore[no-untyped-def]
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
-    if "POST" in _methods(route):
+    if (method or ("POST" if "POST" in _methods(route) else "GET")) == "POST":
         # A valid body: the body is checked before any lookup, so only a valid one reaches the 404.
         body = API_VALID_BODIES[route.name](tenant) if tenant is not None else {}
         return client.post(url, data=json.dumps(body), content_type="application/json", **headers)
@@ -116,11 +116,12 @@ def test_there_are_api_routes_to_check():
 def test_api_without_a_key_is_401_and_without_the_scope_403(route, tenant, client):
     values = {k: (API_OBJECT_FACTORIES[k](tenant) if k in API_OBJECT_FACTORIES else "1") for k in route.converters}
     url = route.build(**values)
-    assert _call(client, route, url, None).status_code == 401
-    assert _call(client, route, url, "aok_deadbeef_notarealkey000000").status_code == 401
     scope = route.callback.api_access
     other_scopes = [s for s in ("runs", "escalations", "spend") if s != scope]
-    assert _call(client, route, url, _api_key(tenant, other_scopes)).status_code == 403
+    for method in _methods(route):  # each method the endpoint answers (GET and POST on /api/v1/runs)
+        assert _call(client, route, url, None, method=method).status_code == 401, method
+        assert _call(client, route, url, "aok_deadbeef_notarealkey000000", method=method).status_code == 401, method
+        assert _call(client, route, url, _api_key(tenant, other_scopes), method=method).status_code == 403, method
 
 
 @pytest.mark.django_db
@@ -130,9 +131,10 @@ def test_api_other_tenants_key_gets_404(route, tenant, other_tenant, client):
     assert not missing, f"add a factory for {missing} to API_OBJECT_FACTORIES"
     url = route.build(**{k: API_OBJECT_FACTORIES[k](tenant) for k in route.converters})
     key = _api_key(other_tenant, ["runs", "escalations", "spend"])
-    resp = _call(client, route, url, key, tenant=other_tenant)
-    assert resp.status_code == 404, (route.route, resp.status_code)
-    assert resp.json()["error"]["type"] == "not_found"
+    for method in _methods(route):
+        resp = _call(client, route, url, key, tenant=other_tenant, method=method)
+        assert resp.status_code == 404, (route.route, method, resp.status_code)
+        assert resp.json()["error"]["type"] == "not_found"
 
 
 # --- Console URLs with real objects ----------------------------------------------------------

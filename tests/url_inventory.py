@@ -16,6 +16,8 @@ UNSCOPED_ALLOWED = {
     "invite/<str:token>/", "invite/accept/",
 }
 UNSCOPED_PREFIXES = ("admin/", "django-rq/", "staff/")
+# Under /api/ but public, without a key: the OpenAPI document and its docs page (agentops/openapi.py).
+API_PUBLIC = {"api/v1/openapi.json", "api/v1/docs"}
 
 
 @dataclass
@@ -53,14 +55,14 @@ def tenant_routes() -> list[Route]:
 
 
 def api_routes() -> list[Route]:
-    return [r for r in all_routes() if r.route.startswith("api/")]
+    return [r for r in all_routes() if r.route.startswith("api/") and r.route not in API_PUBLIC]
 
 
 def escaping_routes() -> list[str]:
     """Routes that are neither tenant-scoped, API, nor on the explicit public list."""
     bad = []
     for r in all_routes():
-        if r.route.startswith(("t/<slug:slug>/", "api/")) or r.route in UNSCOPED_ALLOWED:
+        if r.route.startswith(("t/<slug:slug>/", "api/")) or r.route in UNSCOPED_ALLOWED | API_PUBLIC:
             continue
         if r.route.startswith(UNSCOPED_PREFIXES) or r.route.startswith("^"):
             continue
@@ -109,9 +111,45 @@ def _run_submit_body(tenant):  # type: ignore[no-untyped-def]
 
 # Keyed by URL name: a body each endpoint accepts (given objects from API_OBJECT_FACTORIES).
 API_VALID_BODIES = {
-    "api_runs_create": _run_submit_body,
+    "api_runs": _run_submit_body,
     "api_runs_cancel": lambda tenant: {},
     "api_runs_pause": lambda tenant: {},
     "api_runs_resume": lambda tenant: {},
     "api_escalations_decide": lambda tenant: {"decision": "reject", "comment": "No: 50%00 is too much."},
+}
+
+
+# Keyed by URL name, for every endpoint that declares query parameters (api_view(query=…)):
+# values each parameter accepts, and values it must refuse with 400 invalid_request. A parameter
+# declared without an entry here fails tests/test_api_bad_input.py.
+API_VALID_QUERIES: dict[str, dict[str, list[str]]] = {
+    "api_runs": {
+        "status": ["queued", "queued,running,succeeded"],
+        "agent": ["iso-agent", "no-such-agent"],
+        "created_after": ["2020-01-01T00:00:00Z", "2020-01-01", "2020-01-01T00:00:00.5+02:00"],
+        "created_before": ["2100-01-01T00:00:00Z", "2100-01-01T00:00:00"],
+        "limit": ["1", "100"],
+        "cursor": [],  # a real one is made by the pagination tests (tests/runs_api/test_runs_list.py)
+    },
+    "api_runs_messages": {"after": ["0", "3"], "limit": ["1", "500"]},
+    "api_runs_events": {"after": ["0"], "follow": ["0"]},
+    "api_spend": {"start": ["2026-01-01"], "end": ["2026-01-31"], "group": ["model", "agent"]},
+    "api_escalations_list": {"status": ["pending", "approved"], "limit": ["1", "200"]},
+}
+# Sent with every query of the endpoint: an event stream that follows would wait for the run to end.
+API_QUERY_BASE: dict[str, dict[str, str]] = {"api_runs_events": {"follow": "0"}}
+_BAD_INT = ["", "-1", "x", "1.5", "1e3", "\u0661", "9" * 40]
+API_BAD_QUERIES: dict[str, dict[str, list[str]]] = {
+    "api_runs": {
+        "status": ["", "nope", "queued,", "QUEUED", "a\x00b"],
+        "agent": ["", "x" * 101],
+        "created_after": ["", "yesterday", "2026-13-01T00:00:00Z", "2026-01-01T25:00", "1e9", "x" * 5000, "a\x00b"],
+        "created_before": ["", "2026-02-30", "\u0662\u0660\u0662\u0666-01-01"],
+        "limit": [*_BAD_INT, "0", "101"],
+        "cursor": ["x", "nope!", "W10", "WyJ4IiwxXQ", "x" * 5000, "a\x00b"],
+    },
+    "api_runs_messages": {"after": _BAD_INT, "limit": [*_BAD_INT, "0", "501"]},
+    "api_runs_events": {"after": ["x", "1.5", "-"], "follow": []},  # follow: any value but "0" follows
+    "api_spend": {"start": ["x", "2026-13-01"], "end": ["2026-02-30"], "group": ["nope", ""]},
+    "api_escalations_list": {"status": ["nope", ""], "limit": [*_BAD_INT, "0", "201"]},
 }
