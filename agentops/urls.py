@@ -8,7 +8,7 @@ from tenants import views as tenant_views
 tenant_patterns = [
     path("", include("tenants.urls")),
     path("", include("runs.urls")),
-    path("escalations/", include("runs.escalation_urls")),
+    path("escalations/", include("escalations.urls")),
     path("spend/", include("budgets.urls")),
 ]
 
@@ -24,7 +24,7 @@ urlpatterns = [
     path("staff/budgets/", include("budgets.staff_urls")),
     path("t/<slug:slug>/", include(tenant_patterns)),
     path("api/v1/", include("runs.api_urls")),
-    path("api/v1/", include("runs.escalation_api_urls")),
+    path("api/v1/", include("escalations.api_urls")),
 ]
 
 # Outages anywhere in the middleware stack answer 503 (JSON on the API); see agentops/outage.py.

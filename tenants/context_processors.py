@@ -7,6 +7,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
+from tenants.selectors import tenants_for_user
+
 # (label, url name, roles that see it). Entries whose URL is not registered are skipped.
 NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "home", ()),
@@ -36,6 +38,5 @@ def tenant_nav(request: HttpRequest) -> dict[str, Any]:
         except NoReverseMatch:
             continue
         items.append({"label": label, "url": url, "active": request.path == url or (url != reverse("home", kwargs={"slug": ctx.tenant.slug}) and request.path.startswith(url))})
-    from tenants.selectors import tenants_for_user
 
     return {"nav_items": items, "tenant_ctx": ctx, "switcher": tenants_for_user(request.user)}

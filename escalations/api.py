@@ -16,9 +16,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from runs import escalation_selectors as selectors
-from runs import escalation_services as services
-from runs.models import Escalation, EscalationStatus
+from agentops.tools.registry import arguments_sha256
+from escalations import selectors, services
+from escalations.models import Escalation, EscalationStatus
 from tenants.api import ApiContext, ApiError, api_view
 
 MAX_LIMIT = 200
@@ -77,7 +77,6 @@ def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str
         raise ApiError(400, "invalid_request", f"Deciding {decision} needs 'arguments_sha256': the hash of the arguments you reviewed.")
     if "arguments" in body:
         # A caller that sends arguments is approving those: they must be exactly the gated ones.
-        from agentops.tools.registry import arguments_sha256
 
         if arguments_sha256(body["arguments"]) != escalation.arguments_sha256:
             raise ApiError(409, "arguments_mismatch", "These arguments are not the gated call's; nothing was decided.")
