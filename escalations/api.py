@@ -16,7 +16,6 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from agentops.tools.registry import arguments_sha256
 from escalations import selectors, services
 from escalations.models import Escalation, EscalationStatus
 from tenants.api import ApiContext, ApiError, api_view
@@ -77,6 +76,7 @@ def escalations_decide(request: HttpRequest, api: ApiContext, escalation_id: str
         raise ApiError(400, "invalid_request", f"Deciding {decision} needs 'arguments_sha256': the hash of the arguments you reviewed.")
     if "arguments" in body:
         # A caller that sends arguments is approving those: they must be exactly the gated ones.
+        from agentops.tools.registry import arguments_sha256
 
         if arguments_sha256(body["arguments"]) != escalation.arguments_sha256:
             raise ApiError(409, "arguments_mismatch", "These arguments are not the gated call's; nothing was decided.")
