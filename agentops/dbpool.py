@@ -17,6 +17,7 @@ _installed = False
 
 
 def _forget_inherited_pools() -> None:
+    # Here, not at the top: settings.py imports this module, before django.db may be loaded.
     from django.db import connections
     from django.db.backends.postgresql.base import DatabaseWrapper
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+import django_rq
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from rq import Worker
+
+from agentops.periodic import last_runs
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -39,8 +43,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         errors["database"] = exc.__class__.__name__
     try:
-        import django_rq
-
         django_rq.get_connection("default").ping()
     except Exception as exc:
         errors["redis"] = exc.__class__.__name__
@@ -51,7 +53,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
         body["errors"] = errors
         if "redis" not in errors:
             body["workers"] = _workers()
-            from agentops.periodic import last_runs
 
             body["periodic"] = last_runs()
     return JsonResponse(body, status=200 if ok else 503)
@@ -59,9 +60,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 def _workers() -> dict[str, object]:
     """Live RQ workers (their heartbeats are in Redis) and the depth of each queue."""
-    import django_rq
-    from rq import Worker
-
     conn = django_rq.get_connection("default")
     workers = Worker.all(connection=conn)
     return {

@@ -11,12 +11,14 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import django_rq
 import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections, transaction
+from rq import Retry
 
 log = logging.getLogger(__name__)
 _redis_ok: bool | None = None
@@ -50,7 +52,6 @@ def retry_after_db_outage(func: Callable[..., Any], *args: Any, attempt: int, qu
     is dropped and the reconciler (which reads the runs table once the database is back) finds
     the run queued or its lease expired and enqueues it again.
     """
-    from datetime import timedelta
 
     delay = db_retry_delay(attempt)
     try:
@@ -71,8 +72,6 @@ def survives_db_outage(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except DB_UNAVAILABLE as exc:
-            from rq import Retry
-
             log.warning("%s met a database outage (%s); retrying", func.__name__, exc.__class__.__name__)
             drop_db_connections()
             return Retry(max=100_000, interval=DB_RETRY_BACKOFF[-1])
@@ -113,7 +112,6 @@ def enqueue(
     **kwargs: Any,
 ) -> None:
     """Enqueue ``func(*args, **kwargs)`` on ``queue`` once the current transaction commits."""
-
     def send() -> None:
         if not redis_available():
             if settings.RQ_EAGER_FALLBACK:
@@ -137,8 +135,6 @@ def enqueue(
 
 def enqueue_in(delay_s: float, func: Callable[..., Any], *args: Any, queue: str = "default", timeout: int | None = None, **kwargs: Any) -> None:
     """Schedule ``func`` after ``delay_s`` seconds (RQ's scheduler runs it; workers start with --with-scheduler)."""
-    from datetime import timedelta
-
     def send() -> None:
         if not redis_available():
             if not settings.RQ_EAGER_FALLBACK:

@@ -7,6 +7,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 from agentops.redact import redact
 
 log_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("log_context", default=None)
@@ -55,8 +57,6 @@ class JsonFormatter(logging.Formatter):
             payload["status"] = status
         payload.update(log_context.get() or {})
         try:
-            from opentelemetry import trace
-
             ctx = trace.get_current_span().get_span_context()
             if ctx.is_valid:
                 payload["trace_id"] = f"{ctx.trace_id:032x}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from agentops.logs import log_context
@@ -66,8 +67,6 @@ class RequestGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from django.conf import settings
-
         if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
             return _bad_request(request, "NUL bytes are not allowed in the URL.")
         length = request.META.get("CONTENT_LENGTH") or "0"

@@ -30,7 +30,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import django_rq
+import redis
 from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+from rq.registry import clean_registries
+
+from agentops.jobs import DB_UNAVAILABLE, drop_db_connections, redis_available
+from budgets.jobs import budget_alerts, budgets_tick
+from budgets.services import reconcile_reservations
+from escalations.jobs import escalations_sweep_job
+from runs.services import reconcile_runs
+from tenants.models import WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +61,6 @@ class PeriodicJob:
 
 def periodic_jobs() -> list[PeriodicJob]:
     """The list. Intervals come from settings (``PERIODIC_*_SECONDS``), read when called."""
-    from budgets.jobs import budget_alerts
-    from budgets.services import reconcile_reservations
-    from runs.escalation_jobs import escalations_sweep_job
-    from runs.services import reconcile_runs
-
     every = settings.PERIODIC_RECONCILE_SECONDS
     return [
         PeriodicJob("reconcile_runs", reconcile_runs, every,
@@ -73,10 +80,6 @@ def retention_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Delete finished webhook deliveries older than ``WEBHOOK_DELIVERY_RETENTION_DAYS``, and let
     RQ move abandoned jobs out of its started/scheduled registries (what its workers otherwise do
     only every 10 minutes)."""
-    from django.utils import timezone
-
-    from tenants.models import WebhookDelivery
-
     out = {"webhook_deliveries": 0, "queues_cleaned": 0}
     days = settings.WEBHOOK_DELIVERY_RETENTION_DAYS
     if days > 0:
@@ -84,12 +87,8 @@ def retention_sweep(*, now: datetime | None = None) -> dict[str, int]:
         out["webhook_deliveries"], _ = (
             WebhookDelivery.unscoped.exclude(status=WebhookDelivery.PENDING).filter(created_at__lt=cutoff).delete()
         )
-    from agentops.jobs import redis_available
 
     if redis_available(refresh=True):
-        import django_rq
-        from rq.registry import clean_registries
-
         for name in settings.RQ_QUEUES:
             clean_registries(django_rq.get_queue(name))
             out["queues_cleaned"] += 1
@@ -99,8 +98,6 @@ def retention_sweep(*, now: datetime | None = None) -> dict[str, int]:
 # -- recording --------------------------------------------------------------------------------
 
 def _redis() -> Any:
-    import django_rq
-
     return django_rq.get_connection("default")
 
 
@@ -120,7 +117,6 @@ def last_runs() -> dict[str, dict[str, Any]]:
 
 class Scheduler:
     """Runs each job when due. ``clock`` and ``sleep`` are injectable so tests need not wait."""
-
     def __init__(self, jobs: list[PeriodicJob], *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Any] | None = None, verbose: Callable[[str], None] | None = None):
         self.jobs = jobs
@@ -146,10 +142,6 @@ class Scheduler:
         return ran
 
     def run_one(self, job: PeriodicJob) -> bool:
-        from django.db import close_old_connections
-
-        from agentops.jobs import DB_UNAVAILABLE, drop_db_connections
-
         started = self.clock()
         at = datetime.fromtimestamp(started, UTC).isoformat()
         record = dict(self.records.get(job.name) or {})
@@ -178,7 +170,6 @@ class Scheduler:
         """Write the last runs to Redis; while Redis is down they wait in memory."""
         if not self._unsaved or not self.records:
             return
-        import redis
 
         try:
             _redis().hset(LAST_RUN_KEY, mapping={k: json.dumps(v) for k, v in self.records.items()})
@@ -202,3 +193,13 @@ class Scheduler:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+
+def reconcile_job() -> dict[str, int]:
+    """One pass of the recovery jobs (``manage.py reconcile`` without ``--every``)."""
+    result = reconcile_runs()
+    result.update({f"escalations_{k}": v for k, v in escalations_sweep_job().items()})
+    tick = budgets_tick()
+    result.update({f"reservations_{k}": v for k, v in tick["reservations"].items()})
+    result.update({"projection_alerts": tick["projection_alerts"], "drift_alerts": tick["drift_alerts"]})
+    return result

@@ -10,6 +10,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
+
 DEFAULT_PATTERNS = [
     r"sk-ant-[A-Za-z0-9_\-]{8,}",
     r"aok_[A-Za-z0-9]{6,}_[A-Za-z0-9_\-]{8,}",
@@ -23,8 +25,6 @@ MASK = "[REDACTED]"
 
 @lru_cache(maxsize=1)
 def _compiled() -> re.Pattern[str]:
-    from django.conf import settings
-
     extra = list(getattr(settings, "PII_PATTERNS", []) or [])
     return re.compile("|".join(f"(?:{p})" for p in DEFAULT_PATTERNS + extra))
 

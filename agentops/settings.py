@@ -36,9 +36,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_rq",
+    "agentops",  # project wiring: the scheduler and reconcile commands
     "tenants",
     "runs",
     "budgets",
+    "escalations",
     "agentops.toolbox",
 ]
 
@@ -95,7 +97,7 @@ else:
     DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
     if DB_POOL_MAX_SIZE > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
-        from agentops import dbpool
+        from agentops import dbpool  # only when pooling: it patches the PostgreSQL backend
 
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), DB_POOL_MAX_SIZE),
@@ -231,7 +233,7 @@ TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)
 # Extra modules that register tools with @agentops.tools.registry.tool (imported with the built-ins).
 AGENTOPS_TOOL_MODULES = env.list("AGENTOPS_TOOL_MODULES", default=[])
 # Home page panels, one provider per capability (see tenants/home.py).
-HOME_PANEL_PROVIDERS = ["runs.home.panels", "runs.escalation_home.panels", "budgets.home.panels"]
+HOME_PANEL_PROVIDERS = ["runs.home.panels", "escalations.home.panels", "budgets.home.panels"]
 
 # --- E-mail (the send_email tool) --------------------------------------------------
 # Default: messages are written to var/outbox/ (no SMTP in the demo). Production sets an SMTP

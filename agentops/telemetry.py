@@ -13,6 +13,7 @@ import threading
 
 from django.conf import settings
 from opentelemetry import trace
+from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -27,6 +28,7 @@ def configure() -> None:
             return
         provider = TracerProvider(resource=Resource.create({"service.name": settings.OTEL_SERVICE_NAME}))
         if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
+            # Only when an endpoint is configured: the exporter pulls in protobuf and an HTTP client.
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -37,8 +39,6 @@ def configure() -> None:
 
 def instrument_django() -> None:
     configure()
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-
     if not DjangoInstrumentor().is_instrumented_by_opentelemetry:
         DjangoInstrumentor().instrument()
 

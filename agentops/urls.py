@@ -8,7 +8,7 @@ from tenants import views as tenant_views
 tenant_patterns = [
     path("", include("tenants.urls")),
     path("", include("runs.urls")),
-    path("escalations/", include("runs.escalation_urls")),
+    path("escalations/", include("escalations.urls")),
     path("spend/", include("budgets.urls")),
 ]
 
@@ -27,7 +27,7 @@ urlpatterns = [
     path("api/v1/openapi.json", openapi.openapi_json, name="api_openapi"),
     path("api/v1/docs", openapi.docs, name="api_docs"),
     path("api/v1/", include("runs.api_urls")),
-    path("api/v1/", include("runs.escalation_api_urls")),
+    path("api/v1/", include("escalations.api_urls")),
 ]
 
 # Outages anywhere in the middleware stack answer 503 (JSON on the API); see agentops/outage.py.

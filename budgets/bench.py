@@ -13,61 +13,28 @@ finance page's server side (the view, through the test client) ``repeat`` times.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
+import random
 import statistics
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
 from agentops.bench import benchmark
+from budgets import bench_children
+from budgets.models import CapCounter, DailyRollup, Reservation, SpendEntry, TenantCaps
+from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage
+from budgets.services import _ROLLUP_SQL
+from runs.models import Agent, Run
+from tenants.models import Membership, Tenant, Tier
 
 BENCH_SLUG = "bench-budgets"
-USAGE = {"input_tokens": 120, "output_tokens": 40, "cache_read_input_tokens": 300}
-
-
-def _setup_child() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentops.settings")
-    import django
-
-    django.setup()
-
-
-def _reserve_loop(run_ids: list[int], seconds: float, start_at: float, out: Any) -> None:
-    _setup_child()
-    from budgets.services import reservation_open, reservation_settle
-    from runs.models import Run
-
-    runs = list(Run.unscoped.filter(pk__in=run_ids))
-    n, i = 0, 0
-    while time.time() < start_at:
-        time.sleep(0.001)
-    end = start_at + seconds
-    while time.time() < end:
-        run = runs[i % len(runs)]
-        i += 1
-        res = reservation_open(run=run, model="claude-haiku-4-5", max_tokens=64, input_tokens_bound=512)
-        reservation_settle(reservation=res, usage=USAGE, model="claude-haiku-4-5-20251001")
-        n += 1
-    out.put(n)
-
-
-def _update_loop(row_id: int, seconds: float, start_at: float, out: Any) -> None:
-    _setup_child()
-    from django.db import connection
-
-    from budgets.models import CapCounter
-
-    table = CapCounter._meta.db_table
-    n = 0
-    with connection.cursor() as cur:
-        while time.time() < start_at:
-            time.sleep(0.001)
-        end = start_at + seconds
-        while time.time() < end:
-            cur.execute(f"UPDATE {table} SET spent = spent + 1 WHERE id = %s", [row_id])  # noqa: S608
-            n += 1
-    out.put(n)
 
 
 def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) -> float:
@@ -84,12 +51,6 @@ def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) ->
 
 
 def _bench_tenant(slug: str) -> Any:
-    from django.contrib.auth import get_user_model
-
-    from budgets.models import CapCounter, DailyRollup, Reservation, SpendEntry, TenantCaps
-    from runs.models import Agent, Run
-    from tenants.models import Membership, Tenant, Tier
-
     tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Bench", "task_cost_cap": Decimal("1000000"),
                                                                  "user_day_cost_cap": Decimal("1000000"), "user_month_cost_cap": Decimal("1000000"),
                                                                  "tenant_month_cost_cap": Decimal("1000000")})
@@ -108,8 +69,6 @@ def _bench_tenant(slug: str) -> Any:
 
 
 def _runs(tenant: Any, n: int) -> list[int]:
-    from runs.models import Run
-
     return [
         Run.objects.create(tenant=tenant, agent=tenant.bench_agent, submitted_by=tenant.bench_user, input="bench", status="running").pk
         for _ in range(n)
@@ -118,10 +77,6 @@ def _runs(tenant: Any, n: int) -> list[int]:
 
 @benchmark("reservations", help="reserve+settle per second, one hot cap vs spread caps vs a plain single-row UPDATE", processes=8, seconds=5)
 def bench_reservations(*, stdout: Any, processes: int, seconds: int) -> dict[str, Any]:
-    from django.db import connection
-
-    from budgets.models import CapCounter
-
     connection.close()  # children open their own connections
     hot = _bench_tenant(BENCH_SLUG)
     hot_runs = [_runs(hot, 4) for _ in range(processes)]
@@ -133,15 +88,15 @@ def bench_reservations(*, stdout: Any, processes: int, seconds: int) -> dict[str
     connection.close()
 
     stdout.write(f"hot cap: {processes} processes x {seconds}s …")
-    hot_rate = _spawn(_reserve_loop, [(r,) for r in hot_runs], seconds)
+    hot_rate = _spawn(bench_children.reserve_loop, [(r,) for r in hot_runs], seconds)
     stdout.write(f"  {hot_rate:.0f} reserve+settle/s")
     stdout.write("spread caps …")
-    spread_rate = _spawn(_reserve_loop, spread_args, seconds)
+    spread_rate = _spawn(bench_children.reserve_loop, spread_args, seconds)
     stdout.write(f"  {spread_rate:.0f} reserve+settle/s")
     stdout.write("plain single-row UPDATE loop …")
-    update_rate = _spawn(_update_loop, [(row.pk,)] * processes, seconds)
+    update_rate = _spawn(bench_children.update_loop, [(row.pk,)] * processes, seconds)
     stdout.write(f"  {update_rate:.0f} UPDATE/s")
-    single_update = _spawn(_update_loop, [(row.pk,)], seconds)
+    single_update = _spawn(bench_children.update_loop, [(row.pk,)], seconds)
     CapCounter.unscoped.filter(pk=row.pk).delete()
     # Each reserve+settle is two transactions that both update the hot rows.
     return {
@@ -157,17 +112,6 @@ def bench_reservations(*, stdout: Any, processes: int, seconds: int) -> dict[str
 
 def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_demo: bool = False, batch: int = 20_000, seed: int = 7) -> int:
     """Bulk-insert ``rows`` ledger entries over ``days`` with their exact rollups (bench and demo)."""
-    import random
-    from datetime import timedelta
-
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from budgets.models import SpendEntry
-    from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage
-    from runs.models import Agent, Run
-    from tenants.models import Membership
-
     rng = random.Random(seed)
     agents = list(Agent.objects.for_tenant(tenant)) or [Agent.objects.create(tenant=tenant, name="assistant", system_prompt="You help.")]
     users: list[int | None] = [m.user_id for m in Membership.objects.filter(tenant=tenant)] or [None]
@@ -223,8 +167,6 @@ def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_
             SpendEntry.objects.bulk_create(chunk, batch_size=5000)
         made += len(chunk)
     with transaction.atomic(), connection.cursor() as cur:
-        from budgets.services import _ROLLUP_SQL
-
         for (d, model, agent_id, user_id, pv), acc in roll.items():
             cur.execute(_ROLLUP_SQL, [tenant.pk, d, model, agent_id, user_id, pv, is_demo, acc[0], acc[1], *acc[2:]])
         for run_id, (c, tin, tout) in run_tot.items():
@@ -234,12 +176,6 @@ def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_
 
 @benchmark("spend-page", help="server time of the finance page over a large ledger", rows=1_000_000, repeat=20)
 def bench_spend_page(*, stdout: Any, rows: int, repeat: int) -> dict[str, Any]:
-    from django.test import Client
-    from django.urls import reverse
-
-    from budgets.models import SpendEntry
-    from tenants.models import Membership
-
     tenant = _page_tenant()
     have = SpendEntry.unscoped.filter(tenant=tenant).count()
     if have != rows:
@@ -248,7 +184,6 @@ def bench_spend_page(*, stdout: Any, rows: int, repeat: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         fill_ledger(tenant=tenant, rows=rows, runs=max(1000, rows // 20))
         stdout.write(f"  {time.perf_counter() - t0:.0f}s")
-        from django.db import connection
 
         with connection.cursor() as cur:
             cur.execute("ANALYZE")
@@ -274,12 +209,6 @@ def bench_spend_page(*, stdout: Any, rows: int, repeat: int) -> dict[str, Any]:
 
 
 def _page_tenant(reset: bool = False) -> Any:
-    from django.contrib.auth import get_user_model
-
-    from budgets.models import CapCounter, DailyRollup, SpendEntry
-    from runs.models import Agent, Run
-    from tenants.models import Membership, Tenant, Tier
-
     tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     tenant, _ = Tenant.objects.get_or_create(slug=f"{BENCH_SLUG}-page", defaults={"name": "Bench spend page", "tier": tier})
     User = get_user_model()

@@ -14,17 +14,16 @@ from django.db import transaction
 from budgets.bench import fill_ledger
 from budgets.models import DailyRollup, SpendEntry
 from budgets.services import counters_resync
+from budgets.subjects import subjects
 
 ROWS_PER_TENANT = {"acme": 9000, "globex": 4000, "initech": 2500}
 
 
 def demo_history_clear(*, tenant: Any) -> None:
-    from runs.models import Run
-
     with transaction.atomic():
         SpendEntry.unscoped.filter(tenant=tenant, is_demo=True).delete()
         DailyRollup.objects.filter(tenant=tenant, is_demo=True).delete()
-        Run.unscoped.filter(tenant=tenant, metadata__budgets_demo=True).delete()
+        subjects().demo_runs_delete(tenant_id=tenant.pk)
 
 
 def run(ctx: Any) -> None:

@@ -52,7 +52,7 @@ def cap_problems(*, tier: Any, values: dict[str, Any]) -> dict[str, str]:
                 problems[name] = f"Between 1 and the tier's {tier.max_concurrent_runs}."
             continue
         if name == "allowed_models":
-            from budgets.pricing import model_matches
+            from budgets.pricing import model_matches  # pricing imports these models
 
             tier_models = list(tier.allowed_models or [])
             bad = [str(m) for m in value if tier_models and not any(model_matches(str(m), t) for t in tier_models)]

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection, transaction
 from django.utils import timezone
 
 from budgets.models import ModelPrice
@@ -30,7 +31,6 @@ _EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperati
 
 class UnknownModelPrice(Exception):
     """No price row covers this model at this time; the call is refused, never priced at zero."""
-
     def __init__(self, model: str) -> None:
         self.model = model
         super().__init__(f"No price is configured for model {model!r}; platform staff must add it before it can be used.")
@@ -76,8 +76,6 @@ def prices_cache_clear(**_: Any) -> None:
     def again() -> None:
         global _cache
         _cache = None
-
-    from django.db import connection, transaction
 
     if connection.in_atomic_block:
         transaction.on_commit(again)

@@ -19,12 +19,13 @@ from typing import Any
 
 import plotly.graph_objects as go
 from django.contrib.auth import get_user_model
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from budgets.models import AgentEstimate, CapAlert, CapCounter, CapScope, DailyRollup, SpendEntry
 from budgets.pricing import Tokens, UnknownModelPrice, cost_of_tokens, price_for
+from budgets.subjects import subjects
 from tenants.models import Tenant
 
 DIMENSIONS = {"model": "model", "agent": "agent_id", "user": "user_id", "prompt_version": "prompt_version_id", "tenant": "tenant_id"}
@@ -75,10 +76,8 @@ def _rollups(tenant: Tenant | None, rng: DateRange) -> QuerySet[DailyRollup]:
 
 
 def _labels(dim: str, ids: set[Any]) -> dict[Any, str]:
-    from runs.models import Agent
-
     if dim == "agent":
-        names = dict(Agent.unscoped.filter(pk__in=ids).values_list("pk", "name"))
+        names = subjects().agent_names(ids=ids)
         return {i: names.get(i, "(none)" if not i else f"agent {i}") for i in ids}
     if dim == "user":
         names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
@@ -112,7 +111,7 @@ def spend_by_day(*, tenant: Tenant | None, rng: DateRange, by: str) -> dict[str,
 
 def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[str, Any]]:
     """Current-window utilisation of the tenant cap and of each user's caps (spent + in flight)."""
-    from budgets.services import effective_caps
+    from budgets.services import effective_caps  # services imports this module (estimates, drift)
 
     today = today or timezone.now().date()
     month = today.replace(day=1)
@@ -180,14 +179,9 @@ def projection(*, tenant: Tenant | None, today: date | None = None, cap: Decimal
 
 
 def expensive_runs(*, tenant: Tenant, rng: DateRange, limit: int = 10) -> list[dict[str, Any]]:
-    from runs.models import Run
-
     start = timezone.make_aware(datetime.combine(rng.start, time.min))
     end = timezone.make_aware(datetime.combine(rng.end + timedelta(days=1), time.min))
-    runs = (
-        Run.objects.for_tenant(tenant).filter(created_at__gte=start, created_at__lt=end, cost__gt=0)
-        .select_related("agent").order_by("-cost")[:limit]
-    )
+    runs = subjects().costly_runs(tenant_id=tenant.pk, start=start, end=end, limit=limit)
     out = []
     for r in runs:
         try:
@@ -235,21 +229,17 @@ def estimate_figures(est: AgentEstimate) -> dict[str, Decimal]:
 
 
 def actual_cost_per_run(*, tenant: Tenant, agent_id: int, start: date, end: date) -> Decimal | None:
-    from runs.models import Run
-
     lo = timezone.make_aware(datetime.combine(start, time.min))
     hi = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min))
-    avg = Run.objects.for_tenant(tenant).filter(agent_id=agent_id, created_at__gte=lo, created_at__lt=hi, cost__gt=0).aggregate(a=Avg("cost"))["a"]
+    avg = subjects().average_run_cost(tenant_id=tenant.pk, agent_id=agent_id, start=lo, end=hi)
     return None if avg is None else Decimal(avg).quantize(Decimal("0.000001"))
 
 
 def estimates_for(*, tenant: Tenant) -> list[dict[str, Any]]:
-    from runs.models import Agent
-
     today = timezone.now().date()
     ests = {e.agent_id: e for e in AgentEstimate.objects.for_tenant(tenant)}
     out = []
-    for agent in Agent.objects.for_tenant(tenant).order_by("name"):
+    for agent in subjects().agents(tenant_id=tenant.pk):
         est = ests.get(agent.pk)
         figures, error = None, ""
         if est is not None:
@@ -288,11 +278,9 @@ def _cell(value: Any) -> Any:
 
 def ledger_csv_rows(*, tenant: Tenant, rng: DateRange) -> Iterator[str]:
     """CSV lines of the tenant's ledger in the range, streamed in chunks (no full list in memory)."""
-    from runs.models import Agent
-
     writer = csv.writer(_Echo())
     yield writer.writerow(EXPORT_COLUMNS)
-    agents = dict(Agent.objects.for_tenant(tenant).values_list("pk", "name"))
+    agents = {a.pk: a.name for a in subjects().agents(tenant_id=tenant.pk)}
     users: dict[int, str] = {}
     qs = (
         SpendEntry.objects.for_tenant(tenant).filter(day__gte=rng.start, day__lte=rng.end).order_by("day", "id")

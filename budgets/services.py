@@ -21,6 +21,7 @@ hot counter stays locked to a few statements and the commit.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Sum
 from django.utils import timezone
 
 from budgets.models import (
@@ -60,8 +61,11 @@ from budgets.pricing import (
     tokens_from_usage,
     worst_case_cost,
 )
-from tenants.models import Tenant
+from budgets.selectors import actual_cost_per_run, estimate_figures
+from budgets.subjects import subjects
+from tenants.models import Membership, Tenant
 from tenants.services import audit_record
+from tenants.webhooks import webhook_send
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,6 @@ _ROLL = DailyRollup._meta.db_table
 
 class CostCapExceeded(Exception):
     """A reservation would take a cap past its limit. The run stops as ``capped: <scope>``."""
-
     def __init__(self, scope: str, *, limit: Decimal, needed: Decimal, available: Decimal | None = None) -> None:
         self.scope = scope
         self.limit = limit
@@ -419,8 +422,6 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
 def _settle_portable(
     reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, now: Any
 ) -> SpendEntry:
-    from runs.models import Run
-
     with transaction.atomic():
         with connection.cursor() as cur:
             cur.execute(_CLOSE_SQL, [ReservationStatus.SETTLED, now, reservation.pk])
@@ -439,7 +440,7 @@ def _settle_portable(
             _, run_id, user_id, day, tenant_id, _ = row
             if isinstance(day, str):
                 day = date.fromisoformat(day)
-        run_row = Run.unscoped.filter(pk=run_id).values("agent_id", "prompt_version_id").first() or {}
+        run_row = subjects().run_attribution(run_id=run_id)
         entry = SpendEntry.objects.create(
             tenant_id=tenant_id, run_id=run_id, reservation_id=reservation.pk, response_id=response_id,
             user_id=user_id, agent_id=run_row.get("agent_id"), prompt_version_id=run_row.get("prompt_version_id"),
@@ -447,9 +448,7 @@ def _settle_portable(
             cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
             cache_read_tokens=tokens.cache_read, cost=cost, day=day, at=now,
         )
-        Run.unscoped.filter(pk=run_id).update(
-            cost=F("cost") + cost, input_tokens=F("input_tokens") + tokens.prompt_total, output_tokens=F("output_tokens") + tokens.output
-        )
+        subjects().run_charge(run_id=run_id, cost=cost, input_tokens=tokens.prompt_total, output_tokens=tokens.output)
         counters = []
         with connection.cursor() as cur:
             _rollup_add(cur, entry)
@@ -526,8 +525,6 @@ def reconcile_reservations(*, stale_after_s: int = 600, run_id: int | None = Non
     ledger entry (see :func:`reservation_settle_unknown`), never released to zero. ``run_id`` limits it
     to one run (a cancel of a run no worker holds).
     """
-    from runs.models import Message, Run
-
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_s)
     result = {"checked": 0, "settled": 0, "unknown_outcome": 0}
@@ -535,22 +532,14 @@ def reconcile_reservations(*, stale_after_s: int = 600, run_id: int | None = Non
     if run_id is not None:
         open_qs = open_qs.filter(run_id=run_id)
     open_rows = list(open_qs.order_by("created_at")[:5000])
-    runs = {r.pk: r for r in Run.unscoped.filter(pk__in={r.run_id for r in open_rows})}
+    live_runs = subjects().runs_live(run_ids={r.run_id for r in open_rows}, now=now)
     for res in open_rows:
         result["checked"] += 1
-        run = runs.get(res.run_id)
-        live = (
-            run is not None and run.status in _LIVE_RUN_STATUSES
-            and run.lease_expires_at is not None and run.lease_expires_at > now
-        )
-        if live and res.created_at > cutoff:
+        if res.run_id in live_runs and res.created_at > cutoff:
             continue
         accounted = set(SpendEntry.unscoped.filter(run_id=res.run_id).exclude(response_id="").values_list("response_id", flat=True))
-        msg = (
-            Message.unscoped.filter(run_id=res.run_id, role="assistant", usage__isnull=False, created_at__gte=res.created_at)
-            .exclude(response_id__in=accounted).order_by("seq").first()
-        )
-        if msg is not None and isinstance(msg.usage, dict):
+        msg = subjects().unaccounted_reply(run_id=res.run_id, since=res.created_at, accounted=accounted)
+        if msg is not None:
             reservation_settle(reservation=res, usage=msg.usage, model=msg.model or res.model, response_id=msg.response_id)
             result["settled"] += 1
         else:
@@ -589,7 +578,6 @@ def alert_raise(
     The unique key (tenant, kind, scope, subject, window) decides who sends: a concurrent
     duplicate hits the constraint and does nothing.
     """
-    from tenants.webhooks import webhook_send
 
     try:
         with transaction.atomic():
@@ -613,10 +601,6 @@ def alert_raise(
 
 def projection_for(*, tenant: Tenant, today: date | None = None) -> dict[str, Decimal]:
     """Month-end projection from this month's run rate (spend so far / days elapsed × days in month)."""
-    import calendar
-
-    from django.db.models import Sum
-
     today = today or timezone.now().date()
     month = today.replace(day=1)
     days_in_month = calendar.monthrange(today.year, today.month)[1]
@@ -641,8 +625,6 @@ def projection_check(*, tenant: Tenant, today: date | None = None) -> CapAlert |
 
 def drift_check(*, tenant: Tenant, day: date | None = None) -> list[CapAlert]:
     """Alert when an agent's actual cost per run over ``day`` drifts more than 20 % from its estimate."""
-    from budgets.selectors import actual_cost_per_run, estimate_figures
-
     day = day or (timezone.now().date() - timedelta(days=1))
     alerts = []
     for est in AgentEstimate.objects.for_tenant(tenant).select_related("agent"):
@@ -683,8 +665,6 @@ def tenant_caps_set(*, tenant: Tenant, actor: Any, values: dict[str, Any]) -> Te
 
 @transaction.atomic
 def user_cap_set(*, tenant: Tenant, actor: Any, user: Any, user_day_cost_cap: Decimal | None, user_month_cost_cap: Decimal | None) -> UserCap:
-    from tenants.models import Membership
-
     if not Membership.objects.filter(tenant=tenant, user=user).exists():
         raise ValidationError("That user is not a member of this tenant.")
     validate_caps(tier=tenant.tier, values={"user_day_cost_cap": user_day_cost_cap, "user_month_cost_cap": user_month_cost_cap})
@@ -737,8 +717,6 @@ def tight_caps_set(*, tenant: Tenant, task: str = "0.02", user_day: str = "0.05"
 
 def counters_resync(*, tenant: Tenant) -> int:
     """Recompute every counter's ``spent`` of the current windows from the ledger (demo backfill)."""
-    from django.db.models import Sum
-
     today = timezone.now().date()
     month = today.replace(day=1)
     n = 0

@@ -17,6 +17,7 @@ from budgets import selectors, services
 from budgets.forms import EstimateForm, TenantCapsForm, UserCapForm
 from budgets.models import AgentEstimate, CapScope, TenantCaps, UserCap
 from budgets.pricing import UnknownModelPrice
+from budgets.subjects import subjects
 from tenants.access import TenantContext, tenant_view
 from tenants.models import Membership, Role
 
@@ -116,14 +117,12 @@ def caps(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @tenant_view(read=FINANCE, write=(Role.ADMIN,))
 def estimates(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    from runs.models import Agent
-
-    agents = [(a.pk, a.name) for a in Agent.objects.for_tenant(ctx.tenant).order_by("name")]
+    agents = [(a.pk, a.name) for a in subjects().agents(tenant_id=ctx.tenant.pk)]
     form = EstimateForm(request.POST or None, agents=agents)
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            agent = Agent.objects.for_tenant(ctx.tenant).get(pk=form.cleaned_data["agent"])
+            agent = subjects().agent_get(tenant_id=ctx.tenant.pk, agent_id=form.cleaned_data["agent"])
             try:
                 services.estimate_set(tenant=ctx.tenant, actor=request.user, agent=agent, values=form.cleaned_data)
                 messages.success(request, f"Estimate for {agent.name} saved.")

@@ -16,7 +16,15 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.db import connection, transaction
+
 from agentops.bench import benchmark
+from agentops.harness.loop import drive_run
+from agentops.llm.bench import bare_call_latencies
+from agentops.toolbox.seed import seed_demo_data
+from runs.models import Agent, Run, RunStatus, ToolGrant
+from tenants.models import Tenant, Tier
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -27,10 +35,6 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _setup() -> Any:
-    from agentops.toolbox.seed import seed_demo_data
-    from runs.models import Agent, ToolGrant
-    from tenants.models import Tenant, Tier
-
     tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Benchmark"})
     for field in ("task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap"):
         setattr(tier, field, Decimal("1000000"))
@@ -49,13 +53,6 @@ def _setup() -> Any:
 @benchmark("step-overhead", help="Harness overhead per step vs bare client.messages.create (scripted, zero latency).",
            runs=20, steps_per_run=10, bare_calls=400, durable_reservations=1)
 def step_overhead(*, stdout: Any, runs: int, steps_per_run: int, bare_calls: int, durable_reservations: int) -> dict[str, Any]:
-    from django.conf import settings
-    from django.db import connection
-
-    from agentops.harness.loop import drive_run
-    from agentops.llm.bench import bare_call_latencies
-    from runs.models import Run, RunStatus
-
     settings.ANTHROPIC_API_KEY = ""  # scripted mode, whatever the environment says
     settings.AGENTOPS_DURABLE_RESERVATIONS = bool(durable_reservations)
     agent = _setup()
@@ -96,10 +93,6 @@ def step_overhead(*, stdout: Any, runs: int, steps_per_run: int, bare_calls: int
 
 
 def _commit_latencies(n: int) -> list[float]:
-    from django.db import connection, transaction
-
-    from runs.models import Agent
-
     agent = Agent.objects.get(tenant__slug="bench", name="bench")
     out = []
     for _ in range(n):

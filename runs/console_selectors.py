@@ -16,16 +16,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from agentops.redact import redact, redact_obj
-from runs.models import (
-    Agent,
-    Escalation,
-    Message,
-    Run,
-    RunStatus,
-    Span,
-    ToolCall,
-    ToolGrant,
-)
+from runs.models import Agent, Message, Run, RunStatus, Span, ToolCall, ToolGrant
 from tenants.models import Tenant
 
 # A tool_result longer than this is cut in the log view; the durable log keeps all of it.
@@ -39,7 +30,8 @@ TEXT_DISPLAY_CHARS = 20_000
 def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "") -> QuerySet[Run]:
     """The tenant's runs, newest first, filtered, with everything a list row shows in one query."""
     injection = Message.objects.filter(run=OuterRef("pk"), flags__has_item="injection")
-    gated = Escalation.objects.filter(run=OuterRef("pk"))
+    # Through the reverse relation: runs sits below escalations and does not import it.
+    gated = Run.objects.filter(pk=OuterRef("pk"), escalations__isnull=False)
     qs = (
         Run.objects.for_tenant(tenant)
         .select_related("agent", "submitted_by", "api_key")
@@ -302,7 +294,7 @@ class RunPage:
     log: list[LogEntry]
     waterfall: Waterfall
     tool_calls: list[ToolCall]
-    escalations: list[Escalation]
+    escalations: list[Any]  # escalations.models.Escalation (an app above runs)
     total_tokens: int
     flags: list[str]
 
@@ -313,7 +305,7 @@ def run_page(run: Run) -> RunPage:
     spans = list(Span.objects.for_tenant(run.tenant_id).filter(run=run).order_by("started_at", "id"))
     calls = list(ToolCall.objects.for_tenant(run.tenant_id).filter(run=run).order_by("created_at", "id"))
     escalations = list(
-        Escalation.objects.for_tenant(run.tenant_id).filter(run=run).select_related("decided_by").order_by("requested_at", "id")
+        run.escalations.filter(tenant_id=run.tenant_id).select_related("decided_by").order_by("requested_at", "id")
     )
     message_flags = {m.response_id: list(m.flags or []) for m in messages if m.response_id}
     call_flags = {c.tool_use_id: list(c.flags or []) for c in calls}

@@ -13,6 +13,9 @@ from typing import Any
 
 from django.db.models import Q
 
+from agentops.toolbox.seed import seed_demo_data
+from budgets.models import TenantCaps
+from budgets.services import tight_caps_set
 from runs.models import TERMINAL_STATUSES, Agent, Run, RunStatus, ToolGrant
 from runs.services import RunRefused, run_submit
 
@@ -57,8 +60,6 @@ TRAFFIC: list[tuple[str, str, str]] = [
 
 
 def setup_tenant(tenant: Any, actor: Any) -> dict[str, Agent]:
-    from agentops.toolbox.seed import seed_demo_data
-
     seed_demo_data(tenant)
     if tenant.gate_irreversible_tools:
         # The demo shows grant-based gating (refunds over 100.00 wait for an operator).
@@ -136,8 +137,6 @@ def trip_caps(ctx: Any, slug: str) -> None:
     One cap at a time is made tiny (the others generous), so each run is refused by exactly one
     scope, before any token is spent; the task scope is tripped by the "capped" agent above.
     """
-    from budgets.models import TenantCaps
-    from budgets.services import tight_caps_set
 
     tenant = ctx.tenants[slug]
     if Run.objects.for_tenant(tenant).filter(metadata__demo_batch__startswith=CAP_BATCH).exists():

@@ -16,7 +16,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 
 from agentops import jsoninput
-from budgets.models import cap_problems
+from agentops.tools.registry import all_tools, allow_problems
+from budgets.models import ModelPrice, cap_problems
 from runs.models import Agent, RunStatus
 from runs.services import MAX_INPUT_CHARS
 from tenants.models import MONEY, Role, Tenant
@@ -71,23 +72,18 @@ def known_models(tenant: Tenant) -> list[str]:
     allowed = [m for m in (tenant.tier.allowed_models or []) if isinstance(m, str)]
     if allowed:
         return sorted(set(allowed))
-    try:
-        from budgets.models import ModelPrice
-    except ImportError:  # pragma: no cover - budgets is an installed app
-        return []
     return sorted(set(ModelPrice.objects.values_list("model", flat=True)))
 
 
 def scenario_choices() -> list[tuple[str, str]]:
     """Scripted scenarios to pick from, only when runs go to the scripted Messages API."""
-    try:
-        from agentops.llm.gateway import scripted_mode
-        from agentops.llm.scripted import scenario_names
-    except ImportError:
+    # Here, not at the top: the model gateway imports the anthropic SDK (0.3-0.9 s), which web
+    # processes load only when a form offers scenarios or checks a routing.
+    from agentops.llm import gateway, scripted
+
+    if not gateway.scripted_mode():
         return []
-    if not scripted_mode():
-        return []
-    return [("", "Default scenario")] + [(name, name) for name in scenario_names()]
+    return [("", "Default scenario")] + [(name, name) for name in scripted.scenario_names()]
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -144,7 +140,6 @@ def _bounded_int(label: str, field: str, help_text: str = "") -> forms.IntegerFi
 
 class AgentForm(forms.Form):
     """Every field of ``AGENT_FIELDS`` except the kill switch, which has its own audited action."""
-
     name = forms.CharField(max_length=100, validators=[_no_nul])
     description = forms.CharField(required=False, max_length=2000, validators=[_no_nul], widget=forms.Textarea(attrs={"rows": 2}))
     system_prompt = forms.CharField(max_length=100_000, validators=[_no_nul], widget=forms.Textarea(attrs={"rows": 10, "class": "mono"}))
@@ -164,8 +159,6 @@ class AgentForm(forms.Form):
                                        label="Task cost cap (USD)", help_text="Empty: the tenant's task cap applies.")
 
     def __init__(self, *args: Any, tenant: Tenant, agent: Agent | None = None, **kwargs: Any):
-        from agentops.tools.registry import all_tools
-
         if agent is not None and "initial" not in kwargs and not args:
             kwargs["initial"] = {
                 "name": agent.name, "description": agent.description, "system_prompt": agent.system_prompt,
@@ -215,10 +208,8 @@ class AgentForm(forms.Form):
 
     def clean_routing(self) -> dict[str, Any]:
         routing = _jsonable(_parse_json_object(self.cleaned_data.get("routing", ""), "Routing"))
-        try:
-            from agentops.llm.gateway import validate_routing
-        except ImportError:  # pragma: no cover
-            return routing
+        from agentops.llm.gateway import validate_routing  # the anthropic SDK: see scenario_choices
+
         problems = validate_routing(routing)
         if problems:
             raise ValidationError("; ".join(problems))
@@ -249,8 +240,6 @@ class GrantForm(forms.Form):
                                     help_text='Gate calls whose argument is over a limit, e.g. {"amount": "100.00"}')
 
     def __init__(self, *args: Any, agents: list[Agent], **kwargs: Any):
-        from agentops.tools.registry import all_tools
-
         super().__init__(*args, **kwargs)
         self.specs = all_tools()
         self.agents = {str(a.pk): a for a in agents}
@@ -264,8 +253,6 @@ class GrantForm(forms.Form):
         return self.agents[value] if value else None
 
     def clean(self) -> dict[str, Any]:
-        from agentops.tools.registry import allow_problems
-
         data = super().clean() or {}
         spec = self.specs.get(data.get("tool_name", ""))
         if spec is None:

@@ -7,6 +7,7 @@ import logging
 from django.conf import settings
 from django.db import close_old_connections
 
+from agentops.harness.loop import drive_run, worker_identity
 from agentops.jobs import DB_UNAVAILABLE, drop_db_connections, retry_after_db_outage
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,6 @@ def run_job(run_id: int, resume_as: str = "", db_attempt: int = 0) -> str:
     That is safe: the attempt that held the lease has ended, and this chain of jobs is the only
     one that knows its owner id. Any other job for the run meets a live lease and does nothing.
     """
-    from agentops.harness.loop import drive_run, worker_identity
-
     worker_id = resume_as or worker_identity()
     close_old_connections()
     try:
@@ -37,18 +36,3 @@ def run_job(run_id: int, resume_as: str = "", db_attempt: int = 0) -> str:
             close_old_connections()
         except DB_UNAVAILABLE:
             drop_db_connections()
-
-
-def reconcile_job() -> dict[str, int]:
-    from runs.services import reconcile_runs
-
-    result = reconcile_runs()
-    from runs.escalation_jobs import escalations_sweep_job
-
-    result.update({f"escalations_{k}": v for k, v in escalations_sweep_job().items()})
-    from budgets.jobs import budgets_tick
-
-    tick = budgets_tick()
-    result.update({f"reservations_{k}": v for k, v in tick["reservations"].items()})
-    result.update({"projection_alerts": tick["projection_alerts"], "drift_alerts": tick["drift_alerts"]})
-    return result

@@ -143,7 +143,6 @@ class Run(TenantOwned):
 
 class Message(TenantOwned):
     """One turn of the durable message log, its content blocks exactly as sent or received."""
-
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=10, choices=[("user", "user"), ("assistant", "assistant")])
@@ -203,7 +202,6 @@ class ToolCall(TenantOwned):
 
 class Span(TenantOwned):
     """A finished trace span, kept for the console's waterfall (also exported over OTLP)."""
-
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="spans")
     trace_id = models.CharField(max_length=32)
     span_id = models.CharField(max_length=16)
@@ -221,7 +219,6 @@ class Span(TenantOwned):
 
 class RunEvent(TenantOwned):
     """An append-only event stream per run: the SSE API and the live run page read it."""
-
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=40)
     data = models.JSONField(default=dict)
@@ -259,55 +256,3 @@ class ToolGrant(TenantOwned):
     def __str__(self) -> str:
         who = self.agent.name if self.agent_id else "all agents"
         return f"{self.tool_name} → {who} / {self.role or 'all roles'}"
-
-
-class EscalationStatus(models.TextChoices):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-
-class Escalation(TenantOwned):
-    """A pending human decision on a run: a gated tool call, the agent's own hand-off request, or a
-    tool call whose outcome is unknown (a crash between start and finish of a tool that is not
-    idempotent: retry it, mark it done with a result, or fail the run)."""
-
-    KIND_TOOL = "tool_call"
-    KIND_HANDOFF = "handoff"
-    KIND_OUTCOME_UNKNOWN = "outcome_unknown"
-
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="escalations")
-    kind = models.CharField(max_length=20, choices=[(KIND_TOOL, "Gated tool call"), (KIND_HANDOFF, "Agent hand-off"),
-                                                    (KIND_OUTCOME_UNKNOWN, "Tool call with unknown outcome")])
-    tool_use_id = models.CharField(max_length=100)
-    tool_name = models.CharField(max_length=200)
-    arguments = models.JSONField(default=dict)
-    arguments_sha256 = models.CharField(max_length=64)
-    grant = models.ForeignKey(ToolGrant, null=True, blank=True, on_delete=models.SET_NULL, related_name="escalations")
-    gate_reason = models.CharField(max_length=300)
-    reason = models.TextField(blank=True, help_text="The agent's own words, for a hand-off.")
-    context_summary = models.TextField(blank=True)
-    urgency = models.CharField(max_length=10, choices=[("low", "low"), ("normal", "normal"), ("high", "high")], default="normal")
-    requested_at = models.DateTimeField(default=timezone.now)
-    sla_due_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    status = models.CharField(max_length=20, choices=EscalationStatus.choices, default=EscalationStatus.PENDING, db_index=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_at = models.DateTimeField(null=True, blank=True)
-    comment = models.TextField(blank=True, max_length=5000)
-    # The decision as given (approve, reject, retry, mark_done, fail); ``status`` is its effect.
-    decision = models.CharField(max_length=20, blank=True, db_default="")
-    # mark_done: the result the operator vouches for; the model receives it as the tool_result.
-    resolution = models.TextField(blank=True, max_length=16000, db_default="")
-
-    class Meta:
-        ordering = ["-requested_at", "-id"]
-        indexes = [models.Index(fields=["tenant", "status", "-requested_at"])]
-        # A gated call that was approved and then cut off by a crash gets a second, outcome_unknown one.
-        constraints = [models.UniqueConstraint(fields=["run", "tool_use_id", "kind"], name="one_escalation_per_tool_use_kind")]
-
-    def __str__(self) -> str:
-        return f"escalation {self.pk} {self.tool_name} ({self.status})"

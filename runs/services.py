@@ -6,24 +6,24 @@ jobs only after commit.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
+import django_rq
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
-from budgets.services import reconcile_reservations
-from runs.models import (
-    Agent,
-    Escalation,
-    EscalationStatus,
-    Run,
-    RunEvent,
-    RunStatus,
-    ToolGrant,
-)
+from agentops.harness import hooks
+from agentops.jobs import enqueue, enqueue_in, redis_available
+from agentops.tools.registry import all_tools, get_tool
+from budgets.services import effective_policy, reconcile_reservations
+from runs.jobs import run_job
+from runs.models import Agent, Message, Run, RunEvent, RunStatus, ToolCall, ToolCallStatus, ToolGrant
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 
@@ -32,7 +32,6 @@ MAX_INPUT_CHARS = 100_000
 
 class RunRefused(Exception):
     """The run cannot be accepted now (kill switch, concurrency limit)."""
-
     def __init__(self, type_: str, message: str):
         super().__init__(message)
         self.type = type_
@@ -40,12 +39,7 @@ class RunRefused(Exception):
 
 def enqueue_run(run: Run, *, delay_s: float = 0) -> None:
     """Queue a job that drives ``run``; always after the current transaction commits."""
-    from agentops.jobs import enqueue
-    from runs.jobs import run_job
-
     if delay_s > 0:
-        from agentops.jobs import enqueue_in
-
         enqueue_in(delay_s, run_job, run.pk, queue="runs", timeout=settings.RUN_JOB_TIMEOUT)
     else:
         enqueue(run_job, run.pk, queue="runs", timeout=settings.RUN_JOB_TIMEOUT)
@@ -91,6 +85,8 @@ def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """A scenario may only be chosen by name: the scripted API also reads paths, which are for tests."""
     scenario = metadata.get("scenario")
     if scenario is not None:
+        # Here, not at the top: the scripted model imports the anthropic SDK (0.3-0.9 s), which web
+        # processes otherwise never load.
         from agentops.llm.scripted import scenario_names
 
         if not isinstance(scenario, str) or scenario not in scenario_names():
@@ -100,8 +96,6 @@ def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _concurrency_limit(tenant: Tenant) -> int:
     """The tenant's max concurrent runs: its override, else its tier's."""
-    from budgets.services import effective_policy
-
     return int(effective_policy(tenant=tenant).max_concurrent_runs)
 
 
@@ -112,10 +106,6 @@ def log_close_dangling(*, run: Run, error_type: str, message: str) -> bool:
     rest get an ``is_error`` result saying they were not executed. Call it only while no worker
     holds the run (or from the worker that does).
     """
-    import json
-
-    from runs.models import Message, ToolCall, ToolCallStatus
-
     last = Message.objects.for_tenant(run.tenant_id).filter(run=run).order_by("-seq").first()
     if last is None or last.role != "assistant":
         return False
@@ -178,9 +168,7 @@ def run_cancel(*, run: Run, actor: Any = None, actor_key: ApiKey | None = None) 
                                 "not_before", "updated_at"])
         log_close_dangling(run=run, error_type="run_cancelled", message="Not executed: the run was cancelled.")
         reconcile_reservations(run_id=run.pk)
-        Escalation.objects.for_tenant(run.tenant_id).filter(run=run, status=EscalationStatus.PENDING).update(
-            status=EscalationStatus.CANCELLED, decided_at=now, comment="Run cancelled."
-        )
+        hooks.escalation_store().cancel_pending(run=run, now=now)
         RunEvent.objects.create(tenant_id=run.tenant_id, run=run, type="status", data={"status": RunStatus.CANCELLED, "outcome": "cancelled"})
     audit_record(tenant=run.tenant, actor=actor, actor_key=actor_key, action="run.cancel", target=run)
     return run
@@ -247,8 +235,6 @@ AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fal
 
 @transaction.atomic
 def agent_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], agent: Agent | None = None) -> Agent:
-    from agentops.tools.registry import all_tools
-
     unknown = [t for t in data.get("tools", []) if t not in all_tools()]
     if unknown:
         raise ValidationError(f"Unknown tools: {', '.join(unknown)}")
@@ -267,15 +253,12 @@ def agent_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], agent: Agent
 
 
 def _jsonable(value: Any) -> Any:
-    from decimal import Decimal
-
     return str(value) if isinstance(value, Decimal) else value
 
 
 @transaction.atomic
 def grant_save(*, tenant: Tenant, actor: Any, tool_name: str, agent: Agent | None, role: str, requires_approval: bool,
                allow: dict[str, Any], approval_over: dict[str, Any]) -> ToolGrant:
-    from agentops.tools.registry import get_tool
 
     if get_tool(tool_name) is None:
         raise ValidationError(f"Unknown tool {tool_name!r}.")
@@ -328,8 +311,6 @@ def reconcile_runs(*, queued_grace_s: int | None = None) -> dict[str, int]:
         not_before__gt=now
     )
     queued_ids = set(stale_queued.values_list("pk", flat=True)) - set(expired)
-    from agentops.jobs import redis_available
-
     if not redis_available(refresh=True) and not settings.RQ_EAGER_FALLBACK:
         # Nowhere to enqueue: the runs stay queued and the next reconcile after Redis is back sends them.
         return {"expired_leases": len(expired), "requeued": 0}
@@ -341,22 +322,14 @@ def reconcile_runs(*, queued_grace_s: int | None = None) -> dict[str, int]:
 
 
 def enqueue_run_now(run: Run) -> None:
-    from agentops.jobs import enqueue
-    from runs.jobs import run_job
-
     enqueue(run_job, run.pk, queue="runs", timeout=settings.RUN_JOB_TIMEOUT, on_commit=False)
     Run.unscoped.filter(pk=run.pk).update(updated_at=timezone.now())
 
 
 def _queued_run_ids() -> set[int]:
     """Run ids that already have a job waiting, scheduled or started in Redis."""
-    from agentops.jobs import redis_available
-
     if not redis_available(refresh=True):
         return set()
-    import django_rq
-    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-
     queue = django_rq.get_queue("runs")
     ids: set[int] = set()
     job_ids = list(queue.get_job_ids())
@@ -367,3 +340,11 @@ def _queued_run_ids() -> set[int]:
             ids.add(int(job.args[0]))
     return ids
 
+
+class RunQueue:
+    """The harness's view of the run queue (``agentops.harness.hooks.RunQueue``), registered in ``ready()``."""
+    def enqueue_run(self, run: Run, *, delay_s: float = 0) -> None:
+        enqueue_run(run, delay_s=delay_s)
+
+    def close_dangling(self, *, run: Run, error_type: str, message: str) -> None:
+        log_close_dangling(run=run, error_type=error_type, message=message)

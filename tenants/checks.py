@@ -7,11 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from agentops.netguard import parse_networks
+
 
 @register(Tags.security)
 def webhook_allow_networks_parse(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from agentops.netguard import parse_networks
-
     try:
         parse_networks(settings.WEBHOOK_UNSAFE_ALLOW_NETWORKS)
     except (TypeError, ValueError) as exc:

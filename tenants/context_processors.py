@@ -7,6 +7,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
+from tenants.selectors import tenants_for_user
+
 # (label, url name, roles that see it). Entries whose URL is not registered are skipped.
 NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "home", ()),
@@ -41,6 +43,5 @@ def tenant_nav(request: HttpRequest) -> dict[str, Any]:
     matches = [i for i in items if request.path == i["url"] or (i["url"] != home and request.path.startswith(i["url"]))]
     if matches:
         max(matches, key=lambda i: len(i["url"]))["active"] = True
-    from tenants.selectors import tenants_for_user
 
     return {"nav_items": items, "tenant_ctx": ctx, "switcher": tenants_for_user(request.user)}

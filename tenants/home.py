@@ -10,7 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
+from django.utils.module_loading import import_string
 
 from tenants import selectors
 from tenants.access import TenantContext
@@ -72,7 +74,4 @@ def _tenant_panels(ctx: TenantContext) -> list[dict[str, Any]]:
 
 
 def _providers() -> list[Any]:
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
     return [import_string(path) for path in getattr(settings, "HOME_PANEL_PROVIDERS", [])]

@@ -26,6 +26,7 @@ from tenants.forms import (
     RoleChangeForm,
     WebhookEndpointForm,
 )
+from tenants.home import home_panels
 from tenants.models import ALL_ROLES, ApiKey, Invitation, Membership, Role, WebhookEndpoint
 from tenants.selectors import InvitationInvalid
 
@@ -44,8 +45,6 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @tenant_view(read=ALL_ROLES)
 def home(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    from tenants.home import home_panels
-
     recent = selectors.audit_for_tenant(ctx.tenant)[:5] if ctx.role == Role.ADMIN else []
     return render(request, "tenants/home.html", {"ctx": ctx, "panels": home_panels(ctx), "recent": recent})
 

@@ -59,7 +59,6 @@ SCRIPTED = {
 @dataclass
 class World:
     """Ids of the seeded objects: ``objects[kwarg]`` to read, ``victims[kwarg]`` to POST to."""
-
     tenant_id: int
     users: dict[str, int]  # role (or outsider / staff) -> user id
     api_key: str
@@ -89,9 +88,11 @@ def seed() -> World:
     from agentops.demo.seed import rotate_demo_key, seed_platform
     from agentops.harness.loop import drive_run
     from budgets.services import estimate_set, user_cap_set
-    from runs import demo, escalation_demo
-    from runs.escalation_services import escalation_decide
-    from runs.models import Escalation, Run, RunStatus, ToolGrant
+    from escalations import demo as escalation_demo
+    from escalations.models import Escalation
+    from escalations.services import escalation_decide
+    from runs import demo
+    from runs.models import Run, RunStatus, ToolGrant
     from runs.services import grant_save, run_cancel, run_pause
     from tenants.models import ApiKey, Invitation, Membership, Role, WebhookEndpoint
     from tenants.services import api_key_create, invitation_create

@@ -18,7 +18,8 @@ from django.conf import settings
 from django.test import Client
 from jsonschema import Draft202012Validator
 
-from runs.models import Escalation, Run
+from escalations.models import Escalation
+from runs.models import Run
 from tenants.models import AuditEvent
 from tests.url_inventory import (
     API_BAD_QUERIES,

@@ -86,7 +86,7 @@ def _make_escalation(tenant):  # type: ignore[no-untyped-def]
 
     from django.utils import timezone
 
-    from runs.models import Escalation
+    from escalations.models import Escalation
 
     now = timezone.now()
     return Escalation.objects.create(

@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
-BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.escalation_bench", "budgets.bench"]
+BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "escalations.bench", "budgets.bench"]
 
 
 @dataclass
@@ -29,7 +29,6 @@ _REGISTRY: dict[str, Benchmark] = {}
 
 def benchmark(name: str, *, help: str, **options: Any) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
     """Register ``func(**options) -> figures``; ``options`` are defaults, overridable with ``--opt key=value``."""
-
     def decorator(func: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         _REGISTRY[name] = Benchmark(name=name, help=help, func=func, options=options)
         return func

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.db import transaction
+
+from agentops.harness.durability import relax_commit
 from budgets.services import (  # noqa: F401 - re-exported for the loop
     CostCapExceeded,
     ModelNotAllowed,
@@ -29,10 +33,6 @@ def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int, f
     the following few hundred milliseconds could lose it, letting one in-flight call per run
     go unrecorded. That trades ~3 ms per model call for that window.
     """
-    from django.conf import settings
-    from django.db import transaction
-
-    from agentops.harness.durability import relax_commit
 
     if settings.AGENTOPS_DURABLE_RESERVATIONS:
         return reservation_open(run=run, model=model, max_tokens=max_tokens, input_tokens_bound=input_tokens_bound, fallback_model=fallback_model)

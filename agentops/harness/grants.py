@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
+from agentops.tools import registry
 from runs.models import Run, ToolGrant
 
 
@@ -27,8 +28,6 @@ def _specificity(grant: ToolGrant) -> int:
 
 
 def offered_tools(run: Run) -> dict[str, Offered]:
-    from agentops.tools import registry
-
     wanted = [name for name in (run.agent.tools or []) if isinstance(name, str)]
     grants = ToolGrant.objects.for_tenant(run.tenant_id).filter(
         Q(agent__isnull=True) | Q(agent_id=run.agent_id),
@@ -53,8 +52,6 @@ def offered_tools(run: Run) -> dict[str, Offered]:
 
 def gate_reason(run: Run, offered: Offered, arguments: dict[str, Any], *, after_injection: bool) -> str | None:
     """Why this call must wait for a human, or None to execute it now."""
-    from agentops.tools import registry
-
     spec, grant = offered.spec, offered.grant
     if grant is not None and grant.requires_approval:
         return f"The grant for {spec.name} requires approval for every call."

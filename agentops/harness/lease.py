@@ -11,7 +11,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 
@@ -20,8 +20,6 @@ from runs.models import Run, RunStatus
 
 class LeaseLost(Exception):
     """Another worker owns the run now (ours expired); stop without writing anything."""
-
-
 def _duration() -> timedelta:
     return timedelta(seconds=settings.RUN_LEASE_SECONDS)
 
@@ -64,7 +62,6 @@ def fence_relaxed(run_id: int, worker_id: str, *, iterations_inc: int = 0, model
     For the checkpoint transactions of the hot path (see agentops.harness.durability); on
     PostgreSQL the two statements travel as one simple query. Elsewhere it is plain fence().
     """
-    from django.db import connection
 
     if connection.vendor != "postgresql":
         fields: dict[str, object] = {}
@@ -103,7 +100,6 @@ def release(run_id: int, worker_id: str, *, unless_stop_requested: bool = False,
 
 class Heartbeat:
     """Renews the lease in the background while a long model or tool call is in flight."""
-
     def __init__(self, run_id: int, worker_id: str):
         self.run_id, self.worker_id = run_id, worker_id
         self._stop = threading.Event()

@@ -30,22 +30,14 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import F
 from django.utils import timezone
 
-from agentops.harness import costs, evaluators, grants, lease, shutdown
+from agentops.harness import costs, evaluators, grants, hooks, lease, shutdown
 from agentops.harness.durability import relax_commit
 from agentops.harness.tracing import RunTracer
 from agentops.logs import bind
 from agentops.redact import redact_obj
-from runs.models import (
-    TERMINAL_STATUSES,
-    Escalation,
-    EscalationStatus,
-    Message,
-    Run,
-    RunEvent,
-    RunStatus,
-    ToolCall,
-    ToolCallStatus,
-)
+from agentops.tools import registry
+from agentops.tools.registry import arguments_sha256, canonical_arguments, to_anthropic
+from runs.models import TERMINAL_STATUSES, Message, Run, RunEvent, RunStatus, ToolCall, ToolCallStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +56,6 @@ def worker_identity() -> str:
 @dataclass
 class Stop:
     """The run leaves the loop: a final status, or a wait state."""
-
     status: str
     outcome: str = ""
     error_type: str = ""
@@ -74,8 +65,6 @@ class Stop:
 
 class Wait(Exception):
     """A tool call is held for a human; the run waits as awaiting_approval."""
-
-
 def drive_run(run_id: int, *, worker_id: str | None = None, max_steps: int = 10_000,
               step_log: list[tuple[str, float, float]] | None = None) -> str:
     """Advance a run as far as it can go. Returns what happened, for logs and tests."""
@@ -166,13 +155,9 @@ class RunDriver:
             self.event("status", status=stop.status, outcome=stop.outcome)
             self.flush()
             if stop.status in TERMINAL_STATUSES:
-                from runs.services import log_close_dangling
-
-                log_close_dangling(run=self.run, error_type=f"run_{stop.status}", message=f"Not executed: the run stopped ({stop.outcome}).")
+                hooks.run_queue().close_dangling(run=self.run, error_type=f"run_{stop.status}", message=f"Not executed: the run stopped ({stop.outcome}).")
             if stop.status == RunStatus.CANCELLED:
-                Escalation.objects.for_tenant(self.run.tenant_id).filter(run_id=self.run.pk, status=EscalationStatus.PENDING).update(
-                    status=EscalationStatus.CANCELLED, decided_at=now, comment="Run cancelled."
-                )
+                hooks.escalation_store().cancel_pending(run=self.run, now=now)
             lease.release(self.run.pk, self.worker_id, **fields)
         return stop.status
 
@@ -182,11 +167,9 @@ class RunDriver:
         if run["attempt"] >= 5:
             self.finish(Stop(RunStatus.FAILED, "internal_error", type(exc).__name__, str(exc)))
         else:
-            from runs.services import enqueue_run
-
             with transaction.atomic():
                 lease.release(self.run.pk, self.worker_id, status=RunStatus.QUEUED, not_before=timezone.now() + timedelta(seconds=10))
-                enqueue_run(self.run, delay_s=10)
+                hooks.run_queue().enqueue_run(self.run, delay_s=10)
 
     # -- the loop --------------------------------------------------------------------
     def drive(self, *, max_steps: int) -> str:
@@ -221,13 +204,11 @@ class RunDriver:
 
     def hand_back(self) -> str:
         """Worker shutting down: the persisted step stands; another worker continues."""
-        from runs.services import enqueue_run
-
         with transaction.atomic():
             self.event("handed_back", worker=self.worker_id)
             self.flush()
             lease.release(self.run.pk, self.worker_id, status=RunStatus.QUEUED)
-            enqueue_run(self.run)
+            hooks.run_queue().enqueue_run(self.run)
         return "handed_back"
 
     def _loop(self, max_steps: int) -> str:
@@ -278,6 +259,8 @@ class RunDriver:
         return None
 
     def call_model(self, messages: list[Message]) -> str | None:
+        # Here, not at the top: the anthropic SDK takes 0.3-0.9 s to import, and web processes import
+        # this module (they enqueue runs) but never call a model. Workers preload it (agentops.worker).
         from agentops.llm import gateway
 
         stop = self.breaker()
@@ -285,7 +268,6 @@ class RunDriver:
             return self.finish(stop)
         system, prompt_version_id = self.agent.resolve_prompt()
         offered = self.offered_tools()
-        from agentops.tools.registry import to_anthropic
 
         tools = [to_anthropic(o.spec) for o in offered.values()]
         api_messages = build_api_messages(messages)
@@ -381,8 +363,6 @@ class RunDriver:
 
     def reschedule(self, exc: Any) -> str:
         """The SDK's retries are exhausted (429/5xx/529/connection): wait and resume, never fail."""
-        from runs.services import enqueue_run
-
         run = Run.unscoped.filter(pk=self.run.pk).values("reschedules").get()
         n = run["reschedules"]
         if n >= MAX_RESCHEDULES:
@@ -396,7 +376,7 @@ class RunDriver:
             if requeued:
                 self.event("rescheduled", error_type=exc.error_type, delay_s=delay)
                 self.flush()
-                enqueue_run(self.run, delay_s=delay)
+                hooks.run_queue().enqueue_run(self.run, delay_s=delay)
         if not requeued:
             # A cancel or pause came in during the failing call: apply it now, not after the backoff.
             if not Run.unscoped.filter(pk=self.run.pk, lease_owner=self.worker_id).exists():
@@ -407,14 +387,12 @@ class RunDriver:
     # -- tool calls ------------------------------------------------------------------
     def answer_tools(self, messages: list[Message], last: Message, tool_uses: list[dict[str, Any]]) -> Stop | None:
         """Produce exactly one tool_result per tool_use and persist them as the next user turn."""
-        from agentops.tools import registry
-
         ids = [b["id"] for b in tool_uses]
         calls = {c.tool_use_id: c for c in ToolCall.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids)}
-        escalations: dict[str, Escalation] = {}
-        unknown: dict[str, Escalation] = {}
-        for e in Escalation.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids):
-            (unknown if e.kind == Escalation.KIND_OUTCOME_UNKNOWN else escalations)[e.tool_use_id] = e
+        escalations: dict[str, hooks.EscalationRecord] = {}
+        unknown: dict[str, hooks.EscalationRecord] = {}
+        for e in hooks.escalation_store().for_run(run_id=self.run.pk, tool_use_ids=ids):
+            (unknown if e.kind == hooks.KIND_OUTCOME_UNKNOWN else escalations)[e.tool_use_id] = e
         offered = self.offered_tools()
         after_injection = "injection" in (messages[-2].flags if len(messages) >= 2 else [])
         results: list[dict[str, Any]] = []
@@ -484,8 +462,6 @@ class RunDriver:
 
     def _record(self, tool_use_id: str, name: str, arguments: Any, *, durable: bool = False, **fields: Any) -> ToolCall:
         """Upsert the idempotency-ledger row; ``durable`` before an effect leaves the database."""
-        from agentops.tools.registry import arguments_sha256
-
         defaults = {"tenant_id": self.run.tenant_id, "tool_name": name[:200], "arguments": redact_obj(arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}),
                     "arguments_sha256": arguments_sha256(arguments) if isinstance(arguments, dict) else ""}
         defaults.update(fields)
@@ -504,8 +480,6 @@ class RunDriver:
         return _result_block(tool_use_id, content, True)
 
     def execute(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], call: ToolCall | None) -> tuple[dict[str, Any], list[str]]:
-        from agentops.tools import registry
-
         spec = entry.spec
         self._record(tool_use_id, spec.name, args, status=ToolCallStatus.STARTED, side_effect=spec.side_effect,
                      durable=spec.side_effect != "read")
@@ -527,20 +501,17 @@ class RunDriver:
         self.event("tool_end", tool=spec.name, tool_use_id=tool_use_id, is_error=outcome.is_error, duration_ms=round(outcome.duration_ms, 2), flags=flags)
         return _result_block(tool_use_id, content, outcome.is_error), flags
 
-    def gate(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], reason: str, escalation: Escalation | None) -> dict[str, Any] | None:
+    def gate(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], reason: str, escalation: hooks.EscalationRecord | None) -> dict[str, Any] | None:
         """None: approved, execute now. A block: the decided refusal. Raises Wait while pending."""
-        from agentops.tools.registry import arguments_sha256
-        from runs.escalations import escalation_open
-
         if escalation is None:
-            escalation_open(run=self.run, kind=Escalation.KIND_TOOL, tool_use_id=tool_use_id, tool_name=entry.spec.name, arguments=args,
+            hooks.escalation_store().open(run=self.run, kind=hooks.KIND_TOOL, tool_use_id=tool_use_id, tool_name=entry.spec.name, arguments=args,
                             grant=entry.grant, gate_reason=reason)
             self._record(tool_use_id, entry.spec.name, args, status=ToolCallStatus.GATED, side_effect=entry.spec.side_effect)
             self.event("gated", tool=entry.spec.name, tool_use_id=tool_use_id, reason=reason)
             raise Wait
-        if escalation.status == EscalationStatus.PENDING:
+        if escalation.status == hooks.PENDING:
             raise Wait
-        if escalation.status == EscalationStatus.APPROVED:
+        if escalation.status == hooks.APPROVED:
             if escalation.arguments_sha256 != arguments_sha256(args):
                 return self.refuse(tool_use_id, entry.spec.name, args, "arguments_changed", "The approved arguments do not match this call; it was not executed.")
             return None
@@ -551,34 +522,32 @@ class RunDriver:
         return _result_block(tool_use_id, content, True)
 
     def outcome_unknown(self, tool_use_id: str, name: str, arguments: Any, call: ToolCall,
-                        escalation: Escalation | None) -> tuple[dict[str, Any] | None, Stop | None]:
+                        escalation: hooks.EscalationRecord | None) -> tuple[dict[str, Any] | None, Stop | None]:
         """A non-idempotent call cut off by a crash. ``(None, None)``: the operator chose retry,
         execute it again under the same key. Else the tool_result block, and a Stop when the
         operator chose to fail the run. Raises Wait while nobody has decided."""
-        from agentops.tools.registry import arguments_sha256
-        from runs.escalations import escalation_open, escalation_reopen
 
         args = arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}
-        if escalation is None or (call.status == ToolCallStatus.STARTED and escalation.status != EscalationStatus.PENDING):
+        if escalation is None or (call.status == ToolCallStatus.STARTED and escalation.status != hooks.PENDING):
             # First sight of the crash, or the retry an operator allowed was cut off as well.
             why = ("The worker stopped between starting and finishing this call, so it may or may not have taken effect; "
                    f"{name[:100]} is not declared idempotent, so it is not repeated without a human.")
             with transaction.atomic():
                 self._record(tool_use_id, name, args, durable=True, status=ToolCallStatus.OUTCOME_UNKNOWN)
                 if escalation is None:
-                    escalation_open(run=self.run, kind=Escalation.KIND_OUTCOME_UNKNOWN, tool_use_id=tool_use_id, tool_name=name[:200],
+                    hooks.escalation_store().open(run=self.run, kind=hooks.KIND_OUTCOME_UNKNOWN, tool_use_id=tool_use_id, tool_name=name[:200],
                                     arguments=args, grant=None, gate_reason=why, urgency="high")
                 else:
-                    escalation_reopen(escalation=escalation, gate_reason=why)
+                    hooks.escalation_store().reopen(escalation=escalation, gate_reason=why)
                 self.event("outcome_unknown", tool=name[:200], tool_use_id=tool_use_id)
             raise Wait
-        if escalation.status == EscalationStatus.PENDING:
+        if escalation.status == hooks.PENDING:
             raise Wait
-        if escalation.status == EscalationStatus.APPROVED and escalation.decision == "retry":
+        if escalation.status == hooks.APPROVED and escalation.decision == "retry":
             if escalation.arguments_sha256 != arguments_sha256(args):
                 return self.refuse(tool_use_id, name, args, "arguments_changed", "The arguments to retry do not match this call; it was not executed."), None
             return None, None
-        if escalation.status == EscalationStatus.APPROVED and escalation.decision == "mark_done":
+        if escalation.status == hooks.APPROVED and escalation.decision == "mark_done":
             content = escalation.resolution
             self._record(tool_use_id, name, args, status=ToolCallStatus.SUCCEEDED, result=content, is_error=False, error_class="",
                          finished_at=timezone.now())
@@ -593,19 +562,17 @@ class RunDriver:
                     f"{name[:100]} was cut off by a crash and its outcome is unknown; the run was stopped ({escalation.status}: {why}).")
         return _result_block(tool_use_id, content, True), stop
 
-    def handoff(self, tool_use_id: str, name: str, args: dict[str, Any], escalation: Escalation | None) -> dict[str, Any]:
-        from runs.escalations import escalation_open
-
+    def handoff(self, tool_use_id: str, name: str, args: dict[str, Any], escalation: hooks.EscalationRecord | None) -> dict[str, Any]:
         if escalation is None:
-            escalation_open(run=self.run, kind=Escalation.KIND_HANDOFF, tool_use_id=tool_use_id, tool_name=name, arguments=args, grant=None,
+            hooks.escalation_store().open(run=self.run, kind=hooks.KIND_HANDOFF, tool_use_id=tool_use_id, tool_name=name, arguments=args, grant=None,
                             gate_reason="The agent asked for a human.", reason=str(args.get("reason", "")),
                             context_summary=str(args.get("context_summary", "")), urgency=str(args.get("urgency", "normal")))
             self._record(tool_use_id, name, args, status=ToolCallStatus.GATED, side_effect="write")
             self.event("handoff", tool_use_id=tool_use_id, urgency=args.get("urgency"))
             raise Wait
-        if escalation.status == EscalationStatus.PENDING:
+        if escalation.status == hooks.PENDING:
             raise Wait
-        ok = escalation.status == EscalationStatus.APPROVED
+        ok = escalation.status == hooks.APPROVED
         content = json.dumps({"decision": escalation.status, "operator_comment": escalation.comment})
         self._record(tool_use_id, name, args, status=ToolCallStatus.SUCCEEDED if ok else ToolCallStatus.REJECTED, result=content,
                      is_error=not ok, finished_at=timezone.now())
@@ -621,8 +588,6 @@ def _result_block(tool_use_id: str, content: Any, is_error: bool) -> dict[str, A
 
 def repetition_count(messages: list[Message], name: str, arguments: Any) -> int:
     """How many tool_use blocks in the log call ``name`` with these canonical arguments."""
-    from agentops.tools.registry import canonical_arguments
-
     try:
         key = canonical_arguments(arguments)
     except (TypeError, ValueError):

@@ -19,6 +19,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from agentops.redact import redact_obj
 from agentops.telemetry import tracer
+from runs.models import Span
 
 
 class RunTracer:
@@ -30,8 +31,6 @@ class RunTracer:
     @contextlib.contextmanager
     def span(self, name: str, attributes: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """A span whose attributes the body may add to (the yielded dict)."""
-        from runs.models import Span
-
         attrs: dict[str, Any] = dict(attributes or {})
         started = datetime.now(UTC)
         t0 = time.perf_counter()
@@ -73,8 +72,6 @@ class RunTracer:
                 )
 
     def flush(self) -> None:
-        from runs.models import Span
-
         if self.pending:
             Span.unscoped.bulk_create(self.pending)
             self.pending = []

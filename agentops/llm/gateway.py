@@ -38,6 +38,7 @@ from anthropic.types import Message
 from django.conf import settings
 
 from agentops.llm.scripted import CONVERSATION_HEADER, DEFAULT_SCENARIO, SCENARIO_HEADER, ScriptedTransport
+from agentops.redact import redact
 
 SCRIPTED_BASE_URL = "http://scripted.invalid"
 SCRIPTED_API_KEY = "sk-ant-scripted-not-a-real-key"
@@ -52,7 +53,6 @@ _OVERLOAD_STATUSES = {503, 529}
 
 class ModelUnavailable(Exception):
     """The model could not be reached after the SDK's retries: re-schedule after ``retry_after_s``."""
-
     def __init__(
         self,
         retry_after_s: float,
@@ -76,7 +76,6 @@ class ModelUnavailable(Exception):
 
 class ModelRequestError(Exception):
     """The API refused the request for a reason a retry cannot fix (4xx): fail the run."""
-
     def __init__(
         self,
         status: int,
@@ -205,7 +204,6 @@ def _error_type(err: anthropic.APIStatusError) -> str:
 
 def _error_message(err: anthropic.APIStatusError) -> str:
     # The API's own message, never the whole body (it can quote request content).
-    from agentops.redact import redact
 
     return redact(str(err.api_message or f"HTTP {err.status_code}"))[:500]
 

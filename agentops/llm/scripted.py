@@ -40,6 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import redis
+from anthropic.resources.messages.messages import DEPRECATED_MODELS
+from anthropic.types import Model
+from django.conf import settings
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +312,6 @@ def scenario_names() -> list[str]:
 
 
 def _sdk_model_ids() -> frozenset[str]:
-    from anthropic.types import Model
-
     ids: set[str] = set()
     for arg in typing.get_args(Model):
         ids.update(a for a in typing.get_args(arg) if isinstance(a, str))
@@ -326,8 +328,6 @@ _MODEL_RE = re.compile(
 
 def _retired_models() -> dict[str, datetime.date]:
     """The SDK's deprecated models with their end-of-life dates ("June 15th, 2026")."""
-    from anthropic.resources.messages.messages import DEPRECATED_MODELS
-
     retired = {}
     for model, when in DEPRECATED_MODELS.items():
         try:
@@ -372,16 +372,12 @@ class _Counter:
 
     def _client(self) -> Any:
         if self._redis is None and self._redis_url and not self._redis_failed:
-            import redis
-
             self._redis = redis.Redis.from_url(self._redis_url, socket_connect_timeout=2, socket_timeout=2)
         return self._redis
 
     def incr(self, key: str) -> int:
         client = self._client()
         if client is not None:
-            import redis
-
             try:
                 pipe = client.pipeline()
                 pipe.incr(key)
@@ -396,25 +392,15 @@ class _Counter:
 
 
 def _default_redis_url() -> str | None:
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            return str(getattr(settings, "REDIS_URL", "") or "") or None
-    except ImportError:  # pragma: no cover - Django is a dependency; kept framework-light anyway
-        pass
+    if settings.configured:
+        return str(getattr(settings, "REDIS_URL", "") or "") or None
     return os.environ.get("REDIS_URL") or None
 
 
 def _default_scenario() -> str:
-    try:
-        from django.conf import settings
-
-        scenario = str(getattr(settings, "AGENTOPS_SCENARIO", "") or "") if settings.configured else ""
-        if scenario:
-            return scenario
-    except ImportError:  # pragma: no cover
-        pass
+    scenario = str(getattr(settings, "AGENTOPS_SCENARIO", "") or "") if settings.configured else ""
+    if scenario:
+        return scenario
     return os.environ.get("AGENTOPS_SCENARIO") or DEFAULT_SCENARIO
 
 

@@ -1,4 +1,7 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class ToolboxConfig(AppConfig):
@@ -8,5 +11,9 @@ class ToolboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the built-in tools once the models they query are importable.
-        import agentops.tools.builtin  # noqa: F401
+        """Register the tools: the registry never imports them back. Every process (web, worker,
+        scheduler, tests) loads Django's apps, so every process has the same tools."""
+        import_module("agentops.toolbox.builtin")  # registers on import; its models are ready now
+        # A deployment's own tools: each module registers its tools with @tool when imported.
+        for module in settings.AGENTOPS_TOOL_MODULES:
+            import_module(module)

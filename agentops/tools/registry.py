@@ -111,7 +111,6 @@ ToolFunc = Callable[..., Any]
 @dataclass(frozen=True)
 class ToolSpec:
     """A registered tool. ``func`` is called as ``func(ctx, **arguments)`` after validation."""
-
     name: str
     description: str
     input_schema: dict[str, Any]
@@ -151,7 +150,6 @@ class ToolSpec:
 @dataclass
 class ToolContext:
     """What a tool may know about the call: whose data, which run, which grant allow-lists."""
-
     tenant_id: int
     run_id: int
     agent_id: int
@@ -166,7 +164,6 @@ class ToolContext:
 @dataclass
 class ToolOutcome:
     """The result of :func:`execute`: ``content`` goes back to the model as the ``tool_result``."""
-
     content: str
     is_error: bool
     error_class: str = ""
@@ -178,7 +175,6 @@ class ToolOutcome:
 
 
 _REGISTRY: dict[str, ToolSpec] = {}
-_builtins_loaded = False
 
 
 def tool(
@@ -193,7 +189,6 @@ def tool(
     threshold_args: tuple[str, ...] = (),
 ) -> Callable[[ToolFunc], ToolFunc]:
     """Register the decorated ``func(ctx: ToolContext, **arguments)`` as a tool."""
-
     def decorator(func: ToolFunc) -> ToolFunc:
         spec = ToolSpec(
             name=name,
@@ -216,24 +211,8 @@ def tool(
     return decorator
 
 
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if not _builtins_loaded:
-        import importlib
-
-        from django.conf import settings
-
-        import agentops.tools.builtin  # noqa: F401 - registers on import (needs Django's apps ready)
-
-        # A deployment's own tools: each module registers its tools with @tool when imported.
-        for module in getattr(settings, "AGENTOPS_TOOL_MODULES", []):
-            importlib.import_module(module)
-        _builtins_loaded = True
-
-
 def get_tool(name: object) -> ToolSpec | None:
     """The spec for ``name``, or None (a hallucinated name, or not a string at all)."""
-    _load_builtins()
     if not isinstance(name, str):
         return None
     return _REGISTRY.get(name)
@@ -248,7 +227,6 @@ def require_tool(name: object) -> ToolSpec:
 
 
 def all_tools() -> dict[str, ToolSpec]:
-    _load_builtins()
     return dict(_REGISTRY)
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from django.test import Client
 
-from runs.models import Escalation, Run, RunStatus
+from escalations.models import Escalation
+from runs.models import Run, RunStatus
 from tenants.models import ApiScope, AuditEvent, Role
 from tenants.services import api_key_create
 from tests.escalations.conftest import gated

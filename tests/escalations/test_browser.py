@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from agentops.toolbox.models import Refund, SentEmail
-from runs.models import Escalation, Run, RunStatus
+from escalations.models import Escalation
+from runs.models import Run, RunStatus
 from runs.services import run_submit
 from tenants.models import Role
 from tests.browser.conftest import watch_csp

@@ -10,14 +10,15 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from agentops.toolbox.models import Refund, SentEmail
-from runs.escalation_services import (
+from escalations.models import Escalation
+from escalations.services import (
     AlreadyDecided,
     ArgumentsMismatch,
     escalation_decide,
     escalation_expire,
     escalations_sweep,
 )
-from runs.models import Escalation, Message, Run, RunStatus, ToolCall
+from runs.models import Message, Run, RunStatus, ToolCall
 from runs.services import run_cancel
 from tenants.models import AuditEvent, Role, WebhookDelivery, WebhookEndpoint
 from tests.escalations.conftest import assert_log_consistent, drive, gated, tool_results

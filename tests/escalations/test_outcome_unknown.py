@@ -13,8 +13,9 @@ from django.test import Client
 
 from agentops.toolbox import services as toolbox_services
 from agentops.toolbox.models import Refund
-from runs.escalation_services import escalation_decide
-from runs.models import Escalation, EscalationStatus, Run, RunStatus, ToolCall, ToolCallStatus, ToolGrant
+from escalations.models import Escalation, EscalationStatus
+from escalations.services import escalation_decide
+from runs.models import Run, RunStatus, ToolCall, ToolCallStatus, ToolGrant
 from tenants.models import AuditEvent, Role
 from tests.escalations.conftest import assert_log_consistent, drive, make_run, tool_results
 from tests.runtime import crash_tools
@@ -25,8 +26,6 @@ UNKNOWN = Escalation.KIND_OUTCOME_UNKNOWN
 
 class Crash(BaseException):
     """Nothing in the harness catches it: the worker is gone mid-call."""
-
-
 @pytest.fixture
 def ledger_agent(agent, tmp_path):  # type: ignore[no-untyped-def]
     agent.tools = [*agent.tools, "post_ledger_note"]

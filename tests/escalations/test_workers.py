@@ -17,8 +17,9 @@ from django.test import Client
 from django.utils import timezone
 
 from agentops.toolbox.models import Refund, SentEmail
-from runs.models import Escalation, Run, RunStatus, ToolCall
-from runs.notify import _schedule_expiry
+from escalations.models import Escalation
+from escalations.notify import _schedule_expiry
+from runs.models import Run, RunStatus, ToolCall
 from runs.services import run_submit
 from tenants.models import AuditEvent, Role
 from tests.escalations.conftest import assert_log_consistent, tool_results

@@ -8,7 +8,8 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from runs.models import Agent, Escalation, Message, Run, RunStatus, Span, ToolCall, ToolGrant
+from escalations.models import Escalation
+from runs.models import Agent, Message, Run, RunStatus, Span, ToolCall, ToolGrant
 
 
 class AgentFactory(factory.django.DjangoModelFactory):

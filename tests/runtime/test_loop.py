@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from agentops.harness.loop import drive_run
 from agentops.toolbox.models import Refund
-from runs.models import Escalation, Message, Run, RunStatus, Span, ToolCall
+from escalations.models import Escalation
+from runs.models import Message, Run, RunStatus, Span, ToolCall
 from tests.runtime.conftest import assert_log_consistent, make_run
 
 pytestmark = pytest.mark.django_db

@@ -16,17 +16,9 @@ import pytest
 from django.db.models import Sum
 
 from budgets.models import Reservation, SpendEntry
-from runs.escalation_services import escalation_decide
-from runs.models import (
-    Agent,
-    Escalation,
-    EscalationStatus,
-    Run,
-    RunStatus,
-    ToolCall,
-    ToolCallStatus,
-    ToolGrant,
-)
+from escalations.models import Escalation, EscalationStatus
+from escalations.services import escalation_decide
+from runs.models import Agent, Run, RunStatus, ToolCall, ToolCallStatus, ToolGrant
 from runs.services import enqueue_run_now, reconcile_runs
 from tests.runtime import crash_tools
 from tests.runtime.conftest import assert_log_consistent, make_run

@@ -6,6 +6,7 @@ The last line of output is always one JSON object with the figures, so scripts c
 from __future__ import annotations
 
 import json
+import os
 import platform
 from typing import Any
 
@@ -53,6 +54,4 @@ class Command(BaseCommand):
 
 
 def _cpus() -> int:
-    import os
-
     return os.cpu_count() or 0

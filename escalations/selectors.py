@@ -11,7 +11,9 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.utils import timezone
 
 from agentops.redact import redact, redact_obj
-from runs.models import Escalation, EscalationStatus, Message, Run, ToolCall
+from agentops.tools.registry import get_tool
+from escalations.models import Escalation, EscalationStatus
+from runs.models import Message, Run, ToolCall
 from tenants.access import parse_id
 from tenants.models import Tenant, WebhookDelivery
 
@@ -206,8 +208,6 @@ def failed_deliveries(*, tenant: Tenant | int, days: int = 1) -> QuerySet[Webhoo
 
 
 def escalation_detail(*, escalation: Escalation) -> dict[str, Any]:
-    from agentops.tools.registry import get_tool
-
     run = escalation.run
     spec = get_tool(escalation.tool_name)
     call = ToolCall.objects.for_tenant(escalation.tenant_id).filter(run=run, tool_use_id=escalation.tool_use_id).first()
@@ -225,7 +225,7 @@ def escalation_detail(*, escalation: Escalation) -> dict[str, Any]:
 
 
 def escalation_as_dict(escalation: Escalation) -> dict[str, Any]:
-    """The API shape, redacted like the webhook payload (runs/notify.py): arguments are shown
+    """The API shape, redacted like the webhook payload (escalations/notify.py): arguments are shown
     redacted and the caller approves against ``arguments_sha256``, the hash of the exact ones."""
     sla = sla_state(escalation) if escalation.status == EscalationStatus.PENDING else None
     grant = escalation.grant

@@ -21,9 +21,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from agentops.bench import benchmark
+from escalations.models import Escalation
+from runs.models import Agent, Run, RunEvent, RunStatus, ToolGrant
+from runs.services import run_submit
+from tenants.models import ApiKey, ApiScope, Role, Tenant, Tier
+from tenants.services import api_key_create
 
 TENANT_SLUG = "bench-escalations"
 AGENT_NAME = "bench-approver"
@@ -36,26 +42,13 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{connection.settings_dict['NAME']}"
 
 
-def __getattr__(name: str) -> Any:
-    """``PreloadingWorker`` (for ``preload=1``): the stock worker with the harness imported before forking.
-
-    RQ forks a fresh work horse per job, and whatever the parent has not imported every horse imports
-    again (the anthropic SDK alone costs 0.3-0.9 s). Built on first access so this module stays cheap.
-    """
-    if name != "PreloadingWorker":
-        raise AttributeError(name)
-    import agentops.harness.loop  # noqa: F401
-    import agentops.llm.gateway  # noqa: F401
-    from agentops.worker import AgentWorker
-
-    return AgentWorker
-
-
 def _start_workers(n: int, *, preload: bool = False) -> list[subprocess.Popen[bytes]]:
     env = dict(os.environ)
     env.update({"DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL, "DJANGO_SETTINGS_MODULE": "agentops.settings",
                 "ANTHROPIC_API_KEY": "", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"})
-    worker_class = "runs.escalation_bench.PreloadingWorker" if preload else "agentops.worker.AgentWorker"
+    # agentops.worker imports the harness and the SDK before RQ forks its work horses, so the
+    # ``preload`` figures and the plain ones now run the same worker (kept for comparable runs).
+    worker_class = "agentops.worker.AgentWorker"
     args = [sys.executable, str(settings.BASE_DIR / "manage.py"), "rqworker", "runs", "default",
             "--worker-class", worker_class, "--with-scheduler"]
     procs = []
@@ -77,10 +70,6 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _setup() -> tuple[Any, Any, str]:
-    from runs.models import Agent, ToolGrant
-    from tenants.models import ApiScope, Role, Tenant, Tier
-    from tenants.services import api_key_create
-
     tier, _ = Tier.objects.get_or_create(slug="bench", defaults={
         "name": "Bench", "task_cost_cap": Decimal("100"), "user_day_cost_cap": Decimal("10000"),
         "user_month_cost_cap": Decimal("10000"), "tenant_month_cost_cap": Decimal("100000"), "max_concurrent_runs": 1000,
@@ -115,12 +104,6 @@ def _pct(values: list[float], p: float) -> float:
 
 @benchmark("approval-latency", help="Approve POST → the tool starting on a real worker (p50/p95 ms).", runs=20, workers=2, preload=0)
 def approval_latency(*, stdout: Any, runs: int, workers: int, preload: int) -> dict[str, Any]:
-    from django.test import Client
-
-    from runs.models import Escalation, Run, RunEvent, RunStatus
-    from runs.services import run_submit
-    from tenants.models import ApiKey, Role
-
     tenant, agent, raw_key = _setup()
     procs = _start_workers(int(workers), preload=bool(preload))
     latencies: list[float] = []

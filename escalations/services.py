@@ -18,7 +18,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from runs.models import Escalation, EscalationStatus, Message, Run, RunEvent, RunStatus
+from agentops.jobs import enqueue_in
+from agentops.tools.registry import arguments_sha256
+from escalations import (
+    jobs,  # the module: jobs call these services back
+    notify,
+)
+from escalations.models import Escalation, EscalationStatus
+from runs.models import Message, Run, RunEvent, RunStatus
+from runs.services import RunRefused, log_close_dangling, run_resume
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 
@@ -39,7 +47,6 @@ EXPIRY_POLICIES = ("reject", "fail")
 
 class EscalationError(Exception):
     """A decision that cannot be applied; ``code`` is the API's error type."""
-
     code = "escalation_error"
 
 
@@ -61,8 +68,6 @@ class ArgumentsMismatch(EscalationError):
 
 
 def _hash(arguments: Any) -> str:
-    from agentops.tools.registry import arguments_sha256
-
     return arguments_sha256(arguments)
 
 
@@ -208,8 +213,6 @@ def _after_decision(run_id: int, escalation_id: int) -> None:
 
 
 def _notify(escalation_id: int, what: str) -> None:
-    from runs import notify
-
     try:
         escalation = Escalation.unscoped.select_related("tenant", "run", "decided_by").get(pk=escalation_id)
         getattr(notify, f"escalation_{what}")(escalation)
@@ -223,7 +226,6 @@ def escalation_resume_run(*, run_id: int, attempt: int = 0) -> str:
     The decision can land between the gate opening the escalation and the worker releasing the
     run as ``awaiting_approval``; then the run is still ``running`` and we try again shortly.
     """
-    from runs.services import RunRefused, run_resume
 
     run = Run.unscoped.select_related("tenant", "agent").filter(pk=run_id).first()
     if run is None or run.is_terminal:
@@ -239,11 +241,8 @@ def escalation_resume_run(*, run_id: int, attempt: int = 0) -> str:
             return "not_resumable"  # its status moved on under us
         return "resumed"
     if run.status == RunStatus.RUNNING and attempt < RESUME_RETRIES:
-        from agentops.jobs import enqueue_in
-        from runs.escalation_jobs import escalation_resume_job
-
         with transaction.atomic():
-            enqueue_in(1.0, escalation_resume_job, run_id, attempt + 1, queue="default")
+            enqueue_in(1.0, jobs.escalation_resume_job, run_id, attempt + 1, queue="default")
         return "retry_scheduled"
     return run.status
 
@@ -298,7 +297,6 @@ def _fail_run(escalation: Escalation, now: datetime) -> None:
     run.error_type = "EscalationExpired"
     run.error_message = f"Nobody decided on {escalation.tool_name} before the approval expired."
     run.save(update_fields=["status", "outcome", "finished_at", "error_type", "error_message", "updated_at"])
-    from runs.services import log_close_dangling
 
     log_close_dangling(run=run, error_type="approval_expired", message="Not executed: nobody approved this call in time.")
     RunEvent.unscoped.create(tenant_id=run.tenant_id, run_id=run.pk, type="status",

@@ -10,6 +10,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from agentops.periodic import Scheduler, periodic_jobs
+
 
 class Command(BaseCommand):
     # System checks query the database; a scheduler (re)started during an outage must start anyway.
@@ -21,8 +23,6 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Run every job once, then exit.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from agentops.periodic import Scheduler, periodic_jobs
-
         jobs = periodic_jobs()
         if options["list"]:
             for job in jobs:

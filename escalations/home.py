@@ -6,7 +6,7 @@ from typing import Any
 
 from django.urls import reverse
 
-from runs.escalation_selectors import escalation_counts, humanize_delta
+from escalations.selectors import escalation_counts, humanize_delta
 from tenants.access import TenantContext
 from tenants.models import Role
 

@@ -1,14 +1,18 @@
-"""Opening escalations from inside the harness. Decisions, expiry and resume live in runs.escalation_services."""
+"""Opening escalations from inside the harness. Decisions, expiry and resume live in escalations.services."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from runs.models import Escalation, Run, ToolGrant
+from agentops.tools.registry import arguments_sha256, get_tool
+from escalations.models import Escalation, EscalationStatus
+from escalations.notify import escalation_created
+from runs.models import Run, ToolGrant
 
 SLA_BY_URGENCY = {"high": 0.25, "normal": 1.0, "low": 4.0}  # × ESCALATION_SLA_MINUTES
 
@@ -17,8 +21,6 @@ def escalation_open(
     *, run: Run, kind: str, tool_use_id: str, tool_name: str, arguments: dict[str, Any], grant: ToolGrant | None,
     gate_reason: str, reason: str = "", context_summary: str = "", urgency: str = "",
 ) -> Escalation:
-    from agentops.tools.registry import arguments_sha256
-
     if urgency not in SLA_BY_URGENCY:
         urgency = "high" if kind == Escalation.KIND_TOOL and _looks_risky(tool_name) else "normal"
     now = timezone.now()
@@ -36,8 +38,6 @@ def escalation_open(
         },
     )
     if created:
-        from runs.notify import escalation_created
-
         escalation_created(escalation)
     return escalation
 
@@ -53,14 +53,27 @@ def escalation_reopen(*, escalation: Escalation, gate_reason: str) -> Escalation
         expires_at=now + timedelta(minutes=settings.ESCALATION_EXPIRE_MINUTES),
     )
     escalation.refresh_from_db()
-    from runs.notify import escalation_created
-
     escalation_created(escalation)
     return escalation
 
 
 def _looks_risky(tool_name: str) -> bool:
-    from agentops.tools.registry import get_tool
-
     spec = get_tool(tool_name)
     return spec is not None and spec.side_effect == "irreversible"
+
+
+class EscalationStore:
+    """The harness's view of escalations (``agentops.harness.hooks.EscalationStore``), registered in ``ready()``."""
+    def for_run(self, *, run_id: int, tool_use_ids: Iterable[str]) -> Iterable[Escalation]:
+        return Escalation.unscoped.filter(run_id=run_id, tool_use_id__in=list(tool_use_ids))
+
+    def open(self, **kwargs: Any) -> Escalation:
+        return escalation_open(**kwargs)
+
+    def reopen(self, *, escalation: Any, gate_reason: str) -> Escalation:
+        return escalation_reopen(escalation=escalation, gate_reason=gate_reason)
+
+    def cancel_pending(self, *, run: Run, now: datetime) -> None:
+        Escalation.objects.for_tenant(run.tenant_id).filter(run_id=run.pk, status=EscalationStatus.PENDING).update(
+            status=EscalationStatus.CANCELLED, decided_at=now, comment="Run cancelled."
+        )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import escalation_api as api
+from escalations import api as api
 
 urlpatterns = [
     path("escalations", api.escalations_list, name="api_escalations_list"),

@@ -20,8 +20,11 @@ from django.db import transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from agentops.jobs import enqueue_in
 from agentops.redact import redact, redact_obj
-from runs.models import Escalation
+from escalations.jobs import escalation_expire_job, escalation_expiring_job
+from escalations.models import Escalation
+from tenants.webhooks import webhook_send
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +46,6 @@ def escalation_decided(escalation: Escalation) -> None:
 
 def _schedule_expiry(escalation: Escalation) -> None:
     """RQ's scheduler runs the expiry exactly when due; the sweep is only the safety net."""
-    from agentops.jobs import enqueue_in
-    from runs.escalation_jobs import escalation_expire_job, escalation_expiring_job
-
     now = timezone.now()
     until_expiry = max(0.0, (escalation.expires_at - now).total_seconds())
     notice = timedelta(minutes=getattr(settings, "ESCALATION_EXPIRING_NOTICE_MINUTES", 15)).total_seconds()
@@ -98,11 +98,6 @@ def escalation_payload(escalation: Escalation, event: str) -> dict[str, Any]:
 
 
 def _send(escalation_id: int, event: str) -> None:
-    try:
-        from tenants.webhooks import webhook_send
-    except ImportError:
-        log.warning("tenants.webhooks is not installed; %s for escalation %s not sent", event, escalation_id)
-        return
     try:
         escalation = Escalation.unscoped.select_related("tenant", "decided_by").get(pk=escalation_id)
         webhook_send(tenant=escalation.tenant, event=event, payload=escalation_payload(escalation, event))

@@ -16,9 +16,9 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
-from runs import escalation_selectors as selectors
-from runs import escalation_services as services
-from runs.models import TERMINAL_STATUSES, Escalation, EscalationStatus, RunStatus
+from escalations import selectors, services
+from escalations.models import Escalation, EscalationStatus
+from runs.models import TERMINAL_STATUSES, RunStatus
 from tenants.access import TenantContext, tenant_view
 from tenants.models import Role
 

@@ -13,7 +13,10 @@ import time
 from typing import Any
 
 from agentops.demo.context import DemoContext
-from runs.models import Agent, Escalation, EscalationStatus, Run, RunStatus, ToolGrant
+from agentops.toolbox.seed import seed_demo_data
+from escalations.models import Escalation, EscalationStatus
+from runs.models import Agent, Run, RunStatus, ToolGrant
+from runs.services import RunRefused, agent_save, grant_save, run_submit
 from tenants.models import Role, Tenant
 
 TENANT = "acme"
@@ -40,8 +43,6 @@ WAITING = [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL]
 
 def ensure_agent(tenant: Tenant, actor: Any) -> Agent:
     """The demo agent and its grants, created through the services (so the audit log shows them)."""
-    from runs.services import agent_save, grant_save
-
     agent = Agent.objects.for_tenant(tenant).filter(name=AGENT_NAME).first()
     if agent is None:
         agent = agent_save(tenant=tenant, actor=actor, data={
@@ -61,15 +62,8 @@ def ensure_agent(tenant: Tenant, actor: Any) -> Agent:
 
 
 def run(ctx: DemoContext) -> None:
-    from runs.services import RunRefused, run_submit
-
     tenant = ctx.tenants[TENANT]
-    try:
-        from agentops.toolbox.seed import seed_demo_data
-
-        seed_demo_data(tenant)  # idempotent: the accounts and charges the scenarios refer to
-    except ImportError:
-        pass
+    seed_demo_data(tenant)  # idempotent: the accounts and charges the scenarios refer to
     operator = ctx.users[TENANT][Role.OPERATOR]
     agent = ensure_agent(tenant, ctx.admin(TENANT))
     submitted: list[Run] = []

@@ -16,9 +16,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from runs import escalation_selectors as selectors
-from runs import escalation_services as services
-from runs.models import Escalation, EscalationStatus
+from escalations import selectors, services
+from escalations.models import Escalation, EscalationStatus
 from tenants.api import ApiContext, ApiError, api_view
 
 MAX_LIMIT = 200

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import escalation_views as views
+from escalations import views as views
 
 app_name = "escalations"
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from django.db import close_old_connections
+from django.utils import timezone
 
-from agentops.jobs import survives_db_outage
+from agentops.jobs import enqueue_in, survives_db_outage
+
+# The module, not its names: services schedules these jobs, so the two import each other.
+from escalations import services
+from escalations.models import Escalation, EscalationStatus
 
 
 @survives_db_outage
 def escalation_expire_job(escalation_id: int) -> str:
     """Scheduled at ``expires_at``; re-schedules itself if it ran early (clock skew)."""
-    from django.utils import timezone
-
-    from runs.escalation_services import escalation_expire
-    from runs.models import Escalation, EscalationStatus
-
     close_old_connections()
     try:
         row = Escalation.unscoped.filter(pk=escalation_id).values("status", "expires_at").first()
@@ -22,39 +22,31 @@ def escalation_expire_job(escalation_id: int) -> str:
             return "not_pending"
         remaining = (row["expires_at"] - timezone.now()).total_seconds()
         if remaining > 0:
-            from agentops.jobs import enqueue_in
-
             enqueue_in(remaining + 0.5, escalation_expire_job, escalation_id, queue="default")
             return "rescheduled"
-        return "expired" if escalation_expire(escalation_id=escalation_id) else "not_pending"
+        return "expired" if services.escalation_expire(escalation_id=escalation_id) else "not_pending"
     finally:
         close_old_connections()
 
 
 @survives_db_outage
 def escalation_expiring_job(escalation_id: int) -> bool:
-    from runs.escalation_services import escalation_notify_expiring
-
     close_old_connections()
     try:
-        return escalation_notify_expiring(escalation_id=escalation_id)
+        return services.escalation_notify_expiring(escalation_id=escalation_id)
     finally:
         close_old_connections()
 
 
 @survives_db_outage
 def escalation_resume_job(run_id: int, attempt: int = 0) -> str:
-    from runs.escalation_services import escalation_resume_run
-
     close_old_connections()
     try:
-        return escalation_resume_run(run_id=run_id, attempt=attempt)
+        return services.escalation_resume_run(run_id=run_id, attempt=attempt)
     finally:
         close_old_connections()
 
 
 def escalations_sweep_job() -> dict[str, int]:
     """For the reconciler loop: expire due escalations, resume runs whose escalations are decided."""
-    from runs.escalation_services import escalations_sweep
-
-    return escalations_sweep()
+    return services.escalations_sweep()

@@ -9,9 +9,12 @@ in several places at once: the lease decides.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+
+from agentops.periodic import Scheduler, periodic_jobs, reconcile_job
 
 RECOVERY_JOBS = ("reconcile_runs", "escalations_sweep", "reconcile_reservations")
 
@@ -26,14 +29,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["every"]:
-            from runs.jobs import reconcile_job
-
             self.stdout.write(json.dumps(reconcile_job()))
             return
-        from dataclasses import replace
-
-        from agentops.periodic import Scheduler, periodic_jobs
-
         jobs = [replace(j, every_s=options["every"]) for j in periodic_jobs() if j.name in RECOVERY_JOBS]
         scheduler = Scheduler(jobs, verbose=self.stdout.write)
         scheduler.install_signal_handlers()

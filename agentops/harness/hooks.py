@@ -1,0 +1,77 @@
+"""What the harness needs from the apps above it, as a narrow interface those apps register at start-up.
+
+The loop decides; enqueueing a run, closing dangling tool calls and keeping escalations are jobs of the
+``runs`` and ``escalations`` apps, which sit above the harness and fill these slots in their
+``AppConfig.ready()``. The harness never imports them: an unset slot fails loudly at first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# Escalation kinds and statuses as the loop reads them (the escalations app's model uses the same strings).
+KIND_TOOL = "tool_call"
+KIND_HANDOFF = "handoff"
+KIND_OUTCOME_UNKNOWN = "outcome_unknown"
+PENDING = "pending"
+APPROVED = "approved"
+
+
+class EscalationRecord(Protocol):
+    """The fields of an escalation the loop reads to act on a human decision."""
+
+    pk: Any
+    kind: str
+    tool_use_id: str
+    status: str
+    decision: str
+    resolution: str
+    comment: str
+
+
+class RunQueue(Protocol):
+    def enqueue_run(self, run: Any, *, delay_s: float = 0) -> None: ...
+
+    def close_dangling(self, *, run: Any, error_type: str, message: str) -> None: ...
+
+
+class EscalationStore(Protocol):
+    def for_run(self, *, run_id: int, tool_use_ids: Iterable[str]) -> Iterable[EscalationRecord]: ...
+
+    def open(self, *, run: Any, kind: str, tool_use_id: str, tool_name: str, arguments: dict[str, Any], grant: Any,
+             gate_reason: str, reason: str = "", context_summary: str = "", urgency: str = "") -> EscalationRecord: ...
+
+    def reopen(self, *, escalation: EscalationRecord, gate_reason: str) -> EscalationRecord: ...
+
+    def cancel_pending(self, *, run: Any, now: Any) -> None: ...
+
+
+@dataclass
+class _Slots:
+    runs: RunQueue | None = None
+    escalations: EscalationStore | None = None
+
+
+_slots = _Slots()
+
+
+def register(*, runs: RunQueue | None = None, escalations: EscalationStore | None = None) -> None:
+    """Called from an app's ``AppConfig.ready()``."""
+    if runs is not None:
+        _slots.runs = runs
+    if escalations is not None:
+        _slots.escalations = escalations
+
+
+def run_queue() -> RunQueue:
+    if _slots.runs is None:
+        raise RuntimeError("no run queue registered: is the 'runs' app installed?")
+    return _slots.runs
+
+
+def escalation_store() -> EscalationStore:
+    if _slots.escalations is None:
+        raise RuntimeError("no escalation store registered: is the 'escalations' app installed?")
+    return _slots.escalations
