@@ -37,7 +37,9 @@ ESCALATION_SCHEMA = {
         "decided_at": {"type": ["string", "null"], "format": "date-time"}, "comment": _TEXT, "decision": _TEXT,
         "result": _TEXT,
     },
-    "required": ["id", "run_id", "kind", "tool", "arguments", "arguments_sha256", "status", "requested_at"],
+    "required": ["id", "run_id", "kind", "tool", "tool_use_id", "arguments", "arguments_sha256", "gate_reason", "reason",
+                 "context_summary", "urgency", "status", "requested_at", "sla_due_at", "sla_overdue", "expires_at", "grant",
+                 "decided_by", "decided_by_key", "decided_at", "comment", "decision", "result"],
     "additionalProperties": False,
 }
 
