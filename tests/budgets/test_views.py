@@ -30,7 +30,7 @@ def test_finance_sees_the_spend_page_with_charts(spent, members, client_for):
     assert resp.status_code == 200
     html = resp.content.decode()
     # Plotly is the vendored copy; no script or stylesheet comes from another origin (a CDN).
-    assert '<script src="/static/vendor/plotly-4.1.1.min.js">' in html
+    assert '<script src="/static/vendor/plotly-basic-4.1.1.min.js" defer></script>' in html
     refs = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]*)"', html)
     assert refs and not [r for r in refs if r.startswith(("http:", "https:", "//"))], refs
     assert 'id="fig-per-day"' in html and "$0.01" in html  # 0.0075 this month
