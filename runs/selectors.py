@@ -10,6 +10,7 @@ from agentops.redact import redact, redact_obj
 from runs.models import Agent, Run, RunEvent
 from tenants.access import parse_id
 from tenants.models import Tenant
+from tenants.money import money_str
 
 
 def run_get(*, tenant: Tenant | int, run_id: Any) -> Run:
@@ -41,7 +42,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "result": redact(run.result) or None,
         "model": run.model_used or None,
         "iterations": run.iterations,
-        "cost_usd": str(run.cost),
+        "cost_usd": money_str(run.cost),
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "created_at": run.created_at.isoformat(),
