@@ -24,6 +24,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 
+from agentops.errors import render_error
+
 log = logging.getLogger(__name__)
 
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -87,4 +89,4 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return outage_response(request)
     if _is_api(request):
         return JsonResponse({"error": {"type": "api_error", "message": "Internal server error."}}, status=500)
-    return HttpResponse(loader.get_template("500.html").render({}), status=500)
+    return HttpResponse(render_error(request, "500.html"), status=500)

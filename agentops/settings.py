@@ -158,6 +158,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Static files are served straight from static/ (no collectstatic), so WhiteNoise cannot hash names
+# itself: the vendored libraries carry their version in the file name instead (a new version is a new
+# URL) and are cached for a year; each sits beside a pre-built `.gz` that WhiteNoise sends to browsers
+# accepting gzip (static/vendor/VENDORED.md). Our own css/js keep the short default max-age.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/static/vendor/[^/]+-\d+\.\d+\.\d+\.min\.js$"
 
 # Bad input: bodies above this are refused with 413 before any view runs.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)

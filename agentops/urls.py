@@ -32,3 +32,7 @@ urlpatterns = [
 
 # Outages anywhere in the middleware stack answer 503 (JSON on the API); see agentops/outage.py.
 handler500 = "agentops.outage.server_error"
+# The console's 400/403/404 pages in its layout (JSON under /api/); see agentops/errors.py.
+handler400 = "agentops.errors.bad_request"
+handler403 = "agentops.errors.permission_denied"
+handler404 = "agentops.errors.page_not_found"

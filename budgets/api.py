@@ -12,6 +12,7 @@ from budgets.models import DailyRollup
 from budgets.selectors import date_range_parse
 from budgets.services import effective_caps
 from tenants.api import ApiContext, ApiError, api_view
+from tenants.money import money_str
 
 GROUPS = {"model": "model", "agent": "agent_id", "user": "user_id", "prompt_version": "prompt_version_id"}
 
@@ -67,12 +68,12 @@ def spend(request: HttpRequest, api: ApiContext) -> HttpResponse:
         day = days[row["day"].isoformat()]
         day["cost_usd"] = day["cost_usd"] + row["cost"]  # type: ignore[operator]
         day["calls"] = day["calls"] + row["calls"]  # type: ignore[operator]
-        day["groups"][str(row[field])] = {"cost_usd": str(row["cost"]), "calls": row["calls"],  # type: ignore[index]
+        day["groups"][str(row[field])] = {"cost_usd": money_str(row["cost"]), "calls": row["calls"],  # type: ignore[index]
                                           "input_tokens": row["input_tokens"], "output_tokens": row["output_tokens"]}
         total += row["cost"]
     caps = effective_caps(tenant=api.tenant)
     return JsonResponse({
-        "start": rng.start.isoformat(), "end": rng.end.isoformat(), "group": group, "total_usd": str(total),
-        "caps_usd": {k: str(v) for k, v in caps.items()},
-        "days": [{"day": d, **{k: (str(v) if isinstance(v, Decimal) else v) for k, v in body.items()}} for d, body in sorted(days.items())],
+        "start": rng.start.isoformat(), "end": rng.end.isoformat(), "group": group, "total_usd": money_str(total),
+        "caps_usd": {k: money_str(v) for k, v in caps.items()},
+        "days": [{"day": d, **{k: (money_str(v) if isinstance(v, Decimal) else v) for k, v in body.items()}} for d, body in sorted(days.items())],
     })

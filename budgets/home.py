@@ -11,6 +11,7 @@ from django.utils import timezone
 from budgets.models import CapCounter, CapScope
 from budgets.services import effective_caps
 from tenants.access import TenantContext
+from tenants.money import usd_display
 
 
 def panels(ctx: TenantContext) -> list[dict[str, Any]]:
@@ -23,8 +24,8 @@ def panels(ctx: TenantContext) -> list[dict[str, Any]]:
     can_see = ctx.role in ("admin", "finance")
     return [{
         "label": "Spend this month vs cap",
-        "value": f"${spent:,.2f}",
-        "detail": f"of ${cap:,.2f} cap" + (f" · ${reserved:,.2f} in flight" if reserved else ""),
+        "value": usd_display(spent),
+        "detail": f"of {usd_display(cap)} cap" + (f" · {usd_display(reserved)} in flight" if reserved else ""),
         "percent": round(pct, 1),
         "url": reverse("budgets:spend", kwargs={"slug": ctx.tenant.slug}) if can_see else "",
         "tone": "danger" if pct >= 100 else "warn" if pct >= 80 else "",

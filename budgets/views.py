@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -28,7 +28,7 @@ def _range_or_400(request: HttpRequest) -> selectors.DateRange | HttpResponse:
     try:
         return selectors.date_range_parse(request.GET)
     except ValueError as exc:
-        return HttpResponse(str(exc), status=400, content_type="text/plain")
+        raise BadRequest(str(exc)) from exc
 
 
 @tenant_view(read=FINANCE, write=())
@@ -38,7 +38,7 @@ def spend(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         return rng
     by = request.GET.get("by", "model")
     if by not in ("model", "agent", "user", "prompt_version"):
-        return HttpResponse("by must be one of model, agent, user, prompt_version.", status=400, content_type="text/plain")
+        raise BadRequest("by must be one of model, agent, user, prompt_version.")
     caps = services.effective_caps(tenant=ctx.tenant)
     util = selectors.cap_utilisation(tenant=ctx.tenant)
     per_day = selectors.spend_by_day(tenant=ctx.tenant, rng=rng, by=by)
@@ -98,7 +98,7 @@ def caps(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
                     messages.success(request, f"Caps for {member.user.username} saved.")
                     return redirect("budgets:caps", slug=ctx.tenant.slug)
             else:
-                return HttpResponse("Unknown form.", status=400, content_type="text/plain")
+                raise BadRequest("Unknown form.")
         except ValidationError as exc:
             form = tenant_form if which == "tenant" else user_form
             if hasattr(exc, "error_dict"):
@@ -148,7 +148,7 @@ def staff_spend(request: HttpRequest) -> HttpResponse:
         return rng
     by = request.GET.get("by", "tenant")
     if by not in ("tenant", "model"):
-        return HttpResponse("by must be tenant or model.", status=400, content_type="text/plain")
+        raise BadRequest("by must be tenant or model.")
     return render(request, "budgets/staff_spend.html", {
         "rng": rng, "by": by, "per_day": selectors.spend_by_day(tenant=None, rng=rng, by=by),
         "projection": selectors.projection(tenant=None), "totals": selectors.platform_totals(rng=rng),

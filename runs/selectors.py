@@ -15,6 +15,7 @@ from agentops.redact import redact, redact_obj
 from runs.models import Agent, Message, Run, RunEvent
 from tenants.access import parse_id
 from tenants.models import Tenant
+from tenants.money import money_str
 
 
 def run_get(*, tenant: Tenant | int, run_id: Any) -> Run:
@@ -46,7 +47,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "result": redact(run.result) or None,
         "model": run.model_used or None,
         "iterations": run.iterations,
-        "cost_usd": format(run.cost, "f"),  # never "0E-10": a plain decimal string, as documented
+        "cost_usd": money_str(run.cost),
         "input_tokens": run.input_tokens,
         "output_tokens": run.output_tokens,
         "created_at": run.created_at.isoformat(),

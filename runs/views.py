@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -223,7 +223,7 @@ def agent_killswitch(request: HttpRequest, ctx: TenantContext, agent_id: str) ->
     try:
         enabled = _flag(request)
     except ValidationError as exc:
-        return HttpResponse(" ".join(exc.messages), status=400, content_type="text/plain")
+        raise BadRequest(" ".join(exc.messages)) from exc
     services.kill_switch_set(tenant=ctx.tenant, actor=request.user, enabled=enabled, agent=agent)
     messages.success(request, f"Kill switch {'on' if enabled else 'off'} for {agent.name}."
                      + (" New runs are refused; queued runs are paused." if enabled else ""))
@@ -236,7 +236,7 @@ def tenant_killswitch(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     try:
         enabled = _flag(request)
     except ValidationError as exc:
-        return HttpResponse(" ".join(exc.messages), status=400, content_type="text/plain")
+        raise BadRequest(" ".join(exc.messages)) from exc
     services.kill_switch_set(tenant=ctx.tenant, actor=request.user, enabled=enabled)
     messages.success(request, f"Tenant kill switch {'on: every agent refuses new runs' if enabled else 'off'}.")
     return redirect("runs:agents", slug=ctx.tenant.slug)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, F, QuerySet
@@ -20,6 +21,7 @@ from tenants.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from tenants.money import money_str, usd_display
 
 
 def tenants_for_user(user: Any) -> QuerySet[Membership]:
@@ -117,16 +119,24 @@ def audit_changes(event: AuditEvent) -> list[dict[str, Any]]:
     rows = []
     for name in dict.fromkeys([*before, *after]):
         old, new = before.get(name), after.get(name)
-        rows.append({"field": name, "before": _audit_value(old), "after": _audit_value(new),
+        rows.append({"field": name, "before": _audit_value(old, name), "after": _audit_value(new, name),
                      "changed": name in before and name in after and old != new,
                      "removed": name in before and name not in after})
     return rows
 
 
-def _audit_value(value: Any) -> str:
-    """A recorded value as shown: lists comma-separated, dicts as JSON, nothing as a dash."""
+_MONEY_FIELD = re.compile(r"(cost|usd|amount|price)|_cap$")
+
+
+def _audit_value(value: Any, field: str = "") -> str:
+    """A recorded value as shown: lists comma-separated, dicts as JSON, nothing as a dash, yes/no,
+    and a money field (``*_cap``, ``*cost*``…) as the console shows money (``$4.00``, not ``4.0000000000``)."""
     if value is None or value == "":
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if _MONEY_FIELD.search(field) and isinstance(value, (str, int, float, Decimal)) and money_str(value) is not None:
+        return usd_display(value)
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, dict):

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -131,7 +131,7 @@ def member_role(request: HttpRequest, ctx: TenantContext, member_id: str) -> Htt
     ident = id_or_404(member_id)
     form = RoleChangeForm(request.POST)
     if not form.is_valid():
-        return HttpResponse("Unknown role.", status=400, content_type="text/plain")
+        raise BadRequest("Unknown role.")
     try:
         membership = services.membership_change_role(
             tenant=ctx.tenant, actor_membership=ctx.membership, membership_id=ident, role=form.cleaned_data["role"]

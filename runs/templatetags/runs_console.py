@@ -1,32 +1,14 @@
-"""Formatting for the runs console: money to 4-6 places, durations, pretty JSON."""
+"""Formatting for the runs console: durations, pretty JSON (money and counts: ``{% load money %}``)."""
 
 from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import template
 
 register = template.Library()
-
-
-@register.filter
-def usd(value: Any) -> str:
-    """``$0.0123`` / ``$0.001234``: at least 4 and at most 6 decimal places, exact (Decimal)."""
-    if value is None or value == "":
-        return "—"
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return "—"
-    if not number.is_finite():
-        return "—"
-    text = f"{number.quantize(Decimal('0.000001')):,f}"
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0").ljust(4, "0")
-    return f"${whole}.{frac}"
 
 
 @register.filter
@@ -70,16 +52,6 @@ def compact_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     except (TypeError, ValueError):
         return str(value)
-
-
-@register.filter
-def thousands(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
-        return "—"
 
 
 @register.filter

@@ -47,14 +47,14 @@ def test_detail_shows_arguments_reason_grant_turns_and_cost(agent, members, clie
     agent.tenant.gate_irreversible_tools = False  # so the threshold is what gates it
     agent.tenant.save()
     esc = gated(agent, "refund_over_limit")
-    Run.objects.filter(pk=esc.run_id).update(cost="0.0123")
+    Run.objects.filter(pk=esc.run_id).update(cost="1234.5")
     html = client_for(members[Role.OPERATOR]).get(_url(esc)).content.decode()
     assert "Amount 900.00 is over the approval threshold 100.00" in html
     assert "<code>900.00</code>" in html and "TX-5002" in html  # the exact arguments
     assert esc.arguments_sha256 in html
     assert "Approval over" in html and "100.00" in html and "refund-desk" in html  # the grant
     assert "{&quot;amount&quot;: &quot;100.00&quot;}" in html and "{'amount'" not in html  # JSON, not a Python repr
-    assert "$0.0123" in html
+    assert "$1,234.50" in html
     assert "lookup_account" in html and "this call" in html  # recent turns
     assert f'name="arguments_sha256" value="{esc.arguments_sha256}"' in html
 

@@ -96,7 +96,7 @@ def test_agents_page_lists_kill_switch_model_tools_and_caps(tenant, agent, admin
     AgentFactory(tenant=tenant, name="billing", runs_disabled=True, task_cost_cap=Decimal("2"))
     html = admin.get(runs_url("agents")).content.decode()
     assert "support" in html and "billing" in html and "issue_refund" in html and "claude-sonnet-4-5" in html
-    assert "$2.0000 / task" in html and 'id="tenant-killswitch"' in html
+    assert "$2.00 / task" in html and 'id="tenant-killswitch"' in html
 
 
 def test_agent_kill_switch_pauses_queued_runs_and_is_audited(tenant, agent, admin):

@@ -87,7 +87,7 @@ def test_it_shows_flags_cost_and_submitter(agent, admin, admin_user):
     clean = RunFactory(agent=agent)
     rows = _rows(admin.get(runs_url("list")).content.decode())
     assert "injection" in rows[run.pk] and "gated" in rows[run.pk] and "rescheduled ×2" in rows[run.pk]
-    assert "$0.012345" in rows[run.pk] and admin_user.username in rows[run.pk]
+    assert "$0.01" in rows[run.pk] and admin_user.username in rows[run.pk]
     assert "injection" not in rows[clean.pk] and "gated" not in rows[clean.pk]
 
 
