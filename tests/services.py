@@ -51,7 +51,10 @@ class PrivatePostgres:
 
     @property
     def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{self.dbname}"
+        return self.url_of(self.dbname)
+
+    def url_of(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(_as_postgres(_pg_bin("pg_ctl"), "-D", str(self.datadir), *args), check=True,

@@ -1,4 +1,4 @@
-"""Real processes for the serving tests: a PostgreSQL of the test's own, app servers, HTTP helpers.
+"""Real processes for the serving tests: app servers and HTTP helpers (the private PostgreSQL is\n``tests.services.private_postgres``, shared with the outage tests).
 
 Everything here runs on 127.0.0.1 on ports picked by binding to port 0, and is stopped by the test
 that started it (process groups, so a server's workers go with it).
@@ -6,19 +6,15 @@ that started it (process groups, so a server's workers go with it).
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,67 +41,12 @@ print("KEY=" + api_key_create(tenant=tenant, actor=None, name="serve-test", scop
 PASSWORD = "serve-test-password"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, message: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
 def answers(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
-
-
-class OwnPostgres:
-    """A throw-away PostgreSQL cluster (initdb as the ``postgres`` OS user) that a test may stop."""
-
-    def __init__(self) -> None:
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-        assert found, "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin"
-        self.bin = Path(found[-1]).parent
-        self.dir = Path(tempfile.mkdtemp(prefix="agentops-pg-"))
-        shutil.chown(self.dir, "postgres", "postgres")
-        self.data = self.dir / "data"
-        self.port = free_port()
-        self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
-        self.start()
-
-    def _pg(self, tool: str, *args: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / tool), *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.dir)
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40"
-        self._pg("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def url(self, name: str = "postgres") -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
-
-    def create_database(self, name: str) -> str:
-        self._pg("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
-        return self.url(name)
-
-    def destroy(self) -> None:
-        try:
-            self.stop()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def app_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:

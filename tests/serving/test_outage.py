@@ -9,13 +9,12 @@ import json
 import pytest
 from django.conf import settings
 
+from tests.services import free_port, private_postgres
 from tests.serving.procs import (
     PASSWORD,
     Browser,
-    OwnPostgres,
     answers,
     app_env,
-    free_port,
     log_of,
     manage,
     procfile,
@@ -23,17 +22,14 @@ from tests.serving.procs import (
     seed,
     spawn,
     stop,
-    wait_for,
 )
+from tests.workers import wait_for
 
 
 @pytest.fixture
 def own_postgres():  # type: ignore[no-untyped-def]
-    pg = OwnPostgres()
-    try:
+    with private_postgres() as pg:
         yield pg
-    finally:
-        pg.destroy()
 
 
 def _api(base: str, key: str, path: str, body: dict | None = None):  # type: ignore[no-untyped-def, type-arg]
@@ -55,7 +51,7 @@ def _assert_api_unavailable(resp) -> None:  # type: ignore[no-untyped-def]
     {"DB_POOL_MAX_SIZE": "2", "DB_POOL_TIMEOUT": "1"},  # the psycopg pool
 ], ids=["persistent", "pool"])
 def test_a_database_outage_answers_503_and_the_same_server_recovers(own_postgres, connections):
-    env = app_env(own_postgres.create_database("agentops"), settings.REDIS_URL)
+    env = app_env(own_postgres.url, settings.REDIS_URL)
     manage(env, "migrate", "--noinput")
     key = seed(env)
     port, events_port = free_port(), free_port()

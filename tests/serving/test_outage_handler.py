@@ -15,7 +15,7 @@ from django.test import Client
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.serving.procs import free_port
+from tests.services import free_port
 
 pytestmark = pytest.mark.django_db
 

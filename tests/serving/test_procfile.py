@@ -15,30 +15,26 @@ import pytest
 from django.conf import settings
 from django.core.management import get_commands
 
+from tests.services import free_port, private_postgres
 from tests.serving.procs import (
-    OwnPostgres,
     answers,
     app_env,
-    free_port,
     log_of,
     procfile,
     request,
     seed,
     spawn,
     stop,
-    wait_for,
 )
+from tests.workers import wait_for
 
 WEB_WORKERS, WEB_THREADS, EVENTS_DB_THREADS = 2, 4, 2
 
 
 @pytest.fixture
 def own_postgres():  # type: ignore[no-untyped-def]
-    pg = OwnPostgres()
-    try:
+    with private_postgres() as pg:
         yield pg
-    finally:
-        pg.destroy()
 
 
 def test_the_procfile_names_the_production_processes():
@@ -88,7 +84,7 @@ def test_every_procfile_process_serves_a_run_end_to_end(own_postgres):
     # The "scheduler" command comes with the scheduler work; every process whose command exists runs.
     startable = {n: c for n, c in processes.items()
                  if not c.startswith("python manage.py ") or c.split()[2] in get_commands()}
-    env = app_env(own_postgres.create_database("agentops"), settings.REDIS_URL,
+    env = app_env(own_postgres.url, settings.REDIS_URL,
                   WEB_CONCURRENCY=str(WEB_WORKERS), WEB_THREADS=str(WEB_THREADS),
                   EVENTS_DB_THREADS=str(EVENTS_DB_THREADS), RUN_LEASE_SECONDS="10")
     release = spawn(processes["release"], env, "release")
@@ -103,7 +99,7 @@ def test_every_procfile_process_serves_a_run_end_to_end(own_postgres):
     sampling = threading.Event()
 
     def sample_connections() -> None:
-        with psycopg.connect(own_postgres.url("postgres"), autocommit=True) as conn:
+        with psycopg.connect(own_postgres.url_of("postgres"), autocommit=True) as conn:
             while not sampling.is_set():
                 n = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = 'agentops'").fetchone()[0]
                 peak[0] = max(peak[0], n)
