@@ -13,6 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from agentops.harness.prompting import ResolvedPrompt
 from budgets.models import cap_problems
 from budgets.pricing import model_matches
 from runs import lookups  # noqa: F401 - registers JSONField's has_item lookup
@@ -63,9 +64,9 @@ class Agent(TenantOwned):
         if problems:
             raise ValidationError(problems)
 
-    def resolve_prompt(self) -> tuple[str, int | None]:
-        """The system prompt text and the prompt version id it came from (None: inline text)."""
-        return self.system_prompt, None
+    def resolve_prompt(self) -> ResolvedPrompt:
+        """What a run of this agent is told to be: today the inline text (no version)."""
+        return ResolvedPrompt(system=self.system_prompt)
 
 
 class RunStatus(models.TextChoices):

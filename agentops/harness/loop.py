@@ -266,7 +266,8 @@ class RunDriver:
         stop = self.breaker()
         if stop:
             return self.finish(stop)
-        system, prompt_version_id = self.agent.resolve_prompt()
+        prompt = self.agent.resolve_prompt()
+        system, prompt_version_id = prompt.system, prompt.version_id
         offered = self.offered_tools()
 
         tools = [to_anthropic(o.spec) for o in offered.values()]
