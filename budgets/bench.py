@@ -121,10 +121,10 @@ def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_
     run_ids: list[int] = []
     if runs:
         now = timezone.now()
-        seed = [SeedRun(agent_id=rng.choice(agents).pk, input="(demo history)" if is_demo else "(bench)", status="succeeded",
+        seeds = [SeedRun(agent_id=rng.choice(agents).pk, input="(demo history)" if is_demo else "(bench)", status="succeeded",
                         metadata={"budgets_demo": True} if is_demo else {"bench": True}, created_at=now - timedelta(days=rng.randrange(days)))
                 for _ in range(runs)]
-        run_ids = subjects().runs_seed(tenant_id=tenant.pk, runs=seed)
+        run_ids = subjects().runs_seed(tenant_id=tenant.pk, runs=seeds)
     made = 0
     run_tot: dict[int, list[Any]] = {}
     roll: dict[tuple[Any, ...], list[Any]] = {}

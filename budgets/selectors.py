@@ -121,7 +121,7 @@ def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[s
     )
     caps = effective_caps(tenant=tenant)
     users = _labels("user", {c.subject_id for c in counters if c.scope != CapScope.TENANT_MONTH})
-    out = []
+    out: list[dict[str, Any]] = []
     seen_tenant = False
     for c in counters:
         cap = c.cap if c.cap is not None else caps[c.scope]
