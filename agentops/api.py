@@ -101,8 +101,12 @@ class _Schema(OpenAPISchema):
         if "body" in sources:
             codes += [413, 415]
         codes.append(429)
+        keys = [a for a in operation.auth_callbacks if isinstance(a, ApiKey)]
         for code in codes:
-            result[code] = {"description": _STATUS_TEXT[code], "content": {"application/json": {"schema": _ERROR_REF}}}
+            text = _STATUS_TEXT[code]
+            if code == 413 and keys:
+                text = f"Body over {keys[0].max_body_bytes} bytes (request_too_large)."
+            result[code] = {"description": text, "content": {"application/json": {"schema": _ERROR_REF}}}
         result["default"] = {
             "description": "Any other error (e.g. 405, 409 invalid_state or arguments_mismatch, 503 during an outage).",
             "content": {"application/json": {"schema": _ERROR_REF}},
@@ -118,6 +122,29 @@ class _Schema(OpenAPISchema):
         return components
 
 
+def _type_label(schema: dict[str, Any]) -> str:
+    """A parameter's schema in a few words: ``integer 1–100``, ``string (date-time)``, ``one of a, b``."""
+    options = [s for s in schema.get("anyOf", [schema]) if s.get("type") != "null"]
+    words = []
+    for s in options:
+        if "enum" in s:
+            words.append("one of " + ", ".join(map(str, s["enum"])))
+            continue
+        word = str(s.get("type", "")) + (f" ({s['format']})" if "format" in s else "")
+        if "minimum" in s or "maximum" in s:
+            word += f" {s.get('minimum', '')}–{s.get('maximum', '')}"
+        words.append(word.strip())
+    return " or ".join(w for w in words if w)
+
+
+def _shown(schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema for the page: a plain ``$ref`` becomes a link to that schema's card."""
+    ref = schema.get("$ref", "")
+    if ref and len(schema) == 1:
+        return {"ref": ref.rsplit("/", 1)[1]}
+    return {"json": json.dumps(schema, indent=2)}
+
+
 class _Docs(DocsBase):
     """The reference page, server-rendered from the document (templates/api/docs.html)."""
 
@@ -130,8 +157,9 @@ class _Docs(DocsBase):
                 operations.append({
                     "method": method.upper(), "path": path, "op": op,
                     "scope": ", ".join(s for req in op.get("security", []) for scopes in req.values() for s in scopes),
-                    "body": json.dumps(body, indent=2) if body else None,
-                    "responses": [(status, r["description"], json.dumps(next(iter(r["content"].values()))["schema"], indent=2))
+                    "parameters": [{**p, "label": _type_label(p["schema"])} for p in op["parameters"]],
+                    "body": _shown(body) if body else None,
+                    "responses": [(status, r["description"], _shown(next(iter(r["content"].values()))["schema"]))
                                   for status, r in op["responses"].items() if "content" in r],
                 })
         schemas = [(name, json.dumps(schema, indent=2)) for name, schema in doc["components"]["schemas"].items()]

@@ -101,6 +101,19 @@ def test_every_api_endpoint_and_method_is_in_the_document(doc):
     assert {"Run", "RunPage", "Message", "MessagePage", "Escalation", "Spend", "RunSubmit", "Error"} <= set(doc["components"]["schemas"])
 
 
+def test_every_route_answers_exactly_its_documented_methods(client):
+    """The document is read from ninja's operations; the URLs must agree: any other method is 405."""
+    for route in API_ROUTES:
+        url = route.build(**dict.fromkeys(route.converters, "1"))
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            resp = getattr(client, method.lower())(url)  # no key: a documented method answers 401
+            if method in route.methods:
+                assert resp.status_code == 401, (method, url, resp.status_code)
+            else:
+                assert resp.status_code == 405 and set(resp["Allow"].split(", ")) == set(route.methods), (method, url)
+                assert resp.json()["error"]["type"] == "method_not_allowed"
+
+
 def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
     tenant.tier.api_rate_limit_per_minute = 100_000
     tenant.tier.save()
