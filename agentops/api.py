@@ -34,7 +34,7 @@ from agentops.middleware import API_ERROR_TYPES
 from budgets.api import router as spend_router
 from escalations.api import router as escalations_router
 from runs.api import router as runs_router
-from tenants.api import ApiError, ApiKey, Error, StrictJsonParser, error_response, validation_message
+from tenants.api import ApiError, ApiKeyAuth, Error, StrictJsonParser, error_response, validation_message
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 _STATUS_TEXT = {
@@ -66,7 +66,7 @@ class _Schema(OpenAPISchema):
         """One ``ApiKey`` bearer scheme; the requirement names the operation's scope."""
         result = []
         for auth in operation.auth_callbacks:
-            if isinstance(auth, ApiKey):
+            if isinstance(auth, ApiKeyAuth):
                 result.append({"ApiKey": [auth.scope]})
                 self.securitySchemes["ApiKey"] = auth.openapi_security_schema
         return result or None
@@ -75,7 +75,7 @@ class _Schema(OpenAPISchema):
         """The docstring's first line is the summary; a body's size limit is ``x-max-body-bytes``."""
         result: dict[str, Any] = super().operation_details(operation)
         result["summary"] = (operation.description or "").strip().split("\n")[0].replace("``", "") or result["summary"]
-        keys = [a for a in operation.auth_callbacks if isinstance(a, ApiKey)]
+        keys = [a for a in operation.auth_callbacks if isinstance(a, ApiKeyAuth)]
         if "requestBody" in result and keys:
             result["x-max-body-bytes"] = keys[0].max_body_bytes
         return result
@@ -101,7 +101,7 @@ class _Schema(OpenAPISchema):
         if "body" in sources:
             codes += [413, 415]
         codes.append(429)
-        keys = [a for a in operation.auth_callbacks if isinstance(a, ApiKey)]
+        keys = [a for a in operation.auth_callbacks if isinstance(a, ApiKeyAuth)]
         for code in codes:
             text = _STATUS_TEXT[code]
             if code == 413 and keys:

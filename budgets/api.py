@@ -15,13 +15,13 @@ from ninja import Query, Router
 from budgets.models import DailyRollup
 from budgets.selectors import date_range
 from budgets.services import effective_caps
-from tenants.api import ApiError, ApiKey, Money, QueryDate, ResponseBody, api_key
+from tenants.api import ApiError, ApiKeyAuth, Money, QueryDate, ResponseBody, api_key
 from tenants.money import money_str
 
 GROUPS = {"model": "model", "agent": "agent_id", "user": "user_id", "prompt_version": "prompt_version_id"}
 Group = Literal["model", "agent", "user", "prompt_version"]
 
-router = Router(tags=["spend"], auth=ApiKey("spend"))
+router = Router(tags=["spend"], auth=ApiKeyAuth("spend"))
 
 
 class GroupSpend(ResponseBody):

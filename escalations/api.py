@@ -24,14 +24,14 @@ from agentops.tools.registry import arguments_sha256
 from escalations import selectors, services
 from escalations.models import Escalation as EscalationRow
 from escalations.models import EscalationStatus
-from tenants.api import ApiError, ApiKey, QueryInt, RequestBody, ResponseBody, api_key
+from tenants.api import ApiError, ApiKeyAuth, QueryInt, RequestBody, ResponseBody, api_key
 
 MAX_LIMIT = 200
 # The document's enums; tests/escalations/test_api.py checks they match services and selectors.
 Decision = Literal["approve", "reject", "retry", "mark_done", "fail"]
 Kind = Literal["tool_call", "handoff", "outcome_unknown"]
 
-router = Router(tags=["escalations"], auth=ApiKey("escalations"))
+router = Router(tags=["escalations"], auth=ApiKeyAuth("escalations"))
 
 
 class GrantOut(ResponseBody):

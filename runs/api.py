@@ -1,7 +1,7 @@
 """The runs API: submit, list, read, cancel, pause, resume, read the message log, and follow a run
 as Server-Sent Events — a django-ninja router (mounted by agentops/api.py).
 
-Every operation takes a key with the ``runs`` scope (tenants.api.ApiKey). Objects are always
+Every operation takes a key with the ``runs`` scope (tenants.api.ApiKeyAuth). Objects are always
 looked up within the key's tenant: another tenant's run is a 404.
 """
 
@@ -27,8 +27,8 @@ from runs.models import TERMINAL_STATUSES, Agent, RunStatus
 from runs.models import Run as RunRow
 from tenants.api import (
     ApiError,
-    ApiKey,
-    AsyncApiKey,
+    ApiKeyAuth,
+    AsyncApiKeyAuth,
     Money,
     QueryDateTime,
     QueryInt,
@@ -43,7 +43,7 @@ SSE_POLL_SECONDS = 0.25
 LIST_MAX_LIMIT = 100
 MESSAGES_MAX_LIMIT = 500
 
-router = Router(tags=["runs"], auth=ApiKey("runs"))
+router = Router(tags=["runs"], auth=ApiKeyAuth("runs"))
 
 
 class RunSubmit(RequestBody):
@@ -133,7 +133,7 @@ def runs_list(
     return {"data": [selectors.run_as_dict(r) for r in rows], "next_cursor": next_cursor}
 
 
-@router.post("/runs", url_name="api_runs", response={201: Run}, auth=ApiKey("runs", max_body_bytes=200 * 1024))
+@router.post("/runs", url_name="api_runs", response={201: Run}, auth=ApiKeyAuth("runs", max_body_bytes=200 * 1024))
 def runs_submit(request: HttpRequest, body: RunSubmit, response: HttpResponse) -> dict[str, Any]:
     """Submit a run; it is queued and a worker picks it up."""
     key = api_key(request)
@@ -193,7 +193,7 @@ _EVENT_STREAM = {200: {"description": "The run's events as Server-Sent Events (i
                        "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
 
-@router.get("/runs/{run_id}/events", url_name="api_runs_events", auth=AsyncApiKey("runs"),
+@router.get("/runs/{run_id}/events", url_name="api_runs_events", auth=AsyncApiKeyAuth("runs"),
             openapi_extra={"responses": _EVENT_STREAM})
 async def runs_events(
     request: HttpRequest,

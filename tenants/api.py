@@ -1,7 +1,7 @@
 """The JSON API's front door, on django-ninja: Bearer tenant keys with scopes, the per-key rate
 limit, body admission, the strict JSON parser, and the one error shape.
 
-Each app's ``api.py`` builds a :class:`ninja.Router` whose operations declare ``auth=ApiKey("<scope>")``;
+Each app's ``api.py`` builds a :class:`ninja.Router` whose operations declare ``auth=ApiKeyAuth("<scope>")``;
 ``agentops/api.py`` mounts the routers on one ``NinjaAPI`` at ``/api/v1/`` with :class:`StrictJsonParser`
 and exception handlers that answer every error as ``{"error": {"type": …, "message": …}}``.
 Request bodies are :class:`RequestBody` schemas (strict, unknown fields refused); responses are
@@ -31,7 +31,7 @@ from ninja.security.http import HttpAuthBase
 from pydantic import BeforeValidator, ConfigDict, Field
 
 from agentops.jsoninput import JsonInputError, loads
-from tenants.models import ApiKey as ApiKeyRow
+from tenants.models import ApiKey
 from tenants.services import api_key_authenticate
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class StrictJsonParser(Parser):
 
 # --- the door: key, scope, rate limit, body admission -----------------------------------------
 
-def _rate_limited(key: ApiKeyRow) -> int | None:
+def _rate_limited(key: ApiKey) -> int | None:
     """Fixed one-minute window in Redis; returns seconds to wait when over the limit."""
     limit = key.tenant.tier.api_rate_limit_per_minute
     window = int(time.time() // 60)
@@ -156,7 +156,7 @@ def _rate_limited(key: ApiKeyRow) -> int | None:
     return None
 
 
-def _admit(request: HttpRequest, scope: str, max_body_bytes: int) -> ApiKeyRow:
+def _admit(request: HttpRequest, scope: str, max_body_bytes: int) -> ApiKey:
     """The key behind the request, or :class:`ApiError`: 401, 403, 429, then 413/415 for the body
     (before ninja parses it, and before any object lookup: the answer to a bad body does not
     depend on what exists)."""
@@ -180,7 +180,7 @@ def _admit(request: HttpRequest, scope: str, max_body_bytes: int) -> ApiKeyRow:
     return key
 
 
-class ApiKey(HttpAuthBase):
+class ApiKeyAuth(HttpAuthBase):
     """ninja auth for one scope: ``request.auth`` is the tenant's :class:`tenants.models.ApiKey`.
 
     The document lists every operation under the ``ApiKey`` bearer scheme with its scope
@@ -195,20 +195,20 @@ class ApiKey(HttpAuthBase):
         super().__init__()
         self.scope, self.max_body_bytes = scope, max_body_bytes
 
-    def __call__(self, request: HttpRequest) -> ApiKeyRow:
+    def __call__(self, request: HttpRequest) -> ApiKey:
         return _admit(request, self.scope, self.max_body_bytes)
 
 
-class AsyncApiKey(ApiKey):
+class AsyncApiKeyAuth(ApiKeyAuth):
     """For async operations (event streams): the same checks, on the API's database threads."""
 
-    async def __call__(self, request: HttpRequest) -> ApiKeyRow:  # type: ignore[override]
+    async def __call__(self, request: HttpRequest) -> ApiKey:  # type: ignore[override]
         return await db_call(request, _admit, request, self.scope, self.max_body_bytes)
 
 
-def api_key(request: HttpRequest) -> ApiKeyRow:
+def api_key(request: HttpRequest) -> ApiKey:
     """The key the door admitted (ninja sets ``request.auth``)."""
-    key: ApiKeyRow = request.auth  # type: ignore[attr-defined]
+    key: ApiKey = request.auth  # type: ignore[attr-defined]
     return key
 
 
