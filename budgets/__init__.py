@@ -1,5 +1,5 @@
 """Floor 2, budgets: prices, caps, the spend ledger, reserve/settle/release and cost alerts.
 
-May import tenants. Runs and agents are referred to by id; what budgets must know about them goes
-through ``budgets.subjects``, which the runs app fills at start-up.
+May import tenants only. Runs and agents are plain id columns (no foreign keys); what budgets must
+know about them goes through ``budgets.subjects``, which the runs app fills at start-up.
 """

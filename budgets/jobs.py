@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from budgets.services import drift_check, projection_check, reconcile_reservations
+from budgets.alerts import drift_check, projection_check
+from budgets.services import reconcile_reservations
 from tenants.models import Tenant
 
 

@@ -24,6 +24,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from budgets.models import AgentEstimate, CapAlert, CapCounter, CapScope, DailyRollup, SpendEntry
+from budgets.policy import effective_caps
 from budgets.pricing import Tokens, UnknownModelPrice, cost_of_tokens, price_for
 from budgets.subjects import subjects
 from tenants.models import Tenant
@@ -115,8 +116,6 @@ def spend_by_day(*, tenant: Tenant | None, rng: DateRange, by: str) -> dict[str,
 
 def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[str, Any]]:
     """Current-window utilisation of the tenant cap and of each user's caps (spent + in flight)."""
-    from budgets.services import effective_caps  # services imports this module (estimates, drift)
-
     today = today or timezone.now().date()
     month = today.replace(day=1)
     counters = CapCounter.objects.for_tenant(tenant).filter(

@@ -1,5 +1,8 @@
 """Budget writes: reserve / settle / release around every model call, the reconciler, caps and
-estimates edits, alerts.
+estimates edits. (Policy lookup is budgets.policy, alerts budgets.alerts.)
+
+Over 400 lines on purpose: the hot path's SQL, its portable (SQLite) twin and the reconciler that
+finishes what they leave open are one protocol and read best side by side.
 
 The harness calls, around each model call::
 
@@ -21,27 +24,24 @@ hot counter stays locked to a few statements and the commit.
 
 from __future__ import annotations
 
-import calendar
-import json
 import logging
 import os
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from budgets.alerts import alert_threshold
 from budgets.models import (
     CAP_FIELDS,
     SCOPE_ORDER,
     TASK_WINDOW,
     AgentEstimate,
     AlertKind,
-    CapAlert,
     CapCounter,
     CapScope,
     DailyRollup,
@@ -52,20 +52,18 @@ from budgets.models import (
     UserCap,
     validate_caps,
 )
+from budgets.policy import cap_policy, decimal_or_none, effective_caps, effective_policy
 from budgets.pricing import (
     UnknownModelPrice,
     cost_of_tokens,
     model_family,
-    model_matches,
     price_for,
     tokens_from_usage,
     worst_case_cost,
 )
-from budgets.selectors import actual_cost_per_run, estimate_figures
 from budgets.subjects import subjects
 from tenants.models import Membership, Tenant
 from tenants.services import audit_record
-from tenants.webhooks import webhook_send
 
 log = logging.getLogger(__name__)
 
@@ -105,95 +103,6 @@ class ModelNotAllowed(Exception):
     def __init__(self, model: str) -> None:
         self.model = model
         super().__init__(f"Model {model!r} is not allowed for this tenant.")
-
-
-# --- policy ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CapPolicy:
-    caps: dict[str, Decimal]
-    max_concurrent_runs: int
-    allowed_models: list[str] = field(default_factory=list)
-    user_id: int | None = None  # the user charged (user caps apply only when there is one)
-    # The tier's list bounds the tenant's: a model must pass both (empty means "every model").
-    tier_models: list[str] = field(default_factory=list)
-
-    def allows(self, model: str) -> bool:
-        return all(not models_ or any(model_matches(model, m) for m in models_) for models_ in (self.allowed_models, self.tier_models))
-
-
-def _json_list(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = json.loads(value)
-    return [str(v) for v in value] if isinstance(value, list) else None
-
-
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-_POLICY_SQL = f"""
-SELECT tr.task_cost_cap, tr.user_day_cost_cap, tr.user_month_cost_cap, tr.tenant_month_cost_cap,
-       tr.max_concurrent_runs, tr.allowed_models,
-       tc.task_cost_cap, tc.user_day_cost_cap, tc.user_month_cost_cap, tc.tenant_month_cost_cap,
-       tc.max_concurrent_runs, tc.allowed_models,
-       uc.user_day_cost_cap, uc.user_month_cost_cap, ag.task_cost_cap, u.id
-FROM tenants_tenant tn
-JOIN tenants_tier tr ON tr.id = tn.tier_id
-LEFT JOIN tenants_apikey k ON k.id = %s AND k.tenant_id = tn.id
-LEFT JOIN auth_user u ON u.id = COALESCE(%s, k.created_by_id)
-LEFT JOIN {TenantCaps._meta.db_table} tc ON tc.tenant_id = tn.id
-LEFT JOIN {UserCap._meta.db_table} uc ON uc.tenant_id = tn.id AND uc.user_id = u.id
-LEFT JOIN runs_agent ag ON ag.id = %s AND ag.tenant_id = tn.id
-WHERE tn.id = %s
-"""  # noqa: S608 - table names come from model Meta, values are bound parameters
-
-
-def _policy(tenant_id: int, user_id: int | None, agent_id: int | None, api_key_id: int | None = None) -> CapPolicy:
-    """Tier defaults ← tenant overrides ← user overrides / agent task cap, in one query.
-
-    The user is ``user_id``, else the creator of ``api_key_id`` (runs submitted with a key).
-    """
-    with connection.cursor() as cur:
-        cur.execute(_POLICY_SQL, [api_key_id or 0, user_id, agent_id or 0, tenant_id])
-        row = cur.fetchone()
-    if row is None:
-        raise Tenant.DoesNotExist
-    (t_task, t_uday, t_umonth, t_tmonth, t_conc, t_models,
-     c_task, c_uday, c_umonth, c_tmonth, c_conc, c_models, u_day, u_month, a_task, resolved_user) = row
-
-    def pick(*values: Any) -> Decimal:
-        # The first override that is set, never above the tier's limit (the last value): an old
-        # row written before the bounds were enforced cannot lift a cap past the tier.
-        tier = Decimal(str(values[-1]))
-        return min(next(Decimal(str(v)) for v in values if v is not None), tier)
-
-    allowed = _json_list(c_models)
-    tier_models = _json_list(t_models) or []
-    return CapPolicy(
-        caps={
-            CapScope.TASK: pick(a_task, c_task, t_task),
-            CapScope.USER_DAY: pick(u_day, c_uday, t_uday),
-            CapScope.USER_MONTH: pick(u_month, c_umonth, t_umonth),
-            CapScope.TENANT_MONTH: pick(c_tmonth, t_tmonth),
-        },
-        max_concurrent_runs=min(int(c_conc if c_conc is not None else t_conc), int(t_conc)),
-        allowed_models=allowed if allowed is not None else tier_models,
-        user_id=resolved_user,
-        tier_models=tier_models,
-    )
-
-
-def effective_policy(*, tenant: Tenant, user: Any = None, agent: Any = None) -> CapPolicy:
-    return _policy(tenant.pk, getattr(user, "pk", None), getattr(agent, "pk", None))
-
-
-def effective_caps(*, tenant: Tenant, user: Any = None, agent: Any = None) -> dict[str, Decimal]:
-    """The cap of every scope for this tenant / user / agent: ``{"task", "user_day", "user_month", "tenant_month"}``."""
-    return dict(effective_policy(tenant=tenant, user=user, agent=agent).caps)
 
 
 # --- windows and counters -------------------------------------------------------------------
@@ -303,7 +212,7 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
             )
             reservation._state.adding = False
     else:
-        policy = _policy(run.tenant_id, run.submitted_by_id, run.agent_id, run.api_key_id)
+        policy = cap_policy(run.tenant_id, run.submitted_by_id, run.agent_id, run.api_key_id)
         for m in (model, fallback_model):
             if m and not policy.allows(m):
                 raise ModelNotAllowed(m)
@@ -321,7 +230,7 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
                                 [run.tenant_id, scope, subject, window],
                             )
                             got = cur.fetchone()
-                            refused = (scope, caps[scope], _dec(got[0]) if got else Decimal(0))  # type: ignore[assignment]
+                            refused = (scope, caps[scope], decimal_or_none(got[0]) if got else Decimal(0))  # type: ignore[assignment]
                             raise _Refused
         except _Refused:
             pass
@@ -329,7 +238,7 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
         scope, cap, used = refused
         subject = {CapScope.TASK: run.pk, CapScope.TENANT_MONTH: run.tenant_id}.get(scope, user_id)  # type: ignore[call-overload]
         window = TASK_WINDOW if scope == CapScope.TASK else day if scope == CapScope.USER_DAY else day.replace(day=1)
-        _alert_threshold(tenant_id=run.tenant_id, scope=scope, subject_id=subject, window=window, kind=AlertKind.PCT100, value=used, cap=cap)
+        alert_threshold(tenant_id=run.tenant_id, scope=scope, subject_id=subject, window=window, kind=AlertKind.PCT100, value=used, cap=cap)
         raise CostCapExceeded(scope, limit=cap, needed=amount, available=max(Decimal(0), cap - used))
     return reservation
 
@@ -410,12 +319,12 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
             found.unknown_outcome = True
         entry, counters = found, found._counters  # type: ignore[attr-defined]
     for scope, subject, window, spent, cap in counters:
-        spent, cap = _dec(spent), _dec(cap)
+        spent, cap = decimal_or_none(spent), decimal_or_none(cap)
         if isinstance(window, str):
             window = date.fromisoformat(window)
         if cap and spent is not None and spent >= cap * Decimal("0.8"):
             kind = AlertKind.PCT100 if spent >= cap else AlertKind.PCT80
-            _alert_threshold(tenant_id=reservation.tenant_id, scope=scope, subject_id=subject, window=window, kind=kind, value=spent, cap=cap)
+            alert_threshold(tenant_id=reservation.tenant_id, scope=scope, subject_id=subject, window=window, kind=kind, value=spent, cap=cap)
     return entry
 
 
@@ -550,106 +459,6 @@ def reconcile_reservations(*, stale_after_s: int = 600, run_id: int | None = Non
     if result["settled"] or result["unknown_outcome"]:
         log.info("reservations reconciled", extra=result)
     return result
-
-
-# --- alerts -----------------------------------------------------------------------------------
-
-
-def _alert_threshold(*, tenant_id: int, scope: str, subject_id: int, window: date, kind: str, value: Decimal | None, cap: Decimal) -> None:
-    """Raise the 80 % / 100 % alert for this window, once (100 % implies 80 % was passed)."""
-    kinds = [AlertKind.PCT80, AlertKind.PCT100] if kind == AlertKind.PCT100 else [AlertKind.PCT80]
-    label = CapScope(scope).label if scope in CapScope.values else scope
-    for k in kinds:
-        pct = "100%" if k == AlertKind.PCT100 else "80%"
-        # The task scope's window is a fixed sentinel date: name the run instead of a window.
-        where = f"run {subject_id}" if scope == CapScope.TASK else f"window {window:%Y-%m-%d}"
-        alert_raise(
-            tenant_id=tenant_id, kind=k, scope=scope, subject_id=subject_id, window_start=window, value=value, cap=cap,
-            message=f"{label} spend reached {pct} of the ${cap.normalize():f} cap ({where}).",
-        )
-
-
-def alert_raise(
-    *, tenant_id: int, kind: str, scope: str, subject_id: int, window_start: date, message: str,
-    value: Decimal | None = None, cap: Decimal | None = None,
-) -> CapAlert | None:
-    """Record an alert (the in-app notice) and send its webhook — at most once per window.
-
-    The unique key (tenant, kind, scope, subject, window) decides who sends: a concurrent
-    duplicate hits the constraint and does nothing.
-    """
-
-    try:
-        with transaction.atomic():
-            alert = CapAlert.objects.create(
-                tenant_id=tenant_id, kind=kind, scope=scope, subject_id=subject_id, window_start=window_start,
-                message=message[:300], value=value, cap=cap,
-            )
-            tenant = Tenant.objects.get(pk=tenant_id)
-            webhook_send(
-                tenant=tenant, event=f"budget.{'projection' if kind == AlertKind.PROJECTION else 'drift' if kind == AlertKind.DRIFT else 'threshold'}",
-                payload={
-                    "text": f"[{tenant.name}] {message}", "tenant": tenant.slug, "kind": kind, "scope": scope,
-                    "subject_id": subject_id, "window_start": window_start.isoformat(),
-                    "value": None if value is None else str(value), "cap": None if cap is None else str(cap),
-                },
-            )
-    except IntegrityError:
-        return None
-    return alert
-
-
-def projection_for(*, tenant: Tenant, today: date | None = None) -> dict[str, Decimal]:
-    """Month-end projection from this month's run rate (spend so far / days elapsed × days in month)."""
-    today = today or timezone.now().date()
-    month = today.replace(day=1)
-    days_in_month = calendar.monthrange(today.year, today.month)[1]
-    spent = DailyRollup.objects.filter(tenant=tenant, day__gte=month, day__lte=today).aggregate(s=Sum("cost"))["s"] or Decimal(0)
-    elapsed = today.day
-    projected = spent / elapsed * days_in_month if elapsed else spent
-    cap = effective_caps(tenant=tenant)[CapScope.TENANT_MONTH]
-    return {"spent": spent, "projected": projected.quantize(Decimal("0.0001")), "cap": cap}
-
-
-def projection_check(*, tenant: Tenant, today: date | None = None) -> CapAlert | None:
-    p = projection_for(tenant=tenant, today=today)
-    if p["projected"] <= p["cap"]:
-        return None
-    month = (today or timezone.now().date()).replace(day=1)
-    return alert_raise(
-        tenant_id=tenant.pk, kind=AlertKind.PROJECTION, scope=CapScope.TENANT_MONTH, subject_id=tenant.pk, window_start=month,
-        value=p["projected"], cap=p["cap"],
-        message=f"Month-end spend projected at ${p['projected']:.2f}, above the ${p['cap']:.2f} tenant monthly cap.",
-    )
-
-
-def drift_check(*, tenant: Tenant, day: date | None = None) -> list[CapAlert]:
-    """Alert when an agent's actual cost per run over ``day`` drifts more than 20 % from its estimate."""
-    day = day or (timezone.now().date() - timedelta(days=1))
-    alerts = []
-    ests = list(AgentEstimate.objects.for_tenant(tenant))
-    agents = {a.pk: a for a in subjects().agents(tenant_id=tenant.pk)} if ests else {}
-    for est in ests:
-        agent = agents.get(est.agent_id)
-        if agent is None:  # the agent is gone; its estimate is history
-            continue
-        try:
-            per_run = estimate_figures(est, agent_model=agent.model)["per_run"]
-        except UnknownModelPrice:
-            continue
-        actual = actual_cost_per_run(tenant=tenant, agent_id=est.agent_id, start=day, end=day)
-        if actual is None or not per_run:
-            continue
-        drift = (actual - per_run) / per_run
-        if abs(drift) > Decimal("0.2"):
-            a = alert_raise(
-                tenant_id=tenant.pk, kind=AlertKind.DRIFT, scope="agent", subject_id=est.agent_id, window_start=day,
-                value=actual, cap=per_run,
-                message=f"Agent {agent.name}: actual ${actual:.4f}/run on {day:%Y-%m-%d} is {drift:+.0%} off the ${per_run:.4f} estimate.",
-            )
-            if a:
-                alerts.append(a)
-    return alerts
 
 
 # --- caps and estimates edits (console) ---------------------------------------------------------

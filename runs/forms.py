@@ -79,11 +79,11 @@ def scenario_choices() -> list[tuple[str, str]]:
     """Scripted scenarios to pick from, only when runs go to the scripted Messages API."""
     # Here, not at the top: the model gateway imports the anthropic SDK (0.3-0.9 s), which web
     # processes load only when a form offers scenarios or checks a routing.
-    from agentops.llm import gateway, scripted
+    from agentops.llm import gateway, scenario
 
     if not gateway.scripted_mode():
         return []
-    return [("", "Default scenario")] + [(name, name) for name in scripted.scenario_names()]
+    return [("", "Default scenario")] + [(name, name) for name in scenario.scenario_names()]
 
 
 # -- runs ------------------------------------------------------------------------------------

@@ -85,9 +85,9 @@ def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     """A scenario may only be chosen by name: the scripted API also reads paths, which are for tests."""
     scenario = metadata.get("scenario")
     if scenario is not None:
-        # Here, not at the top: the scripted model imports the anthropic SDK (0.3-0.9 s), which web
+        # Here, not at the top: the scenario files module imports the anthropic SDK (0.3-0.9 s), which web
         # processes otherwise never load.
-        from agentops.llm.scripted import scenario_names
+        from agentops.llm.scenario import scenario_names
 
         if not isinstance(scenario, str) or scenario not in scenario_names():
             raise ValidationError("Unknown scenario.")

@@ -1,5 +1,8 @@
 """The model gateway: the one module the harness calls to talk to Claude.
 
+(Just over 400 lines on purpose: client, routing, input bound and the call with its error mapping
+are the one surface the loop uses; the scripted API it can mount lives in scripted/scenario/replies.)
+
 * :func:`get_client` gives the real ``anthropic.Anthropic`` client. In scripted mode (a scenario is
   configured, or there is no API key) the same client runs over
   :class:`agentops.llm.scripted.ScriptedTransport`; otherwise it calls the real API. There is no

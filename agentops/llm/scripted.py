@@ -23,338 +23,41 @@ Scenario files and their schema: ``agentops/llm/scenarios/README.md``.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
 import json
 import logging
-import math
 import os
-import re
-import secrets
 import threading
 import time
-import typing
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx2
 import redis
-from anthropic.resources.messages.messages import DEPRECATED_MODELS
-from anthropic.types import Model
 from django.conf import settings
+
+from agentops.llm.replies import (
+    ScriptedReply,
+    build_message,
+    build_sse,
+    check_tool_pairs,
+    compact_json,
+    conversation_fingerprint,
+    error_reply,
+    estimate_input_tokens,
+    invalid_request,
+    new_request_id,
+    step_of,
+)
+from agentops.llm.scenario import ErrorSpec, ScenarioError, is_known_model, load_scenario
 
 log = logging.getLogger(__name__)
 
-SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 SCENARIO_HEADER = "x-agentops-scenario"
 # Optional: a stable key for the conversation (the harness sends the run id). Without it the
 # fingerprint is a hash of the system prompt and the first user message.
 CONVERSATION_HEADER = "x-agentops-conversation"
 DEFAULT_SCENARIO = "default"
 COUNTER_TTL_S = 3600
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-# Error bodies follow the recorded shapes in shared/reference/anthropic_responses/ (429, 400, 404,
-# 529): {"type": "error", "error": {"type", "message"}, "request_id"}, plus a request-id header
-# and x-should-retry ("true" on the recorded 429/529, "false" on the recorded 400/404).
-_ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    409: "api_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    502: "api_error",
-    503: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-_DEFAULT_MESSAGES: dict[str, str] = {
-    # Wording of the recorded 429 (anthropic-sdk-python cassette d743d628), org id removed.
-    "rate_limit_error": (
-        "This request would exceed your organization's rate limit of 20,000,000 prompt bytes per hour "
-        "(model: {model}). For details, refer to: https://docs.claude.com/en/api/rate-limits. You can see "
-        "the response headers for current usage. Please reduce the prompt length or the maximum tokens "
-        "requested, or try again later."
-    ),
-    "overloaded_error": "Overloaded",
-    "api_error": "Internal server error",
-    "timeout_error": "Request timed out",
-    "not_found_error": "model: {model}",
-    "invalid_request_error": "Invalid request",
-    "authentication_error": "invalid x-api-key",
-    "permission_error": "Your API key does not have permission to use the specified resource.",
-    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
-    "billing_error": "Your credit balance is too low to access the Anthropic API.",
-}
-_RETRYABLE = {408, 409, 429}
-
-
-class ScenarioError(ValueError):
-    """A scenario is unknown or malformed (answered as a 400 ``invalid_request_error``)."""
-
-
-# --------------------------------------------------------------------------- scenarios
-
-
-@dataclass(frozen=True)
-class ErrorSpec:
-    status: int
-    type: str
-    message: str | None = None
-    retry_after: float | None = None
-    retry_after_ms: float | None = None
-    should_retry: bool | None = None
-
-    @classmethod
-    def parse(cls, raw: Any, where: str) -> ErrorSpec:
-        if (
-            not isinstance(raw, dict)
-            or not isinstance(raw.get("status"), int)
-            or not 400 <= raw["status"] <= 599
-        ):
-            raise ScenarioError(f"{where}: an error needs an integer 'status' between 400 and 599")
-        status = raw["status"]
-        for key in ("retry_after", "retry_after_ms"):
-            if raw.get(key) is not None and not isinstance(raw[key], int | float):
-                raise ScenarioError(f"{where}.{key}: must be a number")
-        return cls(
-            status=status,
-            type=str(raw.get("type") or _ERROR_TYPES.get(status, "api_error")),
-            message=raw.get("message"),
-            retry_after=raw.get("retry_after"),
-            retry_after_ms=raw.get("retry_after_ms"),
-            should_retry=raw.get("should_retry"),
-        )
-
-
-@dataclass(frozen=True)
-class Step:
-    content: list[dict[str, Any]]
-    stop_reason: str
-    usage: dict[str, Any] = field(default_factory=dict)
-    errors: list[ErrorSpec] = field(default_factory=list)
-    errors_every_attempt: ErrorSpec | None = None
-    fail_first_requests: int = 0
-    fail_first_error: ErrorSpec | None = None
-    errors_for_models: frozenset[str] | None = None
-    errors_except_models: frozenset[str] | None = None
-    delay_ms: int = 0
-    replay_sse: Path | None = None
-    replay_json: Path | None = None
-
-    def errors_apply_to(self, model: str) -> bool:
-        if self.errors_for_models is not None and model not in self.errors_for_models:
-            return False
-        return not (self.errors_except_models is not None and model in self.errors_except_models)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
-    steps: list[Step]
-    models: frozenset[str] = frozenset()
-
-    def step(self, index: int) -> Step:
-        # Past the end, the last step repeats: a scenario whose last step calls a tool never ends
-        # (`loop_forever`, `never_ends`); one whose last step is end_turn keeps answering it.
-        return self.steps[min(index, len(self.steps) - 1)]
-
-
-def _parse_block(raw: Any, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{where}: a content block must be an object")
-    kind = raw.get("type")
-    if kind == "text":
-        if not isinstance(raw.get("text"), str):
-            raise ScenarioError(f"{where}: a text block needs a string 'text'")
-        return {"type": "text", "text": raw["text"]}
-    if kind == "tool_use":
-        if not isinstance(raw.get("name"), str) or not isinstance(raw.get("input", {}), dict):
-            raise ScenarioError(f"{where}: a tool_use block needs a string 'name' and an object 'input'")
-        block = {"type": "tool_use", "name": raw["name"], "input": raw.get("input", {})}
-        if raw.get("partial_json") is not None:
-            if not isinstance(raw["partial_json"], str):
-                raise ScenarioError(f"{where}.partial_json: must be a string")
-            block["partial_json"] = raw["partial_json"]
-        return block
-    raise ScenarioError(f"{where}: block type must be 'text' or 'tool_use', not {kind!r}")
-
-
-def _parse_step(raw: Any, where: str, base: Path) -> Step:
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{where}: a step must be an object")
-    content = [_parse_block(b, f"{where}.content[{i}]") for i, b in enumerate(raw.get("content") or [])]
-    has_tool = any(b["type"] == "tool_use" for b in content)
-    stop_reason = raw.get("stop_reason") or ("tool_use" if has_tool else "end_turn")
-    errors_raw = raw.get("errors") or []
-    if not isinstance(errors_raw, list):
-        raise ScenarioError(f"{where}.errors: must be a list")
-    ffr = raw.get("fail_first_requests")
-    ffr_count, ffr_error = 0, None
-    if ffr is not None:
-        if not isinstance(ffr, dict) or not isinstance(ffr.get("count"), int) or ffr["count"] < 0:
-            raise ScenarioError(f"{where}.fail_first_requests: needs an integer 'count' >= 0 and an error")
-        ffr_count = ffr["count"]
-        ffr_error = ErrorSpec.parse(
-            {k: v for k, v in ffr.items() if k != "count"}, f"{where}.fail_first_requests"
-        )
-
-    def models(key: str) -> frozenset[str] | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-            raise ScenarioError(f"{where}.{key}: must be a list of model ids")
-        return frozenset(value)
-
-    def path(key: str) -> Path | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        resolved = (base / value).resolve()
-        if not resolved.is_file():
-            raise ScenarioError(f"{where}.{key}: no file {value}")
-        return resolved
-
-    usage = raw.get("usage") or {}
-    if not isinstance(usage, dict):
-        raise ScenarioError(f"{where}.usage: must be an object")
-    delay_ms = raw.get("delay_ms", 0)
-    if not isinstance(delay_ms, int) or delay_ms < 0:
-        raise ScenarioError(f"{where}.delay_ms: must be an integer >= 0")
-    return Step(
-        content=content,
-        stop_reason=str(stop_reason),
-        usage=usage,
-        errors=[ErrorSpec.parse(e, f"{where}.errors[{i}]") for i, e in enumerate(errors_raw)],
-        errors_every_attempt=(
-            ErrorSpec.parse(raw["errors_every_attempt"], f"{where}.errors_every_attempt")
-            if raw.get("errors_every_attempt") is not None
-            else None
-        ),
-        fail_first_requests=ffr_count,
-        fail_first_error=ffr_error,
-        errors_for_models=models("errors_for_models"),
-        errors_except_models=models("errors_except_models"),
-        delay_ms=delay_ms,
-        replay_sse=path("replay_sse"),
-        replay_json=path("replay_json"),
-    )
-
-
-def parse_scenario(data: Any, *, name: str, base: Path = SCENARIO_DIR) -> Scenario:
-    """Validate a scenario document (see the README next to the scenario files)."""
-    if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
-        raise ScenarioError(f"scenario {name!r}: needs a non-empty 'steps' list")
-    steps = [_parse_step(s, f"scenario {name!r} steps[{i}]", base) for i, s in enumerate(data["steps"])]
-    extra_models = data.get("models") or []
-    if not isinstance(extra_models, list):
-        raise ScenarioError(f"scenario {name!r}: 'models' must be a list")
-    return Scenario(
-        name=name,
-        description=str(data.get("description", "")),
-        steps=steps,
-        models=frozenset(str(m) for m in extra_models),
-    )
-
-
-_cache_lock = threading.Lock()
-_scenario_cache: dict[tuple[str, int], Scenario] = {}
-
-
-def scenario_path(name: str) -> Path:
-    """The file behind a scenario name: ``scenarios/<name>.json``, or ``name`` itself when it is a
-    path to a ``.json`` file (tests write their own). Raises :class:`ScenarioError` when unknown."""
-    if _NAME_RE.match(name):
-        path = SCENARIO_DIR / f"{name}.json"
-    elif name.endswith(".json"):
-        path = Path(name)
-    else:
-        raise ScenarioError(f"unknown scenario: {name!r}")
-    if not path.is_file():
-        raise ScenarioError(f"unknown scenario: {name!r}")
-    return path
-
-
-def load_scenario(name: str) -> Scenario:
-    """Load (and cache by file modification time) the scenario ``name``."""
-    path = scenario_path(name)
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
-    with _cache_lock:
-        cached = _scenario_cache.get(key)
-    if cached is not None:
-        return cached
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ScenarioError(f"scenario {name!r}: not readable JSON ({exc})")
-    scenario = parse_scenario(data, name=name, base=path.parent)
-    with _cache_lock:
-        _scenario_cache[key] = scenario
-    return scenario
-
-
-def scenario_names() -> list[str]:
-    """The packaged scenario names (the files in ``agentops/llm/scenarios/``)."""
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.json"))
-
-
-# --------------------------------------------------------------------------- models
-
-
-def _sdk_model_ids() -> frozenset[str]:
-    ids: set[str] = set()
-    for arg in typing.get_args(Model):
-        ids.update(a for a in typing.get_args(arg) if isinstance(a, str))
-    return frozenset(ids)
-
-
-_KNOWN_MODELS = _sdk_model_ids()
-# Current-family ids with or without a date suffix, and the dated Claude 3.x ids.
-_MODEL_RE = re.compile(
-    r"^claude-(?:(?:opus|sonnet|haiku|fable|mythos)-\d+(?:-\d+)?(?:-\d{8})?"
-    r"|3(?:-[57])?-(?:opus|sonnet|haiku)-(?:\d{8}|latest))$"
-)
-
-
-def _retired_models() -> dict[str, datetime.date]:
-    """The SDK's deprecated models with their end-of-life dates ("June 15th, 2026")."""
-    retired = {}
-    for model, when in DEPRECATED_MODELS.items():
-        try:
-            retired[model] = datetime.datetime.strptime(
-                re.sub(r"(\d)(st|nd|rd|th)", r"\1", when), "%B %d, %Y"
-            ).date()
-        except ValueError:
-            continue
-    return retired
-
-
-_RETIREMENTS = _retired_models()
-
-
-def is_known_model(model: str, scenario: Scenario | None = None) -> bool:
-    """Whether the scripted API serves ``model`` (else it answers 404 ``not_found_error`` like the real one).
-
-    A scenario's ``models`` are always served; a model past its end-of-life date (the SDK's
-    ``DEPRECATED_MODELS``) is not, as on the real API; otherwise the SDK's model ids and ids of the
-    current families (with or without a date suffix) are.
-    """
-    if scenario is not None and model in scenario.models:
-        return True
-    retires = _RETIREMENTS.get(model)
-    if retires is not None and retires <= datetime.date.today():
-        return False
-    return model in _KNOWN_MODELS or bool(_MODEL_RE.match(model))
 
 
 # --------------------------------------------------------------------------- counters
@@ -404,310 +107,6 @@ def _default_scenario() -> str:
     return os.environ.get("AGENTOPS_SCENARIO") or DEFAULT_SCENARIO
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _b62(seed: str, length: int) -> str:
-    number = int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
-    chars = []
-    for _ in range(length):
-        number, rem = divmod(number, 62)
-        chars.append(_BASE62[rem])
-    return "".join(chars)
-
-
-def tool_use_id(scenario: str, conversation: str, step: int, index: int) -> str:
-    """Deterministic ``toolu_01`` + 22 base62 chars (the length of recorded ids)."""
-    return "toolu_01" + _b62(f"tool:{scenario}:{conversation}:{step}:{index}", 22)
-
-
-def _request_id() -> str:
-    # Request ids name an HTTP exchange, not a conversation point, so they are random, as the real ones.
-    return "req_011C" + "".join(secrets.choice(_BASE62) for _ in range(20))
-
-
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """The scripted ``usage.input_tokens``: UTF-8 bytes of system+messages+tools / 4.
-
-    Deliberately below :func:`agentops.llm.gateway.input_tokens_bound` (bytes / 3 + overhead), so a
-    cost reservation made from the bound always covers what the scripted API then reports.
-    """
-    payload = {
-        "system": body.get("system", ""),
-        "messages": body.get("messages", []),
-        "tools": body.get("tools", []),
-    }
-    return max(1, math.ceil(len(_compact(payload)) / 4))
-
-
-def step_of(messages: list[Any]) -> int:
-    """The conversation step: how many assistant turns the request already carries."""
-    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
-
-
-def conversation_fingerprint(body: dict[str, Any], header: str | None) -> str:
-    if header:
-        return hashlib.sha256(f"key:{header}".encode()).hexdigest()[:16]
-    messages = body.get("messages") or []
-    first = messages[0] if messages else None
-    return hashlib.sha256(_compact({"system": body.get("system", ""), "first": first})).hexdigest()[:16]
-
-
-def _substitute(value: Any, step: int) -> Any:
-    if isinstance(value, str):
-        return value.replace("{step}", str(step))
-    if isinstance(value, list):
-        return [_substitute(v, step) for v in value]
-    if isinstance(value, dict):
-        return {k: _substitute(v, step) for k, v in value.items()}
-    return value
-
-
-def _blocks(message: Any, kind: str) -> list[dict[str, Any]]:
-    content = message.get("content") if isinstance(message, dict) else None
-    return (
-        [b for b in content if isinstance(b, dict) and b.get("type") == kind]
-        if isinstance(content, list)
-        else []
-    )
-
-
-def _check_tool_pairs(messages: list[Any]) -> str | None:
-    """The real API's 400 for a broken tool_use/tool_result pairing (recorded fixture wording).
-
-    Checked message by message: a user message's tool_results must answer tool_uses of the
-    assistant message before it, and every one of those tool_uses must be answered.
-    """
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        previous = messages[i - 1] if i > 0 and isinstance(messages[i - 1], dict) else {}
-        prev_ids = (
-            [b.get("id") for b in _blocks(previous, "tool_use")]
-            if previous.get("role") == "assistant"
-            else []
-        )
-        raw_content = message.get("content")
-        content: list[Any] = raw_content if isinstance(raw_content, list) else []
-        for j, block in enumerate(content):
-            if (
-                isinstance(block, dict)
-                and block.get("type") == "tool_result"
-                and block.get("tool_use_id") not in prev_ids
-            ):
-                return (
-                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
-                    f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
-                    "`tool_use` block in the previous message."
-                )
-        answered = {b.get("tool_use_id") for b in _blocks(message, "tool_result")}
-        missing = [str(tid) for tid in prev_ids if tid not in answered]
-        if missing:
-            return (
-                f"messages.{i - 1}: `tool_use` ids were found without `tool_result` blocks immediately after: "
-                f"{', '.join(missing)}. Each `tool_use` block must have a corresponding "
-                "`tool_result` block in the next message."
-            )
-    return None
-
-
-# --------------------------------------------------------------------------- replies
-
-
-@dataclass
-class ScriptedReply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    delay_ms: int = 0
-
-
-def error_reply(spec: ErrorSpec, *, model: str = "", delay_ms: int = 0) -> ScriptedReply:
-    request_id = _request_id()
-    message = (spec.message or _DEFAULT_MESSAGES.get(spec.type, "Error")).replace("{model}", model)
-    body = {"type": "error", "error": {"type": spec.type, "message": message}, "request_id": request_id}
-    should_retry = spec.should_retry
-    if should_retry is None:
-        should_retry = spec.status in _RETRYABLE or spec.status >= 500
-    headers = {
-        "content-type": "application/json",
-        "request-id": request_id,
-        "x-should-retry": "true" if should_retry else "false",
-    }
-    if spec.retry_after is not None:
-        headers["retry-after"] = f"{spec.retry_after:g}"
-    if spec.retry_after_ms is not None:
-        headers["retry-after-ms"] = f"{spec.retry_after_ms:g}"
-    return ScriptedReply(spec.status, headers, _compact(body), delay_ms)
-
-
-def _invalid(message: str) -> ScriptedReply:
-    return error_reply(ErrorSpec(status=400, type="invalid_request_error", message=message))
-
-
-def build_message(
-    scenario: Scenario, step_index: int, body: dict[str, Any], conversation: str
-) -> dict[str, Any]:
-    """The ``Message`` body for ``step_index`` of ``scenario`` (pure: same inputs, same output)."""
-    step = scenario.step(step_index)
-    model = str(body.get("model", ""))
-    content: list[dict[str, Any]] = []
-    tool_index = 0
-    for block in step.content:
-        if block["type"] == "text":
-            content.append({"type": "text", "text": _substitute(block["text"], step_index)})
-        else:
-            content.append(
-                {
-                    "type": "tool_use",
-                    "id": tool_use_id(scenario.name, conversation, step_index, tool_index),
-                    "name": block["name"],
-                    "input": _substitute(block["input"], step_index),
-                    "caller": {"type": "direct"},
-                }
-            )
-            tool_index += 1
-    raw_max = body.get("max_tokens")
-    max_tokens: int = raw_max if isinstance(raw_max, int) else 4096
-    output_tokens = max(1, math.ceil(len(_compact(content)) / 4))
-    output_tokens = max_tokens if step.stop_reason == "max_tokens" else min(output_tokens, max_tokens)
-    overrides = step.usage
-    cache_creation = {
-        "ephemeral_5m_input_tokens": int(
-            overrides.get("cache_creation", {}).get("ephemeral_5m_input_tokens", 0)
-        ),
-        "ephemeral_1h_input_tokens": int(
-            overrides.get("cache_creation", {}).get("ephemeral_1h_input_tokens", 0)
-        ),
-    }
-    usage = {
-        "input_tokens": int(overrides.get("input_tokens", estimate_input_tokens(body))),
-        "cache_creation_input_tokens": int(
-            overrides.get("cache_creation_input_tokens", sum(cache_creation.values()))
-        ),
-        "cache_read_input_tokens": int(overrides.get("cache_read_input_tokens", 0)),
-        "cache_creation": cache_creation,
-        "output_tokens": int(overrides.get("output_tokens", output_tokens)),
-        "service_tier": "standard",
-        "inference_geo": "not_available",
-    }
-    return {
-        "model": model,
-        "id": "msg_01" + _b62(f"msg:{scenario.name}:{conversation}:{step_index}:{model}", 22),
-        "type": "message",
-        "role": "assistant",
-        "content": content,
-        "stop_reason": step.stop_reason,
-        "stop_sequence": None,
-        "usage": usage,
-    }
-
-
-def _chunks(text: str, size: int) -> Iterator[str]:
-    for start in range(0, len(text), size):
-        yield text[start : start + size]
-
-
-def _event(name: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + _compact(data) + b"\n\n"
-
-
-def build_sse(message: dict[str, Any], step: Step) -> bytes:
-    """The ``text/event-stream`` body for ``message``, in the recorded event order.
-
-    message_start, per block content_block_start (+ one ping after the first), text_delta /
-    input_json_delta chunks, content_block_stop, then message_delta and message_stop. A tool_use
-    block with ``partial_json`` under ``stop_reason: max_tokens`` streams that text and gets no
-    content_block_stop, as in the recorded ``stream_max_tokens_truncated_tool_use`` body.
-    """
-    usage = message["usage"]
-    start = {
-        **message,
-        "content": [],
-        "stop_reason": None,
-        "stop_sequence": None,
-        "usage": {**usage, "output_tokens": 1},
-    }
-    out = [_event("message_start", {"type": "message_start", "message": start})]
-    for index, block in enumerate(message["content"]):
-        spec = step.content[index]
-        if block["type"] == "text":
-            out.append(
-                _event(
-                    "content_block_start",
-                    {
-                        "type": "content_block_start",
-                        "index": index,
-                        "content_block": {"type": "text", "text": ""},
-                    },
-                )
-            )
-            if index == 0:
-                out.append(_event("ping", {"type": "ping"}))
-            for piece in _chunks(block["text"], 48):
-                out.append(
-                    _event(
-                        "content_block_delta",
-                        {
-                            "type": "content_block_delta",
-                            "index": index,
-                            "delta": {"type": "text_delta", "text": piece},
-                        },
-                    )
-                )
-            out.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
-            continue
-        head = {**block, "input": {}}
-        out.append(
-            _event(
-                "content_block_start", {"type": "content_block_start", "index": index, "content_block": head}
-            )
-        )
-        if index == 0:
-            out.append(_event("ping", {"type": "ping"}))
-        truncated = "partial_json" in spec and message["stop_reason"] == "max_tokens"
-        raw = spec["partial_json"] if truncated else json.dumps(block["input"], ensure_ascii=False)
-        out.append(
-            _event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": index,
-                    "delta": {"type": "input_json_delta", "partial_json": ""},
-                },
-            )
-        )
-        for piece in _chunks(raw, 24):
-            out.append(
-                _event(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": index,
-                        "delta": {"type": "input_json_delta", "partial_json": piece},
-                    },
-                )
-            )
-        if not truncated:
-            out.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
-    out.append(
-        _event(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                "usage": {"output_tokens": usage["output_tokens"]},
-            },
-        )
-    )
-    out.append(_event("message_stop", {"type": "message_stop"}))
-    return b"".join(out)
-
-
 class ScriptedAPI:
     """The request → reply logic, independent of any transport (used by :class:`ScriptedTransport`)."""
 
@@ -723,34 +122,34 @@ class ScriptedAPI:
         try:
             data = json.loads(body or b"{}")
         except ValueError:
-            return _invalid("There was an error parsing the body of your request as JSON.")
+            return invalid_request("There was an error parsing the body of your request as JSON.")
         if not isinstance(data, dict):
-            return _invalid("The request body must be a JSON object.")
+            return invalid_request("The request body must be a JSON object.")
         name = headers.get(SCENARIO_HEADER) or self._default_scenario or _default_scenario()
         try:
             scenario = load_scenario(name)
         except ScenarioError as exc:
-            return _invalid(str(exc))
+            return invalid_request(str(exc))
 
         model = data.get("model")
         if not isinstance(model, str) or not model:
-            return _invalid("model: Field required")
+            return invalid_request("model: Field required")
         if not is_known_model(model, scenario):
             return error_reply(ErrorSpec(status=404, type="not_found_error", message=f"model: {model}"))
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
-            return _invalid("messages: at least one message is required")
+            return invalid_request("messages: at least one message is required")
         if path.endswith("/count_tokens"):
             return ScriptedReply(
                 200,
-                {"content-type": "application/json", "request-id": _request_id()},
-                _compact({"input_tokens": estimate_input_tokens(data)}),
+                {"content-type": "application/json", "request-id": new_request_id()},
+                compact_json({"input_tokens": estimate_input_tokens(data)}),
             )
         if not isinstance(data.get("max_tokens"), int) or data["max_tokens"] < 1:
-            return _invalid("max_tokens: Field required (an integer >= 1)")
-        pairing = _check_tool_pairs(messages)
+            return invalid_request("max_tokens: Field required (an integer >= 1)")
+        pairing = check_tool_pairs(messages)
         if pairing:
-            return _invalid(pairing)
+            return invalid_request(pairing)
 
         step_index = step_of(messages)
         step = scenario.step(step_index)
@@ -770,7 +169,7 @@ class ScriptedAPI:
             if attempt < len(step.errors):
                 return error_reply(step.errors[attempt], model=model, delay_ms=step.delay_ms)
 
-        request_id = _request_id()
+        request_id = new_request_id()
         if data.get("stream"):
             if step.replay_sse is not None:
                 sse = step.replay_sse.read_bytes()
@@ -785,7 +184,7 @@ class ScriptedAPI:
         if step.replay_json is not None:
             payload = step.replay_json.read_bytes()
         else:
-            payload = _compact(build_message(scenario, step_index, data, conversation))
+            payload = compact_json(build_message(scenario, step_index, data, conversation))
         return ScriptedReply(
             200, {"content-type": "application/json", "request-id": request_id}, payload, step.delay_ms
         )

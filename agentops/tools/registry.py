@@ -1,5 +1,8 @@
 """The tool registry: what a tool is, how its arguments are checked, and how it is executed.
 
+(Over 400 lines on purpose: this is the one tool contract the harness, grants, forms and API call as
+``registry.*``; its sections — spec, validation, execution — are marked below.)
+
 The harness owns the decisions (which tools a run may use, which calls are gated); this module owns
 the mechanics it relies on, all of them safe against a model that makes things up:
 

@@ -194,7 +194,7 @@ def test_alerts_fire_once_per_window_at_80_and_100(tenant, make_run):
     ],
 )
 def test_projection_alert(tenant, make_run, clock, day, days_in_month, alert, at):
-    from budgets.services import projection_check, projection_for
+    from budgets.alerts import projection_check, projection_for
 
     clock.move_to(datetime.fromisoformat(f"{day.isoformat()}T{at}+00:00"))
     TenantCaps.objects.create(tenant=tenant, tenant_month_cost_cap=Decimal("0.01"))
@@ -213,7 +213,7 @@ def test_projection_alert(tenant, make_run, clock, day, days_in_month, alert, at
 def test_drift_alert_when_actual_cost_per_run_is_off_by_more_than_20_percent(tenant, make_run, agent):
     from django.utils import timezone
 
-    from budgets.services import drift_check
+    from budgets.alerts import drift_check
 
     AgentEstimate.objects.create(tenant=tenant, agent_id=agent.pk, input_tokens=1000, output_tokens=100, runs_per_day=10)
     # estimate: 1000*3 + 100*15 = $0.0045 per run; actual: $0.0075 (+67%)

@@ -15,13 +15,8 @@ import redis
 from django.conf import settings
 
 from agentops.llm.gateway import input_tokens_bound
-from agentops.llm.scripted import (
-    SCENARIO_DIR,
-    SCENARIO_HEADER,
-    ScriptedTransport,
-    load_scenario,
-    scenario_names,
-)
+from agentops.llm.scenario import SCENARIO_DIR, load_scenario, scenario_names
+from agentops.llm.scripted import SCENARIO_HEADER, ScriptedTransport
 from tests.conftest import reference_dir
 from tests.llm.helpers import MODEL, SCHEMAS, TOOLS, RecordingTransport, block_param, converse, make_client
 
@@ -567,7 +562,7 @@ def test_unanswered_tool_use_is_a_400() -> None:
 
 
 def test_retired_models_are_404_like_the_real_api(clock) -> None:  # type: ignore[no-untyped-def]
-    from agentops.llm.scripted import is_known_model
+    from agentops.llm.scenario import is_known_model
 
     # The SDK dates claude-3-sonnet-20240229's end of life July 21st, 2025: served the day before, not on it.
     clock.move_to("2025-07-20T23:59:59+00:00")

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from agentops.harness.loop import build_api_messages
+from agentops.harness.context import build_api_messages
 from agentops.logs import JsonFormatter, RedactingFilter, bind
 from runs.models import Message
 
