@@ -4,8 +4,8 @@ The front door (Bearer keys, scopes, rate limit, body admission, the strict JSON
 ``tenants/api.py``; here are the pieces that need the whole API:
 
 * exception handlers, so that every error is ``{"error": {"type", "message"}}`` — ninja's
-  validation errors (400 ``invalid_request``), its own 404/HttpError answers, and an outage, which
-  becomes the 503 of agentops/outage.py;
+  validation errors (400 ``invalid_request``) and its own 404/HttpError answers; anything else
+  goes on to Django, so an outage is still the 503 of agentops/outage.py;
 * the OpenAPI 3.1 document ninja generates (``/api/v1/openapi.json``), completed with what ninja
   does not know: each operation's scope in its security requirement, and the error responses
   every operation can give, all with the ``Error`` schema;
