@@ -6,6 +6,7 @@ Self-contained in the ``api_view`` style; the django-ninja port moves these bodi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -67,6 +68,8 @@ def prompts_get(request: HttpRequest, api: ApiContext, prompt_name: str) -> Http
                    .select_related("prompt").first())
     else:
         label = PRODUCTION if label is None else label
+        if not re.fullmatch(LABEL_RE, label):
+            raise ApiError(400, "invalid_request", "label must be a label name (lower-case letters, digits, '.', '_', '-').")
         found = (PromptLabel.objects.for_tenant(api.tenant).filter(prompt__name=prompt_name[:100], name=label[:50])
                  .select_related("version", "prompt").first())
         if found is None and not Prompt.objects.for_tenant(api.tenant).filter(name=prompt_name[:100]).exists():

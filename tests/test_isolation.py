@@ -117,7 +117,7 @@ def test_api_without_a_key_is_401_and_without_the_scope_403(route, tenant, clien
     values = {k: (API_OBJECT_FACTORIES[k](tenant) if k in API_OBJECT_FACTORIES else "1") for k in route.converters}
     url = route.build(**values)
     scope = route.callback.api_access
-    other_scopes = [s for s in ("runs", "escalations", "spend") if s != scope]
+    other_scopes = [s for s in ("runs", "escalations", "spend", "prompts") if s != scope]
     for method in _methods(route):  # each method the endpoint answers (GET and POST on /api/v1/runs)
         assert _call(client, route, url, None, method=method).status_code == 401, method
         assert _call(client, route, url, "aok_deadbeef_notarealkey000000", method=method).status_code == 401, method
@@ -130,7 +130,7 @@ def test_api_other_tenants_key_gets_404(route, tenant, other_tenant, client):
     missing = set(route.converters) - set(API_OBJECT_FACTORIES)
     assert not missing, f"add a factory for {missing} to API_OBJECT_FACTORIES"
     url = route.build(**{k: API_OBJECT_FACTORIES[k](tenant) for k in route.converters})
-    key = _api_key(other_tenant, ["runs", "escalations", "spend"])
+    key = _api_key(other_tenant, ["runs", "escalations", "spend", "prompts"])
     for method in _methods(route):
         resp = _call(client, route, url, key, tenant=other_tenant, method=method)
         assert resp.status_code == 404, (route.route, method, resp.status_code)
@@ -192,7 +192,26 @@ def _make_invitation(tenant):  # type: ignore[no-untyped-def]
     ).pk
 
 
+def _make_prompt(tenant):  # type: ignore[no-untyped-def]
+    from prompts import services
+    from prompts.models import Prompt
+
+    prompt = Prompt.objects.for_tenant(tenant).filter(name="iso-prompt").first()
+    if prompt is None:
+        prompt = services.prompt_create(tenant=tenant, actor=None, name="iso-prompt")
+        services.version_create(tenant=tenant, actor=None, prompt=prompt, data={"system": "x", "model": "claude-haiku-4-5"})
+    return prompt
+
+
+def _make_version(tenant):  # type: ignore[no-untyped-def]
+    return _make_prompt(tenant).versions.get(number=1).pk
+
+
 CONSOLE_OBJECT_FACTORIES = {
+    "prompt_name": lambda tenant: _make_prompt(tenant).name,
+    "number": lambda tenant: _make_prompt(tenant) and 1,
+    "label": lambda tenant: _make_prompt(tenant) and "staging",
+    "version_id": _make_version,
     "member_id": _make_membership,
     "invitation_id": _make_invitation,
     "key_id": _make_key,
