@@ -19,19 +19,20 @@ from tenants.api import ApiContext, ApiError, api_view
 _VERSION = {
     "title": "PromptVersion", "type": "object",
     "properties": {
-        "prompt": {"type": "string"}, "version": {"type": "integer"}, "sha256": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
+        "prompt": {"type": "string"}, "version": {"type": "integer"}, "sha256": {"type": "string"},
+        "label": {"type": ["string", "null"], "description": "The label asked for (null when fetched by version)."},
         "system": {"type": "string"}, "first_message": {"type": "string"}, "variables": {"type": "array", "items": {"type": "string"}},
         "model": {"type": "string"}, "params": {"type": "object"}, "tools": {"type": "array", "items": {"type": "string"}},
         "validators": {"type": "array"}, "changelog": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
     },
-    "required": ["prompt", "version", "sha256", "labels", "system", "first_message", "variables", "model", "params", "tools",
+    "required": ["prompt", "version", "sha256", "label", "system", "first_message", "variables", "model", "params", "tools",
                  "validators", "changelog", "created_at"],
     "additionalProperties": False,
 }
 
 
-def version_as_dict(version: PromptVersion, *, prompt: Prompt, labels: list[str]) -> dict[str, Any]:
-    return {"prompt": prompt.name, "version": version.number, "sha256": version.sha256, "labels": labels, "system": version.system,
+def version_as_dict(version: PromptVersion, *, prompt: Prompt, label: str | None) -> dict[str, Any]:
+    return {"prompt": prompt.name, "version": version.number, "sha256": version.sha256, "label": label, "system": version.system,
             "first_message": version.first_message, "variables": list(version.variables or []), "model": version.model,
             "params": version.params or {}, "tools": list(version.tools or []), "validators": list(version.validators or []),
             "changelog": version.changelog, "created_at": version.created_at.isoformat()}
@@ -59,33 +60,33 @@ def prompts_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
 def prompts_get(request: HttpRequest, api: ApiContext, prompt_name: str) -> HttpResponse:
     """One version by ``label`` (default production) or ``version``; ETag, and 304 for If-None-Match."""
     label, number = request.GET.get("label"), request.GET.get("version")
+    name = prompt_name[:100]
+    versions = PromptVersion.objects.for_tenant(api.tenant)
     if number is not None:
         if label is not None:
             raise ApiError(400, "invalid_request", "Send label or version, not both.")
         if not (number.isascii() and number.isdigit()) or not 0 < int(number) < 2**31:
             raise ApiError(400, "invalid_request", "version must be a positive integer.")
-        version = (PromptVersion.objects.for_tenant(api.tenant).filter(prompt__name=prompt_name[:100], number=int(number))
-                   .select_related("prompt").first())
+        row = versions.filter(prompt__name=name, number=int(number)).values_list("pk", "sha256").first()
+        if row is None:
+            raise ApiError(404, "not_found", "No such prompt or version.")
     else:
         label = PRODUCTION if label is None else label
         if not re.fullmatch(LABEL_RE, label):
             raise ApiError(400, "invalid_request", "label must be a label name (lower-case letters, digits, '.', '_', '-').")
-        found = (PromptLabel.objects.for_tenant(api.tenant).filter(prompt__name=prompt_name[:100], name=label[:50])
-                 .select_related("version", "prompt").first())
-        if found is None and not Prompt.objects.for_tenant(api.tenant).filter(name=prompt_name[:100]).exists():
+        # One indexed query decides the ETag: a client with the current version gets its 304 from it alone.
+        row = (PromptLabel.objects.for_tenant(api.tenant).filter(prompt__name=name, name=label)
+               .values_list("version_id", "version__sha256").first())
+        if row is None and not Prompt.objects.for_tenant(api.tenant).filter(name=name).exists():
             raise ApiError(404, "not_found", "No such prompt.")
-        if found is None or found.version is None:
-            raise ApiError(404, "not_found", f"Label {label[:50]} points at no version of this prompt.")
-        version = found.version
-        version.prompt = found.prompt
-    if version is None:
-        raise ApiError(404, "not_found", "No such prompt or version.")
-    etag = f'"{version.pk}-{version.sha256[:32]}"'
+        if row is None or row[0] is None:
+            raise ApiError(404, "not_found", f"Label {label} points at no version of this prompt.")
+    etag = f'"{row[0]}-{row[1][:32]}"'
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
         resp: HttpResponse = HttpResponseNotModified()
     else:
-        labels = list(PromptLabel.objects.for_tenant(api.tenant).filter(version=version).values_list("name", flat=True))
-        resp = JsonResponse(version_as_dict(version, prompt=version.prompt, labels=sorted(labels)))
+        version = versions.select_related("prompt").get(pk=row[0])
+        resp = JsonResponse(version_as_dict(version, prompt=version.prompt, label=label))
     resp["ETag"] = etag
     resp["Cache-Control"] = "private, no-cache"
     return resp
@@ -113,7 +114,7 @@ def prompts_version_create(request: HttpRequest, api: ApiContext, prompt_name: s
         version = services.version_create(tenant=api.tenant, actor=None, actor_key=api.key, prompt=prompt, data=body, changelog=changelog)
     except services.VersionInvalid as exc:
         return JsonResponse({"error": {"type": "invalid_request", "message": str(exc), "problems": exc.problems}}, status=400)
-    return JsonResponse(version_as_dict(version, prompt=prompt, labels=[]), status=201)
+    return JsonResponse(version_as_dict(version, prompt=prompt, label=None), status=201)
 
 
 LABEL_BODY = {

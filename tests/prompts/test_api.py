@@ -30,7 +30,7 @@ def test_fetch_by_label_with_etag_and_304(tenant, members, prompt, api):  # type
     resp = api.get("/api/v1/prompts/support", {"label": "staging"})
     assert resp.status_code == 200
     body = resp.json()
-    assert (body["version"], body["sha256"], body["labels"], body["system"]) == (1, v1.sha256, ["staging"], BASE["system"])
+    assert (body["version"], body["sha256"], body["label"], body["system"]) == (1, v1.sha256, "staging", BASE["system"])
     again = api.get("/api/v1/prompts/support", {"label": "staging"}, HTTP_IF_NONE_MATCH=resp["ETag"])
     assert again.status_code == 304 and again["ETag"] == resp["ETag"] and again.content == b""
     assert api.get("/api/v1/prompts/support", {"version": "1"}).json()["sha256"] == v1.sha256
