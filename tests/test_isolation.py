@@ -192,25 +192,16 @@ def _make_invitation(tenant):  # type: ignore[no-untyped-def]
     ).pk
 
 
-def _make_prompt(tenant):  # type: ignore[no-untyped-def]
-    from prompts import services
-    from prompts.models import Prompt
-
-    prompt = Prompt.objects.for_tenant(tenant).filter(name="iso-prompt").first()
-    if prompt is None:
-        prompt = services.prompt_create(tenant=tenant, actor=None, name="iso-prompt")
-        services.version_create(tenant=tenant, actor=None, prompt=prompt, data={"system": "x", "model": "claude-haiku-4-5"})
-    return prompt
-
-
 def _make_version(tenant):  # type: ignore[no-untyped-def]
-    return _make_prompt(tenant).versions.get(number=1).pk
+    from prompts.models import PromptVersion
+
+    return PromptVersion.objects.for_tenant(tenant).get(prompt__name=API_OBJECT_FACTORIES["prompt_name"](tenant), number=1).pk
 
 
 CONSOLE_OBJECT_FACTORIES = {
-    "prompt_name": lambda tenant: _make_prompt(tenant).name,
-    "number": lambda tenant: _make_prompt(tenant) and 1,
-    "label": lambda tenant: _make_prompt(tenant) and "staging",
+    "prompt_name": API_OBJECT_FACTORIES["prompt_name"],
+    "number": lambda tenant: API_OBJECT_FACTORIES["prompt_name"](tenant) and 1,
+    "label": API_OBJECT_FACTORIES["label"],
     "version_id": _make_version,
     "member_id": _make_membership,
     "invitation_id": _make_invitation,
