@@ -235,7 +235,7 @@ def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent |
 
 
 AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "tools",
-                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled"]
+                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "prompt_id", "prompt_label"]
 
 
 @transaction.atomic
@@ -243,6 +243,9 @@ def agent_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], agent: Agent
     unknown = [t for t in data.get("tools", []) if t not in all_tools()]
     if unknown:
         raise ValidationError(f"Unknown tools: {', '.join(unknown)}")
+    prompt_id = data.get("prompt_id")
+    if prompt_id is not None and not Agent._meta.get_field("prompt").related_model.objects.for_tenant(tenant).filter(pk=prompt_id).exists():
+        raise ValidationError("No such prompt.")
     before = {f: _jsonable(getattr(agent, f)) for f in AGENT_FIELDS} if agent else None
     if agent is None:
         agent = Agent(tenant=tenant)

@@ -118,3 +118,21 @@ def test_the_try_it_panel_starts_playground_runs_beside_production(tenant, membe
     page = client.get(URL + "support/v/2/try/")
     assert page.context["pairs"][0].candidate == runs[v2.pk] and page.context["pairs"][0].production == runs[v1.pk]
     assert client_for(members[Role.VIEWER]).post(URL + "support/v/2/try/", {"agent": agent.pk, "input": "x"}).status_code == 403
+
+
+def test_an_admin_points_an_agent_at_a_prompt_and_label(tenant, other_tenant, members, client_for, two):  # type: ignore[no-untyped-def]
+    from tests.runs_console.test_agents import _form
+
+    theirs = services.prompt_create(tenant=other_tenant, actor=None, name="theirs")
+    admin = client_for(members[Role.ADMIN])
+    assert admin.post("/t/acme/agents/new/", _form(prompt_id=str(theirs.pk))).status_code == 400
+    assert admin.post("/t/acme/agents/new/", _form(prompt_id=str(two[0].prompt_id), prompt_label="has space")).status_code == 400
+    assert admin.post("/t/acme/agents/new/", _form(prompt_id=str(two[0].prompt_id), prompt_label="staging")).status_code == 302
+    agent = Agent.objects.get(name="triage")
+    assert (agent.prompt_id, agent.prompt_label) == (two[0].prompt_id, "staging")
+
+
+def test_finance_sees_spend_by_prompt_version_named(tenant, two):  # type: ignore[no-untyped-def]
+    from budgets.selectors import _labels
+
+    assert _labels("prompt_version", {two[1].pk, 0}) == {two[1].pk: "support v2", 0: "(inline prompt)"}
