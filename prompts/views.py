@@ -89,6 +89,7 @@ def _version_page(request: HttpRequest, ctx: TenantContext, version: PromptVersi
     return render(request, "prompts/version.html", {
         "prompt": prompt, "version": version, "labels": labels, "all_labels": selectors.labels_of(prompt=prompt),
         "versions": selectors.versions_of(prompt=prompt), "runs": runs, "can_write": ctx.has(*WRITERS), "is_admin": ctx.has(Role.ADMIN),
+        "on_staging": any(label.name == "staging" for label in labels),
     })
 
 

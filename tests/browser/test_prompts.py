@@ -43,3 +43,21 @@ def test_prompt_pages_live_checks_and_the_gate(page, tenant, members, screenshot
     page.locator("#refused").wait_for()
     assert "no_eval_results" in page.locator("#refused").inner_text()
     screenshot(page, "prompt-gate-refused")
+
+
+def test_the_try_it_panel_and_the_version_page(page, tenant, members, screenshot):  # type: ignore[no-untyped-def]
+    from tests.conftest import ensure_model_prices
+
+    ensure_model_prices()
+    demo.setup_tenant(tenant, members[Role.ADMIN], runs_demo.setup_tenant(tenant, members[Role.ADMIN]))
+    log_in(page, members[Role.PROMPT_EDITOR].username)
+    page.wait_for_url(re.compile(r"/t/acme/$"))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/t/acme/prompts/support-agent/v/4/")
+    screenshot(page, "prompt-version-1440")
+    page.goto("/t/acme/prompts/support-agent/v/4/try/")
+    page.fill("textarea[name=input]", "I was charged twice for my order on ACC-1001.")
+    page.click("#try-form button[type=submit]")
+    page.locator(".try-pair").wait_for()
+    assert page.locator(".try-pair section").count() == 2  # v4 beside production v2
+    screenshot(page, "prompt-try-1440")
