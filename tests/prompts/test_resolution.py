@@ -32,3 +32,13 @@ def test_an_empty_label_falls_back_to_the_inline_text(tenant, prompt):  # type: 
     run = Run.objects.create(tenant=tenant, agent=agent, input="x")
     assert agent.resolve_prompt(run).system == "inline" and agent.resolve_prompt(run).version_id is None
     assert Run.objects.get(pk=run.pk).prompt_version_id is None
+
+
+def test_the_run_page_shows_the_version_number_and_hash_linked(tenant, members, prompt, client_for):  # type: ignore[no-untyped-def]
+    v1 = new_version(tenant, members[Role.PROMPT_EDITOR], prompt)
+    agent = Agent.objects.create(tenant=tenant, name="a", system_prompt="inline", prompt=prompt)
+    run = Run.objects.create(tenant=tenant, agent=agent, input="x", prompt_version_id=v1.pk, prompt_version_number=1, prompt_sha256=v1.sha256)
+    page = client_for(members[Role.VIEWER]).get(f"/t/acme/runs/{run.pk}/").content.decode()
+    assert f'href="/t/acme/prompts/_version/{v1.pk}/"' in page and f"v1 · {v1.sha256[:12]}" in page
+    version_page = client_for(members[Role.VIEWER]).get(f"/t/acme/prompts/_version/{v1.pk}/")
+    assert version_page.status_code == 200 and version_page.context["version"] == v1
