@@ -89,7 +89,7 @@ def _prompt_or_404(request: HttpRequest, prompt_name: str) -> Prompt:
 @router.get("/prompts", url_name="api_prompts_list", response=PromptList)
 def prompts_list(request: HttpRequest) -> dict[str, Any]:
     """The tenant's prompts, each with where its labels point."""
-    data = [{"name": p.name, "path": p.path, "description": p.description, "versions": p.version_count,
+    data = [{"name": p.name, "path": p.path, "description": p.description, "versions": p.version_count,  # type: ignore[attr-defined]  # annotated by prompt_list
              "labels": {label.name: (label.version.number if label.version else None) for label in p.labels.all()}}
             for p in selectors.prompt_list(tenant=api_key(request).tenant)]
     return {"data": data}

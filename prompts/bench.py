@@ -43,7 +43,7 @@ def _setup() -> tuple[Tenant, str]:
     return tenant, api_key_create(tenant=tenant, actor=None, name="bench prompts", scopes=["prompts"])[1]
 
 
-def _time(client: Client, url: str, n: int, want: int, **headers: str) -> list[float]:
+def _time(client: Client, url: str, n: int, want: int, **headers: Any) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from django.core.exceptions import ValidationError
 
 from prompts import selectors, services
 from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, content_sha256
@@ -75,7 +76,7 @@ def push(*, tenant: Tenant, directory: Path, actor: Any = None) -> list[Pushed]:
         prompt = Prompt.objects.for_tenant(tenant).filter(name=doc["name"]).first()
         latest = prompt.versions.order_by("-number").first() if prompt else None
         if latest is not None and latest.sha256 == content_sha256(content):
-            results.append(Pushed(path, prompt.name, "unchanged", latest.number))
+            results.append(Pushed(path, doc["name"], "unchanged", latest.number))
             continue
         checked = services.version_check(tenant=tenant, data=content)
         if checked.problems:
@@ -89,7 +90,7 @@ def push(*, tenant: Tenant, directory: Path, actor: Any = None) -> list[Pushed]:
         except services.VersionInvalid as exc:
             results.append(Pushed(path, doc["name"], "invalid", problems=exc.problems))
             continue
-        except services.ValidationError as exc:
+        except ValidationError as exc:
             results.append(Pushed(path, doc["name"], "invalid", problems={"name": " ".join(exc.messages)}))
             continue
         results.append(Pushed(path, prompt.name, "created", version.number))

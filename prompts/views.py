@@ -139,7 +139,7 @@ def version_check(request: HttpRequest, ctx: TenantContext, prompt_name: str) ->
         checked = services.version_check(tenant=ctx.tenant, data=form.content())
         problems, warnings = checked.problems, checked.warnings
     else:
-        problems, warnings = {k: " ".join(v) for k, v in form.errors.items()}, {}
+        problems, warnings = {k: " ".join(str(m) for m in v) for k, v in form.errors.items()}, {}
     return render(request, "prompts/partials/checks.html", {"prompt": prompt, "problems": problems, "warnings": warnings})
 
 

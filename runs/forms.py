@@ -18,7 +18,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from agentops import jsoninput
 from agentops.tools.registry import all_tools, allow_problems
 from budgets.models import ModelPrice, cap_problems
-from runs.models import Agent, RunStatus
+from runs.models import Agent, RunStatus, agent_prompt_model
 from runs.services import MAX_INPUT_CHARS
 from tenants.models import MONEY, Role, Tenant
 
@@ -183,7 +183,7 @@ class AgentForm(forms.Form):
         self.tool_specs = specs
         _choice(self, "tools").choices = [(name, name) for name in sorted(specs)]
         # The prompts app sits above runs: its model is reached through the FK, never imported.
-        prompts = Agent._meta.get_field("prompt").related_model.objects.for_tenant(tenant).order_by("name").values_list("pk", "name")
+        prompts = agent_prompt_model().objects.for_tenant(tenant).order_by("name").values_list("pk", "name")
         _choice(self, "prompt_id").choices = [("", "— none: the inline prompt —"), *prompts]
         self.known_models = known_models(tenant)
 

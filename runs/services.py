@@ -24,7 +24,17 @@ from agentops.jobs import enqueue, enqueue_in, redis_available
 from agentops.tools.registry import all_tools, get_tool
 from budgets.services import effective_policy, reconcile_reservations
 from runs.jobs import run_job
-from runs.models import Agent, Message, Run, RunEvent, RunStatus, ToolCall, ToolCallStatus, ToolGrant
+from runs.models import (
+    Agent,
+    Message,
+    Run,
+    RunEvent,
+    RunStatus,
+    ToolCall,
+    ToolCallStatus,
+    ToolGrant,
+    agent_prompt_model,
+)
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 
@@ -244,7 +254,7 @@ def agent_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], agent: Agent
     if unknown:
         raise ValidationError(f"Unknown tools: {', '.join(unknown)}")
     prompt_id = data.get("prompt_id")
-    if prompt_id is not None and not Agent._meta.get_field("prompt").related_model.objects.for_tenant(tenant).filter(pk=prompt_id).exists():
+    if prompt_id is not None and not agent_prompt_model().objects.for_tenant(tenant).filter(pk=prompt_id).exists():
         raise ValidationError("No such prompt.")
     before = {f: _jsonable(getattr(agent, f)) for f in AGENT_FIELDS} if agent else None
     if agent is None:
