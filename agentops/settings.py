@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "runs",
     "budgets",
     "escalations",
+    "prompts",
     "agentops.toolbox",
 ]
 

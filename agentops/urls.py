@@ -11,6 +11,7 @@ tenant_patterns = [
     path("", include("runs.urls")),
     path("escalations/", include("escalations.urls")),
     path("spend/", include("budgets.urls")),
+    path("prompts/", include("prompts.urls")),
 ]
 
 urlpatterns = [

@@ -91,6 +91,8 @@ def seed() -> World:
     from escalations import demo as escalation_demo
     from escalations.models import Escalation
     from escalations.services import escalation_decide
+    from prompts import demo as prompts_demo
+    from prompts.models import Prompt, PromptVersion
     from runs import demo
     from runs.models import Run, RunStatus, ToolGrant
     from runs.services import grant_save, run_cancel, run_pause
@@ -104,6 +106,8 @@ def seed() -> World:
         _, raw_key = rotate_demo_key(tenant=tenant, actor=admin)
         agents = demo.setup_tenant(tenant, admin)
         agents["refund-desk"] = escalation_demo.ensure_agent(tenant, admin)
+        # Prompts before the traffic: the agents follow them, so the runs pin versions (run page links).
+        prompts_demo.setup_tenant(tenant, admin, agents)
         run_ids: dict[str, int] = {}
         for agent_name, scenario, text in TRAFFIC:
             run = Run.objects.create(
@@ -162,11 +166,18 @@ def seed() -> World:
                 "grant_id": [str(pk) for pk in ToolGrant.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
                 "invitation_id": [str(i.pk) for i in Invitation.objects.for_tenant(tenant).order_by("pk")],
                 "endpoint_id": [str(e.pk) for e in WebhookEndpoint.objects.for_tenant(tenant).order_by("pk")],
+                # Every demo prompt has versions 1 and 2 and both built-in labels, so any pairing is real.
+                "prompt_name": list(Prompt.objects.for_tenant(tenant).order_by("pk").values_list("name", flat=True)),
+                "number": ["2", "1"],
+                "label": ["production", "staging"],
+                "version_id": [str(pk) for pk in PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
             },
             victims={
                 "run_id": str(queued[3].pk), "escalation_id": str(pending[-1].pk), "agent_id": str(victim_agent.pk),
                 "member_id": str(victim_member.pk), "key_id": str(victim_key.pk), "grant_id": str(victim_grant.pk),
                 "invitation_id": str(victim_invitation.pk), "endpoint_id": str(victim_endpoint.pk),
+                "prompt_name": "triage-router", "number": "1", "label": "staging",
+                "version_id": str(PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True).first()),
             },
         )
         world.objects["escalation_id"].sort(key=lambda pk: pk != str(pending[1].pk))  # a pending one first

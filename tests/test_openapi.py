@@ -117,8 +117,8 @@ def test_every_route_answers_exactly_its_documented_methods(client):
 def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
     tenant.tier.api_rate_limit_per_minute = 100_000
     tenant.tier.save()
-    full = api_key_create(tenant=tenant, actor=None, name="schema", scopes=["runs", "escalations", "spend"])[1]
-    others = api_key_create(tenant=other_tenant, actor=None, name="schema", scopes=["runs", "escalations", "spend"])[1]
+    full = api_key_create(tenant=tenant, actor=None, name="schema", scopes=["runs", "escalations", "spend", "prompts"])[1]
+    others = api_key_create(tenant=other_tenant, actor=None, name="schema", scopes=["runs", "escalations", "spend", "prompts"])[1]
     client = Client(raise_request_exception=False)
     check = Checker(doc)
 
