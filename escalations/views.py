@@ -113,7 +113,7 @@ def _decided(request: HttpRequest, ctx: TenantContext, escalation: Escalation, *
         return redirect("escalations:detail", slug=ctx.tenant.slug, escalation_id=escalation.pk)
     context = {
         "ctx": ctx, "e": escalation, "error": error, "just_decided": just_decided, "oob": True,
-        "run": escalation.run, "run_url": run_url(ctx.tenant.slug, escalation.run_id),
+        "run": escalation.run, "run_url": run_url(ctx.tenant.slug, escalation.run_id), "sla": selectors.sla_state(escalation),
         **_run_progress(escalation),
     }
     return render(request, "escalations/partials/decision.html", context, status=status)
@@ -121,7 +121,7 @@ def _decided(request: HttpRequest, ctx: TenantContext, escalation: Escalation, *
 
 def _run_progress(escalation: Escalation) -> dict[str, Any]:
     run = escalation.run
-    run.refresh_from_db(fields=["status", "outcome", "result", "error_message", "cost"])
+    run.refresh_from_db(fields=["status", "outcome", "result", "error_message", "cost", "iterations"])
     waiting_again = run.status == RunStatus.AWAITING_APPROVAL and Escalation.objects.for_tenant(run.tenant_id).filter(
         run=run, status=EscalationStatus.PENDING
     ).exists()
@@ -132,7 +132,9 @@ def _run_progress(escalation: Escalation) -> dict[str, Any]:
 
 @tenant_view(read=OPERATORS, write=())
 def run_progress(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
-    """The decided escalation's run, as a fragment the decision panel polls until the run settles."""
+    """The decided escalation's run, as a fragment the decision panel polls until the run settles; the
+    page's summary (run status, cost, model calls) rides along out of band so it moves with it."""
     escalation = _escalation_or_404(ctx, escalation_id)
-    context = {"ctx": ctx, "e": escalation, "run_url": run_url(ctx.tenant.slug, escalation.run_id), **_run_progress(escalation)}
-    return render(request, "escalations/partials/run_progress.html", context)
+    context = {"ctx": ctx, "e": escalation, "run_url": run_url(ctx.tenant.slug, escalation.run_id),
+               "sla": selectors.sla_state(escalation), **_run_progress(escalation)}
+    return render(request, "escalations/partials/run_progress_poll.html", context)
