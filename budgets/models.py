@@ -140,7 +140,7 @@ class TenantCaps(TenantOwned):
         verbose_name_plural = "tenant caps"
 
     def __str__(self) -> str:
-        return f"caps for tenant {self.tenant_id}"
+        return "tenant caps"  # shown in the audit log beside the tenant's own name
 
     def clean(self) -> None:
         if self.tenant_id:
@@ -159,7 +159,7 @@ class UserCap(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_usercap_per_user")]
 
     def __str__(self) -> str:
-        return f"caps for user {self.user_id}"
+        return f"caps for {self.user.get_username()}"
 
     def clean(self) -> None:
         if self.tenant_id:
@@ -331,4 +331,4 @@ class AgentEstimate(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"estimate for agent {self.agent_id}"
+        return f"cost estimate for {self.agent.name}"
