@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import SetPasswordMixin
 
 from tenants.models import ApiScope, Role
+from tenants.zones import zone_names
 
 
 class InvitationForm(forms.Form):
@@ -57,3 +58,13 @@ class WebhookEndpointForm(forms.Form):
         label="URL", max_length=2048,
         widget=forms.TextInput(attrs={"placeholder": "https://hooks.example.com/agentops", "autocomplete": "off", "spellcheck": "false"}),
     )
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(label="Time zone")
+
+    def __init__(self, *args: Any, blank_label: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(z, z.replace("_", " ")) for z in zone_names()]
+        self.fields["time_zone"].choices = ([("", blank_label)] if blank_label else []) + choices
+        self.fields["time_zone"].required = not blank_label
