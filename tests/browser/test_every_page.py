@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 from django.test.utils import override_settings
 
-from tenants.models import Role
+from budgets.bench import fill_ledger
+from budgets.demo import ROWS_PER_TENANT
+from budgets.services import counters_resync
+from tenants.models import Role, Tenant
 from tests import crawl
 from tests.browser.conftest import SCREENSHOTS
 from tests.factories import PASSWORD
@@ -66,6 +69,10 @@ def _log_in(context: Any, username: str) -> Any:
 def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, transactional_db, live_server):
     with override_settings(**crawl.SCRIPTED):
         world = crawl.seed()
+    # And the demo's 90 days of backfilled spend (budgets.demo), so the spend pages draw real volume.
+    tenant = Tenant.objects.get(pk=world.tenant_id)
+    fill_ledger(tenant=tenant, rows=ROWS_PER_TENANT[tenant.slug], days=90, runs=40, is_demo=True)
+    counters_resync(tenant=tenant)
     from django.contrib.auth import get_user_model
 
     User = get_user_model()
