@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from agentops import health, openapi
+from agentops import health, openapi, staff
 from tenants import views as tenant_views
 
 tenant_patterns = [
@@ -21,6 +21,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("staff/", staff.home, name="staff_home"),
     path("staff/budgets/", include("budgets.staff_urls")),
     path("t/<slug:slug>/", include(tenant_patterns)),
     # Public: the API's description, not any tenant's data (tests/url_inventory.API_PUBLIC).

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -138,3 +138,40 @@ def run_progress(request: HttpRequest, ctx: TenantContext, escalation_id: str) -
     context = {"ctx": ctx, "e": escalation, "run_url": run_url(ctx.tenant.slug, escalation.run_id),
                "sla": selectors.sla_state(escalation), **_run_progress(escalation)}
     return render(request, "escalations/partials/run_progress_poll.html", context)
+
+
+@tenant_view(read=OPERATORS, write=OPERATORS)
+@require_POST
+def bulk_reject(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """Reject the selected pending escalations with one reason (each decided on its own, so one
+    already decided elsewhere does not stop the others)."""
+    ids = [i for i in request.POST.getlist("ids") if i.isascii() and i.isdigit()][:200]
+    comment = request.POST.get("comment", "")
+    if not ids:
+        raise BadRequest("Select at least one escalation to reject.")
+    rejected, skipped = 0, 0
+    for escalation_id in ids:
+        try:
+            services.escalation_decide(escalation_id=int(escalation_id), tenant=ctx.tenant, decision="reject", comment=comment,
+                                       actor=request.user)
+            rejected += 1
+        except (services.AlreadyDecided, Escalation.DoesNotExist):
+            skipped += 1
+        except ValidationError as exc:
+            raise BadRequest(" ".join(exc.messages)) from exc
+    note = f"Rejected {rejected} escalation{'s' if rejected != 1 else ''}."
+    if skipped:
+        note += f" {skipped} had already been decided or expired."
+    messages.success(request, note)
+    return redirect("escalations:inbox", slug=ctx.tenant.slug)
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
+def expire_now(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
+    escalation = _escalation_or_404(ctx, escalation_id)
+    if services.escalation_expire_now(tenant=ctx.tenant, escalation_id=escalation.pk, actor=request.user):
+        messages.success(request, f"Escalation {escalation.pk} expired.")
+    else:
+        messages.error(request, f"Escalation {escalation.pk} was no longer pending.")
+    return redirect("escalations:detail", slug=ctx.tenant.slug, escalation_id=escalation.pk)

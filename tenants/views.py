@@ -41,6 +41,8 @@ def index(request: HttpRequest) -> HttpResponse:
         return redirect("home", slug=wanted)
     if len(memberships) == 1:
         return redirect("home", slug=memberships[0].tenant.slug)
+    if not memberships and request.user.is_staff:  # platform staff: the staff console, not an empty list
+        return redirect("staff_home")
     return render(request, "tenants/index.html", {"memberships": memberships})
 
 

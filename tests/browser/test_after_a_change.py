@@ -97,3 +97,29 @@ def test_a_run_asked_to_stop_shows_the_request_not_a_second_cancel_button(page, 
     page.wait_for_selector("#run-live[data-status=cancelled]", timeout=15_000)
     assert page.inner_text("#flash").strip() == ""
     assert page.locator(".banner.warn").count() == 0
+
+
+def test_the_inbox_works_from_the_keyboard(page, tenant, members):
+    agent = AgentFactory(tenant=tenant, name="support")
+    first, second = _waiting_escalation(agent, members), _waiting_escalation(agent, members)
+    log_in(page, "acme-operator")
+    page.wait_for_url(re.compile(r"/t/acme/$"))
+    page.goto("/t/acme/escalations/")
+    assert page.title().startswith("(2) ")  # the number waiting, in the tab
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    current = page.locator("#pending-escalations tr.is-current")
+    assert current.count() == 1
+    opened = current.get_attribute("data-escalation")
+    page.keyboard.press("x")
+    assert current.locator("input[type=checkbox]").is_checked()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf"/t/acme/escalations/{opened}/$"))
+    page.keyboard.press("r")
+    assert page.evaluate("document.activeElement.id") == "decision-comment"
+    page.keyboard.type("Not this one.")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#decision-outcome:has-text('rejected')")
+    assert Escalation.objects.get(pk=opened).comment == "Not this one."
+    assert {str(first.pk), str(second.pk)} >= {opened}
