@@ -105,7 +105,8 @@ def test_the_inbox_works_from_the_keyboard(page, tenant, members):
     log_in(page, "acme-operator")
     page.wait_for_url(re.compile(r"/t/acme/$"))
     page.goto("/t/acme/escalations/")
-    assert page.title().startswith("(2) ")  # the number waiting, in the tab
+    assert page.title() == "(2) Escalations · Acme · AgentOps"  # the number waiting, in the tab
+    assert page.locator("form#bulk-reject").count() == 1
     page.keyboard.press("j")
     page.keyboard.press("j")
     page.keyboard.press("k")
