@@ -14,6 +14,11 @@ from django.db import models
 from django.utils import timezone
 
 from agentops.harness.prompting import ResolvedPrompt
+
+# The statuses belong to the harness's store interface; re-exported here, where the rest of the code looks.
+from agentops.harness.store import TERMINAL_STATUSES as TERMINAL_STATUSES
+from agentops.harness.store import RunStatus as RunStatus
+from agentops.harness.store import ToolCallStatus as ToolCallStatus
 from budgets.models import cap_problems
 from budgets.pricing import model_matches
 from runs import lookups  # noqa: F401 - registers JSONField's has_item lookup
@@ -67,20 +72,6 @@ class Agent(TenantOwned):
     def resolve_prompt(self) -> ResolvedPrompt:
         """What a run of this agent is told to be: today the inline text (no version)."""
         return ResolvedPrompt(system=self.system_prompt)
-
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    AWAITING_APPROVAL = "awaiting_approval"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CAPPED = "capped"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CAPPED, RunStatus.CANCELLED})
 
 
 class Run(TenantOwned):
@@ -159,17 +150,6 @@ class Message(TenantOwned):
     class Meta:
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="message_seq_unique")]
-
-
-class ToolCallStatus(models.TextChoices):
-    STARTED = "started"
-    SUCCEEDED = "succeeded"
-    ERROR = "error"
-    REFUSED = "refused"
-    GATED = "gated"
-    REJECTED = "rejected"
-    # Left ``started`` by a crash, on a tool not declared idempotent: a human decides.
-    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class ToolCall(TenantOwned):
@@ -255,5 +235,5 @@ class ToolGrant(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        who = self.agent.name if self.agent_id else "all agents"
+        who = self.agent.name if self.agent is not None else "all agents"
         return f"{self.tool_name} → {who} / {self.role or 'all roles'}"
