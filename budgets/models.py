@@ -20,6 +20,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from budgets.subjects import subjects
 from tenants.models import MONEY as _TENANT_MONEY
 from tenants.models import TenantOwned
 
@@ -332,4 +333,5 @@ class AgentEstimate(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"cost estimate for {self.agent.name}"
+        name = subjects().agent_names(ids={self.agent_id}).get(self.agent_id)
+        return f"cost estimate for {name}" if name else "cost estimate for a removed agent"
