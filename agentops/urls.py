@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from agentops import health
+from agentops import health, staff
 from agentops.api import api
 from tenants import views as tenant_views
 
@@ -23,6 +23,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("staff/", staff.home, name="staff_home"),
     path("staff/budgets/", include("budgets.staff_urls")),
     path("t/<slug:slug>/", include(tenant_patterns)),
     # The JSON API on django-ninja (agentops/api.py), with its public openapi.json and docs page.

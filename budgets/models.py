@@ -20,6 +20,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from budgets.subjects import subjects
 from tenants.models import MONEY as _TENANT_MONEY
 from tenants.models import TenantOwned
 
@@ -140,7 +141,7 @@ class TenantCaps(TenantOwned):
         verbose_name_plural = "tenant caps"
 
     def __str__(self) -> str:
-        return f"caps for tenant {self.tenant_id}"
+        return "tenant caps"  # shown in the audit log beside the tenant's own name
 
     def clean(self) -> None:
         if self.tenant_id:
@@ -159,7 +160,7 @@ class UserCap(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_usercap_per_user")]
 
     def __str__(self) -> str:
-        return f"caps for user {self.user_id}"
+        return f"caps for {self.user.get_username()}"
 
     def clean(self) -> None:
         if self.tenant_id:
@@ -332,4 +333,5 @@ class AgentEstimate(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"estimate for agent {self.agent_id}"
+        name = subjects().agent_names(ids={self.agent_id}).get(self.agent_id)
+        return f"cost estimate for {name}" if name else "cost estimate for a removed agent"

@@ -23,6 +23,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from budgets.charts import CAP_COLOUR, cap_line, colour_for, model_colours, money_label
 from budgets.models import AgentEstimate, CapAlert, CapCounter, CapScope, DailyRollup, SpendEntry
 from budgets.policy import effective_caps
 from budgets.pricing import Tokens, UnknownModelPrice, cost_of_tokens, price_for
@@ -31,7 +32,7 @@ from tenants.models import Tenant
 
 DIMENSIONS = {"model": "model", "agent": "agent_id", "user": "user_id", "prompt_version": "prompt_version_id", "tenant": "tenant_id"}
 MAX_RANGE_DAYS = 400
-_LAYOUT = {"margin": {"l": 50, "r": 10, "t": 30, "b": 40}, "height": 320, "legend": {"orientation": "h", "y": -0.2},
+_LAYOUT = {"margin": {"l": 60, "r": 10, "t": 40, "b": 40}, "height": 320, "legend": {"orientation": "h", "y": -0.2}, "showlegend": True,
            "font": {"family": "system-ui, sans-serif", "size": 12}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff"}
 
 
@@ -109,8 +110,11 @@ def spend_by_day(*, tenant: Tenant | None, rng: DateRange, by: str) -> dict[str,
     days = rng.days
     fig = go.Figure()
     order = sorted(series, key=lambda k: -sum(series[k].values()))
+    models = model_colours() if by == "model" else {}
     for key in order:
-        fig.add_trace(go.Bar(x=[d.isoformat() for d in days], y=[float(series[key].get(d, 0)) for d in days], name=labels[key]))
+        fig.add_trace(go.Bar(x=[d.isoformat() for d in days], y=[float(series[key].get(d, 0)) for d in days], name=labels[key],
+                             marker={"color": colour_for(by, key, labels[key], models)},
+                             hovertemplate="%{x}: $%{y:,.4f}<extra>%{fullData.name}</extra>"))
     fig.update_layout(barmode="stack", yaxis={"title": "USD", "tickprefix": "$"}, title={"text": f"Spend per day by {by.replace('_', ' ')}"}, **_LAYOUT)
     return {"figure": json.loads(fig.to_json()), "total": total, "series": len(series)}
 
@@ -147,13 +151,15 @@ def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[s
 
 def utilisation_figure(rows: list[dict[str, Any]]) -> dict[str, Any]:
     top = rows[:12]
+    # Every bar says its value, so 2% is readable and not a sliver; colour is never the only signal.
     fig = go.Figure(go.Bar(
-        x=[r["percent"] for r in top], y=[f"{r['label']} · {r['who']}" for r in top], orientation="h",
-        marker={"color": ["#c92a2a" if r["percent"] >= 100 else "#e67700" if r["percent"] >= 80 else "#3b5bdb" for r in top]},
-        hovertext=[f"${r['spent'] + r['reserved']:.4f} of ${r['cap']:.2f}" for r in top],
+        x=[r["percent"] for r in top], y=[f"{r['label']} · {r['who']}" for r in top], orientation="h", name="used of the cap",
+        marker={"color": [CAP_COLOUR if r["percent"] >= 100 else "#e67700" if r["percent"] >= 80 else "#4e79a7" for r in top]},
+        text=[f"{r['percent']:.1f}% · {money_label(r['spent'] + r['reserved'])} of {money_label(r['cap'])}" for r in top],
+        textposition="auto", insidetextanchor="end", cliponaxis=False, hoverinfo="text+y",
     ))
-    layout = dict(_LAYOUT, height=max(180, 40 + 28 * len(top)), margin={"l": 260, "r": 10, "t": 30, "b": 30})
-    fig.update_layout(xaxis={"range": [0, 100], "ticksuffix": "%"}, yaxis={"autorange": "reversed"}, title={"text": "Cap utilisation (current windows)"}, **layout)
+    layout = dict(_LAYOUT, height=max(200, 70 + 34 * len(top)), margin={"l": 230, "r": 20, "t": 40, "b": 30})
+    fig.update_layout(xaxis={"range": [0, 100], "ticksuffix": "%"}, yaxis={"autorange": "reversed", "ticksuffix": "  "}, title={"text": "Cap utilisation (current windows)"}, **layout)
     return json.loads(fig.to_json())
 
 
@@ -174,11 +180,18 @@ def projection(*, tenant: Tenant | None, today: date | None = None, cap: Decimal
         ys.append(float(cum))
     projected = (cum / today.day * last.day).quantize(Decimal("0.01"))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=xs, y=ys, name="Spent", mode="lines+markers"))
-    fig.add_trace(go.Scatter(x=[today.isoformat(), last.isoformat()], y=[float(cum), float(projected)], name="Projection", line={"dash": "dash"}))
+    fig.add_trace(go.Scatter(x=xs, y=ys, name="Spent", mode="lines+markers", line={"color": "#4e79a7"}))
+    fig.add_trace(go.Scatter(x=[today.isoformat(), last.isoformat()], y=[float(cum), float(projected)], name="Projection",
+                             mode="lines+markers+text", text=["", money_label(projected)], textposition="top left",
+                             line={"dash": "dash", "color": "#f28e2b"}))
+    # Scaled to the spend, not the cap: $41 of a $5,000 cap is a visible line with the cap noted.
+    yaxis: dict[str, Any] = {"tickprefix": "$", "rangemode": "tozero"}
     if cap is not None:
-        fig.add_trace(go.Scatter(x=[month.isoformat(), last.isoformat()], y=[float(cap), float(cap)], name="Cap", line={"color": "#c92a2a"}))
-    fig.update_layout(title={"text": "This month: spend, projection, cap"}, yaxis={"tickprefix": "$"}, xaxis={"range": [month.isoformat(), last.isoformat()]}, **_LAYOUT)
+        shape, note, top = cap_line(cap, max(float(projected), float(cum)))
+        yaxis["range"] = [0, top]
+        fig.update_layout(shapes=[shape] if shape else [], annotations=[note])
+    title = "This month: spend and projection" + (" against the cap" if cap is not None else "")
+    fig.update_layout(title={"text": title}, yaxis=yaxis, xaxis={"range": [month.isoformat(), last.isoformat()]}, **_LAYOUT)
     return {"figure": json.loads(fig.to_json()), "spent": cum, "projected": projected, "cap": cap, "over": cap is not None and projected > cap}
 
 
@@ -188,11 +201,14 @@ def expensive_runs(*, tenant: Tenant, rng: DateRange, limit: int = 10) -> list[d
     runs = subjects().costly_runs(tenant_id=tenant.pk, start=start, end=end, limit=limit)
     out = []
     for r in runs:
+        # Backfilled demo history (budgets.demo) is spend without a trace, log or times: it is
+        # listed as what it is, not linked as a run.
+        demo = bool((r.metadata or {}).get("budgets_demo"))
         try:
-            url = reverse("runs:detail", kwargs={"slug": tenant.slug, "run_id": r.pk})
+            url = "" if demo else reverse("runs:detail", kwargs={"slug": tenant.slug, "run_id": r.pk})
         except NoReverseMatch:
             url = ""
-        out.append({"run": r, "url": url})
+        out.append({"run": r, "url": url, "demo": demo})
     return out
 
 

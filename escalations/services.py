@@ -289,6 +289,20 @@ def escalation_expire(*, escalation_id: int, now: datetime | None = None) -> boo
     return True
 
 
+def escalation_expire_now(*, tenant: Any, escalation_id: int, actor: Any) -> bool:
+    """An admin expires a pending escalation before its time: it is brought due and expired as the
+    sweep would (the same expiry policy, run resumption and notification), and the admin who did
+    it is audited. False if it was no longer pending."""
+    now = timezone.now()
+    moved = Escalation.objects.for_tenant(tenant).filter(pk=escalation_id, status=EscalationStatus.PENDING).update(expires_at=now)
+    if not moved or not escalation_expire(escalation_id=escalation_id, now=now):
+        return False
+    escalation = Escalation.objects.for_tenant(tenant).get(pk=escalation_id)
+    audit_record(tenant=tenant, actor=actor, action="escalation.expire_now", target=escalation,
+                 before={"status": EscalationStatus.PENDING}, after={"status": escalation.status})
+    return True
+
+
 def _fail_run(escalation: Escalation, now: datetime) -> None:
     run = Run.unscoped.select_for_update().get(pk=escalation.run_id)
     if run.status != RunStatus.AWAITING_APPROVAL or run.lease_owner:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -113,7 +113,7 @@ def _decided(request: HttpRequest, ctx: TenantContext, escalation: Escalation, *
         return redirect("escalations:detail", slug=ctx.tenant.slug, escalation_id=escalation.pk)
     context = {
         "ctx": ctx, "e": escalation, "error": error, "just_decided": just_decided, "oob": True,
-        "run": escalation.run, "run_url": run_url(ctx.tenant.slug, escalation.run_id),
+        "run": escalation.run, "run_url": run_url(ctx.tenant.slug, escalation.run_id), "sla": selectors.sla_state(escalation),
         **_run_progress(escalation),
     }
     return render(request, "escalations/partials/decision.html", context, status=status)
@@ -121,7 +121,7 @@ def _decided(request: HttpRequest, ctx: TenantContext, escalation: Escalation, *
 
 def _run_progress(escalation: Escalation) -> dict[str, Any]:
     run = escalation.run
-    run.refresh_from_db(fields=["status", "outcome", "result", "error_message", "cost"])
+    run.refresh_from_db(fields=["status", "outcome", "result", "error_message", "cost", "iterations"])
     waiting_again = run.status == RunStatus.AWAITING_APPROVAL and Escalation.objects.for_tenant(run.tenant_id).filter(
         run=run, status=EscalationStatus.PENDING
     ).exists()
@@ -132,7 +132,46 @@ def _run_progress(escalation: Escalation) -> dict[str, Any]:
 
 @tenant_view(read=OPERATORS, write=())
 def run_progress(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
-    """The decided escalation's run, as a fragment the decision panel polls until the run settles."""
+    """The decided escalation's run, as a fragment the decision panel polls until the run settles; the
+    page's summary (run status, cost, model calls) rides along out of band so it moves with it."""
     escalation = _escalation_or_404(ctx, escalation_id)
-    context = {"ctx": ctx, "e": escalation, "run_url": run_url(ctx.tenant.slug, escalation.run_id), **_run_progress(escalation)}
-    return render(request, "escalations/partials/run_progress.html", context)
+    context = {"ctx": ctx, "e": escalation, "run_url": run_url(ctx.tenant.slug, escalation.run_id),
+               "sla": selectors.sla_state(escalation), **_run_progress(escalation)}
+    return render(request, "escalations/partials/run_progress_poll.html", context)
+
+
+@tenant_view(read=OPERATORS, write=OPERATORS)
+@require_POST
+def bulk_reject(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """Reject the selected pending escalations with one reason (each decided on its own, so one
+    already decided elsewhere does not stop the others)."""
+    ids = [i for i in request.POST.getlist("ids") if i.isascii() and i.isdigit()][:200]
+    comment = request.POST.get("comment", "")
+    if not ids:
+        raise BadRequest("Select at least one escalation to reject.")
+    rejected, skipped = 0, 0
+    for escalation_id in ids:
+        try:
+            services.escalation_decide(escalation_id=int(escalation_id), tenant=ctx.tenant, decision="reject", comment=comment,
+                                       actor=request.user)
+            rejected += 1
+        except (services.AlreadyDecided, Escalation.DoesNotExist):
+            skipped += 1
+        except ValidationError as exc:
+            raise BadRequest(" ".join(exc.messages)) from exc
+    note = f"Rejected {rejected} escalation{'s' if rejected != 1 else ''}."
+    if skipped:
+        note += f" {skipped} had already been decided or expired."
+    messages.success(request, note)
+    return redirect("escalations:inbox", slug=ctx.tenant.slug)
+
+
+@tenant_view(read=(Role.ADMIN,), write=(Role.ADMIN,))
+@require_POST
+def expire_now(request: HttpRequest, ctx: TenantContext, escalation_id: str) -> HttpResponse:
+    escalation = _escalation_or_404(ctx, escalation_id)
+    if services.escalation_expire_now(tenant=ctx.tenant, escalation_id=escalation.pk, actor=request.user):
+        messages.success(request, f"Escalation {escalation.pk} expired.")
+    else:
+        messages.error(request, f"Escalation {escalation.pk} was no longer pending.")
+    return redirect("escalations:detail", slug=ctx.tenant.slug, escalation_id=escalation.pk)

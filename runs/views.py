@@ -112,6 +112,8 @@ def _run_context(ctx: TenantContext, run: Run) -> dict[str, Any]:
         "run": run, "page": page, "can_act": ctx.role in RUN_WRITERS,
         "can_pause": run.status in ("queued", "running") and not run.pause_requested,
         "can_resume": run.status in services.RESUMABLE,
+        # A run a worker has been asked to stop shows the request, not a second Cancel button.
+        "can_cancel": not run.is_terminal and not run.cancel_requested,
         "live": not run.is_terminal,
     }
 
@@ -122,6 +124,8 @@ def run_detail(request: HttpRequest, ctx: TenantContext, run_id: str, live: bool
     run = _run_or_404(ctx, run_id)
     context = _run_context(ctx, run)
     if live or request.headers.get("HX-Request"):
+        shown = request.GET.get("shown", "")
+        context["clear_flash"] = bool(shown) and shown != run.status
         return render(request, "runs/partials/run_live.html", context)
     return render(request, "runs/detail.html", context)
 

@@ -19,6 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
+from tenants import zones
 from tenants.models import ALL_ROLES, Membership, Role, Tenant
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -97,6 +98,8 @@ def tenant_view(
             if membership.role not in allowed:
                 raise PermissionDenied("Your role in this tenant does not allow this.")
             request.tenant_ctx = TenantContext(tenant=membership.tenant, membership=membership)  # type: ignore[attr-defined]
+            if not getattr(request, "own_time_zone", ""):
+                zones.activate(membership.tenant.time_zone)
             return view(request, request.tenant_ctx, *args, **kwargs)  # type: ignore[attr-defined]
 
         wrapper.tenant_access = access  # type: ignore[attr-defined]

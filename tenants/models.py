@@ -62,10 +62,23 @@ class Tenant(models.Model):
     runs_disabled = models.BooleanField(default=False)
     # Policy: gate every call of an irreversible tool behind a human, whatever the grant says.
     gate_irreversible_tools = models.BooleanField(default=True)
+    # The IANA zone the console shows times in for members who have not chosen their own.
+    time_zone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return self.name
+
+
+class Profile(models.Model):
+    """A person's own console settings, the same in every tenant they belong to."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_profile")
+    # An IANA zone; blank follows the tenant's time zone.
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"settings of {self.user}"
 
 
 class Membership(models.Model):

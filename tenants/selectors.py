@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,6 +9,8 @@ from typing import Any
 
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
 
 from tenants.models import (
     ApiKey,
@@ -119,26 +120,33 @@ def audit_changes(event: AuditEvent) -> list[dict[str, Any]]:
     rows = []
     for name in dict.fromkeys([*before, *after]):
         old, new = before.get(name), after.get(name)
-        rows.append({"field": name, "before": _audit_value(old, name), "after": _audit_value(new, name),
+        rows.append({"field": name, "label": name.replace("_", " "), "before": _audit_value(old, name), "after": _audit_value(new, name),
                      "changed": name in before and name in after and old != new,
                      "removed": name in before and name not in after})
     return rows
 
 
-_MONEY_FIELD = re.compile(r"(cost|usd|amount|price)|_cap$")
+# Money fields: task_cost_cap, max_amount, cost_usd… (not iteration_cap or max_tokens: counts).
+_MONEY_FIELD = re.compile(r"cost|usd|amount|price")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 
 def _audit_value(value: Any, field: str = "") -> str:
-    """A recorded value as shown: lists comma-separated, dicts as JSON, nothing as a dash, yes/no,
-    and a money field (``*_cap``, ``*cost*``…) as the console shows money (``$4.00``, not ``4.0000000000``)."""
-    if value is None or value == "":
+    """A recorded value as a person reads it: nothing as a dash, yes/no, lists comma-separated,
+    dicts as ``key: value`` pairs, a timestamp in the viewer's time zone with the zone, and a money
+    field as the console shows money (``$4.00``, not ``4.0000000000``)."""
+    if value is None or value == "" or value == [] or value == {}:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if _MONEY_FIELD.search(field) and isinstance(value, (str, int, float, Decimal)) and money_str(value) is not None:
         return usd_display(value)
     if isinstance(value, list):
-        return ", ".join(map(str, value))
+        return ", ".join(_audit_value(v) for v in value)
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        return "; ".join(f"{k.replace('_', ' ')}: {_audit_value(v, k)}" for k, v in sorted(value.items()))
+    if isinstance(value, str) and _ISO_DATETIME.match(value):
+        parsed = parse_datetime(value)
+        if parsed is not None:
+            return date_format(timezone.localtime(parsed) if timezone.is_aware(parsed) else parsed, "Y-m-d H:i T")
     return str(value)

@@ -26,6 +26,7 @@ from tenants.models import (
     AuditEvent,
     Invitation,
     Membership,
+    Profile,
     Role,
     Tenant,
     WebhookEndpoint,
@@ -33,6 +34,7 @@ from tenants.models import (
 )
 from tenants.selectors import InvitationInvalid, invitation_check, normalize_email, token_looks_valid
 from tenants.webhooks import webhook_url_check
+from tenants.zones import is_zone
 
 User = get_user_model()
 logger = logging.getLogger(__name__)
@@ -387,3 +389,24 @@ def webhook_endpoint_delete(*, tenant: Tenant, actor: Any, endpoint_id: int) -> 
     audit_record(tenant=tenant, actor=actor, action="webhook.delete", target=endpoint, before={"host": endpoint.host})
     endpoint.delete()
     return endpoint
+
+
+def profile_time_zone_set(*, user: Any, time_zone: str) -> Profile:
+    """The person's own time zone for the console ("" follows each tenant's)."""
+    if time_zone and not is_zone(time_zone):
+        raise ValidationError(f"Unknown time zone {time_zone!r}: pick one from the list.")
+    profile, _ = Profile.objects.update_or_create(user=user, defaults={"time_zone": time_zone})
+    return profile
+
+
+@transaction.atomic
+def tenant_time_zone_set(*, tenant: Tenant, actor: Any, time_zone: str) -> Tenant:
+    """The zone the console uses for members who have not chosen their own."""
+    if not is_zone(time_zone):
+        raise ValidationError(f"Unknown time zone {time_zone!r}: pick one from the list.")
+    before = tenant.time_zone
+    tenant.time_zone = time_zone
+    tenant.save(update_fields=["time_zone"])
+    audit_record(tenant=tenant, actor=actor, action="tenant.time_zone", target=tenant,
+                 before={"time_zone": before}, after={"time_zone": time_zone})
+    return tenant

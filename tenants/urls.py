@@ -15,4 +15,5 @@ urlpatterns = [
     path("settings/webhooks/<str:endpoint_id>/rotate/", views.webhook_rotate, name="webhook_rotate"),
     path("settings/webhooks/<str:endpoint_id>/delete/", views.webhook_delete, name="webhook_delete"),
     path("audit/", views.audit_log, name="audit_log"),
+    path("profile/", views.profile, name="profile"),
 ]

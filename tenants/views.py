@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import BadRequest, ValidationError
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,6 +24,7 @@ from tenants.forms import (
     InvitationForm,
     InvitationSignupForm,
     RoleChangeForm,
+    TimeZoneForm,
     WebhookEndpointForm,
 )
 from tenants.home import home_panels
@@ -40,6 +41,8 @@ def index(request: HttpRequest) -> HttpResponse:
         return redirect("home", slug=wanted)
     if len(memberships) == 1:
         return redirect("home", slug=memberships[0].tenant.slug)
+    if not memberships and request.user.is_staff:  # platform staff: the staff console, not an empty list
+        return redirect("staff_home")
     return render(request, "tenants/index.html", {"memberships": memberships})
 
 
@@ -272,6 +275,37 @@ def audit_log(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         request, "tenants/audit.html",
         {"ctx": ctx, "page": page, "action": action, "actions": selectors.audit_actions(ctx.tenant)},
     )
+
+
+@tenant_view(read=ALL_ROLES, write=ALL_ROLES)
+def profile(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """The person's own settings (their time zone) and, for an admin, the tenant's default zone."""
+    tenant_default = f"The tenant's: {ctx.tenant.time_zone}"
+    mine = TimeZoneForm(initial={"time_zone": getattr(request, "own_time_zone", "")}, blank_label=tenant_default, prefix="me")
+    tenants = TimeZoneForm(initial={"time_zone": ctx.tenant.time_zone}, prefix="tenant")
+    status = 200
+    if request.method == "POST":
+        which = request.POST.get("which", "")
+        if which == "tenant" and ctx.role != Role.ADMIN:
+            raise PermissionDenied("Only an admin sets the tenant's time zone.")
+        form = TimeZoneForm(request.POST, blank_label=tenant_default if which == "me" else "", prefix=which if which in ("me", "tenant") else "me")
+        if which not in ("me", "tenant"):
+            raise BadRequest("Send which=me or which=tenant.")
+        if form.is_valid():
+            zone = form.cleaned_data["time_zone"]
+            if which == "me":
+                services.profile_time_zone_set(user=request.user, time_zone=zone)
+                messages.success(request, f"Times are now shown in {zone or ctx.tenant.time_zone}.")
+            else:
+                services.tenant_time_zone_set(tenant=ctx.tenant, actor=request.user, time_zone=zone)
+                messages.success(request, f"{ctx.tenant.name}'s time zone is now {zone}.")
+            return redirect("profile", slug=ctx.tenant.slug)
+        status = 400
+        mine, tenants = (form, tenants) if which == "me" else (mine, form)
+    return render(request, "tenants/profile.html", {
+        "ctx": ctx, "mine": mine, "tenant_form": tenants if ctx.role == Role.ADMIN else None,
+        "now": timezone.now(),
+    }, status=status)
 
 
 # --- Accepting an invitation (public: outside /t/, the link is the credential) --------------

@@ -243,8 +243,8 @@ def expected(route: Route, who: str, method: str) -> tuple[set[int] | None, str]
 
 # The public routes (tests/url_inventory.UNSCOPED_ALLOWED): what each answers a GET with.
 UNSCOPED: dict[str, Any] = {
-    # Members of one tenant go straight to its home; staff (no tenant) see the list; anonymous log in.
-    "": lambda who: {200} if who == STAFF else {302},
+    # Members of one tenant go straight to its home; staff without a tenant to the staff console; anonymous log in.
+    "": {302},
     "login/": {200},
     "logout/": {405},  # POST only
     "healthz": {200},

@@ -94,3 +94,24 @@ def test_the_audit_log_shows_money_and_flags_as_people_read_them(tenant):
     rows = {r["field"]: (r["before"], r["after"]) for r in audit_changes(event)}
     assert rows == {"task_cost_cap": ("$4.00", "$2.50"), "gate_irreversible_tools": ("yes", "no"),
                     "max_concurrent_runs": ("5", "3")}
+
+
+@pytest.mark.django_db
+def test_the_audit_log_shows_counts_dicts_times_and_nothing_as_people_read_them(tenant, settings):
+    from django.utils import timezone
+
+    from tenants.models import AuditEvent
+    from tenants.selectors import audit_changes
+
+    event = AuditEvent(tenant=tenant, action="agent.update",
+                       before={"iteration_cap": 25, "allow": {}, "approval_over": {"amount": "100.00"}},
+                       after={"iteration_cap": 30, "allow": {"domains": ["a.example", "b.example"]}, "approval_over": {"amount": "250"},
+                              "expires_at": "2026-12-13T01:30:54.883269+00:00"})
+    with timezone.override("Europe/Berlin"):
+        rows = {r["label"]: (r["before"], r["after"]) for r in audit_changes(event)}
+    assert rows == {
+        "iteration cap": ("25", "30"),  # a count, not money
+        "allow": ("—", "domains: a.example, b.example"),
+        "approval over": ("amount: $100.00", "amount: $250.00"),
+        "expires at": ("—", "2026-12-13 02:30 CET"),
+    }

@@ -7,6 +7,8 @@ import re
 from typing import Any
 
 from django import template
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -52,6 +54,37 @@ def compact_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     except (TypeError, ValueError):
         return str(value)
+
+
+@register.filter
+def soft_breaks(value: Any) -> str:
+    """Escaped text with a line-break opportunity after each ``_ . / - @`` so ``awaiting_approval``
+    or ``search_knowledge_base`` wraps at a word in a narrow column instead of mid-word."""
+    # Safe: the text is escaped first, and the only markup added is <wbr>.
+    return mark_safe(_BREAK_AFTER.sub(r"\1<wbr>", str(conditional_escape("" if value is None else value))))  # noqa: S308
+
+
+_BREAK_AFTER = re.compile(r"([_./@-])")
+
+
+@register.filter
+def readable_rules(value: Any) -> list[dict[str, str]]:
+    """An allow-list or threshold dict as rows a person reads: ``{"domains": ["a.com", "b.com"]}`` ->
+    ``[{"name": "domains", "value": "a.com, b.com"}]``; names with underscores as words."""
+    if not isinstance(value, dict):
+        return []
+    rows = []
+    for name, item in sorted(value.items()):
+        if isinstance(item, (list, tuple)):
+            text = ", ".join(str(v) for v in item) or "none"
+        elif isinstance(item, bool):
+            text = "yes" if item else "no"
+        elif isinstance(item, dict):
+            text = compact_json(item)
+        else:
+            text = str(item)
+        rows.append({"name": str(name).replace("_", " "), "value": text})
+    return rows
 
 
 @register.filter

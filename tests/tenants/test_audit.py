@@ -79,7 +79,7 @@ def test_the_audit_log_cannot_be_written(tenant, members, client_for):
     assert list(AuditEvent.objects.values_list("action", flat=True)) == ["apikey.create"]
 
 
-def test_change_rows_show_absent_values_as_a_dash_and_dicts_as_json():
+def test_change_rows_show_absent_values_as_a_dash_and_dicts_as_words():
     from tenants.selectors import audit_changes
 
     event = AuditEvent(before={"role": "viewer", "gone": "x"}, after={"role": "operator", "agent_role": None,
@@ -87,5 +87,5 @@ def test_change_rows_show_absent_values_as_a_dash_and_dicts_as_json():
     rows = {r["field"]: r for r in audit_changes(event)}
     assert rows["role"]["changed"] and (rows["role"]["before"], rows["role"]["after"]) == ("viewer", "operator")
     assert rows["agent_role"]["after"] == "—" and not rows["agent_role"]["removed"]  # created as nothing, not struck out
-    assert rows["allow"]["after"] == '{"max_amount": "10"}' and rows["tools"]["after"] == "a, b"
+    assert rows["allow"]["after"] == "max amount: $10.00" and rows["tools"]["after"] == "a, b"
     assert rows["gone"]["removed"] and rows["gone"]["before"] == "x"
