@@ -52,7 +52,16 @@ def _objects(tenant, members) -> dict[str, object]:  # type: ignore[no-untyped-d
         email="csp@example.com", role=Role.VIEWER,
     )
     endpoint = WebhookEndpoint.objects.create(tenant=tenant, url="https://hooks.example.com/csp")
+    from prompts import services as prompt_services
+    from tests.prompts.conftest import new_version
+
+    prompt = prompt_services.prompt_create(tenant=tenant, actor=members[Role.ADMIN], name="csp-prompt")
+    version = new_version(tenant, members[Role.ADMIN], prompt)
     return {
+        "prompt_name": prompt.name,
+        "number": str(version.number),
+        "label": "production",
+        "version_id": str(version.pk),
         "invitation_id": invitation.pk,
         "token": token,
         "endpoint_id": endpoint.pk,
