@@ -47,19 +47,23 @@ class DateRange:
 
 def date_range_parse(params: Any, *, default_days: int = 30) -> DateRange:
     """``start``/``end`` (YYYY-MM-DD) from the query string; ValueError with a clear message if bad."""
-    today = timezone.now().date()
 
-    def one(name: str, default: date) -> date:
+    def one(name: str) -> date | None:
         raw = (params.get(name) or "").strip()
         if not raw:
-            return default
+            return None
         try:
             return date.fromisoformat(raw[:10]) if len(raw) == 10 else _bad(name)
         except ValueError:
             return _bad(name)
 
-    end = one("end", today)
-    start = one("start", end - timedelta(days=default_days - 1))
+    return date_range(start=one("start"), end=one("end"), default_days=default_days)
+
+
+def date_range(*, start: date | None, end: date | None, default_days: int = 30) -> DateRange:
+    """The range from ``start`` to ``end`` (default: the ``default_days`` up to today); ValueError if too long."""
+    end = end or timezone.now().date()
+    start = start or end - timedelta(days=default_days - 1)
     if start > end:
         raise ValueError("The start date is after the end date.")
     if (end - start).days > MAX_RANGE_DAYS:
