@@ -73,10 +73,6 @@ def test_the_tool_registry_importing_a_toolset_back_is_a_cycle(tree: Path) -> No
     assert "No cycles are allowed in agentops" in result.stdout
 
 
-# Being rewritten on django-ninja (issue 10); this exemption goes when that lands.
-_REWRITTEN = {"tenants/api.py"}
-
-
 def _function_local_imports() -> list[tuple[str, int, bool]]:
     """(file, line, says why) for every import inside a function, outside tests and migrations.
 
@@ -105,7 +101,7 @@ def _function_local_imports() -> list[tuple[str, int, bool]]:
 def test_few_imports_inside_functions_and_each_says_why() -> None:
     found = _function_local_imports()
     assert len(found) < 20, found
-    silent = [(f, n) for f, n, why in found if not why and f not in _REWRITTEN]
+    silent = [(f, n) for f, n, why in found if not why]
     assert silent == []
 
 

@@ -6,12 +6,13 @@ memory — is what the next step reads. A step is one of:
 * the run has no log yet → write the user's input as the first message;
 * the last message is the assistant's with ``tool_use`` blocks → answer every one of them with
   exactly one ``tool_result`` (executed, refused, rejected or reused from the idempotency
-  ledger), or stop to wait for a human;
+  ledger), or stop to wait for a human (:mod:`agentops.harness.tool_turn`);
 * the last message is the assistant's without tool calls → the run succeeded;
 * the last message is the user's → check breakers, reserve cost, call the model, settle, persist.
 
 Failures have typed outcomes (``failed: max_iterations``, ``capped: tenant_month``, …) and every
 stopped run stays resumable: its log is consistent (no ``tool_use`` without its ``tool_result``).
+The run's rows are read and written through the harness's store interface (:mod:`agentops.harness.store`).
 """
 
 from __future__ import annotations
