@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("agentops", "tenants", "budgets", "runs", "escalations")
+PACKAGES = ("agentops", "tenants", "budgets", "runs", "escalations", "evals")
 
 
 def _copy(tmp_path: Path) -> Path:
