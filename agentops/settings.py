@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "runs",
     "budgets",
     "escalations",
+    "prompts",
     "evals",
     "agentops.toolbox",
 ]

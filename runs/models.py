@@ -13,6 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from agentops.harness import prompting
 from agentops.harness.prompting import ResolvedPrompt
 from budgets.models import cap_problems
 from budgets.pricing import model_matches
@@ -23,9 +24,13 @@ from tenants.models import MONEY, ApiKey, Role, TenantOwned
 class Agent(TenantOwned):
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
-    # Versioned prompts arrive in their own capability; until then the agent carries its text.
-    # Code reads the prompt only through Agent.resolve_prompt() so the source can change.
+    # The inline text applies while the agent follows no prompt (or its label points nowhere yet).
+    # Code reads the prompt only through Agent.resolve_prompt(), which asks the prompts app's resolver.
     system_prompt = models.TextField(max_length=100_000)
+    # Followed by label: a run resolves the label once, at its first model call, and keeps that version.
+    # A string reference: runs sits below the prompts app and never imports it.
+    prompt = models.ForeignKey("prompts.Prompt", null=True, blank=True, on_delete=models.PROTECT, related_name="agents")
+    prompt_label = models.CharField(max_length=50, default="production")
     model = models.CharField(max_length=100, default="claude-sonnet-4-6")
     # Routing: {"simple": model, "complex": model}; the run's input picks one (see harness.routing).
     routing = models.JSONField(default=dict, blank=True)
@@ -64,9 +69,12 @@ class Agent(TenantOwned):
         if problems:
             raise ValidationError(problems)
 
-    def resolve_prompt(self) -> ResolvedPrompt:
-        """What a run of this agent is told to be: today the inline text (no version)."""
-        return ResolvedPrompt(system=self.system_prompt)
+    def resolve_prompt(self, run: Run | None = None) -> ResolvedPrompt:
+        """What a run of this agent is told to be: the version the run is pinned to, else the one the
+        agent's label points at (pinned on ``run`` now), else the inline text (no version)."""
+        resolver = prompting.resolver()
+        resolved = resolver.resolve(agent=self, run=run) if resolver is not None else None
+        return resolved if resolved is not None else ResolvedPrompt(system=self.system_prompt)
 
 
 class RunStatus(models.TextChoices):
@@ -97,7 +105,13 @@ class Run(TenantOwned):
     error_message = models.TextField(blank=True)
     result = models.TextField(blank=True)
     model_used = models.CharField(max_length=100, blank=True)
+    # The prompt version the run uses, pinned once at its first model call (or at submission for a
+    # playground run); a label moved later never changes it. Spend rows copy the id.
     prompt_version_id = models.BigIntegerField(null=True, blank=True)
+    prompt_version_number = models.PositiveIntegerField(null=True, blank=True)
+    prompt_sha256 = models.CharField(max_length=64, blank=True)
+    # Started from a prompt's try-it panel: not a production run (its spend is the prompt version's).
+    playground = models.BooleanField(default=False)
     # Lease: only the worker named here may advance the run, until lease_expires_at.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("agentops", "tenants", "budgets", "runs", "escalations", "evals")
+PACKAGES = ("agentops", "tenants", "budgets", "runs", "escalations", "prompts", "evals")
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -71,3 +71,19 @@ def test_the_tool_registry_importing_a_toolset_back_is_a_cycle(tree: Path) -> No
         target.write_text(kept)
     assert result.returncode != 0
     assert "No cycles are allowed in agentops" in result.stdout
+
+
+@pytest.mark.parametrize(("source", "line", "message"), [
+    ("runs/models.py", "from prompts import models as _prompts_models  # noqa", "runs is not allowed to import prompts"),
+    ("escalations/services.py", "from prompts import services as _prompts_services  # noqa", "escalations is not allowed to import prompts"),
+])
+def test_runs_and_escalations_importing_prompts_breaks_the_build(tree: Path, source: str, line: str, message: str) -> None:
+    target = tree / source
+    kept = target.read_text()
+    target.write_text(kept + "\n" + line + "\n")
+    try:
+        result = _lint(tree)
+    finally:
+        target.write_text(kept)
+    assert result.returncode != 0
+    assert message in result.stdout

@@ -268,18 +268,22 @@ class RunDriver:
         stop = self.breaker()
         if stop:
             return self.finish(stop)
-        prompt = self.agent.resolve_prompt()
+        # Pinned on the run at its first call: a label moved later never changes this run's version.
+        prompt = self.agent.resolve_prompt(self.run)
         system, prompt_version_id = prompt.system, prompt.version_id
+        max_tokens = int(prompt.params.get("max_tokens") or self.agent.max_tokens)
         offered = self.offered_tools()
+        if prompt.tools is not None:  # a version's tool set narrows the grants, never widens them
+            offered = {name: o for name, o in offered.items() if name in prompt.tools}
 
         tools = [to_anthropic(o.spec) for o in offered.values()]
         api_messages = build_api_messages(messages)
-        model = gateway.route_model(model=self.agent.model, routing=self.agent.routing or {}, run_input=self.run.input)
+        model = gateway.route_model(model=prompt.model or self.agent.model, routing=self.agent.routing or {}, run_input=self.run.input)
         bound = gateway.input_tokens_bound(system=system, messages=api_messages, tools=tools)
         fallback = self.agent.fallback_model if self.agent.fallback_model and self.agent.fallback_model != model else None
         try:
             # The call may end on the fallback model: reserve for the dearer of the two.
-            reservation = costs.reserve(run=self.run, model=model, max_tokens=self.agent.max_tokens, input_tokens_bound=bound,
+            reservation = costs.reserve(run=self.run, model=model, max_tokens=max_tokens, input_tokens_bound=bound,
                                         fallback_model=fallback)
         except costs.CostCapExceeded as exc:
             return self.finish(Stop(RunStatus.CAPPED, exc.scope, "CostCapExceeded", str(exc)))
@@ -290,7 +294,7 @@ class RunDriver:
         scenario = (self.run.metadata or {}).get("scenario") if isinstance(self.run.metadata, dict) else None
         attrs = {
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": model,
-            "gen_ai.request.max_tokens": self.agent.max_tokens, "gen_ai.conversation.id": str(self.run.pk),
+            "gen_ai.request.max_tokens": max_tokens, "gen_ai.conversation.id": str(self.run.pk),
             "agentops.prompt_version_id": prompt_version_id,
         }
         settled = False
@@ -302,7 +306,7 @@ class RunDriver:
                 try:
                     result = gateway.create_message(
                         model=model, fallback_model=fallback, system=system,
-                        messages=api_messages, tools=tools, max_tokens=self.agent.max_tokens, scenario=scenario,
+                        messages=api_messages, tools=tools, max_tokens=max_tokens, scenario=scenario,
                         conversation_key=f"run-{self.run.pk}",
                     )
                 except gateway.ModelUnavailable as exc:

@@ -9,7 +9,7 @@ no prompt gives its inline text and leaves the version fields empty.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,24 @@ class ResolvedPrompt:
     tools: tuple[str, ...] | None = None
     # Output validators run on the final answer (configured on the version; see the evals issue).
     validators: tuple[dict[str, Any], ...] = ()
+
+
+class PromptResolver(Protocol):
+    def resolve(self, *, agent: Any, run: Any | None) -> ResolvedPrompt | None:
+        """The version ``run`` is pinned to; else the one the agent's label points at, pinned on ``run``
+        (once: a run that already has a version never reads the label again). None: the agent follows
+        no prompt (or its label points nowhere yet) and the inline text applies."""
+        ...
+
+
+_resolver: list[PromptResolver] = []
+
+
+def register_resolver(resolver: PromptResolver) -> None:
+    """Called from the prompts app's ``AppConfig.ready()``; runs never imports that app."""
+    _resolver.clear()
+    _resolver.append(resolver)
+
+
+def resolver() -> PromptResolver | None:
+    return _resolver[0] if _resolver else None
