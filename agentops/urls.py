@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/v1/docs", openapi.docs, name="api_docs"),
     path("api/v1/", include("runs.api_urls")),
     path("api/v1/", include("escalations.api_urls")),
+    path("api/v1/", include("evals.api_urls")),
 ]
 
 # Outages anywhere in the middleware stack answer 503 (JSON on the API); see agentops/outage.py.

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tenants.models import Role
+from tenants.models import ApiScope, Role
 from tests.url_inventory import (
     API_OBJECT_FACTORIES,
     API_VALID_BODIES,
@@ -130,7 +130,7 @@ def test_api_other_tenants_key_gets_404(route, tenant, other_tenant, client):
     missing = set(route.converters) - set(API_OBJECT_FACTORIES)
     assert not missing, f"add a factory for {missing} to API_OBJECT_FACTORIES"
     url = route.build(**{k: API_OBJECT_FACTORIES[k](tenant) for k in route.converters})
-    key = _api_key(other_tenant, ["runs", "escalations", "spend"])
+    key = _api_key(other_tenant, list(ApiScope.values))
     for method in _methods(route):
         resp = _call(client, route, url, key, tenant=other_tenant, method=method)
         assert resp.status_code == 404, (route.route, method, resp.status_code)

@@ -95,9 +95,32 @@ def _make_escalation(tenant):  # type: ignore[no-untyped-def]
     ).pk
 
 
+def _make_eval_suite(tenant):  # type: ignore[no-untyped-def]
+    from evals.models import EvalCase, EvalSuite
+    from prompts.models import Prompt, PromptLabel, PromptVersion
+    from runs.models import Agent
+
+    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="iso-agent", defaults={"system_prompt": "x"})
+    prompt, created = Prompt.objects.get_or_create(tenant=tenant, name="iso-prompt")
+    if created:
+        version = PromptVersion.objects.create(tenant=tenant, prompt=prompt, number=1, system="x", model="claude-sonnet-4-6")
+        PromptLabel.objects.create(tenant=tenant, prompt=prompt, name="production", version=version)
+    suite, _ = EvalSuite.objects.get_or_create(tenant=tenant, name="iso-suite", defaults={"prompt": prompt, "agent": agent})
+    EvalCase.objects.get_or_create(tenant=tenant, suite=suite, name="iso-case", defaults={"input": "hello"})
+    return suite
+
+
+def _make_eval_run(tenant):  # type: ignore[no-untyped-def]
+    from evals.models import EvalRun
+
+    suite = _make_eval_suite(tenant)
+    return EvalRun.objects.create(tenant=tenant, suite=suite, prompt_version=suite.prompt.versions.get(number=1), total=1).pk
+
+
 API_OBJECT_FACTORIES = {
     "run_id": _make_run,
     "escalation_id": _make_escalation,
+    "eval_run_id": _make_eval_run,
 }
 
 
@@ -116,6 +139,7 @@ API_VALID_BODIES = {
     "api_runs_pause": lambda tenant: {},
     "api_runs_resume": lambda tenant: {},
     "api_escalations_decide": lambda tenant: {"decision": "reject", "comment": "No: 50%00 is too much."},
+    "api_eval_runs": lambda tenant: {"suite": _make_eval_suite(tenant).name, "label": "production"},
 }
 
 
