@@ -10,6 +10,7 @@ tenant_patterns = [
     path("", include("runs.urls")),
     path("escalations/", include("escalations.urls")),
     path("spend/", include("budgets.urls")),
+    path("prompts/", include("prompts.urls")),
 ]
 
 urlpatterns = [
@@ -28,6 +29,7 @@ urlpatterns = [
     path("api/v1/docs", openapi.docs, name="api_docs"),
     path("api/v1/", include("runs.api_urls")),
     path("api/v1/", include("escalations.api_urls")),
+    path("api/v1/", include("prompts.api_urls")),
     path("api/v1/", include("evals.api_urls")),
 ]
 

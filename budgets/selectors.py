@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from budgets.models import AgentEstimate, CapAlert, CapCounter, CapScope, DailyRollup, SpendEntry
 from budgets.pricing import Tokens, UnknownModelPrice, cost_of_tokens, price_for
-from budgets.subjects import subjects
+from budgets.subjects import subjects, version_names
 from tenants.models import Tenant
 
 DIMENSIONS = {"model": "model", "agent": "agent_id", "user": "user_id", "prompt_version": "prompt_version_id", "tenant": "tenant_id"}
@@ -83,7 +83,8 @@ def _labels(dim: str, ids: set[Any]) -> dict[Any, str]:
         names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
         return {i: names.get(i, "(API / none)" if not i else f"user {i}") for i in ids}
     if dim == "prompt_version":
-        return {i: f"v{i}" if i else "(inline prompt)" for i in ids}
+        names = version_names(ids)
+        return {i: names.get(i, f"version {i}") if i else "(inline prompt)" for i in ids}
     if dim == "tenant":
         names = dict(Tenant.objects.filter(pk__in=ids).values_list("pk", "name"))
         return {i: names.get(i, str(i)) for i in ids}

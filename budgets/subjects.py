@@ -63,3 +63,21 @@ def subjects() -> RunSubjects:
     if not _registered:
         raise RuntimeError("no run subjects registered: is the 'runs' app installed?")
     return _registered[0]
+
+
+class VersionNames(Protocol):
+    def version_names(self, *, ids: set[Any]) -> dict[Any, str]:
+        """``{prompt version id: "support v3"}`` (the prompts app registers it)."""
+        ...
+
+
+_version_names: list[VersionNames] = []
+
+
+def register_version_names(names: VersionNames) -> None:
+    _version_names[:] = [names]
+
+
+def version_names(ids: set[Any]) -> dict[Any, str]:
+    """Names of prompt versions for spend charts; without the prompts app, none."""
+    return _version_names[0].version_names(ids=ids) if _version_names else {}

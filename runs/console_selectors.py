@@ -93,6 +93,8 @@ class WaterfallRow:
     latency_ms: float | None = None
     error_type: str = ""
     prompt_version_id: Any = None
+    prompt_version: Any = None  # the version's number and hash, on the invoke_agent span
+    prompt_sha256: str = ""
     model: str = ""
     flags: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
@@ -197,6 +199,7 @@ def build_waterfall(spans: list[Span], *, message_flags: dict[str, list[str]], c
                 latency_ms=float(latency) if isinstance(latency, int | float) and not isinstance(latency, bool) else span.duration_ms,
                 error_type=str(a.get("error.type") or ""),
                 prompt_version_id=a.get("agentops.prompt_version_id"),
+                prompt_version=a.get("agentops.prompt_version"), prompt_sha256=str(a.get("agentops.prompt_sha256") or ""),
                 model=str(a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or ""),
                 flags=flags,
                 details=dict(sorted(a.items())),

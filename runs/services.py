@@ -19,6 +19,7 @@ from django.utils import timezone
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from agentops.harness import hooks
+from agentops.harness.prompting import ResolvedPrompt
 from agentops.jobs import enqueue, enqueue_in, redis_available
 from agentops.tools.registry import all_tools, get_tool
 from budgets.services import effective_policy, reconcile_reservations
@@ -58,8 +59,10 @@ def _check_input(text: Any) -> str:
 @transaction.atomic
 def run_submit(
     *, tenant: Tenant, agent: Agent, input: str, submitted_by: Any = None, api_key: ApiKey | None = None,
-    role: str, metadata: dict[str, Any] | None = None,
+    role: str, metadata: dict[str, Any] | None = None, prompt: ResolvedPrompt | None = None, playground: bool = False,
 ) -> Run:
+    """``prompt``: pin the run to this prompt version now (the try-it panel) instead of at its first
+    model call from the agent's label; ``playground`` marks it as not a production run."""
     if agent.tenant_id != tenant.pk:
         raise Agent.DoesNotExist
     text = _check_input(input)
@@ -74,7 +77,9 @@ def run_submit(
         raise RunRefused("concurrency_limit", f"{active} runs are already active; this tenant's limit is {limit}.")
     run = Run.objects.create(
         tenant=tenant, agent=agent, input=text, submitted_by=submitted_by if getattr(submitted_by, "is_authenticated", False) else None,
-        api_key=api_key, submitter_role=role, metadata=metadata,
+        api_key=api_key, submitter_role=role, metadata=metadata, playground=playground,
+        prompt_version_id=prompt.version_id if prompt else None, prompt_version_number=prompt.version_number if prompt else None,
+        prompt_sha256=(prompt.sha256 or "") if prompt else "",
     )
     RunEvent.objects.create(tenant=tenant, run=run, type="status", data={"status": RunStatus.QUEUED})
     enqueue_run(run)

@@ -13,6 +13,7 @@ from tenants.selectors import tenants_for_user
 NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "home", ()),
     ("Runs", "runs:list", ()),
+    ("Prompts", "prompts:list", ()),
     ("Agents", "runs:agents", ("admin", "prompt_editor")),
     ("Tool grants", "runs:grants", ("admin",)),
     ("Escalations", "escalations:inbox", ("admin", "operator")),

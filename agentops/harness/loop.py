@@ -182,6 +182,9 @@ class RunDriver:
         ) as root:
             outcome = self._loop(max_steps)
             root["agentops.outcome"] = outcome
+            if self.run.prompt_version_id:  # pinned by the resolver at the first model call (or at submission)
+                root.update({"agentops.prompt_version_id": self.run.prompt_version_id, "agentops.prompt_version": self.run.prompt_version_number,
+                             "agentops.prompt_sha256": self.run.prompt_sha256})
         if self.tracer.pending:
             with transaction.atomic():
                 self.tracer.flush()

@@ -67,7 +67,7 @@ def test_it_shows_log_trace_and_tool_calls(agent, admin):
     assert rows[2].offset_pct == 25.0 and rows[2].width_pct == 50.0
     assert rows[1].cost == Decimal("0.0033") and rows[1].input_tokens == 600 and rows[1].flags == []
     assert rows[2].error_type == "TransientToolError" and rows[2].flags == ["injection"]
-    assert "left: 25.000%; width: 50.000%" in html and "$0.0033" in html and "prompt v42" in html
+    assert "left: 25.000%; width: 50.000%" in html and "$0.0033" in html and "prompt version 42" in html
     # the tool call ledger and the escalation
     assert "TransientToolError" in html and 'id="tool-calls"' in html and 'id="escalations"' in html
     assert resp.context["page"].flags == ["injection", "gated"]
