@@ -3,13 +3,14 @@ eval results the prompts gate reads (:class:`EvalResults`)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
-from evals.models import EvalCase, EvalResult, EvalRun, EvalRunStatus, EvalSuite
+from evals.models import EvalAlert, EvalCase, EvalResult, EvalRun, EvalRunStatus, EvalSuite
 from prompts.gate import EvalEvidence
 from prompts.models import PromptVersion
 from tenants.access import parse_id
@@ -27,11 +28,11 @@ def suite_get(*, tenant: Tenant, suite_id: object) -> EvalSuite:
     return suites(tenant=tenant).get(pk=pk)
 
 
-def case_get(*, suite: EvalSuite, case_id: object) -> EvalCase:
+def case_get(*, tenant: Tenant, case_id: object) -> EvalCase:
     pk = parse_id(case_id)
     if pk is None:
         raise EvalCase.DoesNotExist
-    return EvalCase.objects.for_tenant(suite.tenant_id).get(suite=suite, pk=pk)
+    return EvalCase.objects.for_tenant(tenant).select_related("suite", "suite__prompt").get(pk=pk)
 
 
 def eval_runs(*, tenant: Tenant) -> QuerySet[EvalRun]:
@@ -117,3 +118,20 @@ def pass_rate_history(*, tenant: Tenant, suite: EvalSuite | None = None) -> list
     return [{"at": r.finished_at.isoformat() if r.finished_at else None, "pass_pct": float(r.pass_pct or 0),
              "version": r.prompt_version.number, "suite": r.suite.name, "id": r.pk, "regression": r.regression}
             for r in qs.order_by("finished_at", "id")[:2000]]
+
+
+def case_jsonl(case: EvalCase) -> str:
+    return json.dumps(case.definition(), ensure_ascii=False, sort_keys=True)
+
+
+def case_pretty(case: EvalCase) -> str:
+    return json.dumps(case.definition(), ensure_ascii=False, indent=2)
+
+
+def alerts(*, tenant: Tenant) -> QuerySet[EvalAlert]:
+    return EvalAlert.objects.for_tenant(tenant).filter(acknowledged_at__isnull=True).select_related("eval_run", "eval_run__suite")
+
+
+def eval_spend(*, tenant: Tenant) -> Decimal:
+    """Spend of eval runs (their cases' runs and judges), kept apart from production spend on this page."""
+    return EvalRun.objects.for_tenant(tenant).aggregate(total=Sum("cost"))["total"] or Decimal(0)

@@ -21,6 +21,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
+from django.http import Http404
 from django.utils import timezone
 
 from agentops.tools.registry import all_tools
@@ -41,6 +42,7 @@ from evals.models import (
 from prompts.models import PromptLabel, PromptVersion
 from runs.models import TERMINAL_STATUSES, Run, RunStatus
 from runs.services import enqueue_run, run_cancel
+from tenants.access import parse_id
 from tenants.models import Role, Tenant
 from tenants.services import audit_record
 from tenants.webhooks import webhook_send
@@ -213,7 +215,12 @@ def dispatch(*, eval_run_id: int) -> int:
             if case is None:  # deleted after the eval run started: scored as failed, never run
                 _score(result, None)
                 continue
-            metadata = {**(case.metadata or {}), "eval": {"eval_run": eval_run.pk, "case": case.pk, "fixtures": case.fixtures}}
+            metadata = {k: v for k, v in (case.metadata or {}).items() if k != "scenario_for_version"}
+            # Scripted mode only: the scenario standing in for the model's answer to this version.
+            by_version = (case.metadata or {}).get("scenario_for_version")
+            if isinstance(by_version, dict) and isinstance(by_version.get(str(version.number)), str):
+                metadata["scenario"] = by_version[str(version.number)]
+            metadata["eval"] = {"eval_run": eval_run.pk, "case": case.pk, "fixtures": case.fixtures}
             run = Run.objects.create(
                 tenant_id=eval_run.tenant_id, agent=suite.agent, input=case.input, submitted_by=eval_run.created_by,
                 submitter_role=Role.OPERATOR, metadata=metadata, prompt_version_id=version.pk,
@@ -301,18 +308,24 @@ def eval_run_cancel(*, eval_run: EvalRun, actor: Any) -> EvalRun:
 
 def _drift(eval_run: EvalRun) -> None:
     """Compare a finished run with its baseline: the suite's first finished run of the same version
-    (the same prompt answering worse later is drift: a model or tool changed under it). A drop of
-    10 points flags a regression; 20 raises an alert, in-app and by webhook."""
-    baseline = (EvalRun.unscoped.filter(suite_id=eval_run.suite_id, prompt_version_id=eval_run.prompt_version_id,
-                                        status=EvalRunStatus.FINISHED).exclude(pk=eval_run.pk).order_by("finished_at", "id").first())
+    (the same prompt answering worse later is drift: a model or tool changed under it), or for a
+    version's first run, production's latest. A drop of 10 points flags a regression; 20 raises an
+    alert, in-app and by webhook."""
+    finished = EvalRun.unscoped.filter(suite_id=eval_run.suite_id, status=EvalRunStatus.FINISHED).exclude(pk=eval_run.pk)
+    baseline = finished.filter(prompt_version_id=eval_run.prompt_version_id).order_by("finished_at", "id").first()
+    if baseline is None:
+        # A version's first run is compared with production's latest: a candidate that regressed.
+        production = PromptLabel.unscoped.filter(prompt_id=eval_run.suite.prompt_id, name="production").values_list("version_id", flat=True).first()
+        if production and production != eval_run.prompt_version_id:
+            baseline = finished.filter(prompt_version_id=production).order_by("-finished_at", "-id").first()
     if baseline is None or baseline.pass_rate is None or eval_run.pass_rate is None:
         return
     drop = ((baseline.pass_rate - eval_run.pass_rate) * 100).quantize(Decimal("0.01"))
     eval_run.baseline, eval_run.drop_points = baseline, drop
     eval_run.regression = drop >= REGRESSION_POINTS
     eval_run.save(update_fields=["baseline", "drop_points", "regression"])
-    if drop < ALERT_POINTS:
-        return
+    if drop < ALERT_POINTS or eval_run.trigger != Trigger.SCHEDULE:
+        return  # alerts are for drift in production; a candidate's drop is shown, and the gate refuses it
     suite = eval_run.suite
     message = (f"Eval suite {suite.name}: v{eval_run.prompt_version.number} passes {eval_run.pass_pct}% of cases, "
                f"{drop} points below its baseline run {baseline.pk}.")
@@ -359,3 +372,12 @@ def sweep(*, now: Any = None) -> dict[str, int]:
         out["finished"] += int(finish_if_done(eval_run_id=pk, now=now))
     out["scheduled"] = schedule_due(now=now)
     return out
+
+
+@transaction.atomic
+def alert_acknowledge(*, tenant: Tenant, alert_id: object, actor: Any) -> None:
+    pk = parse_id(alert_id)
+    updated = EvalAlert.objects.for_tenant(tenant).filter(pk=pk, acknowledged_at__isnull=True).update(acknowledged_at=timezone.now()) if pk else 0
+    if not updated and not EvalAlert.objects.for_tenant(tenant).filter(pk=pk or 0).exists():
+        raise Http404("No such alert.")
+    audit_record(tenant=tenant, actor=actor, action="eval_alert.acknowledge", target=EvalAlert.objects.for_tenant(tenant).get(pk=pk))
