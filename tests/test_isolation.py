@@ -16,6 +16,7 @@ from tenants.models import ApiScope, Role
 from tests.url_inventory import (
     API_OBJECT_FACTORIES,
     API_VALID_BODIES,
+    _make_eval_suite,
     api_routes,
     escaping_routes,
     tenant_routes,
@@ -192,6 +193,13 @@ def _make_invitation(tenant):  # type: ignore[no-untyped-def]
     ).pk
 
 
+def _make_eval_alert(tenant):  # type: ignore[no-untyped-def]
+    from evals.models import EvalAlert, EvalRun
+
+    return EvalAlert.objects.create(tenant=tenant, eval_run=EvalRun.objects.get(pk=API_OBJECT_FACTORIES["eval_run_id"](tenant)),
+                                    message="iso").pk
+
+
 CONSOLE_OBJECT_FACTORIES = {
     "member_id": _make_membership,
     "invitation_id": _make_invitation,
@@ -201,6 +209,10 @@ CONSOLE_OBJECT_FACTORIES = {
     "agent_id": _make_agent,
     "grant_id": _make_grant,
     "escalation_id": API_OBJECT_FACTORIES["escalation_id"],
+    "eval_run_id": API_OBJECT_FACTORIES["eval_run_id"],
+    "suite_id": lambda tenant: _make_eval_suite(tenant).pk,
+    "case_id": lambda tenant: _make_eval_suite(tenant).cases.get().pk,
+    "alert_id": _make_eval_alert,
 }
 OBJECT_ROUTES = [r for r in TENANT_ROUTES if set(r.converters) - {"slug"}]
 
