@@ -233,41 +233,54 @@ def dispatch(*, eval_run_id: int) -> int:
 
 
 def on_run_finished(run_id: int, status: str) -> None:
-    """The harness's run-finished hook: score the case if this run was one, then keep the eval run going."""
+    """The harness's run-finished hook: score the case if this run was one, then keep the eval run going.
+
+    It runs in the worker after every run, so it stays cheap: one indexed lookup for a production
+    run, a handful of statements for a case (score, count, dispatch the next only when one waits).
+    """
     result = EvalResult.unscoped.filter(run_id=run_id, status=ResultStatus.RUNNING).select_related("run").first()
     if result is None:
         return
-    score_result(result_id=result.pk)
-    dispatch(eval_run_id=result.eval_run_id)
-    finish_if_done(eval_run_id=result.eval_run_id)
+    if not _score_loaded(result):
+        return
+    if EvalResult.unscoped.filter(eval_run_id=result.eval_run_id, status=ResultStatus.PENDING).exists():
+        dispatch(eval_run_id=result.eval_run_id)
+    else:
+        finish_if_done(eval_run_id=result.eval_run_id)
 
 
 def score_result(*, result_id: int) -> bool:
     """Score one case whose run has ended (the judge's model call happens here, outside any transaction)."""
     result = EvalResult.unscoped.select_related("run").filter(pk=result_id).first()
-    if result is None or result.status == ResultStatus.SCORED or result.run is None or result.run.status not in TERMINAL_STATUSES:
+    if result is None or result.status == ResultStatus.SCORED:
+        return False
+    return _score_loaded(result)
+
+
+def _score_loaded(result: EvalResult) -> bool:
+    if result.run is None or result.run.status not in TERMINAL_STATUSES:
         return False
     scored = scoring.score(result.run, result.checks)
     with transaction.atomic():
-        locked = EvalResult.unscoped.select_for_update().get(pk=result_id)
-        if locked.status == ResultStatus.SCORED:
-            return False
-        _score(locked, scored)
-    return True
+        return _score(result, scored)
 
 
-def _score(result: EvalResult, scored: scoring.Scored | None) -> None:
+def _score(result: EvalResult, scored: scoring.Scored | None) -> bool:
+    """Record the verdicts once (the status condition in the UPDATE decides a race) and count them."""
+    fields: dict[str, Any] = {"status": ResultStatus.SCORED, "scored_at": timezone.now()}
     if scored is None:
-        result.passed, result.verdicts = False, [{"type": "case", "name": "case deleted", "passed": False,
-                                                  "reason": "The case was deleted before it ran.", "score": None}]
+        fields.update(passed=False, verdicts=[{"type": "case", "name": "case deleted", "passed": False,
+                                               "reason": "The case was deleted before it ran.", "score": None}])
     else:
-        result.passed, result.verdicts = scored.passed, [v.as_dict() for v in scored.verdicts]
-        result.output, result.tool_calls, result.turns, result.cost = scored.output, scored.tool_calls, scored.turns, scored.cost
-        result.run_status = scored.run_status
-    result.status, result.scored_at = ResultStatus.SCORED, timezone.now()
-    result.save()
+        fields.update(passed=scored.passed, verdicts=[v.as_dict() for v in scored.verdicts], output=scored.output,
+                      tool_calls=scored.tool_calls, turns=scored.turns, cost=scored.cost, run_status=scored.run_status)
+    if not EvalResult.unscoped.filter(pk=result.pk).exclude(status=ResultStatus.SCORED).update(**fields):
+        return False
+    for key, value in fields.items():
+        setattr(result, key, value)
     EvalRun.unscoped.filter(pk=result.eval_run_id).update(
         done=F("done") + 1, passed=F("passed") + (1 if result.passed else 0), cost=F("cost") + result.cost)
+    return True
 
 
 def finish_if_done(*, eval_run_id: int, now: Any = None) -> bool:
