@@ -82,7 +82,7 @@ def _setup(cases: int) -> EvalSuite:
         PromptVersion.objects.create(tenant=tenant, prompt=prompt, number=1, system="Benchmark agent.", model="claude-haiku-4-5",
                                      tools=["search_knowledge_base"])
     suite, _ = EvalSuite.objects.get_or_create(tenant=tenant, name="bench", defaults={"prompt": prompt, "agent": agent})
-    suite.parallelism = min(cases, 64)
+    suite.parallelism = cases  # every case dispatched at once, as the bare runs are submitted
     suite.save()
     EvalCase.objects.filter(suite=suite).delete()
     EvalCase.objects.bulk_create([EvalCase(

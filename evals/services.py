@@ -245,7 +245,7 @@ def on_run_finished(run_id: int, status: str) -> None:
         return
     if EvalResult.unscoped.filter(eval_run_id=result.eval_run_id, status=ResultStatus.PENDING).exists():
         dispatch(eval_run_id=result.eval_run_id)
-    else:
+    elif EvalRun.unscoped.filter(pk=result.eval_run_id, done__gte=F("total")).exists():
         finish_if_done(eval_run_id=result.eval_run_id)
 
 
