@@ -252,7 +252,7 @@ def evaluate_one(check: dict[str, Any], obs: Observation, judge: Judge | None = 
         return verdict(obs.turns <= check["value"], f"{obs.turns} turns (at most {check['value']})")
     if kind == "max_cost":
         limit = Decimal(str(check["value"]))
-        return verdict(obs.cost <= limit, f"cost ${obs.cost} (at most ${limit})")
+        return verdict(obs.cost <= limit, f"cost ${obs.cost.normalize():f} (at most ${limit.normalize():f})")
     if kind == "status":
         shown = obs.status + (f" ({obs.outcome})" if obs.outcome else "")
         return verdict(obs.status == check["value"], f"the run ended {shown}")

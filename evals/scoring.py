@@ -15,7 +15,7 @@ from django.conf import settings
 
 from agentops.harness import costs
 from evals.checks import JudgeError, Observation, ToolUse, Verdict, evaluate, parse_judge_answer
-from runs.models import Run, ToolCall
+from runs.models import Message, Run, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,17 @@ class Scored:
 
 def observe(run: Run) -> tuple[Observation, list[dict[str, Any]]]:
     calls = list(ToolCall.unscoped.filter(run_id=run.pk).order_by("created_at", "id"))
-    uses = [ToolUse(c.tool_name, c.arguments if isinstance(c.arguments, dict) else {}, c.is_error, c.status) for c in calls]
+    # The ledger keeps arguments redacted for display (e-mail addresses, card numbers); checks compare
+    # the arguments the model actually sent, from the tool_use blocks of the durable log.
+    sent: dict[str, Any] = {}
+    for content in Message.unscoped.filter(run_id=run.pk, role="assistant").values_list("content", flat=True):
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                sent[str(block.get("id"))] = block.get("input")
+    uses = []
+    for c in calls:
+        arguments = sent.get(c.tool_use_id, c.arguments)
+        uses.append(ToolUse(c.tool_name, arguments if isinstance(arguments, dict) else {}, c.is_error, c.status))
     shown = [{"tool": c.tool_name, "arguments": c.arguments, "status": c.status, "is_error": c.is_error,
               "result": (c.result if isinstance(c.result, str) else json.dumps(c.result))[:2000] if c.result is not None else None}
              for c in calls]

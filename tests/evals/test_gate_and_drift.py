@@ -78,3 +78,12 @@ def test_a_scheduled_run_against_production_flags_a_drop_and_alerts_at_twenty_po
     alert = EvalAlert.objects.get()
     assert alert.eval_run_id == big.pk and "30.00 points below" in alert.message
     assert WebhookDelivery.objects.filter(event="evals.regression").count() == 1
+
+
+def test_argument_checks_read_what_the_model_sent_not_the_redacted_ledger(suite, admin_user):
+    services.case_save(suite=suite, actor=admin_user, data={
+        "name": "emails", "input": "Tell the customer", "metadata": {"scenario": "email_customer"},
+        "fixtures": [{"tool": "send_email", "result": {"status": "sent"}}],
+        "checks": [{"type": "tool_called", "tool": "send_email", "arguments": {"to": "customer@example.com"}, "succeeded": True}]})
+    eval_run = _run(suite, 1, admin_user)
+    assert eval_run.passed == 1, eval_run.results.get().verdicts
