@@ -1,6 +1,7 @@
 """What the harness needs from the apps above it, as a narrow interface those apps register at start-up.
 
-The loop decides; enqueueing a run, closing dangling tool calls and keeping escalations are jobs of the
+The loop decides; storing a run (a ``RunStore``, see :mod:`agentops.harness.store`), enqueueing it,
+closing dangling tool calls and keeping escalations are jobs of the
 ``runs`` and ``escalations`` apps, which sit above the harness and fill these slots in their
 ``AppConfig.ready()``. The harness never imports them: an unset slot fails loudly at first use.
 """
@@ -11,6 +12,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from agentops.harness.store import RunStore
 
 # Escalation kinds and statuses as the loop reads them (the escalations app's model uses the same strings).
 KIND_TOOL = "tool_call"
@@ -55,6 +58,7 @@ RunFinished = Callable[[int, str], None]
 
 @dataclass
 class _Slots:
+    store: RunStore | None = None
     runs: RunQueue | None = None
     escalations: EscalationStore | None = None
     run_finished: list[RunFinished] = field(default_factory=list)
@@ -64,9 +68,11 @@ _slots = _Slots()
 log = logging.getLogger(__name__)
 
 
-def register(*, runs: RunQueue | None = None, escalations: EscalationStore | None = None,
+def register(*, store: RunStore | None = None, runs: RunQueue | None = None, escalations: EscalationStore | None = None,
              run_finished: RunFinished | None = None) -> None:
     """Called from an app's ``AppConfig.ready()``."""
+    if store is not None:
+        _slots.store = store
     if runs is not None:
         _slots.runs = runs
     if escalations is not None:
@@ -83,6 +89,12 @@ def run_finished(run_id: int, status: str) -> None:
             listener(run_id, status)
         except Exception:
             log.exception("run-finished listener %s failed for run %s", getattr(listener, "__qualname__", listener), run_id)
+
+
+def run_store() -> RunStore:
+    if _slots.store is None:
+        raise RuntimeError("no run store registered: is the 'runs' app installed?")
+    return _slots.store
 
 
 def run_queue() -> RunQueue:
