@@ -12,18 +12,15 @@ load average is printed before and after, since other processes share it.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 
 from agentops.bench import benchmark
 from agentops.toolbox.seed import seed_demo_data
+from escalations.bench import _start_workers, _stop_workers  # the same real AgentWorker processes
 from evals import services
 from evals.models import EvalCase, EvalRun, EvalRunStatus, EvalSuite
 from prompts.models import Prompt, PromptVersion
@@ -32,38 +29,6 @@ from runs.services import enqueue_run
 from tenants.models import Tenant, Tier
 
 SLUG = "bench-evals"
-
-
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    user = db.get("USER") or "postgres"
-    auth = f"{user}:{db['PASSWORD']}" if db.get("PASSWORD") else user
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{connection.settings_dict['NAME']}"
-
-
-def _start_workers(n: int) -> list[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env.update({"DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL, "DJANGO_SETTINGS_MODULE": "agentops.settings",
-                "ANTHROPIC_API_KEY": "", "AGENTOPS_SCENARIO": "", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"})
-    args = [sys.executable, str(settings.BASE_DIR / "manage.py"), "rqworker", "runs", "default",
-            "--worker-class", "agentops.worker.AgentWorker", "--with-scheduler"]
-    (settings.BASE_DIR / "var").mkdir(exist_ok=True)
-    procs = []
-    for i in range(n):
-        log = open(settings.BASE_DIR / "var" / f"bench-evals-worker-{i}.log", "wb")  # noqa: SIM115 - lives as long as the worker
-        procs.append(subprocess.Popen(args, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-    return procs
-
-
-def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)  # the process groups this benchmark started, only
-            except ProcessLookupError:
-                pass
-    for p in procs:
-        p.wait(timeout=30)
 
 
 def _setup(cases: int) -> EvalSuite:

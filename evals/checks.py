@@ -13,13 +13,14 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from agentops.harness.fixtures import arguments_match
+from agentops.harness.fixtures import decimal_or_none as _number
 
 # type -> (required fields, optional fields)
 CHECK_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -84,16 +85,6 @@ class JudgeError(Exception):
 
 
 # --- validation ---------------------------------------------------------------------------------
-
-
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
 
 
 def check_problems(checks: Any, *, known_tools: Iterable[str] | None = None, where: str = "checks") -> list[str]:

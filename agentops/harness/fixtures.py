@@ -27,7 +27,8 @@ def eval_metadata(metadata: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _decimal(value: Any) -> Decimal | None:
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A finite Decimal from a JSON number or numeric string, else None."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
@@ -49,7 +50,7 @@ def arguments_match(expected: dict[str, Any], actual: Any) -> bool:
             if not arguments_match(want, got):
                 return False
             continue
-        w, g = _decimal(want), _decimal(got)
+        w, g = decimal_or_none(want), decimal_or_none(got)
         if w is not None and g is not None and not isinstance(want, bool) and not isinstance(got, bool):
             if w != g:
                 return False
