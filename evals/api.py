@@ -1,67 +1,62 @@
-"""The evals API: start an eval run of a suite against a prompt version (CI gates a prompt change
-on it) and follow it. Scope ``evals``; everything is looked up within the key's tenant."""
+"""The evals API (a django-ninja router, scope ``evals``): start an eval run of a suite against a
+prompt version — a team's CI gates a prompt change on it — and follow it. Everything is looked up
+within the key's tenant."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, Router
+from pydantic import StringConstraints
 
 from evals import selectors, services
-from evals.models import EvalRun, EvalRunStatus, EvalSuite, Trigger
+from evals.models import EvalRun as EvalRunRow
+from evals.models import EvalRunStatus, EvalSuite, Trigger
 from tenants.access import parse_id
-from tenants.api import ApiContext, ApiError, api_view
+from tenants.api import ApiError, ApiKeyAuth, Money, RequestBody, ResponseBody, api_key
 from tenants.money import money_str
 
-EVAL_RUN_BODY = {
-    "title": "EvalRunStart",
-    "type": "object",
-    "properties": {
-        "suite": {"type": ["string", "integer"], "minLength": 1, "maxLength": 100, "description": "The suite's name or id."},
-        "label": {"type": "string", "minLength": 1, "maxLength": 50, "description": "Test the version this label points at (default production)."},
-        "version": {"type": "integer", "minimum": 1, "description": "Test this version number instead of a label."},
-    },
-    "required": ["suite"],
-    "additionalProperties": False,
-}
-_FAILING = {"type": "object", "properties": {"case": {"type": "string"}, "critical": {"type": "boolean"},
-                                             "reasons": {"type": "array", "items": {"type": "string"}}},
-            "required": ["case", "critical", "reasons"], "additionalProperties": False}
-EVAL_RUN_SCHEMA = {
-    "title": "EvalRun",
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
-        "suite": {"type": "string"},
-        "prompt": {"type": "string"},
-        "version": {"type": "integer"},
-        "label": {"type": ["string", "null"]},
-        "model": {"type": "string"},
-        "trigger": {"enum": list(Trigger.values)},
-        "status": {"enum": list(EvalRunStatus.values)},
-        "total": {"type": "integer"},
-        "done": {"type": "integer"},
-        "passed": {"type": "integer"},
-        "pass_rate": {"type": ["string", "null"], "description": "0 to 1, exact decimal; null until finished."},
-        "cost_usd": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$"},
-        "regression": {"type": "boolean"},
-        "failing": {"type": "array", "items": _FAILING},
-        "created_at": {"type": "string", "format": "date-time"},
-        "started_at": {"type": ["string", "null"], "format": "date-time"},
-        "finished_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-    "required": ["id", "suite", "prompt", "version", "label", "model", "trigger", "status", "total", "done", "passed", "pass_rate",
-                 "cost_usd", "regression", "failing", "created_at", "started_at", "finished_at"],
-    "additionalProperties": False,
-}
+router = Router(tags=["evals"], auth=ApiKeyAuth("evals"))
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value else None
+class EvalRunStart(RequestBody):
+    suite: Annotated[str, StringConstraints(min_length=1, max_length=100)] | int = Field(description="The suite's name or id.")
+    label: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = Field(
+        None, description="Test the version this label points at (default production).")
+    version: Annotated[int, Field(ge=1)] | None = Field(None, description="Test this version number instead of a label.")
 
 
-def eval_run_as_dict(eval_run: EvalRun) -> dict[str, Any]:
+class FailingCase(ResponseBody):
+    case: str
+    critical: bool
+    reasons: list[str]
+
+
+class EvalRun(ResponseBody):
+    id: int
+    suite: str
+    prompt: str
+    version: int
+    label: str | None
+    model: str
+    trigger: Trigger
+    status: EvalRunStatus
+    total: int
+    done: int
+    passed: int
+    pass_rate: str | None = Field(description="0 to 1, an exact decimal; null until finished.")
+    cost_usd: Money
+    regression: bool
+    failing: list[FailingCase]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def eval_run_as_dict(eval_run: EvalRunRow) -> dict[str, Any]:
     failing = [{"case": r.case_name, "critical": r.critical, "reasons": [v["reason"] for v in r.verdicts if not v.get("passed")]}
                for r in selectors.results(eval_run=eval_run).filter(passed=False)]
     return {
@@ -70,12 +65,12 @@ def eval_run_as_dict(eval_run: EvalRun) -> dict[str, Any]:
         "trigger": eval_run.trigger, "status": eval_run.status, "total": eval_run.total, "done": eval_run.done,
         "passed": eval_run.passed, "pass_rate": None if eval_run.pass_rate is None else str(eval_run.pass_rate),
         "cost_usd": money_str(eval_run.cost), "regression": eval_run.regression, "failing": failing,
-        "created_at": _iso(eval_run.created_at), "started_at": _iso(eval_run.started_at), "finished_at": _iso(eval_run.finished_at),
+        "created_at": eval_run.created_at, "started_at": eval_run.started_at, "finished_at": eval_run.finished_at,
     }
 
 
-def _suite(api: ApiContext, ref: object) -> EvalSuite:
-    qs = selectors.suites(tenant=api.tenant)
+def _suite(request: HttpRequest, ref: object) -> EvalSuite:
+    qs = selectors.suites(tenant=api_key(request).tenant)
     pk = parse_id(ref)
     found = qs.filter(pk=pk).first() if pk is not None else None
     found = found or (qs.filter(name=ref).first() if isinstance(ref, str) else None)
@@ -84,29 +79,28 @@ def _suite(api: ApiContext, ref: object) -> EvalSuite:
     return found
 
 
-@api_view(scope="evals", methods=("POST",), body=EVAL_RUN_BODY, response={"POST 201": EVAL_RUN_SCHEMA})
-def eval_runs_collection(request: HttpRequest, api: ApiContext) -> HttpResponse:
+@router.post("/eval-runs", url_name="api_eval_runs", response={201: EvalRun})
+def eval_runs_start(request: HttpRequest, body: EvalRunStart, response: HttpResponse) -> dict[str, Any]:
     """Start an eval run of a suite against the version a label points at (or a version number);
     its cases run on the workers. Follow it with GET /api/v1/eval-runs/<id>."""
-    body = api.body
-    if "label" in body and "version" in body:
+    if body.label is not None and body.version is not None:
         raise ApiError(400, "invalid_request", "Give a label or a version, not both.")
-    suite = _suite(api, body["suite"])
+    suite = _suite(request, body.suite)
     try:
-        version, label = services.resolve_version(suite=suite, label=body.get("label"), version=body.get("version"))
-        eval_run = services.eval_run_start(suite=suite, version=version, actor=api.key.created_by, trigger=Trigger.API, label=label)
+        version, label = services.resolve_version(suite=suite, label=body.label, version=body.version)
+        eval_run = services.eval_run_start(suite=suite, version=version, actor=api_key(request).created_by, trigger=Trigger.API,
+                                           label=label)
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", " ".join(exc.messages))
-    resp = JsonResponse(eval_run_as_dict(eval_run), status=201)
-    resp["Location"] = f"/api/v1/eval-runs/{eval_run.pk}"
-    return resp
+    response["Location"] = f"/api/v1/eval-runs/{eval_run.pk}"
+    return eval_run_as_dict(eval_run)
 
 
-@api_view(scope="evals", response={"GET 200": EVAL_RUN_SCHEMA})
-def eval_runs_detail(request: HttpRequest, api: ApiContext, eval_run_id: str) -> HttpResponse:
+@router.get("/eval-runs/{eval_run_id}", url_name="api_eval_runs_detail", response=EvalRun)
+def eval_runs_detail(request: HttpRequest, eval_run_id: str) -> dict[str, Any]:
     """One eval run: status, progress, pass rate, cost and the failing cases with their reasons."""
     try:
-        eval_run = selectors.eval_run_get(tenant=api.tenant, eval_run_id=eval_run_id)
-    except EvalRun.DoesNotExist:
+        eval_run = selectors.eval_run_get(tenant=api_key(request).tenant, eval_run_id=eval_run_id)
+    except EvalRunRow.DoesNotExist:
         raise ApiError(404, "not_found", "No such eval run.")
-    return JsonResponse(eval_run_as_dict(eval_run))
+    return eval_run_as_dict(eval_run)

@@ -2,8 +2,8 @@
 versions with one regression (the staging version the promotion gate refuses).
 
 Idempotent: suites and cases are get-or-create by name, and history runs are started only for
-versions that have none. Each agent whose prompt the prompts demo did not set up gets a prompt of
-its own (three versions of its inline text); the agent itself is left as it is. In scripted mode a
+versions that have none. Each agent's suite tests a prompt of its own, ``<agent>-agent`` (three
+versions of its inline text; production on v2, staging on v3); the agent itself is left as it is. In scripted mode a
 case's ``scenario_for_version`` says which scenario answers for a version, so v3's answers differ.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evals import services
+from evals.definitions import clean_case
 from evals.models import EvalCase, EvalRun, EvalRunStatus, EvalSuite, ResultStatus
 from prompts.models import Prompt, PromptLabel, PromptVersion
 from runs.models import Agent
@@ -36,7 +37,7 @@ def cases_for(agent: Agent) -> list[dict[str, Any]]:
                     "checks": [{"type": "contains", "value": "How can I help"}, {"type": "max_turns", "value": 2},
                                {"type": "max_cost", "value": "0.05"}]})
     for i in range(5):
-        case = {"name": f"policy-{i + 1}", "input": f"What is your refund policy? ({i + 1})", "tags": ["policy"],
+        case: dict[str, Any] = {"name": f"policy-{i + 1}", "input": f"What is your refund policy? ({i + 1})", "tags": ["policy"],
                 "metadata": {"scenario": "kb_answer", "judge_scenario": "judge_pass" if i != 4 else "judge_fail"},
                 "checks": [{"type": "regex", "pattern": r"\b30 days\b"}, {"type": "not_contains", "value": "guarantee"}]}
         if i >= 3:
@@ -76,8 +77,6 @@ def cases_for(agent: Agent) -> list[dict[str, Any]]:
 
 
 def ensure_prompt(tenant: Tenant, actor: Any, agent: Agent) -> Prompt:
-    if agent.prompt_id:
-        return agent.prompt  # type: ignore[return-value]
     prompt, _ = Prompt.objects.get_or_create(tenant=tenant, name=f"{agent.name}-agent", defaults={
         "description": f"The {agent.name} agent's instructions, versioned.", "path": "demo", "created_by": actor})
     changes = ["First version.", "Tighter refund wording; always check the knowledge base first.",
@@ -103,7 +102,7 @@ def ensure_suite(tenant: Tenant, actor: Any, agent: Agent) -> EvalSuite:
     known = set(EvalCase.objects.for_tenant(tenant).filter(suite=suite).values_list("name", flat=True))
     new = [c for c in cases_for(agent) if c["name"] not in known]
     if new:
-        services.cases_import(suite=suite, actor=actor, cases=[services.clean_case(c) for c in new])
+        services.cases_import(suite=suite, actor=actor, cases=[clean_case(c) for c in new])
     return suite
 
 

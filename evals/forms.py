@@ -46,7 +46,7 @@ class StartForm(forms.Form):
     def __init__(self, *args: Any, suite: EvalSuite, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         versions = PromptVersion.objects.for_tenant(suite.tenant_id).filter(prompt_id=suite.prompt_id).order_by("-number")
-        labels = {}
+        labels: dict[int, list[str]] = {}
         for label in suite.prompt.labels.all():
             if label.version_id:
                 labels.setdefault(label.version_id, []).append(label.name)

@@ -9,6 +9,7 @@ critical flag and checks as they were when it ran.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from tenants.models import MONEY, TenantOwned
 
-RATE = {"max_digits": 5, "decimal_places": 4}
+RATE: dict[str, Any] = {"max_digits": 5, "decimal_places": 4}
 
 
 class Schedule(models.TextChoices):

@@ -144,7 +144,7 @@ def case_from_run(*, suite: EvalSuite, actor: Any, run: Run, name: str) -> EvalC
         checks.append({"type": "status", "value": "succeeded"})
     for name_ in sorted({f["tool"] for f in fixtures}):
         checks.append({"type": "tool_called", "tool": name_})
-    data = {"name": name, "input": run.input, "checks": checks, "fixtures": fixtures, "tags": ["from-run"]}
+    data: dict[str, Any] = {"name": name, "input": run.input, "checks": checks, "fixtures": fixtures, "tags": ["from-run"]}
     scenario = (run.metadata or {}).get("scenario") if isinstance(run.metadata, dict) else None
     if isinstance(scenario, str):
         data["metadata"] = {"scenario": scenario}
@@ -391,6 +391,8 @@ def sweep(*, now: Any = None) -> dict[str, int]:
 def alert_acknowledge(*, tenant: Tenant, alert_id: object, actor: Any) -> None:
     pk = parse_id(alert_id)
     updated = EvalAlert.objects.for_tenant(tenant).filter(pk=pk, acknowledged_at__isnull=True).update(acknowledged_at=timezone.now()) if pk else 0
-    if not updated and not EvalAlert.objects.for_tenant(tenant).filter(pk=pk or 0).exists():
+    alert = EvalAlert.objects.for_tenant(tenant).filter(pk=pk or 0).first()
+    if alert is None:
         raise Http404("No such alert.")
-    audit_record(tenant=tenant, actor=actor, action="eval_alert.acknowledge", target=EvalAlert.objects.for_tenant(tenant).get(pk=pk))
+    if updated:
+        audit_record(tenant=tenant, actor=actor, action="eval_alert.acknowledge", target=alert)

@@ -114,7 +114,7 @@ def suite(request: HttpRequest, ctx: TenantContext, suite_id: str) -> HttpRespon
 
 def _save_case(ctx: TenantContext, s: EvalSuite, form: CaseForm, case: EvalCase | None = None) -> list[str]:
     if not form.is_valid():
-        return [e for errors in form.errors.values() for e in errors]
+        return [str(e) for errors in form.errors.values() for e in errors]
     try:
         data = loads(form.cleaned_data["definition"])
     except JsonInputError as exc:
@@ -128,7 +128,7 @@ def _save_case(ctx: TenantContext, s: EvalSuite, form: CaseForm, case: EvalCase 
 
 def _import(ctx: TenantContext, s: EvalSuite, form: ImportForm, request: HttpRequest) -> list[str]:
     if not form.is_valid():
-        return [e for errors in form.errors.values() for e in errors]
+        return [str(e) for errors in form.errors.values() for e in errors]
     text = form.cleaned_data["jsonl"] or ""
     upload = form.cleaned_data.get("file")
     if upload is not None:

@@ -1,144 +1,167 @@
-"""The prompts API (scope ``prompts``): list prompts, fetch one by label or version (ETag, 304), create a
-version (400 listing the problems), move a label (409 ``promotion_blocked`` with the failing cases).
-
-Self-contained in the ``api_view`` style; the django-ninja port moves these bodies as they are.
+"""The prompts API (a django-ninja router, scope ``prompts``): list prompts, fetch one by label or
+version (ETag, 304), create a version (400 listing the problems), move a label (409
+``promotion_blocked`` with the failing cases).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from ninja import Field, Query, Router
 
 from prompts import gate, selectors, services
 from prompts.models import LABEL_RE, PRODUCTION, Prompt, PromptLabel, PromptVersion
-from tenants.api import ApiContext, ApiError, api_view
+from tenants.api import ApiError, ApiKeyAuth, QueryInt, RequestBody, ResponseBody, api_key
 
-_VERSION = {
-    "title": "PromptVersion", "type": "object",
-    "properties": {
-        "prompt": {"type": "string"}, "version": {"type": "integer"}, "sha256": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
-        "system": {"type": "string"}, "first_message": {"type": "string"}, "variables": {"type": "array", "items": {"type": "string"}},
-        "model": {"type": "string"}, "params": {"type": "object"}, "tools": {"type": "array", "items": {"type": "string"}},
-        "validators": {"type": "array"}, "changelog": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
-    },
-    "required": ["prompt", "version", "sha256", "labels", "system", "first_message", "variables", "model", "params", "tools",
-                 "validators", "changelog", "created_at"],
-    "additionalProperties": False,
-}
+router = Router(tags=["prompts"], auth=ApiKeyAuth("prompts"))
 
 
-def version_as_dict(version: PromptVersion, *, prompt: Prompt, labels: list[str]) -> dict[str, Any]:
-    return {"prompt": prompt.name, "version": version.number, "sha256": version.sha256, "labels": labels, "system": version.system,
+class PromptSummary(ResponseBody):
+    name: str
+    path: str
+    description: str
+    versions: int
+    labels: dict[str, int | None] = Field(description="Each label and the version number it points at.")
+
+
+class PromptList(ResponseBody):
+    data: list[PromptSummary]
+
+
+class VersionOut(ResponseBody):
+    prompt: str
+    version: int
+    sha256: str
+    label: str | None = Field(description="The label asked for (null when fetched by version).")
+    system: str
+    first_message: str
+    variables: list[str] = Field(description="The variables the first-message template renders.")
+    model: str
+    params: dict[str, Any]
+    tools: list[str]
+    validators: list[dict[str, Any]]
+    changelog: str
+    created_at: datetime
+
+
+class VersionIn(RequestBody):
+    system: str
+    model: str = Field(max_length=100)
+    first_message: str = ""
+    variables: list[str] = []
+    params: dict[str, Any] = {}
+    tools: list[str] = []
+    validators: list[dict[str, Any]] = []
+    changelog: str = Field("", max_length=5000)
+
+
+class LabelMoveIn(RequestBody):
+    version: int = Field(ge=1, le=2**31 - 1)
+    reason: str = Field("", max_length=2000)
+    override: bool = Field(False, description="Admins only: API keys never act as admin, so true is 403.")
+
+
+class LabelMoved(ResponseBody):
+    prompt: str
+    label: str
+    version: int
+    from_version: int | None
+    override: bool
+
+
+def version_as_dict(version: PromptVersion, *, prompt: Prompt, label: str | None) -> dict[str, Any]:
+    return {"prompt": prompt.name, "version": version.number, "sha256": version.sha256, "label": label, "system": version.system,
             "first_message": version.first_message, "variables": list(version.variables or []), "model": version.model,
             "params": version.params or {}, "tools": list(version.tools or []), "validators": list(version.validators or []),
             "changelog": version.changelog, "created_at": version.created_at.isoformat()}
 
 
-def _prompt_or_404(api: ApiContext, prompt_name: str) -> Prompt:
-    prompt = Prompt.objects.for_tenant(api.tenant).filter(name=prompt_name[:100]).first()
+def _prompt_or_404(request: HttpRequest, prompt_name: str) -> Prompt:
+    prompt = Prompt.objects.for_tenant(api_key(request).tenant).filter(name=prompt_name[:100]).first()
     if prompt is None:
         raise ApiError(404, "not_found", "No such prompt.")
     return prompt
 
 
-@api_view(scope="prompts", response={"GET 200": {"title": "PromptList", "type": "object", "properties": {"data": {"type": "array"}}, "required": ["data"]}})
-def prompts_list(request: HttpRequest, api: ApiContext) -> HttpResponse:
+@router.get("/prompts", url_name="api_prompts_list", response=PromptList)
+def prompts_list(request: HttpRequest) -> dict[str, Any]:
     """The tenant's prompts, each with where its labels point."""
-    data = [{"name": p.name, "path": p.path, "description": p.description, "versions": p.version_count,
+    data = [{"name": p.name, "path": p.path, "description": p.description, "versions": p.version_count,  # type: ignore[attr-defined]  # annotated by prompt_list
              "labels": {label.name: (label.version.number if label.version else None) for label in p.labels.all()}}
-            for p in selectors.prompt_list(tenant=api.tenant)]
-    return JsonResponse({"data": data})
+            for p in selectors.prompt_list(tenant=api_key(request).tenant)]
+    return {"data": data}
 
 
-@api_view(scope="prompts", query={"label": {"type": "string", "pattern": LABEL_RE, "default": PRODUCTION},
-                                  "version": {"type": "integer", "minimum": 1}},
-          response={"GET 200": _VERSION})
-def prompts_get(request: HttpRequest, api: ApiContext, prompt_name: str) -> HttpResponse:
-    """One version by ``label`` (default production) or ``version``; ETag, and 304 for If-None-Match."""
-    label, number = request.GET.get("label"), request.GET.get("version")
-    if number is not None:
+@router.get("/prompts/{prompt_name}", url_name="api_prompts_get", response={200: VersionOut, 304: None})
+def prompts_get(request: HttpRequest, prompt_name: str,
+                label: str | None = Query(None, pattern=LABEL_RE, description="Default production."),
+                version: QueryInt | None = Query(None, ge=1, le=2**31 - 1)) -> HttpResponse:
+    """One version by label (default production) or version number; ETag, and 304 for If-None-Match."""
+    tenant = api_key(request).tenant
+    name = prompt_name[:100]
+    if version is not None:
         if label is not None:
             raise ApiError(400, "invalid_request", "Send label or version, not both.")
-        if not (number.isascii() and number.isdigit()) or not 0 < int(number) < 2**31:
-            raise ApiError(400, "invalid_request", "version must be a positive integer.")
-        version = (PromptVersion.objects.for_tenant(api.tenant).filter(prompt__name=prompt_name[:100], number=int(number))
-                   .select_related("prompt").first())
+        row = PromptVersion.objects.for_tenant(tenant).filter(prompt__name=name, number=version).values_list("pk", "sha256").first()
+        if row is None:
+            raise ApiError(404, "not_found", "No such prompt or version.")
     else:
-        label = PRODUCTION if label is None else label
-        found = (PromptLabel.objects.for_tenant(api.tenant).filter(prompt__name=prompt_name[:100], name=label[:50])
-                 .select_related("version", "prompt").first())
-        if found is None and not Prompt.objects.for_tenant(api.tenant).filter(name=prompt_name[:100]).exists():
+        label = label or PRODUCTION
+        # One indexed query decides the ETag: a client with the current version gets its 304 from it alone.
+        row = (PromptLabel.objects.for_tenant(tenant).filter(prompt__name=name, name=label)
+               .values_list("version_id", "version__sha256").first())
+        if row is None and not Prompt.objects.for_tenant(tenant).filter(name=name).exists():
             raise ApiError(404, "not_found", "No such prompt.")
-        if found is None or found.version is None:
-            raise ApiError(404, "not_found", f"Label {label[:50]} points at no version of this prompt.")
-        version = found.version
-        version.prompt = found.prompt
-    if version is None:
-        raise ApiError(404, "not_found", "No such prompt or version.")
-    etag = f'"{version.pk}-{version.sha256[:32]}"'
+        if row is None or row[0] is None:
+            raise ApiError(404, "not_found", f"Label {label} points at no version of this prompt.")
+    etag = f'"{row[0]}-{row[1][:32]}"'
+    resp: HttpResponse
     if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
-        resp: HttpResponse = HttpResponseNotModified()
+        resp = HttpResponseNotModified()
     else:
-        labels = list(PromptLabel.objects.for_tenant(api.tenant).filter(version=version).values_list("name", flat=True))
-        resp = JsonResponse(version_as_dict(version, prompt=version.prompt, labels=sorted(labels)))
+        found = PromptVersion.objects.for_tenant(tenant).select_related("prompt").get(pk=row[0])
+        resp = JsonResponse(version_as_dict(found, prompt=found.prompt, label=label))
     resp["ETag"] = etag
     resp["Cache-Control"] = "private, no-cache"
     return resp
 
 
-VERSION_BODY = {
-    "title": "PromptVersionCreate", "type": "object",
-    "properties": {
-        "system": {"type": "string"}, "first_message": {"type": "string"}, "variables": {"type": "array", "items": {"type": "string"}},
-        "model": {"type": "string", "maxLength": 100}, "params": {"type": "object"}, "tools": {"type": "array", "items": {"type": "string"}},
-        "validators": {"type": "array", "items": {"type": "object"}}, "changelog": {"type": "string", "maxLength": 5000},
-    },
-    "required": ["system", "model"],
-    "additionalProperties": False,
-}
-
-
-@api_view(scope="prompts", methods=("POST",), body=VERSION_BODY, max_body_bytes=512 * 1024, response={"POST 201": _VERSION})
-def prompts_version_create(request: HttpRequest, api: ApiContext, prompt_name: str) -> HttpResponse:
+@router.post("/prompts/{prompt_name}/versions", url_name="api_prompts_versions", response={201: VersionOut},
+             auth=ApiKeyAuth("prompts", max_body_bytes=512 * 1024))
+def prompts_version_create(request: HttpRequest, prompt_name: str, body: VersionIn) -> HttpResponse:
     """Create a new immutable version (400 with ``problems`` listed on bad content; nothing saved)."""
-    prompt = _prompt_or_404(api, prompt_name)
-    body = dict(api.body)
-    changelog = body.pop("changelog", "")
+    prompt = _prompt_or_404(request, prompt_name)
+    key = api_key(request)
+    data = body.model_dump()
+    changelog = data.pop("changelog")
     try:
-        version = services.version_create(tenant=api.tenant, actor=None, actor_key=api.key, prompt=prompt, data=body, changelog=changelog)
+        created = services.version_create(tenant=key.tenant, actor=None, actor_key=key, prompt=prompt, data=data, changelog=changelog)
     except services.VersionInvalid as exc:
         return JsonResponse({"error": {"type": "invalid_request", "message": str(exc), "problems": exc.problems}}, status=400)
-    return JsonResponse(version_as_dict(version, prompt=prompt, labels=[]), status=201)
+    return JsonResponse(version_as_dict(created, prompt=prompt, label=None), status=201)
 
 
-LABEL_BODY = {
-    "title": "PromptLabelMove", "type": "object",
-    "properties": {"version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "reason": {"type": "string", "maxLength": 2000},
-                   "override": {"type": "boolean"}},
-    "required": ["version"],
-    "additionalProperties": False,
-}
-
-
-@api_view(scope="prompts", methods=("POST",), body=LABEL_BODY, response={"POST 200": {"title": "PromptLabelMoved", "type": "object"}})
-def prompts_label_move(request: HttpRequest, api: ApiContext, prompt_name: str, label: str) -> HttpResponse:
-    """Move a label (production is gated: 409 ``promotion_blocked`` with the failing cases)."""
-    prompt = _prompt_or_404(api, prompt_name)
-    version = PromptVersion.objects.for_tenant(api.tenant).filter(prompt=prompt, number=api.body["version"]).first()
+@router.post("/prompts/{prompt_name}/labels/{label}", url_name="api_prompts_label", response=LabelMoved)
+def prompts_label_move(request: HttpRequest, prompt_name: str, label: str, body: LabelMoveIn) -> Any:
+    """Move a label (production is gated: 409 promotion_blocked with the failing cases)."""
+    key = api_key(request)
+    prompt = _prompt_or_404(request, prompt_name)
+    version = PromptVersion.objects.for_tenant(key.tenant).filter(prompt=prompt, number=body.version).first()
     if version is None:
         raise ApiError(404, "not_found", "No such version of this prompt.")
     try:
-        move = services.label_move(tenant=api.tenant, actor=None, actor_key=api.key, prompt=prompt, label_name=label, version=version,
-                                   reason=api.body.get("reason", ""), override=bool(api.body.get("override")))
+        move = services.label_move(tenant=key.tenant, actor=None, actor_key=key, prompt=prompt, label_name=label, version=version,
+                                   reason=body.reason, override=body.override)
     except gate.OverrideForbidden as exc:
-        raise ApiError(403, "forbidden", str(exc))
+        raise ApiError(403, "permission_error", str(exc))
     except services.PromotionBlocked as exc:
         d = exc.decision
         return JsonResponse({"error": {"type": "promotion_blocked", "message": d.message, "code": d.code,
                                        "failing_cases": list(d.failing_cases), "failing_critical": list(d.failing_critical)}}, status=409)
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", " ".join(exc.messages))
-    return JsonResponse({"prompt": prompt.name, "label": move.label.name, "version": version.number,
-                         "from_version": move.from_version.number if move.from_version else None, "override": move.override})
+    return {"prompt": prompt.name, "label": move.label.name, "version": version.number,
+            "from_version": move.from_version.number if move.from_version else None, "override": move.override}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -89,7 +89,7 @@ class TryForm(forms.Form):
 
     def __init__(self, *args: Any, agents: list[Any], scenarios: list[tuple[str, str]], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["agent"].choices = [(a.pk, a.name) for a in agents]
-        self.fields["scenario"].choices = scenarios or [("", "—")]
+        cast(forms.ChoiceField, self.fields["agent"]).choices = [(a.pk, a.name) for a in agents]
+        cast(forms.ChoiceField, self.fields["scenario"]).choices = scenarios or [("", "—")]
         if not scenarios:
             del self.fields["scenario"]

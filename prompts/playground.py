@@ -38,7 +38,7 @@ def playground_start(*, tenant: Tenant, membership: Membership, version: PromptV
         raise ValidationError("No such agent.")
     production = selectors.version_by_label(prompt=version.prompt, label=PRODUCTION)
     meta: dict[str, Any] = {"scenario": scenario} if scenario else {}
-    common = {"tenant": tenant, "agent": agent, "input": input, "submitted_by": membership.user, "role": membership.role, "playground": True}
+    common: dict[str, Any] = {"tenant": tenant, "agent": agent, "input": input, "submitted_by": membership.user, "role": membership.role, "playground": True}
     candidate = run_submit(**common, metadata={**meta, "playground": {"prompt": version.prompt.name, "version": version.number, "side": "candidate"}},
                            prompt=as_resolved(version))
     other = None

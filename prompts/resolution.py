@@ -20,11 +20,35 @@ def as_resolved(version: PromptVersion) -> ResolvedPrompt:
     )
 
 
+# Versions never change, so a pinned version read once is good for the life of the process: a run's
+# later model calls cost no query for their prompt. Bounded; keyed by tenant too, so a run can only
+# ever read a version of its own tenant.
+_PINNED: dict[tuple[int, int], ResolvedPrompt] = {}
+_PINNED_MAX = 1024
+
+
+def _pinned(tenant_id: int, version_id: int) -> ResolvedPrompt | None:
+    key = (tenant_id, version_id)
+    found = _PINNED.get(key)
+    if found is None:
+        version = PromptVersion.objects.for_tenant(tenant_id).filter(pk=version_id).first()
+        if version is None:
+            return None
+        found = _remember(version)
+    return found
+
+
+def _remember(version: PromptVersion) -> ResolvedPrompt:
+    if len(_PINNED) >= _PINNED_MAX:
+        _PINNED.clear()
+    resolved = _PINNED[(version.tenant_id, version.pk)] = as_resolved(version)
+    return resolved
+
+
 class VersionResolver:
     def resolve(self, *, agent: Any, run: Any | None) -> ResolvedPrompt | None:
         if run is not None and run.prompt_version_id:
-            version = PromptVersion.objects.for_tenant(run.tenant_id).filter(pk=run.prompt_version_id).first()
-            return as_resolved(version) if version else None
+            return _pinned(run.tenant_id, run.prompt_version_id)
         if not agent.prompt_id:
             return None
         label = (PromptLabel.objects.for_tenant(agent.tenant_id).select_related("version")
@@ -42,4 +66,4 @@ class VersionResolver:
             if pinned_id and pinned_id != version.pk:
                 version = PromptVersion.objects.for_tenant(run.tenant_id).get(pk=pinned_id)
         run.prompt_version_id, run.prompt_version_number, run.prompt_sha256 = version.pk, version.number, version.sha256
-        return as_resolved(version)
+        return _remember(version)

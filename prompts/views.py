@@ -89,6 +89,7 @@ def _version_page(request: HttpRequest, ctx: TenantContext, version: PromptVersi
     return render(request, "prompts/version.html", {
         "prompt": prompt, "version": version, "labels": labels, "all_labels": selectors.labels_of(prompt=prompt),
         "versions": selectors.versions_of(prompt=prompt), "runs": runs, "can_write": ctx.has(*WRITERS), "is_admin": ctx.has(Role.ADMIN),
+        "on_staging": any(label.name == "staging" for label in labels),
     })
 
 
@@ -138,7 +139,7 @@ def version_check(request: HttpRequest, ctx: TenantContext, prompt_name: str) ->
         checked = services.version_check(tenant=ctx.tenant, data=form.content())
         problems, warnings = checked.problems, checked.warnings
     else:
-        problems, warnings = {k: " ".join(v) for k, v in form.errors.items()}, {}
+        problems, warnings = {k: " ".join(str(m) for m in v) for k, v in form.errors.items()}, {}
     return render(request, "prompts/partials/checks.html", {"prompt": prompt, "problems": problems, "warnings": warnings})
 
 

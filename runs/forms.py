@@ -18,7 +18,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from agentops import jsoninput
 from agentops.tools.registry import all_tools, allow_problems
 from budgets.models import ModelPrice, cap_problems
-from runs.models import Agent, RunStatus
+from runs.models import Agent, RunStatus, agent_prompt_model
 from runs.services import MAX_INPUT_CHARS
 from tenants.models import MONEY, Role, Tenant
 
@@ -157,6 +157,11 @@ class AgentForm(forms.Form):
     wall_clock_limit_s = _bounded_int("Wall-clock limit (seconds)", "wall_clock_limit_s")
     task_cost_cap = forms.DecimalField(required=False, min_value=Decimal(0), max_digits=MONEY["max_digits"], decimal_places=MONEY["decimal_places"],
                                        label="Task cost cap (USD)", help_text="Empty: the tenant's task cap applies.")
+    prompt_id = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Versioned prompt",
+                                       help_text="Follow a prompt by label; a run pins the version at its first model call. "
+                                                 "None: the inline prompt above.")
+    prompt_label = forms.RegexField(regex=r"^[a-z0-9][a-z0-9_.-]{0,49}$", required=False, max_length=50, label="Label",
+                                    help_text="production, staging or a custom label.")
 
     def __init__(self, *args: Any, tenant: Tenant, agent: Agent | None = None, **kwargs: Any):
         if agent is not None and "initial" not in kwargs and not args:
@@ -167,6 +172,7 @@ class AgentForm(forms.Form):
                 "iteration_cap": agent.iteration_cap, "repetition_threshold": agent.repetition_threshold,
                 "wall_clock_limit_s": agent.wall_clock_limit_s,
                 "task_cost_cap": f"{agent.task_cost_cap.normalize():f}" if agent.task_cost_cap is not None else None,
+                "prompt_id": agent.prompt_id, "prompt_label": agent.prompt_label,
             }
         elif agent is None and "initial" not in kwargs and not args:
             defaults = {f: _model_field(f).default for f in ("model", "max_tokens", "iteration_cap", "repetition_threshold", "wall_clock_limit_s")}
@@ -176,6 +182,9 @@ class AgentForm(forms.Form):
         specs = all_tools()
         self.tool_specs = specs
         _choice(self, "tools").choices = [(name, name) for name in sorted(specs)]
+        # The prompts app sits above runs: its model is reached through the FK, never imported.
+        prompts = agent_prompt_model().objects.for_tenant(tenant).order_by("name").values_list("pk", "name")
+        _choice(self, "prompt_id").choices = [("", "— none: the inline prompt —"), *prompts]
         self.known_models = known_models(tenant)
 
     def _check_model(self, model: str) -> str:
@@ -223,6 +232,7 @@ class AgentForm(forms.Form):
         """The cleaned values keyed as ``services.agent_save`` expects them."""
         data = dict(self.cleaned_data)
         data["tools"] = list(data.get("tools") or [])
+        data["prompt_label"] = data.get("prompt_label") or "production"
         return data
 
 

@@ -7,6 +7,8 @@ The message log is the source of truth for a run's conversation: a worker rebuil
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -80,6 +82,11 @@ class Agent(TenantOwned):
         resolver = prompting.resolver()
         resolved = resolver.resolve(agent=self, run=run) if resolver is not None else None
         return resolved if resolved is not None else ResolvedPrompt(system=self.system_prompt)
+
+
+def agent_prompt_model() -> Any:
+    """The prompts app's Prompt model, reached through Agent.prompt: runs sits below that app and never imports it."""
+    return Agent._meta.get_field("prompt").related_model
 
 
 class Run(TenantOwned):

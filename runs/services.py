@@ -24,7 +24,17 @@ from agentops.jobs import enqueue, enqueue_in, redis_available
 from agentops.tools.registry import all_tools, get_tool
 from budgets.services import effective_policy, reconcile_reservations
 from runs.jobs import run_job
-from runs.models import Agent, Message, Run, RunEvent, RunStatus, ToolCall, ToolCallStatus, ToolGrant
+from runs.models import (
+    Agent,
+    Message,
+    Run,
+    RunEvent,
+    RunStatus,
+    ToolCall,
+    ToolCallStatus,
+    ToolGrant,
+    agent_prompt_model,
+)
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 
@@ -235,7 +245,7 @@ def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent |
 
 
 AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "tools",
-                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled"]
+                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "prompt_id", "prompt_label"]
 
 
 @transaction.atomic
@@ -243,6 +253,9 @@ def agent_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], agent: Agent
     unknown = [t for t in data.get("tools", []) if t not in all_tools()]
     if unknown:
         raise ValidationError(f"Unknown tools: {', '.join(unknown)}")
+    prompt_id = data.get("prompt_id")
+    if prompt_id is not None and not agent_prompt_model().objects.for_tenant(tenant).filter(pk=prompt_id).exists():
+        raise ValidationError("No such prompt.")
     before = {f: _jsonable(getattr(agent, f)) for f in AGENT_FIELDS} if agent else None
     if agent is None:
         agent = Agent(tenant=tenant)

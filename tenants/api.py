@@ -189,7 +189,7 @@ class ApiKeyAuth(HttpAuthBase):
 
     openapi_scheme = "bearer"
     openapi_bearerFormat = "aok_<prefix>_<secret>"
-    openapi_description = "A tenant API key; its scopes are runs, escalations, spend."
+    openapi_description = "A tenant API key; its scopes are runs, escalations, spend, prompts."
 
     def __init__(self, scope: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         super().__init__()

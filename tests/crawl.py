@@ -91,6 +91,8 @@ def seed() -> World:
     from escalations import demo as escalation_demo
     from escalations.models import Escalation
     from escalations.services import escalation_decide
+    from prompts import demo as prompts_demo
+    from prompts.models import Prompt, PromptVersion
     from runs import demo
     from runs.models import Run, RunStatus, ToolGrant
     from runs.services import grant_save, run_cancel, run_pause
@@ -104,6 +106,8 @@ def seed() -> World:
         _, raw_key = rotate_demo_key(tenant=tenant, actor=admin)
         agents = demo.setup_tenant(tenant, admin)
         agents["refund-desk"] = escalation_demo.ensure_agent(tenant, admin)
+        # Prompts before the traffic: the agents follow them, so the runs pin versions (run page links).
+        prompts_demo.setup_tenant(tenant, admin, agents)
         run_ids: dict[str, int] = {}
         for agent_name, scenario, text in TRAFFIC:
             run = Run.objects.create(
@@ -177,9 +181,10 @@ def seed() -> World:
                 "case_id": [str(pk) for pk in EvalCase.objects.for_tenant(tenant).order_by("suite_id", "pk").values_list("pk", flat=True)],
                 "eval_run_id": [str(pk) for pk in EvalRun.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
                 "alert_id": [str(a.pk) for a in EvalAlert.objects.for_tenant(tenant)],
-                # The prompts the evals seed made (each has v1-v3, production and staging).
+                # Every demo prompt has versions 1 and 2 and both built-in labels, so any pairing is real.
                 "prompt_name": list(Prompt.objects.for_tenant(tenant).order_by("pk").values_list("name", flat=True)),
-                "number": ["1", "2", "3"], "label": ["production", "staging"],
+                "number": ["2", "1"],
+                "label": ["production", "staging"],
                 "version_id": [str(pk) for pk in PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
             },
             victims={
@@ -189,8 +194,8 @@ def seed() -> World:
                 "suite_id": str(EvalSuite.objects.for_tenant(tenant).order_by("pk").last().pk),
                 "case_id": str(EvalCase.objects.for_tenant(tenant).order_by("pk").last().pk),
                 "eval_run_id": str(regressed.pk), "alert_id": str(EvalAlert.objects.for_tenant(tenant).get().pk),
-                "prompt_name": Prompt.objects.for_tenant(tenant).order_by("pk").last().name, "number": "3", "label": "staging",
-                "version_id": str(PromptVersion.objects.for_tenant(tenant).order_by("pk").last().pk),
+                "prompt_name": "triage-router", "number": "1", "label": "staging",
+                "version_id": str(PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True).first()),
             },
         )
         world.objects["escalation_id"].sort(key=lambda pk: pk != str(pending[1].pk))  # a pending one first

@@ -83,7 +83,7 @@ def test_unknown_tenant_slug_is_404(members, client_for):
 def test_every_api_view_is_a_documented_operation_with_a_scope(route):
     # From the OpenAPI document: a route there is a ninja operation whose auth is tenants.api.ApiKey.
     assert route.operations, f"{route.route} is not an operation of the NinjaAPI (agentops/api.py)"
-    assert route.scope in ("runs", "escalations", "spend")
+    assert route.scope in tuple(ApiScope.values)
 
 
 # --- API ------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def test_api_without_a_key_is_401_and_without_the_scope_403(route, tenant, clien
     values = {k: (API_OBJECT_FACTORIES[k](tenant) if k in API_OBJECT_FACTORIES else "1") for k in route.converters}
     url = route.build(**values)
     scope = route.scope
-    other_scopes = [s for s in ("runs", "escalations", "spend") if s != scope]
+    other_scopes = [s for s in tuple(ApiScope.values) if s != scope]
     for method in _methods(route):  # each method the endpoint answers (GET and POST on /api/v1/runs)
         assert _call(client, route, url, None, method=method).status_code == 401, method
         assert _call(client, route, url, "aok_deadbeef_notarealkey000000", method=method).status_code == 401, method
@@ -202,7 +202,17 @@ def _make_eval_alert(tenant):  # type: ignore[no-untyped-def]
                                     message="iso").pk
 
 
+def _make_version(tenant):  # type: ignore[no-untyped-def]
+    from prompts.models import PromptVersion
+
+    return PromptVersion.objects.for_tenant(tenant).get(prompt__name=API_OBJECT_FACTORIES["prompt_name"](tenant), number=1).pk
+
+
 CONSOLE_OBJECT_FACTORIES = {
+    "prompt_name": API_OBJECT_FACTORIES["prompt_name"],
+    "number": lambda tenant: API_OBJECT_FACTORIES["prompt_name"](tenant) and 1,
+    "label": API_OBJECT_FACTORIES["label"],
+    "version_id": _make_version,
     "member_id": _make_membership,
     "invitation_id": _make_invitation,
     "key_id": _make_key,

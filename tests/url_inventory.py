@@ -177,10 +177,27 @@ def _make_eval_run(tenant):  # type: ignore[no-untyped-def]
     return EvalRun.objects.create(tenant=tenant, suite=suite, prompt_version=suite.prompt.versions.get(number=1), total=1).pk
 
 
+def _make_prompt(tenant):  # type: ignore[no-untyped-def]
+    """A prompt with v1 on staging (free to move) and a v2 to move it to."""
+    from prompts import services
+    from prompts.models import Prompt
+
+    prompt = Prompt.objects.for_tenant(tenant).filter(name="iso-prompt").first()
+    if prompt is None:
+        prompt = services.prompt_create(tenant=tenant, actor=None, name="iso-prompt")
+        v1, _ = (services.version_create(tenant=tenant, actor=None, prompt=prompt, data={"system": t, "model": "claude-haiku-4-5"})
+                 for t in ("x", "y"))
+        # Set directly: what a fetch by label reads is under test here, not the gate (tests/prompts).
+        prompt.labels.filter(name__in=["production", "staging"]).update(version=v1)
+    return prompt.name
+
+
 API_OBJECT_FACTORIES = {
     "run_id": _make_run,
     "escalation_id": _make_escalation,
     "eval_run_id": _make_eval_run,
+    "prompt_name": _make_prompt,
+    "label": lambda tenant: _make_prompt(tenant) and "staging",
 }
 
 
@@ -200,6 +217,8 @@ API_VALID_BODIES = {
     "api_runs_resume": lambda tenant: {},
     "api_escalations_decide": lambda tenant: {"decision": "reject", "comment": "No: 50%00 is too much."},
     "api_eval_runs": lambda tenant: {"suite": _make_eval_suite(tenant).name, "label": "production"},
+    "api_prompts_versions": lambda tenant: {"system": "Answer in 50%00 fewer words.", "model": "claude-haiku-4-5", "changelog": "iso"},
+    "api_prompts_label": lambda tenant: {"version": 2, "reason": "iso"},
 }
 
 
@@ -219,6 +238,7 @@ API_VALID_QUERIES: dict[str, dict[str, list[str]]] = {
     "api_runs_events": {"after": ["0"], "follow": ["0"]},
     "api_spend": {"start": ["2026-01-01"], "end": ["2026-01-31"], "group": ["model", "agent"]},
     "api_escalations_list": {"status": ["pending", "approved"], "limit": ["1", "200"]},
+    "api_prompts_get": {"label": ["production", "staging"], "version": ["1"]},
 }
 # Sent with every query of the endpoint: an event stream that follows would wait for the run to end.
 API_QUERY_BASE: dict[str, dict[str, str]] = {"api_runs_events": {"follow": "0"}}
@@ -236,4 +256,5 @@ API_BAD_QUERIES: dict[str, dict[str, list[str]]] = {
     "api_runs_events": {"after": ["x", "1.5", "-"], "follow": []},  # follow: any value but "0" follows
     "api_spend": {"start": ["x", "2026-13-01"], "end": ["2026-02-30"], "group": ["nope", ""]},
     "api_escalations_list": {"status": ["nope", ""], "limit": [*_BAD_INT, "0", "201"]},
+    "api_prompts_get": {"label": ["", "has/slash", "has space", "x" * 51, "a\x00b"], "version": [*_BAD_INT, "0"]},
 }

@@ -74,7 +74,10 @@ class AgentRecord(Protocol):
     @property
     def wall_clock_limit_s(self) -> int: ...
 
-    def resolve_prompt(self) -> Any: ...  # agentops.harness.prompting.ResolvedPrompt
+    def resolve_prompt(self, run: Any = None) -> Any:
+        """agentops.harness.prompting.ResolvedPrompt: the version ``run`` is pinned to (pinning it now
+        from the agent's label at the run's first call), or the inline text."""
+        ...
 
 
 class RunRecord(Protocol):
@@ -104,6 +107,10 @@ class RunRecord(Protocol):
     def started_at(self) -> datetime | None: ...
     @property
     def trace_id(self) -> str: ...
+    # The prompt version pinned on the run (set by the resolver at the first model call).
+    prompt_version_id: int | None
+    prompt_version_number: int | None
+    prompt_sha256: str
 
 
 class MessageRecord(Protocol):
