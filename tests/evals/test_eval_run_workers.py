@@ -75,5 +75,5 @@ def test_an_eval_run_of_24_cases_reports_progress_and_the_right_verdicts(suite, 
     # Reasons name what happened; the judge's model call was charged to the case's run.
     judged = results["judged-2"]
     assert "score 0.20" in judged.verdicts[-1]["reason"]
-    assert judged.cost > 0 and judged.cost == judged.run.cost and SpendEntry.objects.filter(run=judged.run).count() == 3
+    assert judged.cost > 0 and judged.cost == judged.run.cost and SpendEntry.objects.filter(run_id=judged.run_id).count() == 3
     assert eval_run.cost == sum(r.cost for r in results.values())
