@@ -33,6 +33,7 @@ from ninja.responses import NinjaJSONEncoder
 from agentops.middleware import API_ERROR_TYPES
 from budgets.api import router as spend_router
 from escalations.api import router as escalations_router
+from evals.api import router as evals_router
 from prompts.api import router as prompts_router
 from runs.api import router as runs_router
 from tenants.api import ApiError, ApiKeyAuth, Error, StrictJsonParser, error_response, validation_message
@@ -205,6 +206,7 @@ api.add_router("", runs_router)
 api.add_router("", escalations_router)
 api.add_router("", spend_router)
 api.add_router("", prompts_router)
+api.add_router("", evals_router)
 
 
 @api.exception_handler(ApiError)

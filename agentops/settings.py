@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "budgets",
     "escalations",
     "prompts",
+    "evals",
     "agentops.toolbox",
 ]
 
@@ -185,6 +186,8 @@ X_FRAME_OPTIONS = "DENY"
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")
 # A scenario name (or path) selects the scripted Messages API; empty means the real API.
 AGENTOPS_SCENARIO = env("AGENTOPS_SCENARIO", default="")
+# The model that grades eval cases with an LLM-judge check (a check may name another).
+EVALS_JUDGE_MODEL = env("EVALS_JUDGE_MODEL", default="claude-haiku-4-5")
 ANTHROPIC_MAX_RETRIES = env.int("ANTHROPIC_MAX_RETRIES", default=2)
 ANTHROPIC_TIMEOUT_S = env.float("ANTHROPIC_TIMEOUT_S", default=120.0)
 

@@ -12,6 +12,7 @@ tenant_patterns = [
     path("escalations/", include("escalations.urls")),
     path("spend/", include("budgets.urls")),
     path("prompts/", include("prompts.urls")),
+    path("evals/", include("evals.urls")),
 ]
 
 urlpatterns = [

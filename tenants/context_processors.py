@@ -14,6 +14,7 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "home", ()),
     ("Runs", "runs:list", ()),
     ("Prompts", "prompts:list", ()),
+    ("Evals", "evals:overview", ()),
     ("Agents", "runs:agents", ("admin", "prompt_editor")),
     ("Tool grants", "runs:grants", ("admin",)),
     ("Escalations", "escalations:inbox", ("admin", "operator")),

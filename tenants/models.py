@@ -117,6 +117,7 @@ class ApiScope(models.TextChoices):
     RUNS = "runs", "Submit and read runs"
     ESCALATIONS = "escalations", "List and decide escalations"
     SPEND = "spend", "Read spend"
+    EVALS = "evals", "Start and read eval runs"
     PROMPTS = "prompts", "Read and version prompts, move labels"
 
 

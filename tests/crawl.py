@@ -116,6 +116,17 @@ def seed() -> World:
             )
             drive_run(run.pk, worker_id="crawl")
             run_ids[f"{agent_name}:{scenario}"] = run.pk
+        # Evals: a suite per agent with a history over three prompt versions (v3 regressed), driven here.
+        from evals import demo as evals_demo
+        from evals.models import EvalAlert, EvalCase, EvalRun, EvalSuite
+        from prompts.models import Prompt, PromptVersion
+
+        for agent_name in ("support", "refund-desk"):
+            suite = evals_demo.ensure_suite(tenant, users[SLUG][Role.PROMPT_EDITOR], agents[agent_name])
+            evals_demo.history(suite, users[SLUG][Role.PROMPT_EDITOR], evals_demo.drive_in_process)
+        regressed = EvalRun.objects.for_tenant(tenant).filter(regression=True).first()
+        assert regressed is not None, "the seed expected a regressed eval run"
+        EvalAlert.objects.create(tenant=tenant, eval_run=regressed, message="crawl: a drift alert")
         # A decided escalation for the history, a paused and a cancelled run, a run still queued.
         pending = list(Escalation.objects.for_tenant(tenant).filter(status="pending").order_by("pk"))
         assert len(pending) >= 3, f"the seed expected three gated runs, got {len(pending)}"
@@ -166,6 +177,10 @@ def seed() -> World:
                 "grant_id": [str(pk) for pk in ToolGrant.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
                 "invitation_id": [str(i.pk) for i in Invitation.objects.for_tenant(tenant).order_by("pk")],
                 "endpoint_id": [str(e.pk) for e in WebhookEndpoint.objects.for_tenant(tenant).order_by("pk")],
+                "suite_id": [str(pk) for pk in EvalSuite.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
+                "case_id": [str(pk) for pk in EvalCase.objects.for_tenant(tenant).order_by("suite_id", "pk").values_list("pk", flat=True)],
+                "eval_run_id": [str(pk) for pk in EvalRun.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
+                "alert_id": [str(a.pk) for a in EvalAlert.objects.for_tenant(tenant)],
                 # Every demo prompt has versions 1 and 2 and both built-in labels, so any pairing is real.
                 "prompt_name": list(Prompt.objects.for_tenant(tenant).order_by("pk").values_list("name", flat=True)),
                 "number": ["2", "1"],
@@ -176,6 +191,9 @@ def seed() -> World:
                 "run_id": str(queued[3].pk), "escalation_id": str(pending[-1].pk), "agent_id": str(victim_agent.pk),
                 "member_id": str(victim_member.pk), "key_id": str(victim_key.pk), "grant_id": str(victim_grant.pk),
                 "invitation_id": str(victim_invitation.pk), "endpoint_id": str(victim_endpoint.pk),
+                "suite_id": str(EvalSuite.objects.for_tenant(tenant).order_by("pk").last().pk),
+                "case_id": str(EvalCase.objects.for_tenant(tenant).order_by("pk").last().pk),
+                "eval_run_id": str(regressed.pk), "alert_id": str(EvalAlert.objects.for_tenant(tenant).get().pk),
                 "prompt_name": "triage-router", "number": "1", "label": "staging",
                 "version_id": str(PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True).first()),
             },

@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 
 from escalations.models import Escalation
 from runs.models import Run
-from tenants.models import AuditEvent
+from tenants.models import ApiScope, AuditEvent
 from tests.url_inventory import (
     API_BAD_QUERIES,
     API_OBJECT_FACTORIES,
@@ -56,7 +56,7 @@ def api(tenant):  # type: ignore[no-untyped-def]
 
     tenant.tier.api_rate_limit_per_minute = 100_000
     tenant.tier.save()
-    raw = api_key_create(tenant=tenant, actor=None, name="fuzz", scopes=["runs", "escalations", "spend", "prompts"])[1]
+    raw = api_key_create(tenant=tenant, actor=None, name="fuzz", scopes=list(ApiScope.values))[1]
     # raise_request_exception=False: a 500 is a status to assert on, not an exception in the test.
     return Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {raw}")
 

@@ -12,10 +12,11 @@ import json
 
 import pytest
 
-from tenants.models import Role
+from tenants.models import ApiScope, Role
 from tests.url_inventory import (
     API_OBJECT_FACTORIES,
     API_VALID_BODIES,
+    _make_eval_suite,
     api_routes,
     escaping_routes,
     tenant_routes,
@@ -82,7 +83,7 @@ def test_unknown_tenant_slug_is_404(members, client_for):
 def test_every_api_view_is_a_documented_operation_with_a_scope(route):
     # From the OpenAPI document: a route there is a ninja operation whose auth is tenants.api.ApiKey.
     assert route.operations, f"{route.route} is not an operation of the NinjaAPI (agentops/api.py)"
-    assert route.scope in ("runs", "escalations", "spend", "prompts")
+    assert route.scope in tuple(ApiScope.values)
 
 
 # --- API ------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def test_api_without_a_key_is_401_and_without_the_scope_403(route, tenant, clien
     values = {k: (API_OBJECT_FACTORIES[k](tenant) if k in API_OBJECT_FACTORIES else "1") for k in route.converters}
     url = route.build(**values)
     scope = route.scope
-    other_scopes = [s for s in ("runs", "escalations", "spend", "prompts") if s != scope]
+    other_scopes = [s for s in tuple(ApiScope.values) if s != scope]
     for method in _methods(route):  # each method the endpoint answers (GET and POST on /api/v1/runs)
         assert _call(client, route, url, None, method=method).status_code == 401, method
         assert _call(client, route, url, "aok_deadbeef_notarealkey000000", method=method).status_code == 401, method
@@ -132,7 +133,7 @@ def test_api_other_tenants_key_gets_404(route, tenant, other_tenant, client):
     missing = set(route.converters) - set(API_OBJECT_FACTORIES)
     assert not missing, f"add a factory for {missing} to API_OBJECT_FACTORIES"
     url = route.build(**{k: API_OBJECT_FACTORIES[k](tenant) for k in route.converters})
-    key = _api_key(other_tenant, ["runs", "escalations", "spend", "prompts"])
+    key = _api_key(other_tenant, list(ApiScope.values))
     for method in _methods(route):
         resp = _call(client, route, url, key, tenant=other_tenant, method=method)
         assert resp.status_code == 404, (route.route, method, resp.status_code)
@@ -194,6 +195,13 @@ def _make_invitation(tenant):  # type: ignore[no-untyped-def]
     ).pk
 
 
+def _make_eval_alert(tenant):  # type: ignore[no-untyped-def]
+    from evals.models import EvalAlert, EvalRun
+
+    return EvalAlert.objects.create(tenant=tenant, eval_run=EvalRun.objects.get(pk=API_OBJECT_FACTORIES["eval_run_id"](tenant)),
+                                    message="iso").pk
+
+
 def _make_version(tenant):  # type: ignore[no-untyped-def]
     from prompts.models import PromptVersion
 
@@ -213,6 +221,10 @@ CONSOLE_OBJECT_FACTORIES = {
     "agent_id": _make_agent,
     "grant_id": _make_grant,
     "escalation_id": API_OBJECT_FACTORIES["escalation_id"],
+    "eval_run_id": API_OBJECT_FACTORIES["eval_run_id"],
+    "suite_id": lambda tenant: _make_eval_suite(tenant).pk,
+    "case_id": lambda tenant: _make_eval_suite(tenant).cases.get().pk,
+    "alert_id": _make_eval_alert,
 }
 OBJECT_ROUTES = [r for r in TENANT_ROUTES if set(r.converters) - {"slug"}]
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("agentops", "tenants", "budgets", "runs", "escalations", "prompts")
+PACKAGES = ("agentops", "tenants", "budgets", "runs", "escalations", "prompts", "evals")
 
 
 def _copy(tmp_path: Path) -> Path:

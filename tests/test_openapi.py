@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
 from runs.models import Message, Run, RunEvent
+from tenants.models import ApiScope
 from tenants.services import api_key_create
 from tests.url_inventory import (
     API_BAD_QUERIES,
@@ -117,8 +118,8 @@ def test_every_route_answers_exactly_its_documented_methods(client):
 def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
     tenant.tier.api_rate_limit_per_minute = 100_000
     tenant.tier.save()
-    full = api_key_create(tenant=tenant, actor=None, name="schema", scopes=["runs", "escalations", "spend", "prompts"])[1]
-    others = api_key_create(tenant=other_tenant, actor=None, name="schema", scopes=["runs", "escalations", "spend", "prompts"])[1]
+    full = api_key_create(tenant=tenant, actor=None, name="schema", scopes=list(ApiScope.values))[1]
+    others = api_key_create(tenant=other_tenant, actor=None, name="schema", scopes=list(ApiScope.values))[1]
     client = Client(raise_request_exception=False)
     check = Checker(doc)
 

@@ -155,6 +155,28 @@ def _make_escalation(tenant):  # type: ignore[no-untyped-def]
     ).pk
 
 
+def _make_eval_suite(tenant):  # type: ignore[no-untyped-def]
+    from evals.models import EvalCase, EvalSuite
+    from prompts.models import Prompt, PromptLabel, PromptVersion
+    from runs.models import Agent
+
+    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="iso-agent", defaults={"system_prompt": "x"})
+    prompt, created = Prompt.objects.get_or_create(tenant=tenant, name="iso-prompt")
+    if created:
+        version = PromptVersion.objects.create(tenant=tenant, prompt=prompt, number=1, system="x", model="claude-sonnet-4-6")
+        PromptLabel.objects.create(tenant=tenant, prompt=prompt, name="production", version=version)
+    suite, _ = EvalSuite.objects.get_or_create(tenant=tenant, name="iso-suite", defaults={"prompt": prompt, "agent": agent})
+    EvalCase.objects.get_or_create(tenant=tenant, suite=suite, name="iso-case", defaults={"input": "hello"})
+    return suite
+
+
+def _make_eval_run(tenant):  # type: ignore[no-untyped-def]
+    from evals.models import EvalRun
+
+    suite = _make_eval_suite(tenant)
+    return EvalRun.objects.create(tenant=tenant, suite=suite, prompt_version=suite.prompt.versions.get(number=1), total=1).pk
+
+
 def _make_prompt(tenant):  # type: ignore[no-untyped-def]
     """A prompt with v1 on staging (free to move) and a v2 to move it to."""
     from prompts import services
@@ -173,6 +195,7 @@ def _make_prompt(tenant):  # type: ignore[no-untyped-def]
 API_OBJECT_FACTORIES = {
     "run_id": _make_run,
     "escalation_id": _make_escalation,
+    "eval_run_id": _make_eval_run,
     "prompt_name": _make_prompt,
     "label": lambda tenant: _make_prompt(tenant) and "staging",
 }
@@ -193,6 +216,7 @@ API_VALID_BODIES = {
     "api_runs_pause": lambda tenant: {},
     "api_runs_resume": lambda tenant: {},
     "api_escalations_decide": lambda tenant: {"decision": "reject", "comment": "No: 50%00 is too much."},
+    "api_eval_runs": lambda tenant: {"suite": _make_eval_suite(tenant).name, "label": "production"},
     "api_prompts_versions": lambda tenant: {"system": "Answer in 50%00 fewer words.", "model": "claude-haiku-4-5", "changelog": "iso"},
     "api_prompts_label": lambda tenant: {"version": 2, "reason": "iso"},
 }

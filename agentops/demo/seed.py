@@ -106,14 +106,14 @@ def seed_platform(*, password: str = DEMO_PASSWORD) -> tuple[dict[str, Tenant], 
 
 
 def rotate_demo_key(*, tenant: Tenant, actor: Any) -> tuple[ApiKey, str]:
-    """Revoke the tenant's previous demo key and create a fresh one (scopes runs, escalations, spend, prompts)."""
+    """Revoke the tenant's previous demo key and create a fresh one (every scope)."""
     demo_keys = ApiKey.objects.for_tenant(tenant).filter(name=DEMO_KEY_NAME)
     demo_keys.filter(revoked_at__isnull=False).delete()
     for key_id in demo_keys.filter(revoked_at__isnull=True).values_list("pk", flat=True):
         api_key_revoke(tenant=tenant, actor=actor, key_id=key_id)
     return api_key_create(
         tenant=tenant, actor=actor, name=DEMO_KEY_NAME,
-        scopes=[ApiScope.RUNS, ApiScope.ESCALATIONS, ApiScope.SPEND, ApiScope.PROMPTS], acts_as_role=Role.OPERATOR,
+        scopes=list(ApiScope.values), acts_as_role=Role.OPERATOR,
     )
 
 

@@ -8,8 +8,9 @@ closing dangling tool calls and keeping escalations are jobs of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentops.harness.store import RunStore
@@ -52,17 +53,24 @@ class EscalationStore(Protocol):
     def cancel_pending(self, *, run: Any, now: Any) -> None: ...
 
 
+# Told (run id, status) once a run's terminal status is committed, in the worker that finished it.
+RunFinished = Callable[[int, str], None]
+
+
 @dataclass
 class _Slots:
     store: RunStore | None = None
     runs: RunQueue | None = None
     escalations: EscalationStore | None = None
+    run_finished: list[RunFinished] = field(default_factory=list)
 
 
 _slots = _Slots()
+log = logging.getLogger(__name__)
 
 
-def register(*, store: RunStore | None = None, runs: RunQueue | None = None, escalations: EscalationStore | None = None) -> None:
+def register(*, store: RunStore | None = None, runs: RunQueue | None = None, escalations: EscalationStore | None = None,
+             run_finished: RunFinished | None = None) -> None:
     """Called from an app's ``AppConfig.ready()``."""
     if store is not None:
         _slots.store = store
@@ -70,6 +78,18 @@ def register(*, store: RunStore | None = None, runs: RunQueue | None = None, esc
         _slots.runs = runs
     if escalations is not None:
         _slots.escalations = escalations
+    if run_finished is not None and run_finished not in _slots.run_finished:
+        _slots.run_finished.append(run_finished)
+
+
+def run_finished(run_id: int, status: str) -> None:
+    """Tell the listeners a run ended. A listener's failure is logged, never the run's: listeners
+    must also be repaired by a sweep of their own (a worker can die between commit and this call)."""
+    for listener in _slots.run_finished:
+        try:
+            listener(run_id, status)
+        except Exception:
+            log.exception("run-finished listener %s failed for run %s", getattr(listener, "__qualname__", listener), run_id)
 
 
 def run_store() -> RunStore:

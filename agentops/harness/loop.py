@@ -142,6 +142,8 @@ class RunDriver(ToolTurn):
             if stop.status == RunStatus.CANCELLED:
                 hooks.escalation_store().cancel_pending(run=self.run, now=now)
             lease.release(self.run.pk, self.worker_id, **fields)
+        if stop.status in TERMINAL_STATUSES:
+            hooks.run_finished(self.run.pk, stop.status)
         return stop.status
 
     def crashed(self, exc: Exception) -> None:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agentops.harness import evaluators, grants, hooks
+from agentops.harness import evaluators, fixtures, grants, hooks
 from agentops.harness.durability import relax_commit
 from agentops.harness.store import (
     AgentRecord,
@@ -124,11 +124,13 @@ class ToolTurn:
                 results.append(self.refuse(tool_use_id, name, arguments, exc.error_class, str(exc)))
                 continue
             escalation = escalations.get(tool_use_id)
-            if entry.spec.handoff:
+            # An eval run waits for no human: its side-effecting calls answer from fixtures (execute).
+            is_eval = fixtures.eval_metadata(self.run.metadata) is not None
+            if entry.spec.handoff and not is_eval:
                 results.append(self.handoff(tool_use_id, name, args, escalation))
                 continue
             # A human's "retry" of an unknown outcome is the approval: it is not gated again.
-            reason = None if retry_decided else grants.gate_reason(self.run, entry, args, after_injection=after_injection)
+            reason = None if retry_decided or is_eval else grants.gate_reason(self.run, entry, args, after_injection=after_injection)
             if reason:
                 decided = self.gate(tool_use_id, entry, args, reason, escalation)
                 if decided is not None:
@@ -168,7 +170,7 @@ class ToolTurn:
         with self.tracer.span(f"execute_tool {spec.name}", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": spec.name,
                                                             "gen_ai.tool.call.id": tool_use_id, "gen_ai.tool.type": "function",
                                                             "agentops.side_effect": spec.side_effect}) as span:
-            outcome = registry.execute(spec, ctx, args)
+            outcome = fixtures.answer(self.run.metadata, spec, args) or registry.execute(spec, ctx, args)
             if outcome.is_error:
                 span["error.type"] = outcome.error_class or "tool_error"
             span["agentops.attempts"] = outcome.attempts

@@ -37,9 +37,10 @@ class EvalDouble:
 @pytest.fixture
 def evals() -> Iterator[EvalDouble]:
     double = EvalDouble()
+    previous = gate.eval_source()  # the evals app's real source: put back after the test
     gate.register_eval_source(double)
     yield double
-    gate.register_eval_source(None)
+    gate.register_eval_source(previous)
 
 
 @pytest.fixture
