@@ -37,6 +37,9 @@ class Agent(TenantOwned):
     wall_clock_limit_s = models.PositiveIntegerField(default=900, validators=[MinValueValidator(5), MaxValueValidator(86_400)])
     task_cost_cap = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
     runs_disabled = models.BooleanField(default=False, help_text="Kill switch: refuse new runs, pause running ones.")
+    # What each online evaluator flag does for this agent: {"flag": "record" | "hold" | "fail" | "review"}
+    # (agentops.harness.evaluators.policy; a flag not named takes the default there).
+    flag_policy = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -114,6 +117,9 @@ class Run(TenantOwned):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     trace_id = models.CharField(max_length=32, blank=True)
+    # Every online evaluator flag any turn of the run raised (the union of its messages' flags),
+    # kept on the run so the list filters and counts by flag without reading the log.
+    flags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -154,6 +160,8 @@ class Message(TenantOwned):
     usage = models.JSONField(null=True, blank=True)
     # Online evaluator flags for this turn, e.g. ["injection"] on a tool_result turn.
     flags = models.JSONField(default=list, blank=True)
+    # Each online evaluator's score for this turn (0..1; only the evaluators that scored above 0).
+    scores = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

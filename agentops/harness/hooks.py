@@ -15,6 +15,7 @@ from typing import Any, Protocol
 KIND_TOOL = "tool_call"
 KIND_HANDOFF = "handoff"
 KIND_OUTCOME_UNKNOWN = "outcome_unknown"
+KIND_REVIEW = "review"
 PENDING = "pending"
 APPROVED = "approved"
 

@@ -30,7 +30,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import F
 from django.utils import timezone
 
-from agentops.harness import costs, evaluators, grants, hooks, lease, shutdown
+from agentops.harness import costs, evaluators, grants, hooks, lease, online, shutdown
 from agentops.harness.durability import relax_commit
 from agentops.harness.tracing import RunTracer
 from agentops.logs import bind
@@ -108,6 +108,9 @@ class RunDriver:
         self._log: list[Message] | None = None
         self.iterations = run.iterations
         self._offered: tuple[float, dict[str, grants.Offered]] | None = None
+        # Online evaluators: the run's flags so far, and the scores of the tool results being answered.
+        self.flags = online.RunFlags(run)
+        self._result_scores: dict[str, float] = {}
 
     # -- bookkeeping -----------------------------------------------------------------
     def event(self, type_: str, **data: Any) -> None:
@@ -137,6 +140,7 @@ class RunDriver:
             with transaction.atomic(savepoint=False):
                 lease.fence_relaxed(self.run.pk, self.worker_id)
                 msg = Message.unscoped.create(tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=seq, role=role, content=content, **fields)
+                self.flags.add(fields.get("flags") or ())
                 self.flush()
         except IntegrityError:
             # Someone else wrote this step: the lease fence makes that "we were too slow".
@@ -155,6 +159,7 @@ class RunDriver:
             self.event("status", status=stop.status, outcome=stop.outcome)
             self.flush()
             if stop.status in TERMINAL_STATUSES:
+                online.open_review(self.run, self.flags.all(), stop.outcome)
                 hooks.run_queue().close_dangling(run=self.run, error_type=f"run_{stop.status}", message=f"Not executed: the run stopped ({stop.outcome}).")
             if stop.status == RunStatus.CANCELLED:
                 hooks.escalation_store().cancel_pending(run=self.run, now=now)
@@ -235,10 +240,20 @@ class RunDriver:
             self.append_message(0, "user", [{"type": "text", "text": self.run.input}])
             return None
         last = messages[-1]
+        failing = online.failing_flag(self.agent, last.flags)
+        if failing:
+            return self.finish(Stop(RunStatus.FAILED, failing, "EvaluatorFlag", f"An online evaluator flagged turn {last.seq} '{failing}' and this agent's policy fails the run."))
         if last.role == "assistant":
             tool_uses = [b for b in last.content if b.get("type") == "tool_use"]
             if not tool_uses:
                 text = "\n".join(b.get("text", "") for b in last.content if b.get("type") == "text").strip()
+                feedback = online.validate_final(self.agent.resolve_prompt(), text, messages, run=self.run)
+                if feedback is not None:
+                    if feedback.exhausted:
+                        return self.finish(Stop(RunStatus.FAILED, "validation", "OutputValidation", feedback.message, result=text))
+                    self.event("validation_failed", seq=last.seq, attempt=feedback.attempt, failures=feedback.failures)
+                    self.append_message(last.seq + 1, "user", [{"type": "text", "text": feedback.message}], flags=["validation_failed"])
+                    return None
                 return self.finish(Stop(RunStatus.SUCCEEDED, last.stop_reason or "end_turn", result=text))
             try:
                 stop = self.answer_tools(messages, last, tool_uses)
@@ -327,7 +342,8 @@ class RunDriver:
                     "agentops.latency_ms": round(result.latency_ms, 2), "agentops.fell_back": result.fell_back,
                 })
             content = [block.to_dict() for block in message.content]
-            flags = evaluators.evaluate_assistant_turn(content)
+            evaluated = evaluators.evaluate_assistant_turn(content, log=[(m.role, m.content) for m in messages], tool_schemas=online.tool_schemas(offered))
+            flags, scores = evaluated.flags, online.nonzero(evaluated.scores)
             with transaction.atomic():
                 # The lease fence, the step's run update and the relaxed commit in one round trip.
                 lease.fence_relaxed(self.run.pk, self.worker_id, iterations_inc=1, model_used=result.model,
@@ -341,8 +357,9 @@ class RunDriver:
                 turn = Message.unscoped.create(
                     tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=messages[-1].seq + 1, role="assistant",
                     content=content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
-                    usage=usage, flags=flags,
+                    usage=usage, flags=flags, scores=scores,
                 )
+                self.flags.add(flags)
                 self.flush()
             settled = True
             self.iterations += 1
@@ -395,7 +412,9 @@ class RunDriver:
         for e in hooks.escalation_store().for_run(run_id=self.run.pk, tool_use_ids=ids):
             (unknown if e.kind == hooks.KIND_OUTCOME_UNKNOWN else escalations)[e.tool_use_id] = e
         offered = self.offered_tools()
-        after_injection = "injection" in (messages[-2].flags if len(messages) >= 2 else [])
+        # Flags whose policy is "hold": on the tool results just before, or on this very turn.
+        held_for = online.held_flags(self.agent, [*(messages[-2].flags if len(messages) >= 2 else []), *(last.flags or [])])
+        self._result_scores = {}
         results: list[dict[str, Any]] = []
         result_flags: list[str] = []
         breaker: Stop | None = None
@@ -447,7 +466,7 @@ class RunDriver:
                 results.append(self.handoff(tool_use_id, name, args, escalation))
                 continue
             # A human's "retry" of an unknown outcome is the approval: it is not gated again.
-            reason = None if retry_decided else grants.gate_reason(self.run, entry, args, after_injection=after_injection)
+            reason = None if retry_decided else grants.gate_reason(self.run, entry, args, held_for=held_for)
             if reason:
                 decided = self.gate(tool_use_id, entry, args, reason, escalation)
                 if decided is not None:
@@ -458,7 +477,7 @@ class RunDriver:
             result_flags.extend(flags)
         seq = last.seq + 1
         self.event("turn", role="user", seq=seq, tool_results=len(results), flags=sorted(set(result_flags)))
-        self.append_message(seq, "user", results, flags=sorted(set(result_flags)))
+        self.append_message(seq, "user", results, flags=sorted(set(result_flags)), scores=self._result_scores)
         return breaker
 
     def _record(self, tool_use_id: str, name: str, arguments: Any, *, durable: bool = False, **fields: Any) -> ToolCall:
@@ -495,7 +514,10 @@ class RunDriver:
                 span["error.type"] = outcome.error_class or "tool_error"
             span["agentops.attempts"] = outcome.attempts
         content = registry.truncate_output(outcome.content, settings.TOOL_OUTPUT_LIMIT_CHARS)
-        flags = evaluators.injection_flags(content)
+        evaluated = evaluators.evaluate_tool_result(content, tool_names=tuple(self.offered_tools()))
+        flags = evaluated.flags
+        for name, score in online.nonzero(evaluated.scores).items():
+            self._result_scores[name] = max(score, self._result_scores.get(name, 0.0))
         self._record(tool_use_id, spec.name, args, status=ToolCallStatus.ERROR if outcome.is_error else ToolCallStatus.SUCCEEDED,
                      result=content, is_error=outcome.is_error, error_class=outcome.error_class or "", attempts=outcome.attempts,
                      duration_ms=outcome.duration_ms, result_size=outcome.size, finished_at=timezone.now(), flags=flags)
