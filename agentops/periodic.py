@@ -41,6 +41,7 @@ from agentops.jobs import DB_UNAVAILABLE, drop_db_connections, redis_available
 from budgets.jobs import budget_alerts, budgets_tick
 from budgets.services import reconcile_reservations
 from escalations.jobs import escalations_sweep_job
+from runs.flag_stats import flag_drift_check
 from runs.services import reconcile_runs
 from tenants.models import WebhookDelivery
 
@@ -71,6 +72,8 @@ def periodic_jobs() -> list[PeriodicJob]:
                     "settle or release cost reservations left open by crashed or stopped runs"),
         PeriodicJob("budget_alerts", budget_alerts, settings.PERIODIC_BUDGET_ALERTS_SECONDS,
                     "month-end projection and estimate-drift alerts"),
+        PeriodicJob("flag_drift", flag_drift_check, settings.PERIODIC_FLAG_DRIFT_SECONDS,
+                    "alert when an online evaluator flag's rate per agent doubles week over week"),
         PeriodicJob("retention", retention_sweep, settings.PERIODIC_RETENTION_SECONDS,
                     "delete old finished webhook deliveries; clean RQ's job registries"),
     ]

@@ -27,15 +27,15 @@ TEXT_DISPLAY_CHARS = 20_000
 # -- the run list ----------------------------------------------------------------------------
 
 
-def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "") -> QuerySet[Run]:
+def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "",
+                  flag: str = "") -> QuerySet[Run]:
     """The tenant's runs, newest first, filtered, with everything a list row shows in one query."""
-    injection = Message.objects.filter(run=OuterRef("pk"), flags__has_item="injection")
     # Through the reverse relation: runs sits below escalations and does not import it.
     gated = Run.objects.filter(pk=OuterRef("pk"), escalations__isnull=False)
     qs = (
         Run.objects.for_tenant(tenant)
         .select_related("agent", "submitted_by", "api_key")
-        .annotate(flag_injection=Exists(injection), flag_gated=Exists(gated))
+        .annotate(flag_gated=Exists(gated))
         .defer("input", "result", "error_message", "metadata")
         .order_by("-created_at", "-id")
     )
@@ -45,6 +45,8 @@ def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = No
         qs = qs.filter(agent_id=agent_id)
     if outcome:
         qs = qs.filter(outcome=outcome)
+    if flag:
+        qs = qs.filter(flags__has_item=flag)
     if q:
         text = Q(input__icontains=q)
         ident = q.lstrip("#")

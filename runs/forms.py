@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 
 from agentops import jsoninput
+from agentops.harness.evaluators import all_flags
 from agentops.tools.registry import all_tools, allow_problems
 from budgets.models import ModelPrice, cap_problems
 from runs.models import Agent, RunStatus
@@ -89,10 +90,14 @@ def scenario_choices() -> list[tuple[str, str]]:
 # -- runs ------------------------------------------------------------------------------------
 
 
+RUN_FLAGS = all_flags()
+
+
 class RunFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
     agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     outcome = forms.CharField(required=False, max_length=64)
+    flag = forms.ChoiceField(required=False, choices=[("", "Any flag"), *((f, f) for f in RUN_FLAGS)])
     q = forms.CharField(required=False, max_length=200, label="Search",
                         widget=forms.TextInput(attrs={"placeholder": "Run id or input text", "type": "search"}))
 

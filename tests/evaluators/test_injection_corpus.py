@@ -15,8 +15,9 @@ import pytest
 
 from agentops.harness.evaluators import injection
 from agentops.harness.evaluators.normalise import fold, views
+from tests.conftest import reference_dir
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "injection"
+REFERENCE = reference_dir() / "injection"
 HELDOUT = Path(__file__).resolve().parent.parent / "fixtures" / "injection_heldout.jsonl"
 TOOLS = ("search_knowledge_base", "lookup_account", "search_transactions", "check_policy", "issue_refund", "send_email", "fetch_url")
 

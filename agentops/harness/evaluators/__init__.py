@@ -73,8 +73,15 @@ def all_evaluators() -> list[Evaluator]:
     return list(_REGISTRY.values())
 
 
+# Flags the loop raises itself (an output validator sent a final answer back).
+LOOP_FLAGS = ("validation_failed",)
+# Flags shown in red: the run may have done or said something wrong.
+DANGER_FLAGS = ("injection", "unsupported_claim", "pii")
+
+
 def all_flags() -> list[str]:
-    return sorted({f for e in _REGISTRY.values() for f in e.raises})
+    """Every flag a run can carry, for filters, policies and counts."""
+    return sorted({f for e in _REGISTRY.values() for f in e.raises} | set(LOOP_FLAGS))
 
 
 # -- the evaluators ---------------------------------------------------------------------------
