@@ -13,6 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from agentops.harness.evaluators import all_flags
+from agentops.harness.evaluators import policy as flag_policy
 from agentops.harness.prompting import ResolvedPrompt
 from budgets.models import cap_problems
 from budgets.pricing import model_matches
@@ -64,6 +66,10 @@ class Agent(TenantOwned):
                 bad = [m for m in models_ if m and not any(model_matches(m, a) for a in allowed)]
                 if bad:
                     problems[field] = f"Not allowed on the {tier.name} tier: {', '.join(bad)}"
+        try:
+            self.flag_policy = flag_policy.clean(self.flag_policy, known=all_flags())
+        except ValueError as exc:
+            problems["flag_policy"] = str(exc)
         if problems:
             raise ValidationError(problems)
 

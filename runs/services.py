@@ -230,7 +230,7 @@ def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent |
 
 
 AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "tools",
-                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled"]
+                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "flag_policy"]
 
 
 @transaction.atomic

@@ -201,9 +201,8 @@ def injection_flags(text: str, *, tool_names: Sequence[str] = ()) -> list[str]:
     return evaluate_tool_result(text, tool_names=tool_names).flags
 
 
-def check_text(name: str, text: str) -> Verdict:
+def check_text(name: str, text: str, *, tool_names: Sequence[str] = ()) -> Verdict:
     """Run one evaluator on a bare text, read as what the evaluator reads (the shell command)."""
     evaluator = _REGISTRY[name]
-    if evaluator.reads == "trajectory":
-        return evaluator.check(Subject(text=text, log=[("assistant", [{"type": "text", "text": text}])]))
-    return evaluator.check(Subject(text=text, blocks=[{"type": "text", "text": text}]))
+    blocks = [{"type": "text", "text": text}]
+    return evaluator.check(Subject(text=text, blocks=blocks, log=[("assistant", blocks)], tool_names=tuple(tool_names)))
