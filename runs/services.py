@@ -22,7 +22,7 @@ from agentops.harness import hooks
 from agentops.jobs import enqueue, enqueue_in, redis_available
 from agentops.tools.registry import all_tools, get_tool
 from budgets.services import effective_policy, reconcile_reservations
-from runs.jobs import run_job
+from runs.jobs import judge_job, run_job
 from runs.models import Agent, Message, Run, RunEvent, RunStatus, ToolCall, ToolCallStatus, ToolGrant
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
@@ -348,3 +348,6 @@ class RunQueue:
 
     def close_dangling(self, *, run: Run, error_type: str, message: str) -> None:
         log_close_dangling(run=run, error_type=error_type, message=message)
+
+    def enqueue_judge(self, *, run: Run, seq: int, evaluator: str) -> None:
+        enqueue(judge_job, run.pk, seq, evaluator, queue="default", timeout=settings.RUN_JOB_TIMEOUT)

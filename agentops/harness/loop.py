@@ -141,6 +141,7 @@ class RunDriver:
                 lease.fence_relaxed(self.run.pk, self.worker_id)
                 msg = Message.unscoped.create(tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=seq, role=role, content=content, **fields)
                 self.flags.add(fields.get("flags") or ())
+                online.after_turn(self.run, msg)
                 self.flush()
         except IntegrityError:
             # Someone else wrote this step: the lease fence makes that "we were too slow".
@@ -360,6 +361,7 @@ class RunDriver:
                     usage=usage, flags=flags, scores=scores,
                 )
                 self.flags.add(flags)
+                online.after_turn(self.run, turn)
                 self.flush()
             settled = True
             self.iterations += 1

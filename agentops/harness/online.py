@@ -14,7 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agentops.harness import costs, hooks
+from django.conf import settings
+from django.db import transaction
+
+from agentops.harness import costs, evaluators, hooks
 from agentops.harness.evaluators import policy, validators
 from agentops.harness.prompting import ResolvedPrompt
 from runs.models import Agent, Message, Run
@@ -44,6 +47,41 @@ class RunFlags:
         if new:
             self._flags |= new
             Run.unscoped.filter(pk=self.run.pk).update(flags=self.all())
+
+
+def after_turn(run: Run, message: Message) -> None:
+    """Queue the judge evaluators this turn's cheap scores call for (after the turn commits)."""
+    enabled = settings.AGENTOPS_ONLINE_JUDGES
+    if not enabled:
+        return
+    has_results = message.role == "user" and any(b.get("type") == "tool_result" for b in message.content if isinstance(b, dict))
+    reads = "tool_result" if has_results else "final_answer" if message.role == "assistant" else ""
+    for name in evaluators.judges_due(reads, message.scores or {}, enabled):
+        hooks.run_queue().enqueue_judge(run=run, seq=message.seq, evaluator=name)
+
+
+def judge_turn(*, run_id: int, seq: int, name: str) -> str:
+    """The judge job: one model call on the turn's text; a score at or over the threshold adds the flag."""
+    spec = evaluators.JUDGES.get(name)
+    message = Message.unscoped.select_related("run__agent").filter(run_id=run_id, seq=seq).first()
+    if spec is None or message is None:
+        return "missing"
+    run = message.run
+    parts = [b.get("content") if b.get("type") == "tool_result" else b.get("text") for b in message.content if isinstance(b, dict)]
+    text = "\n".join(p if isinstance(p, str) else json.dumps(p) for p in parts if p)
+    config = {"scenario": (run.metadata or {}).get("judge_scenario")} if isinstance(run.metadata, dict) else {}
+    score, _reason = judge(run, spec.rubric, text, config)
+    with transaction.atomic():
+        message = Message.unscoped.select_for_update().get(pk=message.pk)
+        message.scores = {**(message.scores or {}), name: round(score, 3)}
+        flagged = score >= spec.threshold and spec.flag not in (message.flags or [])
+        if flagged:
+            message.flags = [*(message.flags or []), spec.flag]
+        message.save(update_fields=["scores", "flags"])
+        if flagged:
+            fresh = Run.unscoped.select_for_update().get(pk=run.pk)
+            RunFlags(fresh).add([spec.flag])
+    return "flagged" if flagged else "clear"
 
 
 def nonzero(scores: Mapping[str, float]) -> dict[str, float]:

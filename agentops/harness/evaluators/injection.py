@@ -13,7 +13,9 @@ attack, written from the family's shape rather than from any one sample:
 * ``tool_request`` — asking to call one of this tenant's actual tools;
 * ``exfiltration`` — markdown images/links with data in the query, "send/forward … to" an address;
 * ``payload`` — script and shell payloads (``javascript:``, ``onerror=``, ``$(…)``);
-* ``bare_request`` — a short text that is nothing but a request to an assistant (weak: 0.6).
+* ``bare_request`` — a short text that is nothing but a request to an assistant (weak: 0.6);
+* ``addresses_model`` — a sentence telling an AI reader what it must do (0.4: not flagged on its
+  own, but in the band where the judge layer, when enabled, reads the text).
 
 The score is the strongest signal's weight; :data:`THRESHOLD` flags. Scores between
 :data:`AMBIGUOUS` and the threshold are what the optional judge layer re-reads.
@@ -72,6 +74,9 @@ _SIGNALS: list[tuple[str, float, str]] = [
     ("payload", 0.75, r"\$\(\s*(?:touch|rm|curl|wget|cat|ls|sh|bash|nc|python)\b|`\s*(?:touch|rm|curl|wget|cat|ls|nc)\b[^`]*`|\b(?:system|exec|kernel\.exec|popen)\s*\(\s*['\"](?:touch|rm|curl|wget|cat|ls|sh|bash)\b|@\{\[|\beval\s*\(\s*['\"]"),
 ]
 
+# Weak (below THRESHOLD, in the judge's band): a sentence that addresses an AI reader with an obligation.
+_ADDRESSES_MODEL = re.compile(r"\b(?:ai|assistant|chatbot|llm|language model|agent|bot)s?\b[^.\n]{0,60}\b(?:must|should|shall|needs? to|has to|is to|please)\b")
+
 # A whole text that is only a request to an assistant (a tool result that reads as a prompt).
 _BARE = re.compile(
     r"^\W*(?:(?:can|could|would|will) you|(?:how|what|which|why|who|when|where)(?: \w+)? (?:are|is|do|does|did|have|has|can|should|would|were|was)|suggest|recommend|"
@@ -125,6 +130,9 @@ def analyse(text: str, *, tool_names: Iterable[str] = ()) -> InjectionVerdict:
     if not hits and len(stripped) <= BARE_MAX_CHARS and "\n" not in stripped and "```" not in stripped and _BARE.search(stripped):
         hits.append("bare_request")
         score = max(score, 0.6)
+    if not hits and _ADDRESSES_MODEL.search(folded):
+        hits.append("addresses_model")
+        score = max(score, 0.4)
     # Several independent signals together are stronger than any one.
     if len(hits) >= 2:
         score = min(1.0, score + 0.05 * (len(hits) - 1))
