@@ -9,6 +9,7 @@ import pytest
 from agentops.harness.loop import drive_run
 from agentops.toolbox.models import Refund
 from escalations.models import Escalation
+from escalations.services import escalation_decide
 from runs.models import Run, RunStatus, ToolCall
 from tests.runtime.conftest import assert_log_consistent, make_run
 
@@ -103,3 +104,20 @@ def test_a_hold_policy_on_any_flag_gates_the_side_effect_in_that_turn(agent):
     agent.save()
     free = _drive(make_run(agent, str(SCENARIOS / "pii_then_refund.json")))
     assert free.status == RunStatus.SUCCEEDED and "pii" in free.flags
+
+
+def test_a_review_is_decided_in_the_operator_inbox(agent, members, client_for):
+    agent.flag_policy = {"unsupported_claim": "review"}
+    agent.save()
+    run = _refund_again(agent)
+    review = Escalation.objects.get(run=run, kind=Escalation.KIND_REVIEW)
+    operator = client_for(members["operator"])
+    inbox = operator.get(f"/t/{run.tenant.slug}/escalations/").content.decode()
+    assert "Review" in inbox and "unsupported_claim" in inbox
+    page = operator.get(f"/t/{run.tenant.slug}/escalations/{review.pk}/").content.decode()
+    assert f"Review run #{run.pk}" in page and "Mark reviewed" in page
+    decided = escalation_decide(escalation_id=review.pk, tenant=run.tenant, decision="approve", comment="", actor=members["operator"],
+                                arguments_sha256=review.arguments_sha256)
+    assert decided.status == "approved"
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED  # a review never reopens a finished run
