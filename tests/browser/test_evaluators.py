@@ -19,7 +19,7 @@ def _drive(run: Run) -> Run:
 
 
 @pytest.mark.parametrize("viewport", [(1440, 900), (1024, 768)])
-def test_flags_scores_and_policy_in_the_console(page, agent, members, screenshot, viewport):
+def test_flags_scores_and_policy_in_the_console(page, agent, members, screenshot, viewport):  # noqa: F811 - the runtime fixture
     agent.flag_policy = {"unsupported_claim": "review"}
     agent.save()
     _drive(make_run(agent, "support_refund"))
