@@ -569,7 +569,7 @@ def _alert_threshold(*, tenant_id: int, scope: str, subject_id: int, window: dat
         )
 
 
-ALERT_EVENTS = {AlertKind.PROJECTION: "budget.projection", AlertKind.DRIFT: "budget.drift", AlertKind.FLAG_RATE: "evals.flag_rate"}
+ALERT_EVENTS: dict[str, str] = {AlertKind.PROJECTION: "budget.projection", AlertKind.DRIFT: "budget.drift", AlertKind.FLAG_RATE: "evals.flag_rate"}
 
 
 def alert_raise(

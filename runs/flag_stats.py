@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -67,8 +68,10 @@ def flag_rates_by_day(*, tenant: Tenant | int, since: datetime, until: datetime 
         qs = qs.filter(created_at__lt=until)
     if agent_id is not None:
         qs = qs.filter(agent_id=agent_id)
-    rows = (qs.annotate(day=TruncDate("created_at")).values("day", "agent_id").annotate(runs=Count("pk"), **_counts(flags))
-            .order_by("day", "agent_id"))
+    # Rows carry one count per flag under generated keys (f0, f1, ...), which the stubs cannot type.
+    rows = cast(list[dict[str, Any]], list(
+        qs.annotate(day=TruncDate("created_at")).values("day", "agent_id").annotate(runs=Count("pk"), **_counts(flags)).order_by("day", "agent_id")
+    ))
     return [DayRate(r["day"], r["agent_id"], r["runs"], {f: r[f"f{i}"] for i, f in enumerate(flags) if r[f"f{i}"]}) for r in rows]
 
 

@@ -37,13 +37,18 @@ _SENTENCES = re.compile(r"(?<=[.!?;\n])\s+")
 
 
 @lru_cache(maxsize=1)
-def _claim_patterns() -> dict[str, re.Pattern[str]]:
+def _claim_patterns() -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
+    """Per action: the claim itself, and a verb coordinated with an earlier claim ("… and e-mailed you")."""
     out = {}
     for action, (words, _stems) in ACTIONS.items():
-        out[action] = re.compile(
-            rf"\b{_SUBJECT}\s+(?:\w+ly\s+|already\s+|just\s+|now\s+|also\s+)?(?:{words})\b|\b{_PASSIVE}\s+(?:\w+ly\s+|already\s+|now\s+)?(?:{words})\b|^\s*(?:{words})\b"
+        out[action] = (
+            re.compile(rf"\b{_SUBJECT}\s+(?:\w+ly\s+|already\s+|just\s+|now\s+|also\s+)?(?:{words})\b|\b{_PASSIVE}\s+(?:\w+ly\s+|already\s+|now\s+)?(?:{words})\b|^\s*(?:{words})\b"),
+            re.compile(rf"\b(?:and|then|et|y|e|und)\s+(?:also\s+|have\s+)?(?:{words})\b"),
         )
     return out
+
+
+_ANY_SUBJECT = re.compile(rf"\b{_SUBJECT}\b")
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,12 @@ def claims(text: str, calls: list[Call]) -> list[Claim]:
     if not text:
         return found
     for sentence in _SENTENCES.split(_fold(text)):
-        for action, pattern in _claim_patterns().items():
+        for action, (pattern, coordinated) in _claim_patterns().items():
             m = pattern.search(sentence)
             if not m:
-                continue
+                m = coordinated.search(sentence)
+                if not m or not _ANY_SUBJECT.search(sentence[: m.start()]):
+                    continue
             # A negation or a condition before the claim word makes it not a claim of success.
             if _NEGATION.search(sentence[: m.end()]):
                 continue

@@ -73,7 +73,7 @@ def check(config: Iterable[Mapping[str, Any]], text: str, *, judge: Judge | None
         if kind == "json_schema":
             try:
                 data = _parse_json(text)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 failures.append(f"The answer must be JSON matching the schema; it is not valid JSON ({exc.msg}).")
                 continue
             error = next(iter(jsonschema.Draft202012Validator(v.get("schema") or {}).iter_errors(data)), None)
