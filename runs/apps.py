@@ -11,7 +11,7 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         # Fill the interfaces the floors below own (they never import runs). Imported here, not at
         # the top: these import the models, and an AppConfig module is imported before they are ready.
-        from runs import budget_subjects, services
+        from runs import budget_subjects, services, store
 
-        hooks.register(runs=services.RunQueue())
+        hooks.register(store=store.RunStore(), runs=services.RunQueue())
         subjects.register(budget_subjects.RunSubjects())

@@ -16,6 +16,7 @@ from django.utils import timezone
 from agentops.harness.evaluators import all_flags
 from agentops.harness.evaluators import policy as flag_policy
 from agentops.harness.prompting import ResolvedPrompt
+from agentops.harness.store import TERMINAL_STATUSES, RunStatus, ToolCallStatus
 from budgets.models import cap_problems
 from budgets.pricing import model_matches
 from runs import lookups  # noqa: F401 - registers JSONField's has_item lookup
@@ -76,20 +77,6 @@ class Agent(TenantOwned):
     def resolve_prompt(self) -> ResolvedPrompt:
         """What a run of this agent is told to be: today the inline text (no version)."""
         return ResolvedPrompt(system=self.system_prompt)
-
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    AWAITING_APPROVAL = "awaiting_approval"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CAPPED = "capped"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CAPPED, RunStatus.CANCELLED})
 
 
 class Run(TenantOwned):
@@ -173,17 +160,6 @@ class Message(TenantOwned):
     class Meta:
         ordering = ["run", "seq"]
         constraints = [models.UniqueConstraint(fields=["run", "seq"], name="message_seq_unique")]
-
-
-class ToolCallStatus(models.TextChoices):
-    STARTED = "started"
-    SUCCEEDED = "succeeded"
-    ERROR = "error"
-    REFUSED = "refused"
-    GATED = "gated"
-    REJECTED = "rejected"
-    # Left ``started`` by a crash, on a tool not declared idempotent: a human decides.
-    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class ToolCall(TenantOwned):

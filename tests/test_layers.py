@@ -25,6 +25,16 @@ def _lint(where: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(LINT), "--no-cache"], cwd=where, capture_output=True, text=True, timeout=120)
 
 
+def _lint_with(tree: Path, target: Path, line: str) -> subprocess.CompletedProcess[str]:
+    """Lint the tree with ``line`` appended to ``target``, then put the file back."""
+    kept = target.read_text()
+    target.write_text(kept + line)
+    try:
+        return _lint(tree)
+    finally:
+        target.write_text(kept)
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _copy(tmp_path_factory.mktemp("layers"))
@@ -37,37 +47,26 @@ def test_the_layers_hold_today(tree: Path) -> None:
 
 
 def test_budgets_importing_runs_services_breaks_the_build(tree: Path) -> None:
-    target = tree / "budgets" / "services.py"
-    kept = target.read_text()
-    target.write_text(kept + "\nfrom runs import services as _runs_services  # noqa\n")
-    try:
-        result = _lint(tree)
-    finally:
-        target.write_text(kept)
+    result = _lint_with(tree, tree / "budgets" / "services.py", "\nfrom runs import services as _runs_services  # noqa\n")
     assert result.returncode != 0
     assert "budgets is not allowed to import runs" in result.stdout
     assert "budgets.services -> runs.services" in result.stdout
 
 
 def test_the_harness_importing_an_app_above_it_breaks_the_build(tree: Path) -> None:
-    target = tree / "agentops" / "harness" / "loop.py"
-    kept = target.read_text()
-    target.write_text(kept + "\nfrom escalations import opening as _opening  # noqa\n")
-    try:
-        result = _lint(tree)
-    finally:
-        target.write_text(kept)
+    result = _lint_with(tree, tree / "agentops" / "harness" / "loop.py", "\nfrom escalations import opening as _opening  # noqa\n")
     assert result.returncode != 0
     assert "agentops.harness is not allowed to import escalations" in result.stdout
 
 
+def test_the_harness_importing_runs_models_breaks_the_build(tree: Path) -> None:
+    """The harness reaches runs' tables only through its RunStore interface; no exemption is left."""
+    result = _lint_with(tree, tree / "agentops" / "harness" / "lease.py", "\nfrom runs.models import Run as _Run  # noqa\n")
+    assert result.returncode != 0
+    assert "agentops.harness.lease -> runs.models" in result.stdout
+
+
 def test_the_tool_registry_importing_a_toolset_back_is_a_cycle(tree: Path) -> None:
-    target = tree / "agentops" / "tools" / "registry.py"
-    kept = target.read_text()
-    target.write_text(kept + "\nimport agentops.toolbox.builtin  # noqa\n")
-    try:
-        result = _lint(tree)
-    finally:
-        target.write_text(kept)
+    result = _lint_with(tree, tree / "agentops" / "tools" / "registry.py", "\nimport agentops.toolbox.builtin  # noqa\n")
     assert result.returncode != 0
     assert "No cycles are allowed in agentops" in result.stdout

@@ -11,30 +11,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
-
+from agentops.harness import hooks
+from agentops.harness.store import GrantRecord, RunRecord
 from agentops.tools import registry
-from runs.models import Run, ToolGrant
 
 
 @dataclass(frozen=True)
 class Offered:
     spec: Any  # agentops.tools.registry.ToolSpec
-    grant: ToolGrant | None  # None only for hand-off tools, which need no grant
+    grant: GrantRecord | None  # None only for hand-off tools, which need no grant
 
 
-def _specificity(grant: ToolGrant) -> int:
+def _specificity(grant: GrantRecord) -> int:
     return (2 if grant.agent_id else 0) + (1 if grant.role else 0)
 
 
-def offered_tools(run: Run) -> dict[str, Offered]:
+def offered_tools(run: RunRecord) -> dict[str, Offered]:
     wanted = [name for name in (run.agent.tools or []) if isinstance(name, str)]
-    grants = ToolGrant.objects.for_tenant(run.tenant_id).filter(
-        Q(agent__isnull=True) | Q(agent_id=run.agent_id),
-        Q(role="") | Q(role=run.submitter_role),
-        tool_name__in=wanted,
-    )
-    best: dict[str, ToolGrant] = {}
+    grants = hooks.run_store().grants(run, wanted)
+    best: dict[str, GrantRecord] = {}
     for grant in grants:
         if grant.tool_name not in best or _specificity(grant) > _specificity(best[grant.tool_name]):
             best[grant.tool_name] = grant
@@ -50,7 +45,7 @@ def offered_tools(run: Run) -> dict[str, Offered]:
     return offered
 
 
-def gate_reason(run: Run, offered: Offered, arguments: dict[str, Any], *, held_for: Sequence[str] = ()) -> str | None:
+def gate_reason(run: RunRecord, offered: Offered, arguments: dict[str, Any], *, held_for: Sequence[str] = ()) -> str | None:
     """Why this call must wait for a human, or None to execute it now."""
     spec, grant = offered.spec, offered.grant
     if grant is not None and grant.requires_approval:

@@ -1,6 +1,7 @@
 """What the harness needs from the apps above it, as a narrow interface those apps register at start-up.
 
-The loop decides; enqueueing a run, closing dangling tool calls and keeping escalations are jobs of the
+The loop decides; storing a run (a ``RunStore``, see :mod:`agentops.harness.store`), enqueueing it,
+closing dangling tool calls and keeping escalations are jobs of the
 ``runs`` and ``escalations`` apps, which sit above the harness and fill these slots in their
 ``AppConfig.ready()``. The harness never imports them: an unset slot fails loudly at first use.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from agentops.harness.store import RunStore
 
 # Escalation kinds and statuses as the loop reads them (the escalations app's model uses the same strings).
 KIND_TOOL = "tool_call"
@@ -53,6 +56,7 @@ class EscalationStore(Protocol):
 
 @dataclass
 class _Slots:
+    store: RunStore | None = None
     runs: RunQueue | None = None
     escalations: EscalationStore | None = None
 
@@ -60,12 +64,20 @@ class _Slots:
 _slots = _Slots()
 
 
-def register(*, runs: RunQueue | None = None, escalations: EscalationStore | None = None) -> None:
+def register(*, store: RunStore | None = None, runs: RunQueue | None = None, escalations: EscalationStore | None = None) -> None:
     """Called from an app's ``AppConfig.ready()``."""
+    if store is not None:
+        _slots.store = store
     if runs is not None:
         _slots.runs = runs
     if escalations is not None:
         _slots.escalations = escalations
+
+
+def run_store() -> RunStore:
+    if _slots.store is None:
+        raise RuntimeError("no run store registered: is the 'runs' app installed?")
+    return _slots.store
 
 
 def run_queue() -> RunQueue:

@@ -27,17 +27,24 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from agentops.harness import costs, evaluators, grants, hooks, lease, online, shutdown
 from agentops.harness.durability import relax_commit
+from agentops.harness.store import (
+    TERMINAL_STATUSES,
+    EventRow,
+    MessageRecord,
+    RunRecord,
+    RunStatus,
+    ToolCallRecord,
+    ToolCallStatus,
+)
 from agentops.harness.tracing import RunTracer
 from agentops.logs import bind
 from agentops.redact import redact_obj
 from agentops.tools import registry
 from agentops.tools.registry import arguments_sha256, canonical_arguments, to_anthropic
-from runs.models import TERMINAL_STATUSES, Message, Run, RunEvent, RunStatus, ToolCall, ToolCallStatus
 
 log = logging.getLogger(__name__)
 
@@ -94,18 +101,19 @@ def drive_run(run_id: int, *, worker_id: str | None = None, max_steps: int = 10_
 
 
 class RunDriver:
-    def __init__(self, run: Run, worker_id: str):
+    def __init__(self, run: RunRecord, worker_id: str):
         self.run = run
         self.agent = run.agent
+        self.store = hooks.run_store()
         self.worker_id = worker_id
         self.tracer = RunTracer(run)
-        self.events: list[RunEvent] = []
+        self.events: list[EventRow] = []
         # Set by benchmarks: a list that receives (step kind, seconds, model seconds) per step.
         self.step_log: list[tuple[str, float, float]] | None = None
         self._model_s = 0.0
         # Process memory is a cache of the durable log: loaded once per job, then appended to as
         # each step commits. The lease fence on every write guarantees nobody else appends.
-        self._log: list[Message] | None = None
+        self._log: list[MessageRecord] | None = None
         self.iterations = run.iterations
         self._offered: tuple[float, dict[str, grants.Offered]] | None = None
         # Online evaluators: the run's flags so far, and the scores of the tool results being answered.
@@ -114,18 +122,18 @@ class RunDriver:
 
     # -- bookkeeping -----------------------------------------------------------------
     def event(self, type_: str, **data: Any) -> None:
-        self.events.append(RunEvent(tenant_id=self.run.tenant_id, run_id=self.run.pk, type=type_, data=redact_obj(data)))
+        self.events.append(EventRow(type=type_, data=redact_obj(data)))
 
     def flush(self) -> None:
         """Write buffered events and spans; callers hold the transaction and the fence."""
         if self.events:
-            RunEvent.unscoped.bulk_create(self.events)
+            self.store.add_events(self.run, self.events)
             self.events = []
         self.tracer.flush()
 
-    def load_log(self) -> list[Message]:
+    def load_log(self) -> list[MessageRecord]:
         if self._log is None:
-            self._log = list(Message.unscoped.filter(run_id=self.run.pk).order_by("seq"))
+            self._log = self.store.messages(self.run.pk)
         return self._log
 
     def offered_tools(self) -> dict[str, grants.Offered]:
@@ -135,12 +143,11 @@ class RunDriver:
             self._offered = (now, grants.offered_tools(self.run))
         return self._offered[1]
 
-    def append_message(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> Message:
+    def append_message(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
         try:
             with transaction.atomic(savepoint=False):
-                lease.fence_relaxed(self.run.pk, self.worker_id)
-                msg = Message.unscoped.create(tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=seq, role=role, content=content, **fields)
-                self.flags.add(fields.get("flags") or ())
+                lease.fence_relaxed(self.run.pk, self.worker_id, flags=self.flags.new(fields.get("flags") or ()))
+                msg = self.store.add_message(self.run, seq=seq, role=role, content=content, **fields)
                 online.after_turn(self.run, msg)
                 self.flush()
         except IntegrityError:
@@ -169,8 +176,7 @@ class RunDriver:
 
     def crashed(self, exc: Exception) -> None:
         self.events, self.tracer.pending = [], []
-        run = Run.unscoped.filter(pk=self.run.pk).values("attempt").first() or {"attempt": 0}
-        if run["attempt"] >= 5:
+        if self.store.attempt(self.run.pk) >= 5:
             self.finish(Stop(RunStatus.FAILED, "internal_error", type(exc).__name__, str(exc)))
         else:
             with transaction.atomic():
@@ -190,19 +196,15 @@ class RunDriver:
             with transaction.atomic():
                 self.tracer.flush()
         if self.tracer.trace_id and not self.run.trace_id:
-            Run.unscoped.filter(pk=self.run.pk, trace_id="").update(trace_id=self.tracer.trace_id)
+            self.store.set_trace_id(self.run.pk, self.tracer.trace_id)
         return outcome
 
     def _control(self) -> str | None:
-        row = (
-            Run.unscoped.filter(pk=self.run.pk)
-            .values("cancel_requested", "pause_requested", "agent__runs_disabled", "tenant__runs_disabled")
-            .get()
-        )
-        if row["cancel_requested"]:
+        control = self.store.control(self.run.pk)
+        if control.cancel_requested:
             return self.finish(Stop(RunStatus.CANCELLED, "cancelled"))
-        if row["pause_requested"] or row["agent__runs_disabled"] or row["tenant__runs_disabled"]:
-            reason = "paused" if row["pause_requested"] else "kill_switch"
+        if control.pause_requested or control.runs_disabled:
+            reason = "paused" if control.pause_requested else "kill_switch"
             return self.finish(Stop(RunStatus.PAUSED, reason))
         if shutdown.requested:
             return self.hand_back()
@@ -274,7 +276,7 @@ class RunDriver:
             return Stop(RunStatus.FAILED, "wall_clock", "WallClockLimit", f"Ran longer than {self.agent.wall_clock_limit_s}s.")
         return None
 
-    def call_model(self, messages: list[Message]) -> str | None:
+    def call_model(self, messages: list[MessageRecord]) -> str | None:
         # Here, not at the top: the anthropic SDK takes 0.3-0.9 s to import, and web processes import
         # this module (they enqueue runs) but never call a model. Workers preload it (agentops.worker).
         from agentops.llm import gateway
@@ -347,7 +349,7 @@ class RunDriver:
             flags, scores = evaluated.flags, online.nonzero(evaluated.scores)
             with transaction.atomic():
                 # The lease fence, the step's run update and the relaxed commit in one round trip.
-                lease.fence_relaxed(self.run.pk, self.worker_id, iterations_inc=1, model_used=result.model,
+                lease.fence_relaxed(self.run.pk, self.worker_id, iterations_inc=1, model_used=result.model, flags=self.flags.new(flags),
                                     prompt_version_id=prompt_version_id)
                 entry = costs.settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id)
                 span_cost = getattr(entry, "cost", None)
@@ -355,12 +357,10 @@ class RunDriver:
                     self.tracer.pending[-1].attributes["agentops.cost_usd"] = str(span_cost)
                 self.event("turn", role="assistant", seq=messages[-1].seq + 1, stop_reason=message.stop_reason, model=result.model,
                            cost=str(span_cost) if span_cost is not None else None, flags=flags)
-                turn = Message.unscoped.create(
-                    tenant_id=self.run.tenant_id, run_id=self.run.pk, seq=messages[-1].seq + 1, role="assistant",
-                    content=content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
+                turn = self.store.add_message(
+                    self.run, seq=messages[-1].seq + 1, role="assistant", content=content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
                     usage=usage, flags=flags, scores=scores,
                 )
-                self.flags.add(flags)
                 online.after_turn(self.run, turn)
                 self.flush()
             settled = True
@@ -383,14 +383,13 @@ class RunDriver:
 
     def reschedule(self, exc: Any) -> str:
         """The SDK's retries are exhausted (429/5xx/529/connection): wait and resume, never fail."""
-        run = Run.unscoped.filter(pk=self.run.pk).values("reschedules").get()
-        n = run["reschedules"]
+        n = self.store.reschedules(self.run.pk)
         if n >= MAX_RESCHEDULES:
             return self.finish(Stop(RunStatus.FAILED, "model_unavailable", exc.error_type, str(exc)))
         delay = max(float(exc.retry_after_s or 0), RESCHEDULE_BACKOFF[min(n, len(RESCHEDULE_BACKOFF) - 1)])
         with transaction.atomic():
             requeued = lease.release(
-                self.run.pk, self.worker_id, unless_stop_requested=True, status=RunStatus.QUEUED, reschedules=F("reschedules") + 1,
+                self.run.pk, self.worker_id, unless_stop_requested=True, count_reschedule=True, status=RunStatus.QUEUED,
                 not_before=timezone.now() + timedelta(seconds=delay), error_type=exc.error_type, error_message=str(exc)[:2000],
             )
             if requeued:
@@ -399,16 +398,16 @@ class RunDriver:
                 hooks.run_queue().enqueue_run(self.run, delay_s=delay)
         if not requeued:
             # A cancel or pause came in during the failing call: apply it now, not after the backoff.
-            if not Run.unscoped.filter(pk=self.run.pk, lease_owner=self.worker_id).exists():
+            if not self.store.holds_lease(self.run.pk, self.worker_id):
                 return "lease_lost"
             return self._control() or "lease_lost"
         return "rescheduled"
 
     # -- tool calls ------------------------------------------------------------------
-    def answer_tools(self, messages: list[Message], last: Message, tool_uses: list[dict[str, Any]]) -> Stop | None:
+    def answer_tools(self, messages: list[MessageRecord], last: MessageRecord, tool_uses: list[dict[str, Any]]) -> Stop | None:
         """Produce exactly one tool_result per tool_use and persist them as the next user turn."""
         ids = [b["id"] for b in tool_uses]
-        calls = {c.tool_use_id: c for c in ToolCall.unscoped.filter(run_id=self.run.pk, tool_use_id__in=ids)}
+        calls = self.store.tool_calls(self.run.pk, ids)
         escalations: dict[str, hooks.EscalationRecord] = {}
         unknown: dict[str, hooks.EscalationRecord] = {}
         for e in hooks.escalation_store().for_run(run_id=self.run.pk, tool_use_ids=ids):
@@ -482,18 +481,15 @@ class RunDriver:
         self.append_message(seq, "user", results, flags=sorted(set(result_flags)), scores=self._result_scores)
         return breaker
 
-    def _record(self, tool_use_id: str, name: str, arguments: Any, *, durable: bool = False, **fields: Any) -> ToolCall:
+    def _record(self, tool_use_id: str, name: str, arguments: Any, *, durable: bool = False, **fields: Any) -> None:
         """Upsert the idempotency-ledger row; ``durable`` before an effect leaves the database."""
-        defaults = {"tenant_id": self.run.tenant_id, "tool_name": name[:200], "arguments": redact_obj(arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}),
-                    "arguments_sha256": arguments_sha256(arguments) if isinstance(arguments, dict) else ""}
-        defaults.update(fields)
-        call = ToolCall(run_id=self.run.pk, tool_use_id=tool_use_id, **defaults)
+        row = {"tool_name": name[:200], "arguments": redact_obj(arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}),
+               "arguments_sha256": arguments_sha256(arguments) if isinstance(arguments, dict) else ""}
+        row.update(fields)
         with transaction.atomic():
             if not durable:
                 relax_commit()
-            # One INSERT … ON CONFLICT (run, tool_use_id) DO UPDATE: the idempotency key decides.
-            ToolCall.unscoped.bulk_create([call], update_conflicts=True, unique_fields=["run", "tool_use_id"], update_fields=list(defaults))
-        return call
+            self.store.record_tool_call(self.run, tool_use_id, row)
 
     def refuse(self, tool_use_id: str, name: str, arguments: Any, error_class: str, message: str) -> dict[str, Any]:
         content = json.dumps({"error": {"type": error_class, "message": message}})
@@ -501,7 +497,7 @@ class RunDriver:
         self.event("tool_refused", tool=name[:200], tool_use_id=tool_use_id, error=error_class)
         return _result_block(tool_use_id, content, True)
 
-    def execute(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], call: ToolCall | None) -> tuple[dict[str, Any], list[str]]:
+    def execute(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], call: ToolCallRecord | None) -> tuple[dict[str, Any], list[str]]:
         spec = entry.spec
         self._record(tool_use_id, spec.name, args, status=ToolCallStatus.STARTED, side_effect=spec.side_effect,
                      durable=spec.side_effect != "read")
@@ -546,7 +542,7 @@ class RunDriver:
                      error_class=f"approval_{escalation.status}", finished_at=timezone.now())
         return _result_block(tool_use_id, content, True)
 
-    def outcome_unknown(self, tool_use_id: str, name: str, arguments: Any, call: ToolCall,
+    def outcome_unknown(self, tool_use_id: str, name: str, arguments: Any, call: ToolCallRecord,
                         escalation: hooks.EscalationRecord | None) -> tuple[dict[str, Any] | None, Stop | None]:
         """A non-idempotent call cut off by a crash. ``(None, None)``: the operator chose retry,
         execute it again under the same key. Else the tool_result block, and a Stop when the
@@ -611,7 +607,7 @@ def _result_block(tool_use_id: str, content: Any, is_error: bool) -> dict[str, A
     return block
 
 
-def repetition_count(messages: list[Message], name: str, arguments: Any) -> int:
+def repetition_count(messages: list[MessageRecord], name: str, arguments: Any) -> int:
     """How many tool_use blocks in the log call ``name`` with these canonical arguments."""
     try:
         key = canonical_arguments(arguments)
@@ -631,7 +627,7 @@ def repetition_count(messages: list[Message], name: str, arguments: Any) -> int:
     return count
 
 
-def build_api_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def build_api_messages(messages: list[MessageRecord]) -> list[dict[str, Any]]:
     """The messages list for the API, trimmed with a notice when it nears the context window.
 
     Trimming drops whole (assistant, user) pairs after the first user turn, so no tool_use is

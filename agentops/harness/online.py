@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from agentops.harness import costs, evaluators, hooks
 from agentops.harness.evaluators import policy, validators
 from agentops.harness.prompting import ResolvedPrompt
-from runs.models import Agent, Message, Run
+from agentops.harness.store import AgentRecord, MessageRecord, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +33,29 @@ JUDGE_MAX_TOKENS = 256
 class RunFlags:
     """The union of every flag the run's turns raised, mirrored on ``Run.flags`` for the list."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: RunRecord):
         self.run = run
         self._flags = {f for f in (run.flags or []) if isinstance(f, str)}
 
     def all(self) -> list[str]:
         return sorted(self._flags)
 
+    def new(self, flags: Iterable[str]) -> list[str] | None:
+        """The run's flags with ``flags`` added when one is new (to write with the step's fence), else None."""
+        added = set(flags) - self._flags
+        if not added:
+            return None
+        self._flags |= added
+        return self.all()
+
     def add(self, flags: Iterable[str]) -> None:
-        """Called inside the turn's transaction; writes only when a flag is new to the run."""
-        new = set(flags) - self._flags
-        if new:
-            self._flags |= new
-            Run.unscoped.filter(pk=self.run.pk).update(flags=self.all())
+        """Outside a step (the judge job): write the run's flags when one is new."""
+        union = self.new(flags)
+        if union is not None:
+            hooks.run_store().set_flags(self.run.pk, union)
 
 
-def after_turn(run: Run, message: Message) -> None:
+def after_turn(run: RunRecord, message: MessageRecord) -> None:
     """Queue the judge evaluators this turn's cheap scores call for (after the turn commits)."""
     enabled = settings.AGENTOPS_ONLINE_JUDGES
     if not enabled:
@@ -58,30 +64,6 @@ def after_turn(run: Run, message: Message) -> None:
     reads = "tool_result" if has_results else "final_answer" if message.role == "assistant" else ""
     for name in evaluators.judges_due(reads, message.scores or {}, enabled):
         hooks.run_queue().enqueue_judge(run=run, seq=message.seq, evaluator=name)
-
-
-def judge_turn(*, run_id: int, seq: int, name: str) -> str:
-    """The judge job: one model call on the turn's text; a score at or over the threshold adds the flag."""
-    spec = evaluators.JUDGES.get(name)
-    message = Message.unscoped.select_related("run__agent").filter(run_id=run_id, seq=seq).first()
-    if spec is None or message is None:
-        return "missing"
-    run = message.run
-    parts = [b.get("content") if b.get("type") == "tool_result" else b.get("text") for b in message.content if isinstance(b, dict)]
-    text = "\n".join(p if isinstance(p, str) else json.dumps(p) for p in parts if p)
-    config = {"scenario": (run.metadata or {}).get("judge_scenario")} if isinstance(run.metadata, dict) else {}
-    score, _reason = judge(run, spec.rubric, text, config)
-    with transaction.atomic():
-        message = Message.unscoped.select_for_update().get(pk=message.pk)
-        message.scores = {**(message.scores or {}), name: round(score, 3)}
-        flagged = score >= spec.threshold and spec.flag not in (message.flags or [])
-        if flagged:
-            message.flags = [*(message.flags or []), spec.flag]
-        message.save(update_fields=["scores", "flags"])
-        if flagged:
-            fresh = Run.unscoped.select_for_update().get(pk=run.pk)
-            RunFlags(fresh).add([spec.flag])
-    return "flagged" if flagged else "clear"
 
 
 def nonzero(scores: Mapping[str, float]) -> dict[str, float]:
@@ -93,16 +75,16 @@ def tool_schemas(offered: Mapping[str, Any]) -> dict[str, Any]:
     return {name: o.spec.validator for name, o in offered.items()}
 
 
-def failing_flag(agent: Agent, flags: Sequence[str] | None) -> str | None:
+def failing_flag(agent: AgentRecord, flags: Sequence[str] | None) -> str | None:
     bad = policy.flags_with(agent.flag_policy, flags or (), "fail")
     return bad[0] if bad else None
 
 
-def held_flags(agent: Agent, flags: Iterable[str]) -> list[str]:
+def held_flags(agent: AgentRecord, flags: Iterable[str]) -> list[str]:
     return sorted(set(policy.flags_with(agent.flag_policy, flags, "hold")))
 
 
-def open_review(run: Run, flags: Sequence[str], outcome: str) -> None:
+def open_review(run: RunRecord, flags: Sequence[str], outcome: str) -> None:
     """A finished run with a flag under a ``review`` policy goes to a human (one escalation per run)."""
     review = policy.flags_with(run.agent.flag_policy, flags, "review")
     if not review:
@@ -122,7 +104,7 @@ class Feedback:
     message: str
 
 
-def validate_final(prompt: ResolvedPrompt, text: str, messages: Sequence[Message], *, run: Run) -> Feedback | None:
+def validate_final(prompt: ResolvedPrompt, text: str, messages: Sequence[MessageRecord], *, run: RunRecord) -> Feedback | None:
     """None when the answer passes (or nothing is configured); else what to tell the model, or that
     the retries are used up (the run then ends ``failed: validation``)."""
     config = [v for v in prompt.validators if isinstance(v, Mapping)]
@@ -139,7 +121,7 @@ def validate_final(prompt: ResolvedPrompt, text: str, messages: Sequence[Message
     return Feedback(failures, done + 1, False, validators.feedback_text(failures, attempt=done + 1, retries=retries))
 
 
-def judge(run: Run, rubric: str, text: str, config: Mapping[str, Any]) -> tuple[float, str]:
+def judge(run: RunRecord, rubric: str, text: str, config: Mapping[str, Any]) -> tuple[float, str]:
     """One judge call through the gateway, reserved and settled against the run's caps like any other."""
     # Here, not at the top: importing the anthropic SDK costs 0.3-0.9 s and web processes import this module.
     from agentops.llm import gateway

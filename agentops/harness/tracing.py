@@ -1,7 +1,7 @@
 """GenAI-convention spans for a run: ``invoke_agent`` → ``chat {model}`` / ``execute_tool {tool}``.
 
 Each span goes to OpenTelemetry (exported over OTLP when configured) and is also buffered as a
-``Span`` row for the console's waterfall; buffered rows are written with the step that produced
+span row (a ``runs.models.Span``, through the run store) for the console's waterfall; buffered rows are written with the step that produced
 them, in the same transaction, so the waterfall never shows a step the log does not have.
 Attributes pass through redaction: no secrets or PII reach a trace.
 """
@@ -17,15 +17,16 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from agentops.harness import hooks
+from agentops.harness.store import RunRecord, SpanRow
 from agentops.redact import redact_obj
 from agentops.telemetry import tracer
-from runs.models import Span
 
 
 class RunTracer:
-    def __init__(self, run: Any):
+    def __init__(self, run: RunRecord):
         self.run = run
-        self.pending: list[Any] = []
+        self.pending: list[SpanRow] = []
         self.trace_id = ""
 
     @contextlib.contextmanager
@@ -56,9 +57,7 @@ class RunTracer:
                         otel_span.set_attribute(key, value)
                 self.trace_id = f"{ctx.trace_id:032x}"
                 self.pending.append(
-                    Span(
-                        tenant_id=self.run.tenant_id,
-                        run_id=self.run.pk,
+                    SpanRow(
                         trace_id=self.trace_id,
                         span_id=f"{ctx.span_id:016x}",
                         parent_span_id=f"{parent.span_id:016x}" if parent else "",
@@ -73,5 +72,5 @@ class RunTracer:
 
     def flush(self) -> None:
         if self.pending:
-            Span.unscoped.bulk_create(self.pending)
+            hooks.run_store().add_spans(self.run, self.pending)
             self.pending = []

@@ -7,10 +7,10 @@ from pathlib import Path
 import django_rq
 import pytest
 
-from agentops.harness import online
 from agentops.harness.loop import drive_run
 from agentops.toolbox.models import KBArticle
 from budgets.models import SpendEntry
+from runs import judging
 from runs.models import Run, RunStatus
 from tests.runtime.conftest import make_run
 
@@ -33,7 +33,7 @@ def _judge_jobs() -> list:  # type: ignore[type-arg]
 def _perform(job) -> str:  # type: ignore[no-untyped-def]
     # What judge_job does, minus its connection housekeeping (which would close the test's transaction).
     run_id, seq, name = job.args
-    return online.judge_turn(run_id=run_id, seq=seq, name=name)
+    return judging.judge_turn(run_id=run_id, seq=seq, name=name)
 
 
 @pytest.fixture(autouse=True)

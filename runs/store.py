@@ -1,0 +1,150 @@
+"""The harness's run store (agentops.harness.store.RunStore) over the runs app's models.
+
+Each method is the statement the harness issued itself before it had this interface, so a step
+costs the same round trips (tests/runtime/test_step_statements.py). Registered in RunsConfig.ready().
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Now
+
+from agentops.harness.store import Control, EventRow, RunRecord, RunStatus, SpanRow
+from runs.models import Message, Run, RunEvent, Span, ToolCall, ToolGrant
+
+
+def _lease_duration() -> timedelta:
+    return timedelta(seconds=settings.RUN_LEASE_SECONDS)
+
+
+class RunStore:
+    # -- the lease -------------------------------------------------------------------
+    def acquire(self, run_id: int, worker_id: str) -> Run | None:
+        leasable = Q(lease_owner="") | Q(lease_expires_at__lt=Now()) | Q(lease_owner=worker_id)
+        due = Q(not_before__isnull=True) | Q(not_before__lte=Now())
+        updated = (
+            Run.unscoped.filter(leasable, due, pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+            .update(
+                lease_owner=worker_id,
+                lease_expires_at=Now() + _lease_duration(),
+                heartbeat_at=Now(),
+                status=RunStatus.RUNNING,
+                attempt=F("attempt") + 1,
+                started_at=Coalesce(F("started_at"), Now()),
+                not_before=None,
+            )
+        )
+        if updated != 1:
+            return None
+        return Run.unscoped.select_related("agent", "tenant", "tenant__tier", "submitted_by", "api_key").get(pk=run_id)
+
+    def fence(self, run_id: int, worker_id: str, **fields: object) -> bool:
+        renewed = Run.unscoped.filter(pk=run_id, lease_owner=worker_id).update(
+            lease_expires_at=Now() + _lease_duration(), heartbeat_at=Now(), **fields
+        )
+        return renewed == 1
+
+    def fence_relaxed(self, run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
+                      prompt_version_id: int | None = None, flags: list[str] | None = None) -> bool:
+        # On PostgreSQL the fence and ``SET LOCAL synchronous_commit = off`` travel as one simple
+        # query; elsewhere it is the plain fence.
+        if connection.vendor != "postgresql":
+            fields: dict[str, object] = {}
+            if iterations_inc:
+                fields["iterations"] = F("iterations") + iterations_inc
+            if model_used is not None:
+                fields.update(model_used=model_used, prompt_version_id=prompt_version_id)
+            if flags is not None:
+                fields["flags"] = flags
+            return self.fence(run_id, worker_id, **fields)
+        sets = ["lease_expires_at = statement_timestamp() + make_interval(secs => %s)", "heartbeat_at = statement_timestamp()",
+                "iterations = iterations + %s"]
+        params: list[object] = [settings.RUN_LEASE_SECONDS, iterations_inc]
+        if model_used is not None:
+            sets += ["model_used = %s", "prompt_version_id = %s"]
+            params += [model_used, prompt_version_id]
+        if flags is not None:
+            sets.append("flags = %s::jsonb")
+            params.append(json.dumps(flags))
+        sql = f"UPDATE runs_run SET {', '.join(sets)} WHERE id = %s AND lease_owner = %s; SET LOCAL synchronous_commit = off"  # noqa: S608 - fixed column names
+        with connection.cursor() as cur:
+            cur.execute(sql, [*params, run_id, worker_id])
+            return cur.rowcount == 1
+
+    def release(self, run_id: int, worker_id: str, *, unless_stop_requested: bool = False, count_reschedule: bool = False,
+                **fields: object) -> bool:
+        qs = Run.unscoped.filter(pk=run_id, lease_owner=worker_id)
+        if unless_stop_requested:
+            qs = qs.filter(cancel_requested=False, pause_requested=False)
+        if count_reschedule:
+            fields["reschedules"] = F("reschedules") + 1
+        return qs.update(lease_owner="", lease_expires_at=None, **fields) == 1
+
+    def holds_lease(self, run_id: int, worker_id: str) -> bool:
+        return Run.unscoped.filter(pk=run_id, lease_owner=worker_id).exists()
+
+    # -- the run row -----------------------------------------------------------------
+    def control(self, run_id: int) -> Control:
+        row = (
+            Run.unscoped.filter(pk=run_id)
+            .values("cancel_requested", "pause_requested", "agent__runs_disabled", "tenant__runs_disabled")
+            .get()
+        )
+        return Control(cancel_requested=row["cancel_requested"], pause_requested=row["pause_requested"],
+                       runs_disabled=row["agent__runs_disabled"] or row["tenant__runs_disabled"])
+
+    def attempt(self, run_id: int) -> int:
+        row = Run.unscoped.filter(pk=run_id).values("attempt").first()
+        return row["attempt"] if row else 0
+
+    def reschedules(self, run_id: int) -> int:
+        return Run.unscoped.filter(pk=run_id).values_list("reschedules", flat=True).get()
+
+    def set_trace_id(self, run_id: int, trace_id: str) -> None:
+        Run.unscoped.filter(pk=run_id, trace_id="").update(trace_id=trace_id)
+
+    def set_flags(self, run_id: int, flags: list[str]) -> None:
+        Run.unscoped.filter(pk=run_id).update(flags=flags)
+
+    # -- the log and the ledger --------------------------------------------------------
+    def messages(self, run_id: int) -> list[Message]:
+        return list(Message.unscoped.filter(run_id=run_id).order_by("seq"))
+
+    def add_message(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> Message:
+        return Message.unscoped.create(tenant_id=run.tenant_id, run_id=run.pk, seq=seq, role=role, content=content, **fields)
+
+    def tool_calls(self, run_id: int, tool_use_ids: Sequence[str]) -> dict[str, ToolCall]:
+        return {c.tool_use_id: c for c in ToolCall.unscoped.filter(run_id=run_id, tool_use_id__in=tool_use_ids)}
+
+    def record_tool_call(self, run: RunRecord, tool_use_id: str, fields: dict[str, Any]) -> None:
+        call = ToolCall(tenant_id=run.tenant_id, run_id=run.pk, tool_use_id=tool_use_id, **fields)
+        # One INSERT … ON CONFLICT (run, tool_use_id) DO UPDATE: the idempotency key decides.
+        ToolCall.unscoped.bulk_create([call], update_conflicts=True, unique_fields=["run", "tool_use_id"], update_fields=list(fields))
+
+    def add_events(self, run: RunRecord, events: Iterable[EventRow]) -> None:
+        RunEvent.unscoped.bulk_create(
+            [RunEvent(tenant_id=run.tenant_id, run_id=run.pk, type=e.type, data=e.data, at=e.at) for e in events]
+        )
+
+    def add_spans(self, run: RunRecord, spans: Iterable[SpanRow]) -> None:
+        Span.unscoped.bulk_create([
+            Span(tenant_id=run.tenant_id, run_id=run.pk, trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_span_id,
+                 name=s.name, started_at=s.started_at, ended_at=s.ended_at, duration_ms=s.duration_ms, attributes=s.attributes,
+                 status=s.status)
+            for s in spans
+        ])
+
+    # -- grants ------------------------------------------------------------------------
+    def grants(self, run: RunRecord, tool_names: Sequence[str]) -> list[ToolGrant]:
+        return list(ToolGrant.objects.for_tenant(run.tenant_id).filter(
+            Q(agent__isnull=True) | Q(agent_id=run.agent_id),
+            Q(role="") | Q(role=run.submitter_role),
+            tool_name__in=tool_names,
+        ))
