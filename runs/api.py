@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
+from agentops.harness.evaluators import all_flags
 from agentops.redact import redact_obj
 from runs import selectors, services
 from runs.models import TERMINAL_STATUSES, Agent, Run, RunStatus
@@ -71,9 +72,10 @@ RUN_SCHEMA = {
         "started_at": _NULLABLE_TIME,
         "finished_at": _NULLABLE_TIME,
         "metadata": {"type": "object"},
+        "flags": {"type": "array", "items": {"type": "string"}, "description": "Online evaluator flags any turn raised."},
     },
     "required": ["id", "agent", "status", "outcome", "error", "result", "model", "iterations", "cost_usd",
-                 "input_tokens", "output_tokens", "created_at", "started_at", "finished_at", "metadata"],
+                 "input_tokens", "output_tokens", "created_at", "started_at", "finished_at", "metadata", "flags"],
     "additionalProperties": False,
 }
 RUN_LIST_SCHEMA = {
@@ -97,8 +99,10 @@ MESSAGE_SCHEMA = {
         "stop_reason": {"type": ["string", "null"]},
         "usage": {"type": ["object", "null"]},
         "created_at": {"type": "string", "format": "date-time"},
+        "flags": {"type": "array", "items": {"type": "string"}, "description": "Online evaluator flags of this turn."},
+        "scores": {"type": "object", "additionalProperties": {"type": "number"}, "description": "Evaluator scores (0..1) above 0."},
     },
-    "required": ["seq", "role", "content", "model", "stop_reason", "usage", "created_at"],
+    "required": ["seq", "role", "content", "model", "stop_reason", "usage", "created_at", "flags", "scores"],
     "additionalProperties": False,
 }
 MESSAGE_LIST_SCHEMA = {
@@ -116,6 +120,7 @@ MESSAGES_MAX_LIMIT = 500
 RUNS_LIST_QUERY: dict[str, dict[str, Any]] = {
     "status": {"type": "string", "description": f"One status or several, comma-separated: {', '.join(RunStatus.values)}."},
     "agent": {"type": "string", "maxLength": 100, "description": "The agent's name."},
+    "flag": {"type": "string", "enum": all_flags(), "description": "Only runs with this online evaluator flag."},
     "created_after": {"type": "string", "format": "date-time", "description": "Inclusive; ISO 8601, UTC when no offset."},
     "created_before": {"type": "string", "format": "date-time", "description": "Exclusive; ISO 8601, UTC when no offset."},
     "limit": {"type": "integer", "minimum": 1, "maximum": LIST_MAX_LIMIT, "default": 50},
@@ -148,7 +153,10 @@ def _run_filters(request: HttpRequest) -> selectors.RunFilters:
                 times[name] = selectors.parse_datetime_param(name, request.GET[name])
             except ValueError as exc:
                 raise ApiError(400, "invalid_request", str(exc))
-    return selectors.RunFilters(statuses=statuses, agent=agent, **times)
+    flag = request.GET.get("flag")
+    if flag is not None and flag not in all_flags():
+        raise ApiError(400, "invalid_request", f"flag must be one of {', '.join(all_flags())}.")
+    return selectors.RunFilters(statuses=statuses, agent=agent, flag=flag, **times)
 
 
 @api_view(
