@@ -7,7 +7,7 @@ project into it (again only when ``pyproject.toml`` changed), and hands over to 
 * ``demo``: migrate, seed tenants/users/keys, run scripted agent traffic through real RQ workers
   (in-process jobs when Redis does not answer), serve the console and print URL, logins and keys.
 * ``test``: make sure PostgreSQL and Redis answer (starting the local ones when they do not),
-  check ruff and the import layers (``lint-imports``), then run the whole suite against them with pytest. Extra arguments go to pytest.
+  check ruff, the import layers (``lint-imports``) and the types (``mypy``), then run the whole suite against them with pytest. Extra arguments go to pytest.
 """
 
 from __future__ import annotations
@@ -110,6 +110,10 @@ def cmd_test(args: list[str]) -> int:
         return rc
     say("lint-imports (the layers in .importlinter)")
     rc = subprocess.call([str(VENV / "bin" / "lint-imports"), "--no-cache"], cwd=ROOT, env=env)
+    if rc:
+        return rc
+    say("mypy (the application code; [tool.mypy] in pyproject.toml)")
+    rc = subprocess.call([str(PY), "-m", "mypy"], cwd=ROOT, env=env)
     if rc:
         return rc
     say(f"pytest against {env['DATABASE_URL']} and {env['REDIS_URL']}")

@@ -14,7 +14,7 @@ from agentops.redact import redact
 log_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("log_context", default=None)
 
 
-def bind(**fields: str | int | None) -> contextvars.Token[dict[str, str]]:
+def bind(**fields: str | int | None) -> contextvars.Token[dict[str, str] | None]:
     merged = {**(log_context.get() or {}), **{k: str(v) for k, v in fields.items() if v is not None}}
     return log_context.set(merged)
 

@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from agentops import health, openapi
+from agentops import health
+from agentops.api import api
 from tenants import views as tenant_views
 
 tenant_patterns = [
@@ -23,11 +24,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("staff/budgets/", include("budgets.staff_urls")),
     path("t/<slug:slug>/", include(tenant_patterns)),
-    # Public: the API's description, not any tenant's data (tests/url_inventory.API_PUBLIC).
-    path("api/v1/openapi.json", openapi.openapi_json, name="api_openapi"),
-    path("api/v1/docs", openapi.docs, name="api_docs"),
-    path("api/v1/", include("runs.api_urls")),
-    path("api/v1/", include("escalations.api_urls")),
+    # The JSON API on django-ninja (agentops/api.py), with its public openapi.json and docs page.
+    path("api/v1/", api.urls),
 ]
 
 # Outages anywhere in the middleware stack answer 503 (JSON on the API); see agentops/outage.py.

@@ -64,9 +64,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(SpendEntry)
 class SpendEntryAdmin(ReadOnlyAdmin):
-    list_display = ["at", "tenant", "model", "run", "input_tokens", "output_tokens", "cache_read_tokens", "cost", "is_demo"]
+    list_display = ["at", "tenant", "model", "run_id", "input_tokens", "output_tokens", "cache_read_tokens", "cost", "is_demo"]
     list_filter = ["model", "is_demo"]
-    raw_id_fields = ["run", "user", "agent"]
+    raw_id_fields = ["user"]
 
 
 @admin.register(CapCounter)
@@ -77,7 +77,7 @@ class CapCounterAdmin(ReadOnlyAdmin):
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "tenant", "run", "model", "amount", "status"]
+    list_display = ["created_at", "tenant", "run_id", "model", "amount", "status"]
     list_filter = ["status"]
 
 
@@ -93,4 +93,4 @@ class CapAlertAdmin(ReadOnlyAdmin):
 
 @admin.register(AgentEstimate)
 class AgentEstimateAdmin(admin.ModelAdmin):
-    list_display = ["agent", "tenant", "model", "input_tokens", "output_tokens", "tool_calls", "runs_per_day"]
+    list_display = ["agent_id", "tenant", "model", "input_tokens", "output_tokens", "tool_calls", "runs_per_day"]

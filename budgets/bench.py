@@ -31,7 +31,7 @@ from budgets import bench_children
 from budgets.models import CapCounter, DailyRollup, Reservation, SpendEntry, TenantCaps
 from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage
 from budgets.services import _ROLLUP_SQL
-from runs.models import Agent, Run
+from budgets.subjects import ChargedRun, SeedRun, subjects
 from tenants.models import Membership, Tenant, Tier
 
 BENCH_SLUG = "bench-budgets"
@@ -58,21 +58,21 @@ def _bench_tenant(slug: str) -> Any:
     TenantCaps.objects.get_or_create(tenant=tenant)
     user, _ = get_user_model().objects.get_or_create(username=f"{slug}-user")
     Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": "admin"})
-    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="bench", defaults={"system_prompt": "bench", "model": "claude-haiku-4-5"})
+    [agent] = subjects().agents_ensure(tenant_id=tenant.pk, names=["bench"], system_prompt="bench", model="claude-haiku-4-5")
     SpendEntry.unscoped.filter(tenant=tenant).delete()
     Reservation.unscoped.filter(tenant=tenant).delete()
     CapCounter.unscoped.filter(tenant=tenant).delete()
     DailyRollup.objects.filter(tenant=tenant).delete()
-    Run.unscoped.filter(tenant=tenant).delete()
+    subjects().runs_delete(tenant_id=tenant.pk)
     tenant.bench_user, tenant.bench_agent = user, agent  # type: ignore[attr-defined]
     return tenant
 
 
-def _runs(tenant: Any, n: int) -> list[int]:
-    return [
-        Run.objects.create(tenant=tenant, agent=tenant.bench_agent, submitted_by=tenant.bench_user, input="bench", status="running").pk
-        for _ in range(n)
-    ]
+def _runs(tenant: Any, n: int) -> list[ChargedRun]:
+    agent_id, user_id = tenant.bench_agent.pk, tenant.bench_user.pk
+    seed = [SeedRun(agent_id=agent_id, input="bench", status="running", metadata={"bench": True}, submitted_by_id=user_id)] * n
+    ids = subjects().runs_seed(tenant_id=tenant.pk, runs=seed)
+    return [ChargedRun(pk=pk, tenant_id=tenant.pk, agent_id=agent_id, submitted_by_id=user_id) for pk in ids]
 
 
 @benchmark("reservations", help="reserve+settle per second, one hot cap vs spread caps vs a plain single-row UPDATE", processes=8, seconds=5)
@@ -113,7 +113,7 @@ def bench_reservations(*, stdout: Any, processes: int, seconds: int) -> dict[str
 def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_demo: bool = False, batch: int = 20_000, seed: int = 7) -> int:
     """Bulk-insert ``rows`` ledger entries over ``days`` with their exact rollups (bench and demo)."""
     rng = random.Random(seed)
-    agents = list(Agent.objects.for_tenant(tenant)) or [Agent.objects.create(tenant=tenant, name="assistant", system_prompt="You help.")]
+    agents = subjects().agents(tenant_id=tenant.pk) or subjects().agents_ensure(tenant_id=tenant.pk, names=["assistant"], system_prompt="You help.")
     users: list[int | None] = [m.user_id for m in Membership.objects.filter(tenant=tenant)] or [None]
     models = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5"]
     prices = {m: price_for(m) for m in models}
@@ -121,10 +121,10 @@ def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_
     run_ids: list[int] = []
     if runs:
         now = timezone.now()
-        objs = [Run(tenant=tenant, agent=rng.choice(agents), input="(demo history)" if is_demo else "(bench)", status="succeeded",
-                    metadata={"budgets_demo": True} if is_demo else {"bench": True}, created_at=now - timedelta(days=rng.randrange(days)))
+        seeds = [SeedRun(agent_id=rng.choice(agents).pk, input="(demo history)" if is_demo else "(bench)", status="succeeded",
+                        metadata={"budgets_demo": True} if is_demo else {"bench": True}, created_at=now - timedelta(days=rng.randrange(days)))
                 for _ in range(runs)]
-        run_ids = [r.pk for r in Run.objects.bulk_create(objs, batch_size=5000)]
+        run_ids = subjects().runs_seed(tenant_id=tenant.pk, runs=seeds)
     made = 0
     run_tot: dict[int, list[Any]] = {}
     roll: dict[tuple[Any, ...], list[Any]] = {}
@@ -144,7 +144,7 @@ def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_
             pv = rng.choice([None, 1, 2])
             run_id = rng.choice(run_ids) if run_ids else None
             chunk.append(SpendEntry(
-                tenant=tenant, run_id=run_id, user_id=user, agent=agent, prompt_version_id=pv, model=model,
+                tenant=tenant, run_id=run_id, user_id=user, agent_id=agent.pk, prompt_version_id=pv, model=model,
                 input_tokens=tok.input, output_tokens=tok.output, cache_write_5m_tokens=tok.cache_write_5m,
                 cache_write_1h_tokens=tok.cache_write_1h, cache_read_tokens=tok.cache_read, cost=cost, day=d,
                 at=timezone.make_aware(datetime(d.year, d.month, d.day, rng.randrange(24), rng.randrange(60))), is_demo=is_demo,
@@ -170,7 +170,7 @@ def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_
         for (d, model, agent_id, user_id, pv), acc in roll.items():
             cur.execute(_ROLLUP_SQL, [tenant.pk, d, model, agent_id, user_id, pv, is_demo, acc[0], acc[1], *acc[2:]])
         for run_id, (c, tin, tout) in run_tot.items():
-            Run.unscoped.filter(pk=run_id).update(cost=c, input_tokens=tin, output_tokens=tout)
+            subjects().run_charge(run_id=run_id, cost=c, input_tokens=tin, output_tokens=tout)
     return made
 
 
@@ -215,11 +215,10 @@ def _page_tenant(reset: bool = False) -> Any:
     for role in ("finance", "admin", "operator"):
         u, _ = User.objects.get_or_create(username=f"bench-page-{role}")
         Membership.objects.get_or_create(tenant=tenant, user=u, defaults={"role": role})
-    for name in ("triage", "research", "billing", "support"):
-        Agent.objects.get_or_create(tenant=tenant, name=name, defaults={"system_prompt": "bench"})
+    subjects().agents_ensure(tenant_id=tenant.pk, names=["triage", "research", "billing", "support"], system_prompt="bench")
     if reset:
         SpendEntry.unscoped.filter(tenant=tenant).delete()
         DailyRollup.objects.filter(tenant=tenant).delete()
         CapCounter.unscoped.filter(tenant=tenant).delete()
-        Run.unscoped.filter(tenant=tenant).delete()
+        subjects().runs_delete(tenant_id=tenant.pk)
     return tenant

@@ -19,13 +19,12 @@ from django.db import connection  # noqa: E402
 
 from budgets.models import CapCounter  # noqa: E402
 from budgets.services import reservation_open, reservation_settle  # noqa: E402
-from runs.models import Run  # noqa: E402
+from budgets.subjects import ChargedRun  # noqa: E402
 
 USAGE = {"input_tokens": 120, "output_tokens": 40, "cache_read_input_tokens": 300}
 
 
-def reserve_loop(run_ids: list[int], seconds: float, start_at: float, out: Any) -> None:
-    runs = list(Run.unscoped.filter(pk__in=run_ids))
+def reserve_loop(runs: list[ChargedRun], seconds: float, start_at: float, out: Any) -> None:
     n, i = 0, 0
     while time.time() < start_at:
         time.sleep(0.001)

@@ -203,7 +203,8 @@ class Reservation(TenantOwned):
     is written before any counter is locked.
     """
 
-    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="+")
+    # Runs are the runs app's, above budgets: referenced by id (migration 0006 kept the column).
+    run_id = models.BigIntegerField()
     user_id = models.BigIntegerField(null=True, blank=True)
     model = models.CharField(max_length=100)
     amount = models.DecimalField(**MONEY)
@@ -215,7 +216,7 @@ class Reservation(TenantOwned):
     class Meta:
         indexes = [
             models.Index(fields=["status", "created_at"], name="reservation_open_idx", condition=models.Q(status="open")),
-            models.Index(fields=["run"]),
+            models.Index(fields=["run_id"], name="budgets_res_run_id_4de290_idx"),
         ]
 
     def __str__(self) -> str:
@@ -225,11 +226,11 @@ class Reservation(TenantOwned):
 class SpendEntry(TenantOwned):
     """One model call's spend. Append-only: corrections are new rows, never edits."""
 
-    run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     reservation_id = models.BigIntegerField(null=True, blank=True, unique=True)
     response_id = models.CharField(max_length=100, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    agent = models.ForeignKey("runs.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    agent_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     prompt_version_id = models.BigIntegerField(null=True, blank=True)
     model = models.CharField(max_length=100)
     input_tokens = models.PositiveBigIntegerField(default=0)
@@ -323,7 +324,7 @@ class CapAlert(TenantOwned):
 class AgentEstimate(TenantOwned):
     """Pre-deploy cost estimate inputs for one agent."""
 
-    agent = models.OneToOneField("runs.Agent", on_delete=models.CASCADE, related_name="cost_estimate")
+    agent_id = models.BigIntegerField(unique=True)
     model = models.CharField(max_length=100, blank=True, help_text="Blank: the agent's model.")
     input_tokens = models.PositiveIntegerField(validators=[MaxValueValidator(2_000_000)], help_text="Prompt tokens of the first call")
     output_tokens = models.PositiveIntegerField(validators=[MaxValueValidator(200_000)], help_text="Output tokens per model call")

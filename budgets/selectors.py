@@ -46,19 +46,23 @@ class DateRange:
 
 def date_range_parse(params: Any, *, default_days: int = 30) -> DateRange:
     """``start``/``end`` (YYYY-MM-DD) from the query string; ValueError with a clear message if bad."""
-    today = timezone.now().date()
 
-    def one(name: str, default: date) -> date:
+    def one(name: str) -> date | None:
         raw = (params.get(name) or "").strip()
         if not raw:
-            return default
+            return None
         try:
             return date.fromisoformat(raw[:10]) if len(raw) == 10 else _bad(name)
         except ValueError:
             return _bad(name)
 
-    end = one("end", today)
-    start = one("start", end - timedelta(days=default_days - 1))
+    return date_range(start=one("start"), end=one("end"), default_days=default_days)
+
+
+def date_range(*, start: date | None, end: date | None, default_days: int = 30) -> DateRange:
+    """The range from ``start`` to ``end`` (default: the ``default_days`` up to today); ValueError if too long."""
+    end = end or timezone.now().date()
+    start = start or end - timedelta(days=default_days - 1)
     if start > end:
         raise ValueError("The start date is after the end date.")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -121,7 +125,7 @@ def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[s
     )
     caps = effective_caps(tenant=tenant)
     users = _labels("user", {c.subject_id for c in counters if c.scope != CapScope.TENANT_MONTH})
-    out = []
+    out: list[dict[str, Any]] = []
     seen_tenant = False
     for c in counters:
         cap = c.cap if c.cap is not None else caps[c.scope]
@@ -213,14 +217,14 @@ def platform_totals(*, rng: DateRange) -> list[dict[str, Any]]:
 # --- estimates ------------------------------------------------------------------------------------
 
 
-def estimate_figures(est: AgentEstimate) -> dict[str, Decimal]:
+def estimate_figures(est: AgentEstimate, *, agent_model: str) -> dict[str, Decimal]:
     """Cost per run / day / month from the estimate inputs.
 
     A run makes ``tool_calls + 1`` model calls; call k re-sends the first prompt plus every
     earlier turn (k outputs and k tool results). No caching is assumed, so it is an upper-side
     estimate of an agent that does not use prompt caching.
     """
-    price = price_for(est.model or est.agent.model)
+    price = price_for(est.model or agent_model)
     calls = est.tool_calls + 1
     input_total = sum(est.input_tokens + k * (est.output_tokens + est.tool_result_tokens) for k in range(calls))
     per_run = cost_of_tokens(price, Tokens(input=input_total, output=est.output_tokens * calls))
@@ -243,9 +247,8 @@ def estimates_for(*, tenant: Tenant) -> list[dict[str, Any]]:
         est = ests.get(agent.pk)
         figures, error = None, ""
         if est is not None:
-            est.agent = agent
             try:
-                figures = estimate_figures(est)
+                figures = estimate_figures(est, agent_model=agent.model)
             except UnknownModelPrice as exc:
                 error = str(exc)
         yesterday = actual_cost_per_run(tenant=tenant, agent_id=agent.pk, start=today - timedelta(days=1), end=today - timedelta(days=1))

@@ -630,9 +630,14 @@ def drift_check(*, tenant: Tenant, day: date | None = None) -> list[CapAlert]:
     """Alert when an agent's actual cost per run over ``day`` drifts more than 20 % from its estimate."""
     day = day or (timezone.now().date() - timedelta(days=1))
     alerts = []
-    for est in AgentEstimate.objects.for_tenant(tenant).select_related("agent"):
+    ests = list(AgentEstimate.objects.for_tenant(tenant))
+    agents = {a.pk: a for a in subjects().agents(tenant_id=tenant.pk)} if ests else {}
+    for est in ests:
+        agent = agents.get(est.agent_id)
+        if agent is None:  # the agent is gone; its estimate is history
+            continue
         try:
-            per_run = estimate_figures(est)["per_run"]
+            per_run = estimate_figures(est, agent_model=agent.model)["per_run"]
         except UnknownModelPrice:
             continue
         actual = actual_cost_per_run(tenant=tenant, agent_id=est.agent_id, start=day, end=day)
@@ -643,7 +648,7 @@ def drift_check(*, tenant: Tenant, day: date | None = None) -> list[CapAlert]:
             a = alert_raise(
                 tenant_id=tenant.pk, kind=AlertKind.DRIFT, scope="agent", subject_id=est.agent_id, window_start=day,
                 value=actual, cap=per_run,
-                message=f"Agent {est.agent.name}: actual ${actual:.4f}/run on {day:%Y-%m-%d} is {drift:+.0%} off the ${per_run:.4f} estimate.",
+                message=f"Agent {agent.name}: actual ${actual:.4f}/run on {day:%Y-%m-%d} is {drift:+.0%} off the ${per_run:.4f} estimate.",
             )
             if a:
                 alerts.append(a)
@@ -692,7 +697,7 @@ def estimate_set(*, tenant: Tenant, actor: Any, agent: Any, values: dict[str, An
     if model:
         price_for(model)  # refuse an unpriced model here rather than on the page
     est, created = AgentEstimate.objects.select_for_update().get_or_create(
-        tenant=tenant, agent=agent,
+        tenant=tenant, agent_id=agent.pk,
         defaults={k: values[k] for k in ("input_tokens", "output_tokens", "tool_calls", "tool_result_tokens", "runs_per_day")} | {"model": model},
     )
     before = None if created else {k: getattr(est, k) for k in ("model", "input_tokens", "output_tokens", "tool_calls", "tool_result_tokens", "runs_per_day")}

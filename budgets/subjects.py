@@ -22,6 +22,29 @@ class Reply:
     response_id: str
 
 
+@dataclass(frozen=True)
+class SeedRun:
+    """A finished (or running) run to create for a benchmark or the demo's spend history."""
+
+    agent_id: int
+    input: str
+    status: str
+    metadata: dict[str, Any]
+    created_at: datetime | None = None
+    submitted_by_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ChargedRun:
+    """The fields of a run that reserving a model call reads (a ``runs.models.Run`` has them too)."""
+
+    pk: int
+    tenant_id: int
+    agent_id: int
+    submitted_by_id: int | None = None
+    api_key_id: int | None = None
+
+
 class RunSubjects(Protocol):
     def agents(self, *, tenant_id: int) -> list[Any]:
         """The tenant's agents (objects with ``pk``, ``name``, ``model``, ``tenant_id``), by name."""
@@ -50,6 +73,19 @@ class RunSubjects(Protocol):
     def average_run_cost(self, *, tenant_id: int, agent_id: int, start: datetime, end: datetime) -> Decimal | None: ...
 
     def demo_runs_delete(self, *, tenant_id: int) -> None: ...
+
+    # -- seeding, for benchmarks and the demo's spend history ----------------------------------
+    def agents_ensure(self, *, tenant_id: int, names: list[str], system_prompt: str, model: str = "") -> list[Any]:
+        """The tenant's agents of these names, created when missing (``model`` blank: the default)."""
+        ...
+
+    def runs_seed(self, *, tenant_id: int, runs: list[SeedRun]) -> list[int]:
+        """Create the runs in bulk; their ids, in order."""
+        ...
+
+    def runs_delete(self, *, tenant_id: int) -> None:
+        """Every run of a benchmark tenant."""
+        ...
 
 
 _registered: list[RunSubjects] = []

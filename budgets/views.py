@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from budgets import selectors, services
 from budgets.forms import EstimateForm, TenantCapsForm, UserCapForm
-from budgets.models import AgentEstimate, CapScope, TenantCaps, UserCap
+from budgets.models import CAP_FIELDS, AgentEstimate, CapScope, TenantCaps, UserCap
 from budgets.pricing import UnknownModelPrice
 from budgets.subjects import subjects
 from tenants.access import TenantContext, tenant_view
@@ -72,7 +72,7 @@ def caps(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     current = TenantCaps.objects.for_tenant(ctx.tenant).first()
     initial: dict[str, Any] = {}
     if current:
-        initial = {f: getattr(current, f) for f in (*services.CAP_FIELDS, "max_concurrent_runs")}
+        initial = {f: getattr(current, f) for f in (*CAP_FIELDS, "max_concurrent_runs")}
         initial["allowed_models"] = ", ".join(current.allowed_models or [])
     tenant_form = TenantCapsForm(initial=initial)
     user_form = UserCapForm(members=_members(ctx))

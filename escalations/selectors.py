@@ -42,9 +42,8 @@ def escalation_get(*, tenant: Tenant | int, escalation_id: Any) -> Escalation:
 
 def escalations_pending(*, tenant: Tenant | int) -> QuerySet[Escalation]:
     """Pending, most urgent first, then oldest first (the one waiting longest)."""
-    # TenantOwned.objects is typed loosely (ClassVar[Any] manager), hence the ignore.
     qs: QuerySet[Escalation] = (
-        Escalation.objects.for_tenant(tenant)  # type: ignore[assignment]
+        Escalation.objects.for_tenant(tenant)
         .filter(status=EscalationStatus.PENDING)
         .select_related("run", "run__agent")
         .annotate(urgency_rank=URGENCY_RANK)

@@ -1,7 +1,8 @@
-"""The runs API: submit, list, read, cancel, read the message log, and follow a run as Server-Sent Events.
+"""The runs API: submit, list, read, cancel, pause, resume, read the message log, and follow a run
+as Server-Sent Events — a django-ninja router (mounted by agentops/api.py).
 
-All views go through tenants.api.api_view (Bearer tenant API key, scope, rate limit, JSON
-errors). Objects are always looked up within the key's tenant: another tenant's run is a 404.
+Every operation takes a key with the ``runs`` scope (tenants.api.ApiKeyAuth). Objects are always
+looked up within the key's tenant: another tenant's run is a 404.
 """
 
 from __future__ import annotations
@@ -10,288 +11,249 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from ninja import Header, Query, Router
+from ninja.responses import Status
+from pydantic import Field, StringConstraints
 
 from agentops.harness.evaluators import all_flags
 from agentops.redact import redact_obj
 from runs import selectors, services
-from runs.models import TERMINAL_STATUSES, Agent, Run, RunStatus
-from tenants.api import EMPTY_BODY, ApiContext, ApiError, api_view, db_call
+from runs.models import TERMINAL_STATUSES, Agent, RunStatus
+from runs.models import Run as RunRow
+from tenants.api import (
+    ApiError,
+    ApiKeyAuth,
+    AsyncApiKeyAuth,
+    Money,
+    QueryDateTime,
+    QueryInt,
+    RequestBody,
+    ResponseBody,
+    api_key,
+    db_call,
+)
 
 SSE_MAX_SECONDS = 300
 SSE_POLL_SECONDS = 0.25
+LIST_MAX_LIMIT = 100
+MESSAGES_MAX_LIMIT = 500
+
+router = Router(tags=["runs"], auth=ApiKeyAuth("runs"))
 
 
-def _run_or_404(api: ApiContext, run_id: str) -> Run:
+class RunSubmit(RequestBody):
+    agent: Annotated[str, StringConstraints(min_length=1, max_length=100)] | int = Field(description="The agent's name or id.")
+    input: str
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Yours, under 4 KB; shown redacted.")
+
+
+class NoBody(RequestBody):
+    """Nothing to say: an empty object, or no body at all."""
+
+
+_NO_BODY = NoBody()
+
+
+class RunError(ResponseBody):
+    type: str
+    message: str
+
+
+class Run(ResponseBody):
+    id: int
+    agent: str
+    status: RunStatus
+    outcome: str | None
+    error: RunError | None
+    result: str | None
+    model: str | None
+    iterations: int
+    cost_usd: Money
+    input_tokens: int
+    output_tokens: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    metadata: dict[str, Any]
+    flags: list[str] = Field(description="Online evaluator flags any turn of the run raised.")
+
+
+class RunPage(ResponseBody):
+    data: list[Run]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+
+
+class Message(ResponseBody):
+    seq: int
+    role: Literal["user", "assistant"]
+    content: list[Any] | str = Field(description="Content blocks as sent or received, redacted.")
+    model: str | None
+    stop_reason: str | None
+    usage: dict[str, Any] | None
+    created_at: datetime
+    flags: list[str] = Field(description="Online evaluator flags of this turn.")
+    scores: dict[str, float] = Field(description="Online evaluator scores of this turn (0..1), those above 0.")
+
+
+class MessagePage(ResponseBody):
+    data: list[Message]
+    next_after: int | None = Field(description="Pass as ?after= for the next page; null on the last.")
+
+
+def _run_or_404(request: HttpRequest, run_id: str) -> RunRow:
     try:
-        return selectors.run_get(tenant=api.tenant, run_id=run_id)
-    except Run.DoesNotExist:
+        return selectors.run_get(tenant=api_key(request).tenant, run_id=run_id)
+    except RunRow.DoesNotExist:
         raise ApiError(404, "not_found", "No such run.")
 
 
-RUN_SUBMIT_BODY = {
-    "title": "RunSubmit",
-    "type": "object",
-    "properties": {
-        "agent": {"type": ["string", "integer"], "minLength": 1, "maxLength": 100},
-        "input": {"type": "string"},
-        "metadata": {"type": "object"},
-    },
-    "required": ["agent", "input"],
-    "additionalProperties": False,
-}
-
-
-_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
-RUN_SCHEMA = {
-    "title": "Run",
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
-        "agent": {"type": "string"},
-        "status": {"enum": list(RunStatus.values)},
-        "outcome": {"type": ["string", "null"]},
-        "error": {
-            "oneOf": [
-                {"type": "null"},
-                {"type": "object", "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
-                 "required": ["type", "message"], "additionalProperties": False},
-            ],
-        },
-        "result": {"type": ["string", "null"]},
-        "model": {"type": ["string", "null"]},
-        "iterations": {"type": "integer"},
-        "cost_usd": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": "Exact decimal."},
-        "input_tokens": {"type": "integer"},
-        "output_tokens": {"type": "integer"},
-        "created_at": {"type": "string", "format": "date-time"},
-        "started_at": _NULLABLE_TIME,
-        "finished_at": _NULLABLE_TIME,
-        "metadata": {"type": "object"},
-        "flags": {"type": "array", "items": {"type": "string"}, "description": "Online evaluator flags any turn raised."},
-    },
-    "required": ["id", "agent", "status", "outcome", "error", "result", "model", "iterations", "cost_usd",
-                 "input_tokens", "output_tokens", "created_at", "started_at", "finished_at", "metadata", "flags"],
-    "additionalProperties": False,
-}
-RUN_LIST_SCHEMA = {
-    "title": "RunPage",
-    "type": "object",
-    "properties": {
-        "data": {"type": "array", "items": RUN_SCHEMA},
-        "next_cursor": {"type": ["string", "null"], "description": "Pass as ?cursor= for the next page; null on the last."},
-    },
-    "required": ["data", "next_cursor"],
-    "additionalProperties": False,
-}
-MESSAGE_SCHEMA = {
-    "title": "Message",
-    "type": "object",
-    "properties": {
-        "seq": {"type": "integer"},
-        "role": {"enum": ["user", "assistant"]},
-        "content": {"type": ["array", "string"], "description": "Content blocks as sent or received, redacted."},
-        "model": {"type": ["string", "null"]},
-        "stop_reason": {"type": ["string", "null"]},
-        "usage": {"type": ["object", "null"]},
-        "created_at": {"type": "string", "format": "date-time"},
-        "flags": {"type": "array", "items": {"type": "string"}, "description": "Online evaluator flags of this turn."},
-        "scores": {"type": "object", "additionalProperties": {"type": "number"}, "description": "Evaluator scores (0..1) above 0."},
-    },
-    "required": ["seq", "role", "content", "model", "stop_reason", "usage", "created_at", "flags", "scores"],
-    "additionalProperties": False,
-}
-MESSAGE_LIST_SCHEMA = {
-    "title": "MessagePage",
-    "type": "object",
-    "properties": {
-        "data": {"type": "array", "items": MESSAGE_SCHEMA},
-        "next_after": {"type": ["integer", "null"], "description": "Pass as ?after= for the next page; null on the last."},
-    },
-    "required": ["data", "next_after"],
-    "additionalProperties": False,
-}
-LIST_MAX_LIMIT = 100
-MESSAGES_MAX_LIMIT = 500
-RUNS_LIST_QUERY: dict[str, dict[str, Any]] = {
-    "status": {"type": "string", "description": f"One status or several, comma-separated: {', '.join(RunStatus.values)}."},
-    "agent": {"type": "string", "maxLength": 100, "description": "The agent's name."},
-    "flag": {"type": "string", "enum": all_flags(), "description": "Only runs with this online evaluator flag."},
-    "created_after": {"type": "string", "format": "date-time", "description": "Inclusive; ISO 8601, UTC when no offset."},
-    "created_before": {"type": "string", "format": "date-time", "description": "Exclusive; ISO 8601, UTC when no offset."},
-    "limit": {"type": "integer", "minimum": 1, "maximum": LIST_MAX_LIMIT, "default": 50},
-    "cursor": {"type": "string", "description": "The next_cursor of the previous page."},
-}
-
-
-def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_request", f"{name} must be an integer from {low} to {high}.")
-    return int(raw)
-
-
-def _run_filters(request: HttpRequest) -> selectors.RunFilters:
+@router.get("/runs", url_name="api_runs", response=RunPage)
+def runs_list(
+    request: HttpRequest,
+    status: str | None = Query(None, description=f"One status or several, comma-separated: {', '.join(RunStatus.values)}."),
+    agent: str | None = Query(None, min_length=1, max_length=100, description="The agent's name."),
+    flag: str | None = Query(None, max_length=40, description=f"Only runs carrying this online evaluator flag: {', '.join(all_flags())}."),
+    created_after: QueryDateTime | None = Query(None, description="Inclusive; ISO 8601, UTC when no offset."),
+    created_before: QueryDateTime | None = Query(None, description="Exclusive; ISO 8601, UTC when no offset."),
+    limit: QueryInt = Query(50, ge=1, le=LIST_MAX_LIMIT),
+    cursor: str | None = Query(None, description="The next_cursor of the previous page."),
+) -> dict[str, Any]:
+    """The tenant's runs, newest first, filtered, in keyset pages (cursor on created_at, id)."""
     statuses: tuple[str, ...] = ()
-    if "status" in request.GET:
-        statuses = tuple(request.GET["status"].split(","))
+    if status is not None:
+        statuses = tuple(status.split(","))
         if not set(statuses) <= set(RunStatus.values):
             raise ApiError(400, "invalid_request", f"status must be among {', '.join(RunStatus.values)}.")
-    agent = request.GET.get("agent")
-    if agent is not None and not 0 < len(agent) <= 100:
-        raise ApiError(400, "invalid_request", "agent must be an agent's name (1 to 100 characters).")
-    times = {}
-    for name in ("created_after", "created_before"):
-        if name in request.GET:
-            try:
-                times[name] = selectors.parse_datetime_param(name, request.GET[name])
-            except ValueError as exc:
-                raise ApiError(400, "invalid_request", str(exc))
-    flag = request.GET.get("flag")
     if flag is not None and flag not in all_flags():
         raise ApiError(400, "invalid_request", f"flag must be one of {', '.join(all_flags())}.")
-    return selectors.RunFilters(statuses=statuses, agent=agent, flag=flag, **times)
-
-
-@api_view(
-    scope="runs", methods=("GET", "POST"), body=RUN_SUBMIT_BODY, max_body_bytes=200 * 1024, query=RUNS_LIST_QUERY,
-    response={"GET 200": RUN_LIST_SCHEMA, "POST 201": RUN_SCHEMA},
-)
-def runs_collection(request: HttpRequest, api: ApiContext) -> HttpResponse:
-    """GET: The tenant's runs, newest first, filtered, in keyset pages (cursor on created_at, id).
-    POST: Submit a run; it is queued and a worker picks it up."""
-    if request.method == "POST":
-        return _runs_create(api)
-    filters = _run_filters(request)
-    limit = _int_param(request, "limit", 50, 1, LIST_MAX_LIMIT)
+    filters = selectors.RunFilters(statuses=statuses, agent=agent, flag=flag, created_after=created_after, created_before=created_before)
     try:
-        rows, next_cursor = selectors.runs_page(tenant=api.tenant, filters=filters, limit=limit, cursor=request.GET.get("cursor"))
+        rows, next_cursor = selectors.runs_page(tenant=api_key(request).tenant, filters=filters, limit=limit, cursor=cursor)
     except selectors.CursorError as exc:
         raise ApiError(400, "invalid_request", str(exc))
-    return JsonResponse({"data": [selectors.run_as_dict(r) for r in rows], "next_cursor": next_cursor})
+    return {"data": [selectors.run_as_dict(r) for r in rows], "next_cursor": next_cursor}
 
 
-def _runs_create(api: ApiContext) -> HttpResponse:
-    body = api.body
-    metadata = body.get("metadata", {})
-    if len(json.dumps(metadata)) > 4096:
+@router.post("/runs", url_name="api_runs", response={201: Run}, auth=ApiKeyAuth("runs", max_body_bytes=200 * 1024))
+def runs_submit(request: HttpRequest, body: RunSubmit, response: HttpResponse) -> dict[str, Any]:
+    """Submit a run; it is queued and a worker picks it up."""
+    key = api_key(request)
+    if len(json.dumps(body.metadata)) > 4096:
         raise ApiError(400, "invalid_request", "'metadata' must be an object under 4 KB.")
     try:
-        agent = selectors.agent_by_ref(tenant=api.tenant, ref=body["agent"])
+        agent = selectors.agent_by_ref(tenant=key.tenant, ref=body.agent)
     except Agent.DoesNotExist:
         raise ApiError(404, "not_found", "No such agent in this tenant.")
     try:
         run = services.run_submit(
-            tenant=api.tenant, agent=agent, input=body["input"], api_key=api.key,
-            submitted_by=api.key.created_by, role=api.key.acts_as_role, metadata=metadata,
+            tenant=key.tenant, agent=agent, input=body.input, api_key=key,
+            submitted_by=key.created_by, role=key.acts_as_role, metadata=body.metadata,
         )
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", " ".join(exc.messages))
     except services.RunRefused as exc:
         raise ApiError(409 if exc.type == "kill_switch" else 429, exc.type, str(exc))
-    resp = JsonResponse(selectors.run_as_dict(run), status=201)
-    resp["Location"] = f"/api/v1/runs/{run.pk}"
-    return resp
+    response["Location"] = f"/api/v1/runs/{run.pk}"
+    return selectors.run_as_dict(run)
 
 
-@api_view(scope="runs", response={"GET 200": RUN_SCHEMA})
-def runs_detail(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+@router.get("/runs/{run_id}", url_name="api_runs_detail", response=Run)
+def runs_detail(request: HttpRequest, run_id: str) -> dict[str, Any]:
     """One run: status, outcome, result, model, iterations, exact cost, tokens, timestamps."""
-    return JsonResponse(selectors.run_as_dict(_run_or_404(api, run_id)))
+    return selectors.run_as_dict(_run_or_404(request, run_id))
 
 
-@api_view(scope="runs", methods=("POST",), body=EMPTY_BODY, response={"POST 200": RUN_SCHEMA, "POST 202": RUN_SCHEMA})
-def runs_cancel(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+@router.post("/runs/{run_id}/cancel", url_name="api_runs_cancel", response={200: Run, 202: Run})
+def runs_cancel(request: HttpRequest, run_id: str, body: NoBody = _NO_BODY) -> Status[dict[str, Any]]:
     """Cancel: at once (200) when no worker holds the run, else before its next model call (202)."""
-    run = services.run_cancel(run=_run_or_404(api, run_id), actor_key=api.key)
-    return JsonResponse(selectors.run_as_dict(run), status=202 if not run.is_terminal else 200)
+    run = services.run_cancel(run=_run_or_404(request, run_id), actor_key=api_key(request))
+    return Status(202 if not run.is_terminal else 200, selectors.run_as_dict(run))
 
 
-@api_view(scope="runs", methods=("POST",), body=EMPTY_BODY, response={"POST 200": RUN_SCHEMA, "POST 202": RUN_SCHEMA})
-def runs_pause(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+@router.post("/runs/{run_id}/pause", url_name="api_runs_pause", response={202: Run})
+def runs_pause(request: HttpRequest, run_id: str, body: NoBody = _NO_BODY) -> Status[dict[str, Any]]:
     """Pause takes effect before the run's next model call; resume continues from the log."""
-    run = services.run_pause(run=_run_or_404(api, run_id), actor=api.key.created_by)
-    return JsonResponse(selectors.run_as_dict(run), status=202)
+    run = services.run_pause(run=_run_or_404(request, run_id), actor=api_key(request).created_by)
+    return Status(202, selectors.run_as_dict(run))
 
 
-@api_view(scope="runs", methods=("POST",), body=EMPTY_BODY, response={"POST 200": RUN_SCHEMA, "POST 202": RUN_SCHEMA})
-def runs_resume(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+@router.post("/runs/{run_id}/resume", url_name="api_runs_resume", response={202: Run})
+def runs_resume(request: HttpRequest, run_id: str, body: NoBody = _NO_BODY) -> Status[dict[str, Any]]:
     """Resume a paused run from its last persisted turn (409 when it is not resumable)."""
-    run = _run_or_404(api, run_id)
+    run = _run_or_404(request, run_id)
     try:
-        run = services.run_resume(run=run, actor=api.key.created_by, reason="api")
+        run = services.run_resume(run=run, actor=api_key(request).created_by, reason="api")
     except ValidationError as exc:
         raise ApiError(409, "invalid_state", " ".join(exc.messages))
     except services.RunRefused as exc:
         raise ApiError(409, exc.type, str(exc))
-    return JsonResponse(selectors.run_as_dict(run), status=202)
+    return Status(202, selectors.run_as_dict(run))
 
 
-@api_view(
-    scope="runs",
-    query={"after": {"type": "integer", "minimum": 0, "description": "Resume after this event id (or send Last-Event-ID)."},
-           "follow": {"enum": ["0", "1"], "default": "1", "description": "0: send what is there and end."}},
-    response={"GET 200": {"type": "string", "contentMediaType": "text/event-stream"}},
-)
-async def runs_events(request: HttpRequest, api: ApiContext, run_id: str) -> StreamingHttpResponse:
+_EVENT_STREAM = {200: {"description": "The run's events as Server-Sent Events (id, event, data: JSON), then `event: end`.",
+                       "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/runs/{run_id}/events", url_name="api_runs_events", auth=AsyncApiKeyAuth("runs"),
+            openapi_extra={"responses": _EVENT_STREAM})
+async def runs_events(
+    request: HttpRequest,
+    run_id: str,
+    after: QueryInt | None = Query(None, ge=0, description="Resume after this event id (or send Last-Event-ID)."),
+    follow: Literal["0", "1"] = Query("1", description="0: send what is there and end."),
+    last_event_id: QueryInt | None = Header(None, alias="Last-Event-ID", ge=0),
+) -> StreamingHttpResponse:
     """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends.
 
     Async, so that under the ASGI server (``agentops.asgi``, the Procfile's ``events``) an open
     stream is a coroutine sleeping between polls, not a thread; its queries share a few database
     threads (:func:`tenants.api.db_call`). Under WSGI the same view streams from a plain generator.
     """
-    run = await db_call(request, _run_or_404, api, run_id)
-    raw = request.headers.get("Last-Event-ID") or request.GET.get("after") or "0"
-    try:
-        after = max(0, int(raw))
-    except ValueError:
-        raise ApiError(400, "invalid_request", "Last-Event-ID must be an integer.")
-    follow = request.GET.get("follow", "1") != "0"
+    run = await db_call(request, _run_or_404, request, run_id)
+    start = last_event_id if last_event_id is not None else after or 0
     stream: Iterator[str] | AsyncIterator[str]
     if isinstance(request, ASGIRequest):
-        stream = _event_stream_async(request, run, after, follow)
+        stream = _event_stream_async(request, run, start, follow == "1")
     else:
-        stream = _event_stream(run, after, follow)
+        stream = _event_stream(run, start, follow == "1")
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-@api_view(
-    scope="runs", response={"GET 200": MESSAGE_LIST_SCHEMA},
-    query={"after": {"type": "integer", "minimum": 0, "default": 0, "description": "Start after this seq."},
-           "limit": {"type": "integer", "minimum": 1, "maximum": MESSAGES_MAX_LIMIT, "default": 100}},
-)
-def runs_messages(request: HttpRequest, api: ApiContext, run_id: str) -> HttpResponse:
+@router.get("/runs/{run_id}/messages", url_name="api_runs_messages", response=MessagePage)
+def runs_messages(
+    request: HttpRequest,
+    run_id: str,
+    after: QueryInt = Query(0, ge=0, le=2**31 - 1, description="Start after this seq."),
+    limit: QueryInt = Query(100, ge=1, le=MESSAGES_MAX_LIMIT),
+) -> dict[str, Any]:
     """The durable message log in order, redacted like every other API output."""
-    after = _int_param(request, "after", 0, 0, 2**31 - 1)
-    limit = _int_param(request, "limit", 100, 1, MESSAGES_MAX_LIMIT)
-    messages = selectors.messages_after(run=_run_or_404(api, run_id), after_seq=after, limit=limit + 1)
+    messages = selectors.messages_after(run=_run_or_404(request, run_id), after_seq=after, limit=limit + 1)
     more = len(messages) > limit
     messages = messages[:limit]
-    return JsonResponse({"data": [selectors.message_as_dict(m) for m in messages],
-                         "next_after": messages[-1].seq if more else None})
+    return {"data": [selectors.message_as_dict(m) for m in messages], "next_after": messages[-1].seq if more else None}
 
 
-def _poll(run: Run, after: int) -> tuple[list[str], int, str | None]:
+def _poll(run: RunRow, after: int) -> tuple[list[str], int, str | None]:
     """The SSE frames of the events after ``after``, the new cursor, and the run's status."""
     frames = []
     for event in selectors.events_after(run=run, after_id=after):
         after = event.pk
         payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **redact_obj(event.data)})
         frames.append(f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n")
-    status = None if frames else Run.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
+    status = None if frames else RunRow.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
     return frames, after, status
 
 
-def _event_stream(run: Run, after: int, follow: bool) -> Iterator[str]:
+def _event_stream(run: RunRow, after: int, follow: bool) -> Iterator[str]:
     deadline = time.monotonic() + SSE_MAX_SECONDS
     # Django closes the DB connection when the streamed response closes (request_finished).
     yield "retry: 2000\n\n"
@@ -307,7 +269,7 @@ def _event_stream(run: Run, after: int, follow: bool) -> Iterator[str]:
         time.sleep(SSE_POLL_SECONDS)
 
 
-async def _event_stream_async(request: HttpRequest, run: Run, after: int, follow: bool) -> AsyncIterator[str]:
+async def _event_stream_async(request: HttpRequest, run: RunRow, after: int, follow: bool) -> AsyncIterator[str]:
     deadline = time.monotonic() + SSE_MAX_SECONDS
     yield "retry: 2000\n\n"
     while True:

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import Avg, F
 
-from budgets.subjects import Reply
+from budgets.subjects import Reply, SeedRun
 from runs.models import Agent, Message, Run, RunStatus
 
 
@@ -59,3 +59,18 @@ class RunSubjects:
 
     def demo_runs_delete(self, *, tenant_id: int) -> None:
         Run.unscoped.filter(tenant_id=tenant_id, metadata__budgets_demo=True).delete()
+
+    def agents_ensure(self, *, tenant_id: int, names: list[str], system_prompt: str, model: str = "") -> list[Agent]:
+        defaults: dict[str, Any] = {"system_prompt": system_prompt} | ({"model": model} if model else {})
+        return [Agent.unscoped.get_or_create(tenant_id=tenant_id, name=name, defaults=defaults)[0] for name in names]
+
+    def runs_seed(self, *, tenant_id: int, runs: list[SeedRun]) -> list[int]:
+        objs = [
+            Run(tenant_id=tenant_id, agent_id=r.agent_id, input=r.input, status=r.status, metadata=r.metadata,
+                submitted_by_id=r.submitted_by_id, **({"created_at": r.created_at} if r.created_at else {}))
+            for r in runs
+        ]
+        return [r.pk for r in Run.unscoped.bulk_create(objs, batch_size=5000)]
+
+    def runs_delete(self, *, tenant_id: int) -> None:
+        Run.unscoped.filter(tenant_id=tenant_id).delete()

@@ -65,7 +65,7 @@ def setup_tenant(tenant: Any, actor: Any) -> dict[str, Agent]:
         # The demo shows grant-based gating (refunds over 100.00 wait for an operator).
         tenant.gate_irreversible_tools = False
         tenant.save(update_fields=["gate_irreversible_tools"])
-    specs = {
+    specs: dict[str, dict[str, Any]] = {
         # A run whose answer claims an action that did not happen goes to an operator's review.
         "support": {"system_prompt": SUPPORT_PROMPT, "tools": SUPPORT_TOOLS, "model": "claude-sonnet-4-6",
                     "fallback_model": "claude-haiku-4-5", "flag_policy": {"unsupported_claim": "review"},
@@ -79,7 +79,7 @@ def setup_tenant(tenant: Any, actor: Any) -> dict[str, Agent]:
     for name, fields in specs.items():
         agent, _ = Agent.objects.get_or_create(tenant=tenant, name=name, defaults={**fields, "description": f"Demo {name} agent"})
         agents[name] = agent
-    grants = {
+    grants: dict[str, dict[str, Any]] = {
         "issue_refund": {"allow": {"max_amount": "1000.00"}, "approval_over": {"amount": "100.00"}},
         "send_email": {"allow": {"recipient_domains": ["example.com"]}, "requires_approval": True},
         "fetch_url": {"allow": {"domains": ["docs.example.com"]}},
@@ -144,7 +144,8 @@ def trip_caps(ctx: Any, slug: str) -> None:
         return
     agent = Agent.objects.get(tenant=tenant, name="support")
     user = ctx.users[slug]["operator"]
-    saved = TenantCaps.objects.for_tenant(tenant).values().first()
+    fields = ["task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap"]
+    saved = TenantCaps.objects.for_tenant(tenant).values(*fields).first()
     big, tiny = "100000", "0.0001"
     for scope in ("user_day", "user_month", "tenant_month"):
         caps = {"task": big, "user_day": big, "user_month": big, "tenant_month": big, scope: tiny}
@@ -152,11 +153,10 @@ def trip_caps(ctx: Any, slug: str) -> None:
         batch = f"{CAP_BATCH}:{scope}"  # one batch per scope: submit_traffic dedups per (agent, scenario)
         submit_traffic(tenant, {"support": agent}, user, [("support", "default", f"Trip the {scope} cap.")], say=ctx.say, batch=batch)
         wait_settled(tenant, timeout=60, batch=batch)
-    fields = ["task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap"]
     if saved is None:
         TenantCaps.objects.for_tenant(tenant).delete()
     else:
-        TenantCaps.objects.for_tenant(tenant).update(**{f: saved[f] for f in fields})
+        TenantCaps.objects.for_tenant(tenant).update(**saved)
     outcomes = Counter(Run.objects.for_tenant(tenant).filter(metadata__demo_batch__startswith=CAP_BATCH).values_list("outcome", flat=True))
     ctx.say(f"{slug}: cap scopes tripped by live traffic: {', '.join(sorted(o for o in outcomes if o))}; caps restored")
 

@@ -8,7 +8,7 @@ NotSupportedError, which took the run list down on the demo's own database. This
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 from django.db import NotSupportedError
 from django.db.models import JSONField, Lookup
@@ -36,5 +36,5 @@ class HasItem(Lookup):
         sql = f"(json_type({lhs}) = 'array' AND EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value = %s))"  # noqa: S608
         return sql, [*params, *params, self.rhs]
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> NoReturn:
         raise NotSupportedError(f"has_item is not implemented for {connection.vendor}")

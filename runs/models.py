@@ -16,7 +16,11 @@ from django.utils import timezone
 from agentops.harness.evaluators import all_flags
 from agentops.harness.evaluators import policy as flag_policy
 from agentops.harness.prompting import ResolvedPrompt
-from agentops.harness.store import TERMINAL_STATUSES, RunStatus, ToolCallStatus
+
+# The statuses belong to the harness's store interface; re-exported here, where the rest of the code looks.
+from agentops.harness.store import TERMINAL_STATUSES as TERMINAL_STATUSES
+from agentops.harness.store import RunStatus as RunStatus
+from agentops.harness.store import ToolCallStatus as ToolCallStatus
 from budgets.models import cap_problems
 from budgets.pricing import model_matches
 from runs import lookups  # noqa: F401 - registers JSONField's has_item lookup
@@ -245,5 +249,5 @@ class ToolGrant(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        who = self.agent.name if self.agent_id else "all agents"
+        who = self.agent.name if self.agent is not None else "all agents"
         return f"{self.tool_name} → {who} / {self.role or 'all roles'}"

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
@@ -121,17 +121,6 @@ def runs_page(*, tenant: Tenant, filters: RunFilters, limit: int, cursor: str | 
         return rows, None
     rows = rows[:limit]
     return rows, cursor_encode(created_at=rows[-1].created_at, run_id=rows[-1].pk)
-
-
-def parse_datetime_param(name: str, raw: str) -> datetime:
-    """An ISO 8601 datetime (or date); one without an offset is taken as UTC."""
-    try:
-        if not raw.isascii() or len(raw) > 40:
-            raise ValueError
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an ISO 8601 datetime, e.g. 2026-01-31T09:00:00Z.")
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def messages_after(*, run: Run, after_seq: int, limit: int) -> list[Message]:

@@ -66,7 +66,7 @@ class RunStore:
             return self.fence(run_id, worker_id, **fields)
         sets = ["lease_expires_at = statement_timestamp() + make_interval(secs => %s)", "heartbeat_at = statement_timestamp()",
                 "iterations = iterations + %s"]
-        params: list[object] = [settings.RUN_LEASE_SECONDS, iterations_inc]
+        params: list[Any] = [settings.RUN_LEASE_SECONDS, iterations_inc]
         if model_used is not None:
             sets += ["model_used = %s", "prompt_version_id = %s"]
             params += [model_used, prompt_version_id]

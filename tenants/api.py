@@ -1,45 +1,48 @@
-"""The JSON API's front door: Bearer tenant keys, scopes, a per-key rate limit, JSON errors.
+"""The JSON API's front door, on django-ninja: Bearer tenant keys with scopes, the per-key rate
+limit, body admission, the strict JSON parser, and the one error shape.
 
-Every API view is wrapped by :func:`api_view`; the isolation tests walk ``/api/`` URLs and fail
-for any view without the ``api_access`` attribute it sets. Errors always have the shape
-``{"error": {"type": …, "message": …}}``.
-
-A view that takes a body declares it as a JSON Schema (``api_view(body=…)``); the wrapper reads
-it with :func:`agentops.jsoninput.loads` (depth, NaN, surrogates, NUL) and validates it before the
-view runs, so the view sees ``api.body`` already shaped and a bad body is a 400 on every endpoint.
+Each app's ``api.py`` builds a :class:`ninja.Router` whose operations declare ``auth=ApiKeyAuth("<scope>")``;
+``agentops/api.py`` mounts the routers on one ``NinjaAPI`` at ``/api/v1/`` with :class:`StrictJsonParser`
+and exception handlers that answer every error as ``{"error": {"type": …, "message": …}}``.
+Request bodies are :class:`RequestBody` schemas (strict, unknown fields refused); responses are
+:class:`ResponseBody` schemas, so the OpenAPI document ninja generates is what the code enforces.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, TypeVar
 
+import django_rq
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIRequest
 from django.db import close_old_connections
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.csrf import csrf_exempt
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
-from jsonschema.exceptions import best_match
+from django.http import HttpRequest, JsonResponse
+from ninja import Schema
+from ninja.parser import Parser
+from ninja.security.http import HttpAuthBase
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from agentops.jsoninput import JsonInputError, loads
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey
 from tenants.services import api_key_authenticate
 
 log = logging.getLogger(__name__)
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
 
 class ApiError(Exception):
+    """Raised anywhere under an API operation; answered as ``{"error": {"type", "message"}}``."""
+
     def __init__(self, status: int, type_: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.type, self.message, self.headers = status, type_, message, headers or {}
@@ -52,71 +55,93 @@ def error_response(status: int, type_: str, message: str, headers: dict[str, str
     return resp
 
 
-@dataclass
-class ApiContext:
-    key: ApiKey
-    body: dict[str, Any] = field(default_factory=dict)
+# --- schemas ---------------------------------------------------------------------------------
 
-    @property
-    def tenant(self) -> Tenant:
-        return self.key.tenant
+class RequestBody(Schema):
+    """A request body: JSON types exactly (no "1" for 1, no true for 1), unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# A body-taking endpoint with nothing to say still declares it: an empty object (or no body at all).
-EMPTY_BODY: dict[str, Any] = {"type": "object", "additionalProperties": False}
-_TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "object": "an object",
-               "array": "an array", "boolean": "true or false", "null": "null"}
+class ResponseBody(Schema):
+    """A response body: every field always sent, nothing undeclared."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
-def _schema_message(error: SchemaError) -> str:
-    """A short message naming the field; never an echo of a (possibly huge) value."""
-    name = ".".join(str(p) for p in error.absolute_path)
-    where = f"'{name}'" if name else "The body"
-    rule, want = error.validator, error.validator_value
-    if rule == "type":
-        kinds = [want] if isinstance(want, str) else list(want)
-        return f"{where} must be {' or '.join(_TYPE_NAMES.get(k, k) for k in kinds)}."
-    if rule == "enum":
-        return f"{where} must be one of {', '.join(map(str, want))}."
-    if rule == "required":
-        return error.message[:200]
-    if rule == "additionalProperties" and isinstance(error.instance, dict):
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"Unknown fields: {', '.join(unknown)[:200]}."
-    if rule == "maxLength":
-        return f"{where} must be at most {want} characters."
-    if rule == "minLength":
-        return f"{where} must be at least {want} characters." if want > 1 else f"{where} must not be empty."
-    return f"{where} is invalid ({rule})."
+class ErrorDetail(ResponseBody):
+    type: str
+    message: str
 
 
-def json_body(request: HttpRequest, *, validator: Draft202012Validator, max_bytes: int = 64 * 1024) -> dict[str, Any]:
-    """The request body as a dict that satisfies the validator's schema, or :class:`ApiError` (400/413/415)."""
-    if len(request.body) > max_bytes:
-        raise ApiError(413, "request_too_large", f"Body over {max_bytes} bytes.")
-    ctype = request.META.get("CONTENT_TYPE", "")
-    if ctype and not ctype.startswith("application/json"):
-        raise ApiError(415, "unsupported_media_type", "Send application/json.")
+class Error(ResponseBody):
+    error: ErrorDetail
+
+
+# Money leaves the API as a normalised decimal string (tenants.money.money_str), never a float.
+Money = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", description="Exact decimal, as a string.")]
+
+
+def _whole_number(value: Any) -> Any:
+    # Python's int() (and pydantic's) take " 5", "+5", "1_0", "1.0" and non-ASCII digits; a query
+    # parameter here is plain ASCII digits, the range is the field's own ge/le.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= 12):
+        raise ValueError("must be a whole number")
+    return value
+
+
+def _iso_datetime(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
     try:
-        data = loads(request.body or b"{}")
-    except JsonInputError as exc:
-        raise ApiError(400, exc.kind, exc.message)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "The body must be a JSON object.")
-    error = best_match(validator.iter_errors(data))
-    if error is not None:
-        raise ApiError(400, "invalid_request", _schema_message(error))
-    return data
+        if not value.isascii() or len(value) > 40:
+            raise ValueError
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 datetime, e.g. 2026-01-31T09:00:00Z")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
+
+def _iso_date(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if len(value) != 10 or not value.isascii():
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date like 2026-01-31")
+
+
+# Query parameter types: what the document says (integer, date-time, date), read strictly.
+QueryInt = Annotated[int, BeforeValidator(_whole_number)]
+QueryDateTime = Annotated[datetime, BeforeValidator(_iso_datetime), Field(description="ISO 8601; UTC when no offset.")]
+QueryDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+class StrictJsonParser(Parser):
+    """Every API body goes through :func:`agentops.jsoninput.loads`: depth, NaN, lone surrogates
+    and NUL are a 400 at the door instead of a 500 at the database. An empty body is ``{}``."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        try:
+            data = loads(request.body or b"{}")
+        except JsonInputError as exc:
+            raise ApiError(400, exc.kind, exc.message)
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_json", "The body must be a JSON object.")
+        return data
+
+
+# --- the door: key, scope, rate limit, body admission -----------------------------------------
 
 def _rate_limited(key: ApiKey) -> int | None:
     """Fixed one-minute window in Redis; returns seconds to wait when over the limit."""
     limit = key.tenant.tier.api_rate_limit_per_minute
     window = int(time.time() // 60)
     try:
-        import django_rq
-
         conn = django_rq.get_connection("default")
         name = f"agentops:rl:{key.pk}:{window}"
         pipe = conn.pipeline()
@@ -131,32 +156,63 @@ def _rate_limited(key: ApiKey) -> int | None:
     return None
 
 
-def _authorize(
-    request: HttpRequest, scope: str, methods: tuple[str, ...], validator: Draft202012Validator | None, max_body_bytes: int,
-) -> ApiContext | HttpResponse:
-    """Method, Bearer key, scope, rate limit and body: the context for the view, or the error to answer."""
-    if request.method not in methods:
-        return error_response(405, "method_not_allowed", f"Use {', '.join(methods)}.")
+def _admit(request: HttpRequest, scope: str, max_body_bytes: int) -> ApiKey:
+    """The key behind the request, or :class:`ApiError`: 401, 403, 429, then 413/415 for the body
+    (before ninja parses it, and before any object lookup: the answer to a bad body does not
+    depend on what exists)."""
     auth = request.META.get("HTTP_AUTHORIZATION", "")
     if not auth.startswith("Bearer "):
-        return error_response(401, "authentication_error", "Send Authorization: Bearer <API key>.")
+        raise ApiError(401, "authentication_error", "Send Authorization: Bearer <API key>.")
     key = api_key_authenticate(auth[7:].strip())
     if key is None:
-        return error_response(401, "authentication_error", "Invalid or revoked API key.")
+        raise ApiError(401, "authentication_error", "Invalid or revoked API key.")
     if scope not in key.scopes:
-        return error_response(403, "permission_error", f"This key lacks the '{scope}' scope.")
+        raise ApiError(403, "permission_error", f"This key lacks the '{scope}' scope.")
     wait = _rate_limited(key)
     if wait is not None:
-        return error_response(429, "rate_limit_error", "Too many requests for this key.", {"Retry-After": str(wait)})
-    api = ApiContext(key=key)
-    if validator is not None and request.method in BODY_METHODS:
-        # Before any object lookup: the answer to a bad body does not depend on what exists.
-        try:
-            api.body = json_body(request, validator=validator, max_bytes=max_body_bytes)
-        except ApiError as exc:
-            return error_response(exc.status, exc.type, exc.message, exc.headers)
-    return api
+        raise ApiError(429, "rate_limit_error", "Too many requests for this key.", {"Retry-After": str(wait)})
+    if request.method in BODY_METHODS:
+        if len(request.body) > max_body_bytes:
+            raise ApiError(413, "request_too_large", f"Body over {max_body_bytes} bytes.")
+        ctype = request.META.get("CONTENT_TYPE", "")
+        if ctype and not ctype.startswith("application/json"):
+            raise ApiError(415, "unsupported_media_type", "Send application/json.")
+    return key
 
+
+class ApiKeyAuth(HttpAuthBase):
+    """ninja auth for one scope: ``request.auth`` is the tenant's :class:`tenants.models.ApiKey`.
+
+    The document lists every operation under the ``ApiKey`` bearer scheme with its scope
+    (agentops/api.py). ``max_body_bytes`` is this operation's body limit (413 above it).
+    """
+
+    openapi_scheme = "bearer"
+    openapi_bearerFormat = "aok_<prefix>_<secret>"
+    openapi_description = "A tenant API key; its scopes are runs, escalations, spend."
+
+    def __init__(self, scope: str, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        super().__init__()
+        self.scope, self.max_body_bytes = scope, max_body_bytes
+
+    def __call__(self, request: HttpRequest) -> ApiKey:
+        return _admit(request, self.scope, self.max_body_bytes)
+
+
+class AsyncApiKeyAuth(ApiKeyAuth):
+    """For async operations (event streams): the same checks, on the API's database threads."""
+
+    async def __call__(self, request: HttpRequest) -> ApiKey:  # type: ignore[override]
+        return await db_call(request, _admit, request, self.scope, self.max_body_bytes)
+
+
+def api_key(request: HttpRequest) -> ApiKey:
+    """The key the door admitted (ninja sets ``request.auth``)."""
+    key: ApiKey = request.auth  # type: ignore[attr-defined]
+    return key
+
+
+# --- database calls from async operations ----------------------------------------------------
 
 T = TypeVar("T")
 _db_executor: ThreadPoolExecutor | None = None
@@ -185,7 +241,7 @@ def _in_db_thread(func: Callable[..., T]) -> Callable[..., T]:
 
 
 async def db_call(request: HttpRequest, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run database code from an async API view.
+    """Run database code from an async API operation.
 
     Under ASGI it runs on a small shared pool of ``EVENTS_DB_THREADS`` threads, so a process holds
     at most that many database connections however many streams are open (Django's default would
@@ -197,59 +253,25 @@ async def db_call(request: HttpRequest, func: Callable[..., T], *args: Any, **kw
     return await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
 
 
-def api_view(
-    *, scope: str, methods: tuple[str, ...] = ("GET",), body: dict[str, Any] | None = None, max_body_bytes: int = 64 * 1024,
-    query: dict[str, dict[str, Any]] | None = None, response: dict[str, Any] | None = None,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Wraps a sync or an async view; an async view gets its key checked through :func:`db_call`.
+# --- ninja's validation errors in our words ----------------------------------------------------
 
-    ``body`` is the JSON Schema of the request body; every method in ``BODY_METHODS`` needs one.
-    ``query`` names the query parameters the view reads (each with a JSON Schema; the view parses
-    them and answers 400 for a bad value); ``response`` maps status codes to response body schemas.
-    Both feed the OpenAPI document (:mod:`agentops.openapi`) and the generated tests.
-    """
-    if BODY_METHODS.intersection(methods):
-        if body is None:
-            raise ImproperlyConfigured(f"api_view(methods={methods}) takes a body: declare its schema with body=.")
-    if body is not None:
-        Draft202012Validator.check_schema(body)
-    for schema in [*(query or {}).values(), *(response or {}).values()]:
-        Draft202012Validator.check_schema(schema)
-    validator = Draft202012Validator(body) if body is not None else None
-
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        wrapper: Callable[..., Any]
-        if inspect.iscoroutinefunction(view):
-
-            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                checked = await db_call(request, _authorize, request, scope, methods, validator, max_body_bytes)
-                if isinstance(checked, HttpResponse):
-                    return checked
-                try:
-                    return await view(request, checked, *args, **kwargs)
-                except ApiError as exc:
-                    return error_response(exc.status, exc.type, exc.message, exc.headers)
-
-            wrapper = csrf_exempt(functools.wraps(view)(async_wrapper))
-        else:
-
-            def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                checked = _authorize(request, scope, methods, validator, max_body_bytes)
-                if isinstance(checked, HttpResponse):
-                    return checked
-                try:
-                    return view(request, checked, *args, **kwargs)
-                except ApiError as exc:
-                    return error_response(exc.status, exc.type, exc.message, exc.headers)
-
-            wrapper = csrf_exempt(functools.wraps(view)(sync_wrapper))
-
-        wrapper.api_access = scope  # type: ignore[attr-defined,union-attr]
-        wrapper.api_methods = methods  # type: ignore[attr-defined,union-attr]
-        wrapper.api_body = body  # type: ignore[attr-defined,union-attr]
-        wrapper.api_max_body_bytes = max_body_bytes  # type: ignore[attr-defined,union-attr]
-        wrapper.api_query = query or {}  # type: ignore[attr-defined,union-attr]
-        wrapper.api_response = response or {}  # type: ignore[attr-defined,union-attr]
-        return wrapper
-
-    return decorator
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    """A short message naming the field; never an echo of a (possibly huge) value."""
+    unknown = []
+    for err in errors:
+        if err.get("type") == "extra_forbidden":
+            unknown.append(str(err["loc"][-1]))
+    if unknown:
+        return f"Unknown fields: {', '.join(unknown)[:200]}."
+    err = errors[0]
+    loc = list(err.get("loc", ()))
+    # ("body", "<param>", field, …) for a body; ("query", name) for a query parameter.
+    path = loc[2:] if loc[:1] == ["body"] else loc[1:]
+    name = ".".join(str(p) for p in path)[:100]
+    where = f"'{name}'" if name else "The body"
+    if err.get("type") == "missing":
+        return f"{where} is required."
+    msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
+    if err.get("type") == "value_error":
+        return f"{where} {msg}."[:300]
+    return f"{where}: {msg}."[:300]

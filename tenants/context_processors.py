@@ -29,7 +29,7 @@ def tenant_nav(request: HttpRequest) -> dict[str, Any]:
     ctx = getattr(request, "tenant_ctx", None)
     if ctx is None:
         return {}
-    items = []
+    items: list[dict[str, Any]] = []
     for label, name, roles in NAV:
         if roles and ctx.role not in roles:
             continue

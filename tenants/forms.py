@@ -33,7 +33,7 @@ class InvitationSignupForm(SetPasswordMixin, forms.Form):
     def clean(self) -> dict[str, Any]:
         self.validate_passwords()
         self.validate_password_for_user(self.user)
-        return super().clean()  # type: ignore[no-any-return]
+        return super().clean() or self.cleaned_data
 
 
 class RoleChangeForm(forms.Form):

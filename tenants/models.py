@@ -19,7 +19,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-MONEY = {"max_digits": 20, "decimal_places": 10}
+# Typed as Any so the ** unpacking type-checks against DecimalField's keyword arguments.
+MONEY: dict[str, Any] = {"max_digits": 20, "decimal_places": 10}
 
 
 class Role(models.TextChoices):

@@ -1,6 +1,6 @@
 """Hostile input on every API endpoint, generated from the URL resolver and each endpoint's body schema.
 
-Every query parameter an endpoint declares (``api_view(query=…)``) gets the bad values listed for it
+Every query parameter an endpoint declares (in the OpenAPI document) gets the bad values listed for it
 in tests/url_inventory.API_BAD_QUERIES (400 ``invalid_request``) and its good ones (200).
 
 Every endpoint that takes a JSON body gets: nesting 1,000 deep, lone surrogates in values and keys,
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.django_db
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 API_ROUTES = api_routes()
-BODY_ROUTES = [r for r in API_ROUTES if BODY_METHODS & set(r.callback.api_methods)]
+BODY_ROUTES = [r for r in API_ROUTES if BODY_METHODS & set(r.methods)]
 DEEP = "[" * 1000 + "]" * 1000
 WRONG_VALUES = [[], {}, None, 7, 1.5, True, "", "text"]
 
@@ -45,7 +45,7 @@ def test_there_are_json_endpoints():
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.route)
 def test_every_json_endpoint_declares_its_body(route):
-    schema = getattr(route.callback, "api_body", None)
+    schema = route.operations["POST"].body
     assert schema is not None and schema.get("type") == "object" and schema.get("additionalProperties") is False
     assert route.name in API_VALID_BODIES, f"add a valid body for {route.name} to tests/url_inventory.API_VALID_BODIES"
 
@@ -77,9 +77,9 @@ def _state() -> tuple:
 
 def bad_bodies(route, valid: dict) -> list[tuple[str, bytes | str, int, str, str]]:  # type: ignore[no-untyped-def]
     """(case, raw body, status, error type, content type) for one endpoint, from its schema."""
-    schema = getattr(route.callback, "api_body", None) or {}
+    schema = route.operations["POST"].body or {}
     props = schema.get("properties", {})
-    limit = getattr(route.callback, "api_max_body_bytes", 64 * 1024)
+    limit = route.operations["POST"].max_body_bytes
     json_ct = "application/json"
     cases: list[tuple[str, bytes | str, int, str, str]] = [
         ("deep-array", DEEP, 400, "invalid_json", json_ct),
@@ -224,7 +224,7 @@ def test_an_oversized_body_is_typed_request_too_large(tenant, api):
     assert resp.status_code == 413 and resp.json()["error"]["type"] == "request_too_large"
 
 
-QUERY_ROUTES = [r for r in API_ROUTES if r.callback.api_query]
+QUERY_ROUTES = [r for r in API_ROUTES if "GET" in r.operations and r.operations["GET"].query]
 
 
 def test_there_are_endpoints_with_query_parameters():
@@ -233,7 +233,7 @@ def test_there_are_endpoints_with_query_parameters():
 
 @pytest.mark.parametrize("route", QUERY_ROUTES, ids=lambda r: r.route)
 def test_every_query_parameter_has_good_and_bad_values_listed(route):
-    declared = set(route.callback.api_query)
+    declared = set(route.operations["GET"].query)
     assert set(API_VALID_QUERIES.get(route.name, {})) == declared, f"list good values for {route.name} in API_VALID_QUERIES"
     assert set(API_BAD_QUERIES.get(route.name, {})) == declared, f"list bad values for {route.name} in API_BAD_QUERIES"
 

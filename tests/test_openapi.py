@@ -86,8 +86,8 @@ def test_the_document_is_valid_openapi_3_1(doc):
 
 def test_every_api_endpoint_and_method_is_in_the_document(doc):
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
-    routes = {(_doc_path(r.build(**dict.fromkeys(r.converters, "1"))), m.lower()) for r in API_ROUTES for m in r.callback.api_methods}
-    assert routes == documented
+    routes = {(_doc_path(r.build(**dict.fromkeys(r.converters, "1"))), m.lower()) for r in API_ROUTES for m in r.methods}
+    assert routes == documented and all(r.methods for r in API_ROUTES)
     assert ("/api/v1/runs", "get") in documented and ("/api/v1/runs/{run_id}/messages", "get") in documented
     for path, item in doc["paths"].items():
         for method, op in item.items():
@@ -99,6 +99,19 @@ def test_every_api_endpoint_and_method_is_in_the_document(doc):
                 assert schema["type"] == "object" and schema["additionalProperties"] is False, path
     # The shapes clients build types from are named once.
     assert {"Run", "RunPage", "Message", "MessagePage", "Escalation", "Spend", "RunSubmit", "Error"} <= set(doc["components"]["schemas"])
+
+
+def test_every_route_answers_exactly_its_documented_methods(client):
+    """The document is read from ninja's operations; the URLs must agree: any other method is 405."""
+    for route in API_ROUTES:
+        url = route.build(**dict.fromkeys(route.converters, "1"))
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            resp = getattr(client, method.lower())(url)  # no key: a documented method answers 401
+            if method in route.methods:
+                assert resp.status_code == 401, (method, url, resp.status_code)
+            else:
+                assert resp.status_code == 405 and set(resp["Allow"].split(", ")) == set(route.methods), (method, url)
+                assert resp.json()["error"]["type"] == "method_not_allowed"
 
 
 def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
@@ -120,7 +133,7 @@ def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
         return resp
 
     for route in API_ROUTES:
-        for method in route.callback.api_methods:
+        for method in route.methods:
             ids = {k: API_OBJECT_FACTORIES[k](tenant) for k in route.converters}
             if "run_id" in ids:  # something in the log, the events and the result to show
                 run = Run.objects.get(pk=ids["run_id"])
@@ -138,7 +151,7 @@ def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
             call(method, url, None, body, base)
             call(method, url, "aok_deadbeef_notarealkey000000", body, base)
             wrong_scope = api_key_create(tenant=tenant, actor=None, name="scope", scopes=[
-                s for s in ("runs", "escalations", "spend") if s != route.callback.api_access])[1]
+                s for s in ("runs", "escalations", "spend") if s != route.scope])[1]
             call(method, url, wrong_scope, body, base)
             if ids:
                 call(method, url, others, API_VALID_BODIES[route.name](other_tenant) if method == "POST" else None, base)
@@ -152,7 +165,7 @@ def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
             else:
                 call("POST", url, full, "{nope")
                 call("POST", url, full, {**(body or {}), "unknown_field": 1})
-                call("POST", url, full, "x" * (route.callback.api_max_body_bytes + 1))
+                call("POST", url, full, "x" * (route.operations["POST"].max_body_bytes + 1))
     # A page with a cursor, a rate-limited answer.
     first = call("GET", "/api/v1/runs", full, query={"limit": "1"}).json()
     assert first["next_cursor"]
@@ -165,7 +178,7 @@ def test_every_endpoint_answers_as_documented(doc, tenant, other_tenant):
     for (method, path), statuses in check.seen.items():
         assert any(200 <= s < 300 for s in statuses), (method, path, statuses)  # every operation answered a success
         assert {401, 403} <= statuses, (method, path, statuses)
-    assert len(check.seen) == sum(len(r.callback.api_methods) for r in API_ROUTES)
+    assert len(check.seen) == sum(len(r.methods) for r in API_ROUTES)
 
 
 def test_the_docs_page_lists_every_operation_under_the_csp(client, doc):

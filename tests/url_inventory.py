@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -16,8 +17,9 @@ UNSCOPED_ALLOWED = {
     "invite/<str:token>/", "invite/accept/",
 }
 UNSCOPED_PREFIXES = ("admin/", "django-rq/", "staff/")
-# Under /api/ but public, without a key: the OpenAPI document and its docs page (agentops/openapi.py).
-API_PUBLIC = {"api/v1/openapi.json", "api/v1/docs"}
+# Under /api/ but public, without a key: the OpenAPI document and its docs page (agentops/api.py),
+# and ninja's root, which always answers 404 (it is there for ninja to reverse the API's prefix).
+API_PUBLIC = {"api/v1/openapi.json", "api/v1/docs", "api/v1/"}
 
 
 @dataclass
@@ -26,6 +28,17 @@ class Route:
     name: str | None
     callback: Any
     converters: dict[str, str]
+    # API routes only, from the OpenAPI document: each method's operation (scope, body, query).
+    operations: dict[str, ApiOperation] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.operations)
+
+    @property
+    def scope(self) -> str:
+        (scope,) = {op.scope for op in self.operations.values()}
+        return scope
 
     def build(self, **values: Any) -> str:
         path = self.route
@@ -54,8 +67,55 @@ def tenant_routes() -> list[Route]:
     return [r for r in all_routes() if r.route.startswith("t/<slug:slug>/")]
 
 
+@dataclass
+class ApiOperation:
+    scope: str
+    body: dict[str, Any] | None  # the request body's JSON Schema, $refs resolved
+    max_body_bytes: int | None
+    query: dict[str, dict[str, Any]]  # query parameter -> its schema
+
+
+def api_document() -> dict[str, Any]:
+    from agentops.api import api
+
+    return json.loads(json.dumps(api.get_openapi_schema()))
+
+
+def doc_path(route: str) -> str:
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
+
+
+def deref(schema: Any, doc: dict[str, Any]) -> Any:
+    """``schema`` with every ``$ref`` to ``#/components/schemas/…`` replaced by what it names."""
+    if isinstance(schema, list):
+        return [deref(item, doc) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        target = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        return deref({**target, **{k: v for k, v in schema.items() if k != "$ref"}}, doc)
+    return {k: deref(v, doc) for k, v in schema.items()}
+
+
 def api_routes() -> list[Route]:
-    return [r for r in all_routes() if r.route.startswith("api/") and r.route not in API_PUBLIC]
+    """Every API route once (ninja yields a pattern per method), with its operations from the document.
+
+    A route missing from the document has no operations, and fails tests/test_isolation.py."""
+    doc = api_document()
+    routes: dict[str, Route] = {}
+    for r in all_routes():
+        if not r.route.startswith("api/") or r.route in API_PUBLIC or r.route in routes:
+            continue
+        for method, op in doc["paths"].get(doc_path(r.route), {}).items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            r.operations[method.upper()] = ApiOperation(
+                scope=op["security"][0]["ApiKey"][0],
+                body=deref(body, doc) if body else None,
+                max_body_bytes=op.get("x-max-body-bytes"),
+                query={p["name"]: p["schema"] for p in op["parameters"] if p["in"] == "query"},
+            )
+        routes[r.route] = r
+    return list(routes.values())
 
 
 def escaping_routes() -> list[str]:
@@ -119,7 +179,7 @@ API_VALID_BODIES = {
 }
 
 
-# Keyed by URL name, for every endpoint that declares query parameters (api_view(query=…)):
+# Keyed by URL name, for every endpoint that declares query parameters (in the document):
 # values each parameter accepts, and values it must refuse with 400 invalid_request. A parameter
 # declared without an entry here fails tests/test_api_bad_input.py.
 API_VALID_QUERIES: dict[str, dict[str, list[str]]] = {

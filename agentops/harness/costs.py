@@ -12,10 +12,12 @@ from django.conf import settings
 from django.db import transaction
 
 from agentops.harness.durability import relax_commit
-from budgets.services import (  # noqa: F401 - re-exported for the loop
-    CostCapExceeded,
-    ModelNotAllowed,
-    UnknownModelPrice,
+
+# The refusals are re-exported for the loop (``X as X`` marks them public for mypy).
+from budgets.services import CostCapExceeded as CostCapExceeded
+from budgets.services import ModelNotAllowed as ModelNotAllowed
+from budgets.services import UnknownModelPrice as UnknownModelPrice
+from budgets.services import (
     reservation_open,
     reservation_release,
     reservation_settle,

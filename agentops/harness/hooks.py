@@ -29,6 +29,7 @@ class EscalationRecord(Protocol):
     pk: Any
     kind: str
     tool_use_id: str
+    arguments_sha256: str
     status: str
     decision: str
     resolution: str

@@ -133,7 +133,7 @@ class RunDriver:
 
     def load_log(self) -> list[MessageRecord]:
         if self._log is None:
-            self._log = self.store.messages(self.run.pk)
+            self._log = list(self.store.messages(self.run.pk))
         return self._log
 
     def offered_tools(self) -> dict[str, grants.Offered]:

@@ -11,7 +11,7 @@ What the harness writes in bulk (events, spans) it buffers as the plain rows bel
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -221,13 +221,13 @@ class RunStore(Protocol):
         """The run's online evaluator flags (the union of its turns'), outside a step (the judge job)."""
 
     # -- the log and the ledger --------------------------------------------------------
-    def messages(self, run_id: int) -> list[MessageRecord]:
+    def messages(self, run_id: int) -> Sequence[MessageRecord]:
         """The durable log, in order."""
 
     def add_message(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
         """Insert a turn; IntegrityError when ``seq`` is taken."""
 
-    def tool_calls(self, run_id: int, tool_use_ids: Sequence[str]) -> dict[str, ToolCallRecord]: ...
+    def tool_calls(self, run_id: int, tool_use_ids: Sequence[str]) -> Mapping[str, ToolCallRecord]: ...
 
     def record_tool_call(self, run: RunRecord, tool_use_id: str, fields: dict[str, Any]) -> None:
         """Upsert the ledger row for (run, tool_use_id) in one statement."""
@@ -237,5 +237,5 @@ class RunStore(Protocol):
     def add_spans(self, run: RunRecord, spans: Iterable[SpanRow]) -> None: ...
 
     # -- grants ------------------------------------------------------------------------
-    def grants(self, run: RunRecord, tool_names: Sequence[str]) -> list[GrantRecord]:
+    def grants(self, run: RunRecord, tool_names: Sequence[str]) -> Sequence[GrantRecord]:
         """The tenant's grants of these tools that may apply to the run's agent and role."""

@@ -75,7 +75,7 @@ def test_worker_killed_between_reserve_and_settle_is_charged_its_worst_case(tena
     p.start()
     p.join(timeout=60)
     assert p.exitcode in (3, -9)
-    res = Reservation.unscoped.get(run=run)
+    res = Reservation.unscoped.get(run_id=run.pk)
     assert res.status == "open"
     counter = CapCounter.unscoped.get(tenant=tenant, scope="tenant_month")
     assert counter.reserved == res.amount
@@ -101,7 +101,7 @@ def test_reconciler_settles_a_call_whose_reply_reached_the_log(tenant, make_run)
     p = CTX.Process(target=_workers.crash_worker, args=(_db_name(), run.pk, "exit"))
     p.start()
     p.join(timeout=60)
-    res = Reservation.unscoped.get(run=run)
+    res = Reservation.unscoped.get(run_id=run.pk)
     Message.objects.create(tenant=tenant, run=run, seq=1, role="assistant", content=[{"type": "text", "text": "hi"}],
                            model="claude-sonnet-4-5-20250929", response_id="msg_01X", usage=_workers.FULL_USAGE)
     assert reconcile_reservations()["settled"] == 1
@@ -123,7 +123,7 @@ def test_live_leased_reservations_are_left_alone(tenant, make_run):
     run = make_run(lease_owner="w1", lease_expires_at=timezone.now() + timedelta(minutes=5))
     reservation_open(run=run, model="claude-sonnet-4-5", max_tokens=100, input_tokens_bound=1000)
     assert reconcile_reservations()["checked"] == 1
-    assert Reservation.unscoped.get(run=run).status == "open"
+    assert Reservation.unscoped.get(run_id=run.pk).status == "open"
     assert reconcile_reservations(stale_after_s=0)["unknown_outcome"] == 1
 
 

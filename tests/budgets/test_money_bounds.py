@@ -134,7 +134,7 @@ def test_a_fallback_that_would_pass_the_task_cap_is_refused_before_the_call(tena
     with pytest.raises(CostCapExceeded) as exc:
         reservation_open(run=run, model="claude-haiku-4-5", fallback_model="claude-opus-4-5", max_tokens=1024, input_tokens_bound=1450)
     assert exc.value.scope == "task"
-    assert not Reservation.unscoped.filter(run=run).exists()
+    assert not Reservation.unscoped.filter(run_id=run.pk).exists()
 
 
 def test_a_fallback_outside_the_allowed_models_is_refused(tenant, tier, make_run, path):
@@ -165,7 +165,7 @@ def test_an_unknown_outcome_is_charged_at_the_worst_case_and_flagged(tenant, tie
     # Idempotent, and a late settle by the worker keeps the (higher) worst-case entry.
     assert reservation_settle_unknown(reservation=res).pk == entry.pk
     assert reservation_settle(reservation=res, usage={"input_tokens": 10, "output_tokens": 1}, model="claude-sonnet-4-5").pk == entry.pk
-    assert SpendEntry.unscoped.filter(run=run).count() == 1
+    assert SpendEntry.unscoped.filter(run_id=run.pk).count() == 1
 
 
 def test_a_settled_call_is_never_flagged(tenant, tier, make_run, path):

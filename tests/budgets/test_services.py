@@ -215,7 +215,7 @@ def test_drift_alert_when_actual_cost_per_run_is_off_by_more_than_20_percent(ten
 
     from budgets.services import drift_check
 
-    AgentEstimate.objects.create(tenant=tenant, agent=agent, input_tokens=1000, output_tokens=100, runs_per_day=10)
+    AgentEstimate.objects.create(tenant=tenant, agent_id=agent.pk, input_tokens=1000, output_tokens=100, runs_per_day=10)
     # estimate: 1000*3 + 100*15 = $0.0045 per run; actual: $0.0075 (+67%)
     yesterday = timezone.now() - timedelta(days=1)
     run = make_run(created_at=yesterday)

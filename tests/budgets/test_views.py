@@ -154,12 +154,12 @@ def test_estimate_is_saved_and_shown_beside_actuals(members, client_for, agent, 
     resp = admin.post("/t/acme/spend/estimates/", {"agent": agent.pk, "input_tokens": 1000, "output_tokens": 200,
                                                    "tool_calls": 2, "tool_result_tokens": 500, "runs_per_day": 100})
     assert resp.status_code == 302
-    est = AgentEstimate.objects.get(agent=agent)
+    est = AgentEstimate.objects.get(agent_id=agent.pk)
     from budgets.selectors import estimate_figures
 
     # calls: 3; input 1000 + 1700 + 2400 = 5100 at $3, output 600 at $15 -> (15300 + 9000) / 1e6
-    assert estimate_figures(est)["per_run"] == Decimal("0.0243")
-    assert estimate_figures(est)["per_month"] == Decimal("72.9")
+    assert estimate_figures(est, agent_model=agent.model)["per_run"] == Decimal("0.0243")
+    assert estimate_figures(est, agent_model=agent.model)["per_month"] == Decimal("72.9")
     page = client_for(members[Role.FINANCE]).get("/t/acme/spend/estimates/")
     assert page.status_code == 200 and b"$0.02" in page.content and b"$72.90" in page.content
 

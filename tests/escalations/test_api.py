@@ -125,3 +125,12 @@ def test_escalations_are_shown_redacted_and_decided_by_the_exact_hash(agent, esc
     resp = _post(client, f"/api/v1/escalations/{esc.pk}/decide",
                  {"decision": "reject", "comment": f"not to {canary_mail}"})
     assert resp.status_code == 200 and resp.json()["comment"] == "not to [REDACTED]"
+
+
+def test_the_documented_enums_are_the_services_own():
+    from typing import get_args
+
+    from escalations import api, selectors, services
+
+    assert set(get_args(api.Decision)) == set(services.ALL_DECISIONS)
+    assert set(get_args(api.Kind)) == set(selectors.KINDS)

@@ -35,6 +35,8 @@ def test_submit_creates_a_queued_run_and_enqueues_a_job(client, key, plain_agent
     body = resp.json()
     assert body["status"] == "queued" and body["agent"] == "helper"
     run = Run.objects.get(pk=body["id"])
+    assert resp["Location"] == f"/api/v1/runs/{run.pk}" and resp["Content-Type"] == "application/json"
+    assert body["created_at"] == run.created_at.isoformat() and body["cost_usd"] == "0.00"
     assert run.api_key is not None and run.submitter_role == "operator"
     queue = django_rq.get_queue("runs")
     assert any(job.args == (run.pk,) for job in queue.jobs)

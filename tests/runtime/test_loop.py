@@ -25,7 +25,7 @@ def _drive(run: Run) -> Run:
 def _spend_count(run: Run) -> int:
     from budgets.models import SpendEntry
 
-    return SpendEntry.objects.filter(run=run).count()
+    return SpendEntry.objects.filter(run_id=run.pk).count()
 
 
 def _results(run: Run) -> list[dict]:

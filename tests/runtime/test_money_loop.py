@@ -25,7 +25,7 @@ def test_a_reply_whose_step_is_lost_is_still_charged(agent, monkeypatch):
 
     monkeypatch.setattr(lease, "fence_relaxed", fence)
     assert drive_run(run.pk, worker_id="w1") == "lease_lost"
-    res = Reservation.objects.get(run=run)
+    res = Reservation.objects.get(run_id=run.pk)
     assert res.status == "settled"
     entry = SpendEntry.objects.get(reservation_id=res.pk)
     assert entry.response_id and not entry.unknown_outcome and 0 < entry.cost <= res.amount

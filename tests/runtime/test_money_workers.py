@@ -100,7 +100,7 @@ def test_a_crash_mid_tool_on_a_non_idempotent_tool_waits_for_a_human_and_never_r
     assert len(crash_tools.calls(run.pk)) == 1  # no duplicate side effect
     call = ToolCall.objects.get(run=run)
     assert (call.status, call.result) == (ToolCallStatus.SUCCEEDED, '{"status": "posted"}')
-    assert not Reservation.objects.filter(run=run, status="open").exists()
+    assert not Reservation.objects.filter(run_id=run.pk, status="open").exists()
     assert_log_consistent(run)
 
 
@@ -154,14 +154,14 @@ def test_a_fallback_call_under_a_tight_task_cap_never_passes_the_cap(tenant, tie
         enqueue_run_now(roomy_run)
         wait_for(lambda: _terminal(tight_run) and _terminal(roomy_run), timeout=60, message="both runs")
     for run, cap in ((tight_run, Decimal("0.01")), (roomy_run, Decimal("0.05"))):
-        spent = SpendEntry.objects.filter(run=run).aggregate(s=Sum("cost"))["s"] or Decimal(0)
+        spent = SpendEntry.objects.filter(run_id=run.pk).aggregate(s=Sum("cost"))["s"] or Decimal(0)
         assert spent <= cap, (run.agent.name, spent, cap)
         assert run.cost == spent
-        assert not Reservation.objects.filter(run=run, status="open").exists()
+        assert not Reservation.objects.filter(run_id=run.pk, status="open").exists()
     # The tight cap cannot hold an Opus call: refused before any token is spent.
     assert (tight_run.status, tight_run.outcome) == (RunStatus.CAPPED, "task")
     # The roomy one fell back and was charged Opus prices, within its reservation and cap.
     assert roomy_run.status == RunStatus.SUCCEEDED, (roomy_run.outcome, roomy_run.error_message)
-    entry = SpendEntry.objects.get(run=roomy_run)
+    entry = SpendEntry.objects.get(run_id=roomy_run.pk)
     assert entry.model.startswith("claude-opus-4-5") and entry.output_tokens == 300
-    assert entry.cost <= Reservation.objects.get(run=roomy_run).amount
+    assert entry.cost <= Reservation.objects.get(run_id=roomy_run.pk).amount

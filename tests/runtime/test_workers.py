@@ -93,7 +93,7 @@ def test_the_same_run_enqueued_twice_on_two_workers_executes_once(agent, slow_sc
     assert Refund.objects.filter(run_id=run.pk).count() == 1
     from budgets.models import SpendEntry
 
-    assert SpendEntry.objects.filter(run=run).count() == 4
+    assert SpendEntry.objects.filter(run_id=run.pk).count() == 4
     assert_log_consistent(run)
 
 
