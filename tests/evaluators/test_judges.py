@@ -62,13 +62,13 @@ def test_an_ambiguous_tool_result_is_judged_by_a_job_and_flagged(agent, ambiguou
     assert turn.scores["injection"] == 0.4 and "injection_judge" not in turn.scores
     jobs = _judge_jobs()
     assert [j.args for j in jobs] == [(run.pk, 2, "injection_judge")]
-    spent = SpendEntry.objects.filter(run=run).count()
+    spent = SpendEntry.objects.filter(run_id=run.pk).count()
     assert _perform(jobs[0]) == "flagged"
     turn.refresh_from_db()
     run.refresh_from_db()
     assert turn.flags == ["injection"] and turn.scores["injection_judge"] == 0.9
     assert run.flags == ["injection"]
-    assert SpendEntry.objects.filter(run=run).count() == spent + 1  # the judge is priced like any call
+    assert SpendEntry.objects.filter(run_id=run.pk).count() == spent + 1  # the judge is priced like any call
 
 
 def test_a_judge_that_scores_low_leaves_the_turn_clear(agent, ambiguous_article, settings, django_capture_on_commit_callbacks):
