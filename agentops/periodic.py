@@ -42,6 +42,7 @@ from budgets.jobs import budget_alerts, budgets_tick
 from budgets.services import reconcile_reservations
 from escalations.jobs import escalations_sweep_job
 from evals.services import sweep as evals_sweep
+from runs.flag_stats import flag_drift_check
 from runs.services import reconcile_runs
 from tenants.models import WebhookDelivery
 
@@ -74,6 +75,8 @@ def periodic_jobs() -> list[PeriodicJob]:
                     "month-end projection and estimate-drift alerts"),
         PeriodicJob("evals_sweep", evals_sweep, every,
                     "score eval cases whose run ended unseen, dispatch waiting cases, start scheduled (drift) eval runs"),
+        PeriodicJob("flag_drift", flag_drift_check, settings.PERIODIC_FLAG_DRIFT_SECONDS,
+                    "alert when an online evaluator flag's rate per agent doubles week over week"),
         PeriodicJob("retention", retention_sweep, settings.PERIODIC_RETENTION_SECONDS,
                     "delete old finished webhook deliveries; clean RQ's job registries"),
     ]

@@ -130,6 +130,9 @@ RQ_EAGER_FALLBACK = env.bool("RQ_EAGER_FALLBACK", default=True)
 # Periodic work (agentops/periodic.py lists every job; `manage.py scheduler` runs them), in seconds.
 PERIODIC_RECONCILE_SECONDS = env.float("PERIODIC_RECONCILE_SECONDS", default=15)
 PERIODIC_BUDGET_ALERTS_SECONDS = env.float("PERIODIC_BUDGET_ALERTS_SECONDS", default=60)
+# Judge evaluators (model calls, off the hot path) enabled for every run, e.g. "injection_judge".
+AGENTOPS_ONLINE_JUDGES = env.list("AGENTOPS_ONLINE_JUDGES", default=[])
+PERIODIC_FLAG_DRIFT_SECONDS = env.float("PERIODIC_FLAG_DRIFT_SECONDS", default=3600)
 PERIODIC_RETENTION_SECONDS = env.float("PERIODIC_RETENTION_SECONDS", default=3600)
 # A queued run with no job is re-enqueued after this long (its own enqueue may still be in flight).
 RECONCILE_QUEUED_GRACE_SECONDS = env.int("RECONCILE_QUEUED_GRACE_SECONDS", default=30)

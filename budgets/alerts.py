@@ -36,6 +36,9 @@ def alert_threshold(*, tenant_id: int, scope: str, subject_id: int, window: date
         )
 
 
+ALERT_EVENTS: dict[str, str] = {AlertKind.PROJECTION: "budget.projection", AlertKind.DRIFT: "budget.drift", AlertKind.FLAG_RATE: "evals.flag_rate"}
+
+
 def alert_raise(
     *, tenant_id: int, kind: str, scope: str, subject_id: int, window_start: date, message: str,
     value: Decimal | None = None, cap: Decimal | None = None,
@@ -54,7 +57,7 @@ def alert_raise(
             )
             tenant = Tenant.objects.get(pk=tenant_id)
             webhook_send(
-                tenant=tenant, event=f"budget.{'projection' if kind == AlertKind.PROJECTION else 'drift' if kind == AlertKind.DRIFT else 'threshold'}",
+                tenant=tenant, event=ALERT_EVENTS.get(kind, "budget.threshold"),
                 payload={
                     "text": f"[{tenant.name}] {message}", "tenant": tenant.slug, "kind": kind, "scope": scope,
                     "subject_id": subject_id, "window_start": window_start.isoformat(),

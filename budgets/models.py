@@ -296,6 +296,8 @@ class AlertKind(models.TextChoices):
     PCT100 = "100", "100% of cap"
     PROJECTION = "projection", "Month-end projection above cap"
     DRIFT = "drift", "Cost per run drifts from estimate"
+    # Online evaluators: a flag's rate for an agent doubled week over week (scope = the flag).
+    FLAG_RATE = "flag_rate", "Evaluator flag rate doubled"
 
 
 class CapAlert(TenantOwned):

@@ -29,10 +29,13 @@ class Escalation(TenantOwned):
     KIND_TOOL = "tool_call"
     KIND_HANDOFF = "handoff"
     KIND_OUTCOME_UNKNOWN = "outcome_unknown"
+    # A finished run an online evaluator flagged, under a "review" policy: a human reads it.
+    KIND_REVIEW = "review"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="escalations")
     kind = models.CharField(max_length=20, choices=[(KIND_TOOL, "Gated tool call"), (KIND_HANDOFF, "Agent hand-off"),
-                                                    (KIND_OUTCOME_UNKNOWN, "Tool call with unknown outcome")])
+                                                    (KIND_OUTCOME_UNKNOWN, "Tool call with unknown outcome"),
+                                                    (KIND_REVIEW, "Run flagged for review")])
     tool_use_id = models.CharField(max_length=100)
     tool_name = models.CharField(max_length=200)
     arguments = models.JSONField(default=dict)

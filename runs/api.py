@@ -21,6 +21,7 @@ from ninja import Header, Query, Router
 from ninja.responses import Status
 from pydantic import Field, StringConstraints
 
+from agentops.harness.evaluators import all_flags
 from agentops.redact import redact_obj
 from runs import selectors, services
 from runs.models import TERMINAL_STATUSES, Agent, RunStatus
@@ -80,6 +81,7 @@ class Run(ResponseBody):
     started_at: datetime | None
     finished_at: datetime | None
     metadata: dict[str, Any]
+    flags: list[str] = Field(description="Online evaluator flags any turn of the run raised.")
 
 
 class RunPage(ResponseBody):
@@ -95,6 +97,8 @@ class Message(ResponseBody):
     stop_reason: str | None
     usage: dict[str, Any] | None
     created_at: datetime
+    flags: list[str] = Field(description="Online evaluator flags of this turn.")
+    scores: dict[str, float] = Field(description="Online evaluator scores of this turn (0..1), those above 0.")
 
 
 class MessagePage(ResponseBody):
@@ -114,6 +118,7 @@ def runs_list(
     request: HttpRequest,
     status: str | None = Query(None, description=f"One status or several, comma-separated: {', '.join(RunStatus.values)}."),
     agent: str | None = Query(None, min_length=1, max_length=100, description="The agent's name."),
+    flag: str | None = Query(None, max_length=40, description=f"Only runs carrying this online evaluator flag: {', '.join(all_flags())}."),
     created_after: QueryDateTime | None = Query(None, description="Inclusive; ISO 8601, UTC when no offset."),
     created_before: QueryDateTime | None = Query(None, description="Exclusive; ISO 8601, UTC when no offset."),
     limit: QueryInt = Query(50, ge=1, le=LIST_MAX_LIMIT),
@@ -125,7 +130,9 @@ def runs_list(
         statuses = tuple(status.split(","))
         if not set(statuses) <= set(RunStatus.values):
             raise ApiError(400, "invalid_request", f"status must be among {', '.join(RunStatus.values)}.")
-    filters = selectors.RunFilters(statuses=statuses, agent=agent, created_after=created_after, created_before=created_before)
+    if flag is not None and flag not in all_flags():
+        raise ApiError(400, "invalid_request", f"flag must be one of {', '.join(all_flags())}.")
+    filters = selectors.RunFilters(statuses=statuses, agent=agent, flag=flag, created_after=created_after, created_before=created_before)
     try:
         rows, next_cursor = selectors.runs_page(tenant=api_key(request).tenant, filters=filters, limit=limit, cursor=cursor)
     except selectors.CursorError as exc:

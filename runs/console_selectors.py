@@ -15,6 +15,7 @@ from typing import Any, cast
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from agentops.harness import hooks
 from agentops.redact import redact, redact_obj
 from runs.models import Agent, Message, Run, RunStatus, Span, ToolCall, ToolGrant
 from tenants.models import Tenant
@@ -22,20 +23,22 @@ from tenants.models import Tenant
 # A tool_result longer than this is cut in the log view; the durable log keeps all of it.
 RESULT_DISPLAY_CHARS = 4000
 TEXT_DISPLAY_CHARS = 20_000
+# Escalations that held a call (a review of a finished run held nothing).
+GATED_KINDS = (hooks.KIND_TOOL, hooks.KIND_HANDOFF, hooks.KIND_OUTCOME_UNKNOWN)
 
 
 # -- the run list ----------------------------------------------------------------------------
 
 
-def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "") -> QuerySet[Run]:
+def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "",
+                  flag: str = "") -> QuerySet[Run]:
     """The tenant's runs, newest first, filtered, with everything a list row shows in one query."""
-    injection = Message.objects.filter(run=OuterRef("pk"), flags__has_item="injection")
     # Through the reverse relation: runs sits below escalations and does not import it.
-    gated = Run.objects.filter(pk=OuterRef("pk"), escalations__isnull=False)
+    gated = Run.objects.filter(pk=OuterRef("pk"), escalations__kind__in=GATED_KINDS)
     qs = (
         Run.objects.for_tenant(tenant)
         .select_related("agent", "submitted_by", "api_key")
-        .annotate(flag_injection=Exists(injection), flag_gated=Exists(gated))
+        .annotate(flag_gated=Exists(gated))
         .defer("input", "result", "error_message", "metadata")
         .order_by("-created_at", "-id")
     )
@@ -45,6 +48,8 @@ def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = No
         qs = qs.filter(agent_id=agent_id)
     if outcome:
         qs = qs.filter(outcome=outcome)
+    if flag:
+        qs = qs.filter(flags__has_item=flag)
     if q:
         text = Q(input__icontains=q)
         ident = q.lstrip("#")
@@ -313,8 +318,10 @@ def run_page(run: Run) -> RunPage:
     message_flags = {m.response_id: list(m.flags or []) for m in messages if m.response_id}
     call_flags = {c.tool_use_id: list(c.flags or []) for c in calls}
     flags = sorted({f for m in messages for f in (m.flags or []) if isinstance(f, str)} | {f for c in calls for f in (c.flags or []) if isinstance(f, str)})
-    if escalations:
+    if any(e.kind != hooks.KIND_REVIEW for e in escalations):
         flags.append("gated")
+    if any(e.kind == hooks.KIND_REVIEW for e in escalations):
+        flags.append("in_review")
     if run.reschedules:
         flags.append("rescheduled")
     return RunPage(

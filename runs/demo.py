@@ -66,8 +66,9 @@ def setup_tenant(tenant: Any, actor: Any) -> dict[str, Agent]:
         tenant.gate_irreversible_tools = False
         tenant.save(update_fields=["gate_irreversible_tools"])
     specs: dict[str, dict[str, Any]] = {
+        # A run whose answer claims an action that did not happen goes to an operator's review.
         "support": {"system_prompt": SUPPORT_PROMPT, "tools": SUPPORT_TOOLS, "model": "claude-sonnet-4-6",
-                    "fallback_model": "claude-haiku-4-5",
+                    "fallback_model": "claude-haiku-4-5", "flag_policy": {"unsupported_claim": "review"},
                     "routing": {"simple": "claude-haiku-4-5", "complex": "claude-sonnet-4-6", "complex_min_chars": 40}},
         "research": {"system_prompt": RESEARCH_PROMPT, "tools": RESEARCH_TOOLS, "model": "claude-haiku-4-5"},
         "triage": {"system_prompt": SUPPORT_PROMPT, "tools": SUPPORT_TOOLS, "model": "claude-haiku-4-5", "iteration_cap": 8},

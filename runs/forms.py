@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 
 from agentops import jsoninput
+from agentops.harness.evaluators import all_flags
+from agentops.harness.evaluators import policy as flag_policy
 from agentops.tools.registry import all_tools, allow_problems
 from budgets.models import ModelPrice, cap_problems
 from runs.models import Agent, RunStatus, agent_prompt_model
@@ -89,10 +91,14 @@ def scenario_choices() -> list[tuple[str, str]]:
 # -- runs ------------------------------------------------------------------------------------
 
 
+RUN_FLAGS = all_flags()
+
+
 class RunFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
     agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     outcome = forms.CharField(required=False, max_length=64)
+    flag = forms.ChoiceField(required=False, choices=[("", "Any flag"), *((f, f) for f in RUN_FLAGS)])
     q = forms.CharField(required=False, max_length=200, label="Search",
                         widget=forms.TextInput(attrs={"placeholder": "Run id or input text", "type": "search"}))
 
@@ -179,6 +185,16 @@ class AgentForm(forms.Form):
             kwargs["initial"] = defaults
         super().__init__(*args, **kwargs)
         self.tenant, self.agent = tenant, agent
+        # One choice per online evaluator flag: what it does for this agent (blank: the default).
+        current = (agent.flag_policy or {}) if agent is not None else {}
+        self.policy_fields = []
+        for flag in all_flags():
+            name = f"policy_{flag}"
+            self.fields[name] = forms.ChoiceField(
+                required=False, label=flag, initial=current.get(flag, ""),
+                choices=[("", f"default ({flag_policy.action(None, flag)})"), *((a, a) for a in flag_policy.ACTIONS)],
+            )
+            self.policy_fields.append(self[name])
         specs = all_tools()
         self.tool_specs = specs
         _choice(self, "tools").choices = [(name, name) for name in sorted(specs)]
@@ -230,9 +246,10 @@ class AgentForm(forms.Form):
 
     def as_data(self) -> dict[str, Any]:
         """The cleaned values keyed as ``services.agent_save`` expects them."""
-        data = dict(self.cleaned_data)
+        data = {k: v for k, v in self.cleaned_data.items() if not k.startswith("policy_")}
         data["tools"] = list(data.get("tools") or [])
         data["prompt_label"] = data.get("prompt_label") or "production"
+        data["flag_policy"] = {f: self.cleaned_data[f"policy_{f}"] for f in all_flags() if self.cleaned_data.get(f"policy_{f}")}
         return data
 
 

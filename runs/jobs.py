@@ -9,6 +9,7 @@ from django.db import close_old_connections
 
 from agentops.harness.loop import drive_run, worker_identity
 from agentops.jobs import DB_UNAVAILABLE, drop_db_connections, retry_after_db_outage
+from runs import judging
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +37,9 @@ def run_job(run_id: int, resume_as: str = "", db_attempt: int = 0) -> str:
             close_old_connections()
         except DB_UNAVAILABLE:
             drop_db_connections()
+
+
+def judge_job(run_id: int, seq: int, evaluator: str) -> str:
+    """A judge evaluator on one persisted turn (a priced model call); its flag lands on the turn and the run."""
+    close_old_connections()
+    return judging.judge_turn(run_id=run_id, seq=seq, name=evaluator)

@@ -16,6 +16,8 @@ from django.db import models
 from django.utils import timezone
 
 from agentops.harness import prompting
+from agentops.harness.evaluators import all_flags
+from agentops.harness.evaluators import policy as flag_policy
 from agentops.harness.prompting import ResolvedPrompt
 
 # The statuses belong to the harness's store interface; re-exported here, where the rest of the code looks.
@@ -49,6 +51,9 @@ class Agent(TenantOwned):
     wall_clock_limit_s = models.PositiveIntegerField(default=900, validators=[MinValueValidator(5), MaxValueValidator(86_400)])
     task_cost_cap = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
     runs_disabled = models.BooleanField(default=False, help_text="Kill switch: refuse new runs, pause running ones.")
+    # What each online evaluator flag does for this agent: {"flag": "record" | "hold" | "fail" | "review"}
+    # (agentops.harness.evaluators.policy; a flag not named takes the default there).
+    flag_policy = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +78,10 @@ class Agent(TenantOwned):
                 bad = [m for m in models_ if m and not any(model_matches(m, a) for a in allowed)]
                 if bad:
                     problems[field] = f"Not allowed on the {tier.name} tier: {', '.join(bad)}"
+        try:
+            self.flag_policy = flag_policy.clean(self.flag_policy, known=all_flags())
+        except ValueError as exc:
+            problems["flag_policy"] = str(exc)
         if problems:
             raise ValidationError(problems)
 
@@ -126,6 +135,9 @@ class Run(TenantOwned):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     trace_id = models.CharField(max_length=32, blank=True)
+    # Every online evaluator flag any turn of the run raised (the union of its messages' flags),
+    # kept on the run so the list filters and counts by flag without reading the log.
+    flags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -166,6 +178,8 @@ class Message(TenantOwned):
     usage = models.JSONField(null=True, blank=True)
     # Online evaluator flags for this turn, e.g. ["injection"] on a tool_result turn.
     flags = models.JSONField(default=list, blank=True)
+    # Each online evaluator's score for this turn (0..1; only the evaluators that scored above 0).
+    scores = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

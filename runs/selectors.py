@@ -54,6 +54,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "metadata": redact_obj(run.metadata),
+        "flags": list(run.flags or []),
     }
 
 
@@ -71,6 +72,7 @@ class CursorError(ValueError):
 class RunFilters:
     statuses: tuple[str, ...] = ()
     agent: str | None = None
+    flag: str | None = None
     created_after: datetime | None = None  # inclusive
     created_before: datetime | None = None  # exclusive
 
@@ -103,6 +105,8 @@ def runs_page(*, tenant: Tenant, filters: RunFilters, limit: int, cursor: str | 
         qs = qs.filter(status__in=filters.statuses)
     if filters.agent is not None:
         qs = qs.filter(agent__name=filters.agent)
+    if filters.flag is not None:
+        qs = qs.filter(flags__has_item=filters.flag)
     if filters.created_after is not None:
         qs = qs.filter(created_at__gte=filters.created_after)
     if filters.created_before is not None:
@@ -134,4 +138,6 @@ def message_as_dict(message: Message) -> dict[str, Any]:
         "stop_reason": message.stop_reason or None,
         "usage": message.usage,
         "created_at": message.created_at.isoformat(),
+        "flags": list(message.flags or []),
+        "scores": dict(message.scores or {}),
     }

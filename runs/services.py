@@ -23,7 +23,7 @@ from agentops.harness.prompting import ResolvedPrompt
 from agentops.jobs import enqueue, enqueue_in, redis_available
 from agentops.tools.registry import all_tools, get_tool
 from budgets.services import effective_policy, reconcile_reservations
-from runs.jobs import run_job
+from runs.jobs import judge_job, run_job
 from runs.models import (
     Agent,
     Message,
@@ -245,7 +245,8 @@ def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent |
 
 
 AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "tools",
-                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "prompt_id", "prompt_label"]
+                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "prompt_id", "prompt_label",
+                "flag_policy"]
 
 
 @transaction.atomic
@@ -366,3 +367,6 @@ class RunQueue:
 
     def close_dangling(self, *, run: Run, error_type: str, message: str) -> None:
         log_close_dangling(run=run, error_type=error_type, message=message)
+
+    def enqueue_judge(self, *, run: Run, seq: int, evaluator: str) -> None:
+        enqueue(judge_job, run.pk, seq, evaluator, queue="default", timeout=settings.RUN_JOB_TIMEOUT)

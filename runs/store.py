@@ -6,6 +6,7 @@ costs the same round trips (tests/runtime/test_step_statements.py). Registered i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -51,7 +52,7 @@ class RunStore:
         return renewed == 1
 
     def fence_relaxed(self, run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
-                      prompt_version_id: int | None = None) -> bool:
+                      prompt_version_id: int | None = None, flags: list[str] | None = None) -> bool:
         # On PostgreSQL the fence and ``SET LOCAL synchronous_commit = off`` travel as one simple
         # query; elsewhere it is the plain fence.
         if connection.vendor != "postgresql":
@@ -60,6 +61,8 @@ class RunStore:
                 fields["iterations"] = F("iterations") + iterations_inc
             if model_used is not None:
                 fields.update(model_used=model_used, prompt_version_id=prompt_version_id)
+            if flags is not None:
+                fields["flags"] = flags
             return self.fence(run_id, worker_id, **fields)
         sets = ["lease_expires_at = statement_timestamp() + make_interval(secs => %s)", "heartbeat_at = statement_timestamp()",
                 "iterations = iterations + %s"]
@@ -67,6 +70,9 @@ class RunStore:
         if model_used is not None:
             sets += ["model_used = %s", "prompt_version_id = %s"]
             params += [model_used, prompt_version_id]
+        if flags is not None:
+            sets.append("flags = %s::jsonb")
+            params.append(json.dumps(flags))
         sql = f"UPDATE runs_run SET {', '.join(sets)} WHERE id = %s AND lease_owner = %s; SET LOCAL synchronous_commit = off"  # noqa: S608 - fixed column names
         with connection.cursor() as cur:
             cur.execute(sql, [*params, run_id, worker_id])
@@ -103,6 +109,9 @@ class RunStore:
 
     def set_trace_id(self, run_id: int, trace_id: str) -> None:
         Run.unscoped.filter(pk=run_id, trace_id="").update(trace_id=trace_id)
+
+    def set_flags(self, run_id: int, flags: list[str]) -> None:
+        Run.unscoped.filter(pk=run_id).update(flags=flags)
 
     # -- the log and the ledger --------------------------------------------------------
     def messages(self, run_id: int) -> list[Message]:

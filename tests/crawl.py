@@ -209,7 +209,7 @@ def data_problems(world: World) -> list[str]:
     from tenants.models import Tenant
 
     tenant = Tenant.objects.get(pk=world.tenant_id)
-    flagged = {r.pk for r in runs_for_list(tenant=tenant) if r.flag_injection}
+    flagged = {r.pk for r in runs_for_list(tenant=tenant) if "injection" in r.flags}
     expected_ids = set(Message.objects.filter(tenant=tenant, flags__has_item="injection").values_list("run_id", flat=True))
     problems = []
     if int(world.terminal_run) not in flagged:

@@ -229,6 +229,7 @@ API_VALID_QUERIES: dict[str, dict[str, list[str]]] = {
     "api_runs": {
         "status": ["queued", "queued,running,succeeded"],
         "agent": ["iso-agent", "no-such-agent"],
+        "flag": ["injection", "unsupported_claim"],
         "created_after": ["2020-01-01T00:00:00Z", "2020-01-01", "2020-01-01T00:00:00.5+02:00"],
         "created_before": ["2100-01-01T00:00:00Z", "2100-01-01T00:00:00"],
         "limit": ["1", "100"],
@@ -247,6 +248,7 @@ API_BAD_QUERIES: dict[str, dict[str, list[str]]] = {
     "api_runs": {
         "status": ["", "nope", "queued,", "QUEUED", "a\x00b"],
         "agent": ["", "x" * 101],
+        "flag": ["", "nope", "INJECTION", "injection,pii", "a\x00b"],
         "created_after": ["", "yesterday", "2026-13-01T00:00:00Z", "2026-01-01T25:00", "1e9", "x" * 5000, "a\x00b"],
         "created_before": ["", "2026-02-30", "\u0662\u0660\u0662\u0666-01-01"],
         "limit": [*_BAD_INT, "0", "101"],

@@ -7,10 +7,9 @@ executed, whatever it claims. The most specific grant wins (agent+role > agent >
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from django.conf import settings
 
 from agentops.harness import hooks
 from agentops.harness.store import GrantRecord, RunRecord
@@ -46,7 +45,7 @@ def offered_tools(run: RunRecord) -> dict[str, Offered]:
     return offered
 
 
-def gate_reason(run: RunRecord, offered: Offered, arguments: dict[str, Any], *, after_injection: bool) -> str | None:
+def gate_reason(run: RunRecord, offered: Offered, arguments: dict[str, Any], *, held_for: Sequence[str] = ()) -> str | None:
     """Why this call must wait for a human, or None to execute it now."""
     spec, grant = offered.spec, offered.grant
     if grant is not None and grant.requires_approval:
@@ -57,6 +56,8 @@ def gate_reason(run: RunRecord, offered: Offered, arguments: dict[str, Any], *, 
         reason = registry.threshold_reason(spec, arguments, grant.approval_over)
         if reason:
             return reason[0].upper() + reason[1:]
-    if after_injection and spec.side_effect in ("write", "irreversible") and settings.AGENTOPS_HOLD_ON_INJECTION:
-        return "Injected instructions were detected in the last tool result; side-effecting calls are held."
+    if held_for and spec.side_effect in ("write", "irreversible"):
+        if list(held_for) == ["injection"]:
+            return "Injected instructions were detected in the last tool result; side-effecting calls are held."
+        return f"Online evaluators flagged the last turn ({', '.join(held_for)}); this agent's policy holds side-effecting calls."
     return None

@@ -19,6 +19,7 @@ from agentops.harness.store import RunStore
 KIND_TOOL = "tool_call"
 KIND_HANDOFF = "handoff"
 KIND_OUTCOME_UNKNOWN = "outcome_unknown"
+KIND_REVIEW = "review"
 PENDING = "pending"
 APPROVED = "approved"
 
@@ -40,6 +41,8 @@ class RunQueue(Protocol):
     def enqueue_run(self, run: Any, *, delay_s: float = 0) -> None: ...
 
     def close_dangling(self, *, run: Any, error_type: str, message: str) -> None: ...
+
+    def enqueue_judge(self, *, run: Any, seq: int, evaluator: str) -> None: ...
 
 
 class EscalationStore(Protocol):

@@ -33,13 +33,13 @@ def fence(run_id: int, worker_id: str, **fields: object) -> None:
 
 
 def fence_relaxed(run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
-                  prompt_version_id: int | None = None) -> None:
+                  prompt_version_id: int | None = None, flags: list[str] | None = None) -> None:
     """:func:`fence` plus ``SET LOCAL synchronous_commit = off`` in the same round trip.
 
     For the checkpoint transactions of the hot path (see agentops.harness.durability).
     """
     if not hooks.run_store().fence_relaxed(run_id, worker_id, iterations_inc=iterations_inc, model_used=model_used,
-                                           prompt_version_id=prompt_version_id):
+                                           prompt_version_id=prompt_version_id, flags=flags):
         raise LeaseLost(run_id)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from agentops.harness import costs, evaluators, grants, hooks, lease, shutdown
+from agentops.harness import costs, evaluators, grants, hooks, lease, online, shutdown
 from agentops.harness.context import build_api_messages
 from agentops.harness.store import TERMINAL_STATUSES, EventRow, MessageRecord, RunRecord, RunStatus
 from agentops.harness.tool_turn import Stop, ToolTurn, Wait
@@ -91,6 +91,9 @@ class RunDriver(ToolTurn):
         self._log: list[MessageRecord] | None = None
         self.iterations = run.iterations
         self._offered: tuple[float, dict[str, grants.Offered]] | None = None
+        # Online evaluators: the run's flags so far, and the scores of the tool results being answered.
+        self.flags = online.RunFlags(run)
+        self._result_scores: dict[str, float] = {}
 
     # -- bookkeeping -----------------------------------------------------------------
     def event(self, type_: str, **data: Any) -> None:
@@ -118,8 +121,9 @@ class RunDriver(ToolTurn):
     def append_message(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
         try:
             with transaction.atomic(savepoint=False):
-                lease.fence_relaxed(self.run.pk, self.worker_id)
+                lease.fence_relaxed(self.run.pk, self.worker_id, flags=self.flags.new(fields.get("flags") or ()))
                 msg = self.store.add_message(self.run, seq=seq, role=role, content=content, **fields)
+                online.after_turn(self.run, msg)
                 self.flush()
         except IntegrityError:
             # Someone else wrote this step: the lease fence makes that "we were too slow".
@@ -138,6 +142,7 @@ class RunDriver(ToolTurn):
             self.event("status", status=stop.status, outcome=stop.outcome)
             self.flush()
             if stop.status in TERMINAL_STATUSES:
+                online.open_review(self.run, self.flags.all(), stop.outcome)
                 hooks.run_queue().close_dangling(run=self.run, error_type=f"run_{stop.status}", message=f"Not executed: the run stopped ({stop.outcome}).")
             if stop.status == RunStatus.CANCELLED:
                 hooks.escalation_store().cancel_pending(run=self.run, now=now)
@@ -218,10 +223,20 @@ class RunDriver(ToolTurn):
             self.append_message(0, "user", [{"type": "text", "text": self.run.input}])
             return None
         last = messages[-1]
+        failing = online.failing_flag(self.agent, last.flags)
+        if failing:
+            return self.finish(Stop(RunStatus.FAILED, failing, "EvaluatorFlag", f"An online evaluator flagged turn {last.seq} '{failing}' and this agent's policy fails the run."))
         if last.role == "assistant":
             tool_uses = [b for b in last.content if b.get("type") == "tool_use"]
             if not tool_uses:
                 text = "\n".join(b.get("text", "") for b in last.content if b.get("type") == "text").strip()
+                feedback = online.validate_final(self.agent.resolve_prompt(), text, messages, run=self.run)
+                if feedback is not None:
+                    if feedback.exhausted:
+                        return self.finish(Stop(RunStatus.FAILED, "validation", "OutputValidation", feedback.message, result=text))
+                    self.event("validation_failed", seq=last.seq, attempt=feedback.attempt, failures=feedback.failures)
+                    self.append_message(last.seq + 1, "user", [{"type": "text", "text": feedback.message}], flags=["validation_failed"])
+                    return None
                 return self.finish(Stop(RunStatus.SUCCEEDED, last.stop_reason or "end_turn", result=text))
             try:
                 stop = self.answer_tools(messages, last, tool_uses)
@@ -314,10 +329,11 @@ class RunDriver(ToolTurn):
                     "agentops.latency_ms": round(result.latency_ms, 2), "agentops.fell_back": result.fell_back,
                 })
             content = [block.to_dict() for block in message.content]
-            flags = evaluators.evaluate_assistant_turn(content)
+            evaluated = evaluators.evaluate_assistant_turn(content, log=[(m.role, m.content) for m in messages], tool_schemas=online.tool_schemas(offered))
+            flags, scores = evaluated.flags, online.nonzero(evaluated.scores)
             with transaction.atomic():
                 # The lease fence, the step's run update and the relaxed commit in one round trip.
-                lease.fence_relaxed(self.run.pk, self.worker_id, iterations_inc=1, model_used=result.model,
+                lease.fence_relaxed(self.run.pk, self.worker_id, iterations_inc=1, model_used=result.model, flags=self.flags.new(flags),
                                     prompt_version_id=prompt_version_id)
                 entry = costs.settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id)
                 span_cost = getattr(entry, "cost", None)
@@ -327,8 +343,9 @@ class RunDriver(ToolTurn):
                            cost=str(span_cost) if span_cost is not None else None, flags=flags)
                 turn = self.store.add_message(
                     self.run, seq=messages[-1].seq + 1, role="assistant", content=content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
-                    usage=usage, flags=flags,
+                    usage=usage, flags=flags, scores=scores,
                 )
+                online.after_turn(self.run, turn)
                 self.flush()
             settled = True
             self.iterations += 1

@@ -73,6 +73,8 @@ class AgentRecord(Protocol):
     def repetition_threshold(self) -> int: ...
     @property
     def wall_clock_limit_s(self) -> int: ...
+    @property
+    def flag_policy(self) -> Any: ...  # what each online evaluator flag does (harness.evaluators.policy)
 
     def resolve_prompt(self, run: Any = None) -> Any:
         """agentops.harness.prompting.ResolvedPrompt: the version ``run`` is pinned to (pinning it now
@@ -111,6 +113,8 @@ class RunRecord(Protocol):
     prompt_version_id: int | None
     prompt_version_number: int | None
     prompt_sha256: str
+    @property
+    def flags(self) -> Any: ...  # every online evaluator flag the run's turns raised
 
 
 class MessageRecord(Protocol):
@@ -126,6 +130,8 @@ class MessageRecord(Protocol):
     def stop_reason(self) -> str: ...
     @property
     def flags(self) -> Any: ...
+    @property
+    def scores(self) -> Any: ...  # online evaluator scores of the turn, {name: 0..1}
 
 
 class ToolCallRecord(Protocol):
@@ -198,8 +204,9 @@ class RunStore(Protocol):
         """Renew the lease (and set ``fields``); False when another worker owns the run."""
 
     def fence_relaxed(self, run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
-                      prompt_version_id: int | None = None) -> bool:
-        """:meth:`fence` and ``synchronous_commit = off`` for this transaction, in one round trip."""
+                      prompt_version_id: int | None = None, flags: list[str] | None = None) -> bool:
+        """:meth:`fence` and ``synchronous_commit = off`` for this transaction, in one round trip;
+        ``flags`` (not None) sets the run's online evaluator flags in the same statement."""
 
     def release(self, run_id: int, worker_id: str, *, unless_stop_requested: bool = False, count_reschedule: bool = False,
                 **fields: object) -> bool:
@@ -216,6 +223,9 @@ class RunStore(Protocol):
 
     def set_trace_id(self, run_id: int, trace_id: str) -> None:
         """Only when the run has none yet."""
+
+    def set_flags(self, run_id: int, flags: list[str]) -> None:
+        """The run's online evaluator flags (the union of its turns'), outside a step (the judge job)."""
 
     # -- the log and the ledger --------------------------------------------------------
     def messages(self, run_id: int) -> Sequence[MessageRecord]:

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agentops.harness import evaluators, fixtures, grants, hooks
+from agentops.harness import evaluators, fixtures, grants, hooks, online
 from agentops.harness.durability import relax_commit
 from agentops.harness.store import (
     AgentRecord,
@@ -76,7 +76,9 @@ class ToolTurn:
         for e in hooks.escalation_store().for_run(run_id=self.run.pk, tool_use_ids=ids):
             (unknown if e.kind == hooks.KIND_OUTCOME_UNKNOWN else escalations)[e.tool_use_id] = e
         offered = self.offered_tools()
-        after_injection = "injection" in (messages[-2].flags if len(messages) >= 2 else [])
+        # Flags whose policy is "hold": on the tool results just before, or on this very turn.
+        held_for = online.held_flags(self.agent, [*(messages[-2].flags if len(messages) >= 2 else []), *(last.flags or [])])
+        self._result_scores: dict[str, float] = {}
         results: list[dict[str, Any]] = []
         result_flags: list[str] = []
         breaker: Stop | None = None
@@ -130,7 +132,7 @@ class ToolTurn:
                 results.append(self.handoff(tool_use_id, name, args, escalation))
                 continue
             # A human's "retry" of an unknown outcome is the approval: it is not gated again.
-            reason = None if retry_decided or is_eval else grants.gate_reason(self.run, entry, args, after_injection=after_injection)
+            reason = None if retry_decided or is_eval else grants.gate_reason(self.run, entry, args, held_for=held_for)
             if reason:
                 decided = self.gate(tool_use_id, entry, args, reason, escalation)
                 if decided is not None:
@@ -141,7 +143,7 @@ class ToolTurn:
             result_flags.extend(flags)
         seq = last.seq + 1
         self.event("turn", role="user", seq=seq, tool_results=len(results), flags=sorted(set(result_flags)))
-        self.append_message(seq, "user", results, flags=sorted(set(result_flags)))
+        self.append_message(seq, "user", results, flags=sorted(set(result_flags)), scores=self._result_scores)
         return breaker
 
     def _record(self, tool_use_id: str, name: str, arguments: Any, *, durable: bool = False, **fields: Any) -> None:
@@ -175,7 +177,10 @@ class ToolTurn:
                 span["error.type"] = outcome.error_class or "tool_error"
             span["agentops.attempts"] = outcome.attempts
         content = registry.truncate_output(outcome.content, settings.TOOL_OUTPUT_LIMIT_CHARS)
-        flags = evaluators.injection_flags(content)
+        evaluated = evaluators.evaluate_tool_result(content, tool_names=tuple(self.offered_tools()))
+        flags = evaluated.flags
+        for flag_name, score in online.nonzero(evaluated.scores).items():
+            self._result_scores[flag_name] = max(score, self._result_scores.get(flag_name, 0.0))
         self._record(tool_use_id, spec.name, args, status=ToolCallStatus.ERROR if outcome.is_error else ToolCallStatus.SUCCEEDED,
                      result=content, is_error=outcome.is_error, error_class=outcome.error_class or "", attempts=outcome.attempts,
                      duration_ms=outcome.duration_ms, result_size=outcome.size, finished_at=timezone.now(), flags=flags)

@@ -10,6 +10,8 @@ from django import template
 from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 
+from agentops.harness.evaluators import DANGER_FLAGS
+
 register = template.Library()
 
 
@@ -106,3 +108,9 @@ def first_sentence(text: Any) -> str:
 
 
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)\.\s+(?=[A-Z])")
+
+
+@register.filter
+def flag_class(flag: Any) -> str:
+    """CSS class of an online evaluator flag: red when the run may have done or said something wrong."""
+    return "danger" if flag in DANGER_FLAGS else "warn"

@@ -3,6 +3,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
+from django.core.exceptions import ValidationError
+
 from runs.models import Agent, RunStatus
 from tenants.models import AuditEvent, Role
 from tests.runs_console.factories import AgentFactory, RunFactory, runs_url
@@ -117,3 +120,28 @@ def test_agent_ids_of_other_tenants_or_garbage_are_404(agent, other_tenant, admi
         assert admin.post(f"/t/acme/agents/{ident}/kill-switch/", {"enabled": "1"}).status_code == 404
     foreign.refresh_from_db()
     assert not foreign.runs_disabled
+
+
+def test_admin_sets_what_each_evaluator_flag_does(tenant, agent, admin):
+    resp = admin.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="support", policy_unsupported_claim="fail", policy_injection="review"))
+    assert resp.status_code == 302
+    agent.refresh_from_db()
+    assert agent.flag_policy == {"unsupported_claim": "fail", "injection": "review"}
+    assert AuditEvent.objects.get(tenant=tenant, action="agent.update").after["flag_policy"] == agent.flag_policy
+    page = admin.get(runs_url("agent_edit", agent_id=agent.pk)).content.decode()
+    assert 'id="flag-policy"' in page and '<option value="fail" selected>fail</option>' in page
+    assert "default (hold)" in page  # injection's default, shown for a flag left blank
+    # Back to the defaults: a blank choice is not stored.
+    admin.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="support"))
+    agent.refresh_from_db()
+    assert agent.flag_policy == {}
+
+
+def test_a_bad_flag_policy_is_a_400_and_never_saved(agent, admin):
+    resp = admin.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="support", policy_pii="explode"))
+    assert resp.status_code == 400 and b"explode" in resp.content
+    agent.refresh_from_db()
+    assert agent.flag_policy == {}
+    agent.flag_policy = {"no_such_flag": "fail"}
+    with pytest.raises(ValidationError, match="Unknown flag"):
+        agent.full_clean()

@@ -81,7 +81,7 @@ def test_it_paginates_by_fifty(agent, admin):
 
 
 def test_it_shows_flags_cost_and_submitter(agent, admin, admin_user):
-    run = RunFactory(agent=agent, submitted_by=admin_user, reschedules=2)
+    run = RunFactory(agent=agent, submitted_by=admin_user, reschedules=2, flags=["injection"])
     MessageFactory(run=run, seq=1, flags=["injection"])
     EscalationFactory(run=run)
     clean = RunFactory(agent=agent)
@@ -93,7 +93,7 @@ def test_it_shows_flags_cost_and_submitter(agent, admin, admin_user):
 
 def test_the_list_costs_a_fixed_number_of_queries(agent, admin, admin_user):
     for _ in range(5):
-        run = RunFactory(agent=agent, submitted_by=admin_user)
+        run = RunFactory(agent=agent, submitted_by=admin_user, flags=["injection", "unsupported_claim"])
         MessageFactory(run=run, seq=1, flags=["injection"])
     admin.get(runs_url("list"))
     with CaptureQueriesContext(connection) as few:

@@ -103,9 +103,20 @@ def test_it_filters_by_status_agent_and_created_range(get, tenant, agents):
     assert _all_pages(get, {"agent": "support", "limit": "1"}) == ([c.pk, a.pk], 2)
 
 
+def test_it_filters_by_online_evaluator_flag_and_shows_flags_and_scores(get, tenant, agents):
+    claim = _run(tenant, agents[0], at=T0, flags=["unsupported_claim"])
+    _run(tenant, agents[0], at=T0 + timedelta(seconds=1), flags=["injection"])
+    Message.objects.create(tenant=tenant, run=claim, seq=1, role="assistant", content=[{"type": "text", "text": "I've refunded it."}],
+                           flags=["unsupported_claim"], scores={"unsupported_claim": 1.0})
+    body = get("/api/v1/runs", {"flag": "unsupported_claim"}).json()
+    assert [(r["id"], r["flags"]) for r in body["data"]] == [(claim.pk, ["unsupported_claim"])]
+    msg = get(f"/api/v1/runs/{claim.pk}/messages").json()["data"][0]
+    assert msg["flags"] == ["unsupported_claim"] and msg["scores"] == {"unsupported_claim": 1.0}
+
+
 @pytest.mark.parametrize("params", [
     {"status": "done"}, {"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"created_after": "last week"},
-    {"created_before": "2026-02-30T00:00:00Z"}, {"cursor": "bm90LWEtY3Vyc29y"}, {"agent": "x" * 101},
+    {"created_before": "2026-02-30T00:00:00Z"}, {"cursor": "bm90LWEtY3Vyc29y"}, {"agent": "x" * 101}, {"flag": "no_such_flag"},
 ])
 def test_bad_filters_are_a_json_400(get, params):
     resp = get("/api/v1/runs", params)
