@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LOAD_BUDGET_MS = 1000
 SHOTS = SCREENSHOTS / "pages"
+README_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # axe-core (npm axe-core 4.10.2, MPL-2.0, vendored for the tests only; see tests/browser/vendor/).
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.10.2.min.js"
 REPORT = Path(__file__).resolve().parents[2] / "var" / "page-load.json"
@@ -85,6 +87,14 @@ def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, tr
         user.save()
     urls = console_pages(world)
     assert len(urls) >= 20, urls
+    # The README's Pages section shows these, as this test took them (docs/screenshots/).
+    readme_shots = {url: name for name, url in (
+        ("home", "/t/acme/"), ("runs", "/t/acme/runs/"), ("run", f"/t/acme/runs/{world.objects['run_id'][0]}/"),
+        ("escalations", "/t/acme/escalations/"), ("escalation", f"/t/acme/escalations/{world.objects['escalation_id'][0]}/"),
+        ("spend", "/t/acme/spend/"), ("grants", "/t/acme/grants/"), ("audit", "/t/acme/audit/"), ("staff", "/staff/"),
+    )}
+    assert set(readme_shots) <= set(urls), set(readme_shots) - set(urls)
+    README_SHOTS.mkdir(parents=True, exist_ok=True)
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
@@ -128,7 +138,10 @@ def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, tr
                     .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
                     .slice(0, 3).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
                 problems.append(f"{where}: {scroll} px wide in {client} px: {wide}")
-            page.screenshot(path=str(SHOTS / f"{width}-{re.sub(r'[^a-z0-9]+', '-', url).strip('-')}.png"), full_page=True)
+            shot = SHOTS / f"{width}-{re.sub(r'[^a-z0-9]+', '-', url).strip('-')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            if width == 1440 and url in readme_shots:
+                shutil.copyfile(shot, README_SHOTS / f"{readme_shots[url]}.png")
             if width == 1024:  # once per page: axe's rules do not depend on the width
                 page.evaluate(AXE.read_text())
                 found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
