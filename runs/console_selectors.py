@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
@@ -31,8 +31,10 @@ GATED_KINDS = (hooks.KIND_TOOL, hooks.KIND_HANDOFF, hooks.KIND_OUTCOME_UNKNOWN)
 
 
 def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "",
-                  flag: str = "") -> QuerySet[Run]:
-    """The tenant's runs, newest first, filtered, with everything a list row shows in one query."""
+                  flag: str = "", model: str = "", cost_min: Decimal | None = None, cost_max: Decimal | None = None,
+                  created_from: date | None = None, created_to: date | None = None) -> QuerySet[Run]:
+    """The tenant's runs, newest first, filtered, with everything a list row shows in one query.
+    Dates are days in the viewer's time zone (the active one)."""
     # Through the reverse relation: runs sits below escalations and does not import it.
     gated = Run.objects.filter(pk=OuterRef("pk"), escalations__kind__in=GATED_KINDS)
     qs = (
@@ -48,8 +50,20 @@ def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = No
         qs = qs.filter(agent_id=agent_id)
     if outcome:
         qs = qs.filter(outcome=outcome)
-    if flag:
+    if flag == "gated":
+        qs = qs.filter(flag_gated=True)
+    elif flag:
         qs = qs.filter(flags__has_item=flag)
+    if model:
+        qs = qs.filter(model_used=model)
+    if cost_min is not None:
+        qs = qs.filter(cost__gte=cost_min)
+    if cost_max is not None:
+        qs = qs.filter(cost__lte=cost_max)
+    if created_from:
+        qs = qs.filter(created_at__gte=timezone.make_aware(datetime.combine(created_from, time.min)))
+    if created_to:
+        qs = qs.filter(created_at__lt=timezone.make_aware(datetime.combine(created_to + timedelta(days=1), time.min)))
     if q:
         text = Q(input__icontains=q)
         ident = q.lstrip("#")

@@ -98,13 +98,28 @@ class RunFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
     agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     outcome = forms.CharField(required=False, max_length=64)
-    flag = forms.ChoiceField(required=False, choices=[("", "Any flag"), *((f, f) for f in RUN_FLAGS)])
+    flag = forms.ChoiceField(required=False, choices=[("", "Any flag"), *((f, f) for f in RUN_FLAGS), ("gated", "gated")])
     q = forms.CharField(required=False, max_length=200, label="Search",
                         widget=forms.TextInput(attrs={"placeholder": "Run id or input text", "type": "search"}))
+    model = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. claude-sonnet-4-5"}))
+    cost_min = forms.DecimalField(required=False, min_value=0, max_digits=20, decimal_places=10, label="Cost from $",
+                                  widget=forms.NumberInput(attrs={"step": "any", "min": "0"}))
+    cost_max = forms.DecimalField(required=False, min_value=0, max_digits=20, decimal_places=10, label="to $",
+                                  widget=forms.NumberInput(attrs={"step": "any", "min": "0"}))
+    created_from = forms.DateField(required=False, label="Created from", widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(required=False, label="to", widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args: Any, agents: list[Agent], **kwargs: Any):
         super().__init__(*args, **kwargs)
         _choice(self, "agent").choices = [("", "Any agent")] + [(str(a.pk), a.name) for a in agents]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("cost_min") is not None and data.get("cost_max") is not None and data["cost_min"] > data["cost_max"]:
+            raise ValidationError("The lowest cost is above the highest.")
+        if data.get("created_from") and data.get("created_to") and data["created_from"] > data["created_to"]:
+            raise ValidationError("The start date is after the end date.")
+        return data
 
 
 class RunStartForm(forms.Form):

@@ -60,8 +60,10 @@ def run_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     status = 200
     if form.is_bound:
         if form.is_valid():
-            filters = {"status": form.cleaned_data["status"], "agent_id": form.cleaned_data["agent"],
-                       "outcome": form.cleaned_data["outcome"], "q": form.cleaned_data["q"].strip(), "flag": form.cleaned_data["flag"]}
+            data = form.cleaned_data
+            filters = {"status": data["status"], "agent_id": data["agent"], "outcome": data["outcome"], "q": data["q"].strip(),
+                       "flag": data["flag"], "model": data["model"].strip(), "cost_min": data["cost_min"], "cost_max": data["cost_max"],
+                       "created_from": data["created_from"], "created_to": data["created_to"]}
         else:
             status = 400
     runs = cs.runs_for_list(tenant=ctx.tenant, **filters) if status == 200 else cs.runs_for_list(tenant=ctx.tenant).none()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LOAD_BUDGET_MS = 1000
 SHOTS = SCREENSHOTS / "pages"
+README_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# axe-core (npm axe-core 4.10.2, MPL-2.0, vendored for the tests only; see tests/browser/vendor/).
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.10.2.min.js"
 REPORT = Path(__file__).resolve().parents[2] / "var" / "page-load.json"
 # Fragments, downloads and streams are not pages.
 NOT_PAGES = ("/live/", "/run/", ".csv", "/events", "/stream")
@@ -83,6 +87,14 @@ def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, tr
         user.save()
     urls = console_pages(world)
     assert len(urls) >= 20, urls
+    # The README's Pages section shows these, as this test took them (docs/screenshots/).
+    readme_shots = {url: name for name, url in (
+        ("home", "/t/acme/"), ("runs", "/t/acme/runs/"), ("run", f"/t/acme/runs/{world.objects['run_id'][0]}/"),
+        ("escalations", "/t/acme/escalations/"), ("escalation", f"/t/acme/escalations/{world.objects['escalation_id'][0]}/"),
+        ("spend", "/t/acme/spend/"), ("grants", "/t/acme/grants/"), ("audit", "/t/acme/audit/"), ("staff", "/staff/"),
+    )}
+    assert set(readme_shots) <= set(urls), set(readme_shots) - set(urls)
+    README_SHOTS.mkdir(parents=True, exist_ok=True)
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
@@ -97,7 +109,8 @@ def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, tr
             context, page = sessions["staff" if url.startswith("/staff/") else "admin"]
             errors: list[str] = []
             on_console = lambda msg: errors.append(msg.text) if msg.type == "error" else None  # noqa: E731
-            on_failed = lambda req: errors.append(f"request failed: {req.url}")  # noqa: E731
+            # The previous page's htmx poll, cut off by this navigation, is not this page's failure.
+            on_failed = lambda req: None if (req.resource_type in ("xhr", "fetch") and "ERR_ABORTED" in (req.failure or "")) else errors.append(f"request failed: {req.url} ({req.failure})")  # noqa: E731, E501
             page.on("console", on_console)
             page.on("requestfailed", on_failed)
             response = page.goto(url, wait_until="load")
@@ -111,20 +124,31 @@ def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, tr
             load_ms = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
             loads.setdefault(url, {})[str(width)] = round(load_ms, 1)
             if load_ms > LOAD_BUDGET_MS:
-                # Two CPUs shared with other test runs: a slow load is measured once more (warm, as a
-                # returning visitor), and both figures are kept in the report.
-                page.reload(wait_until="load")
-                again = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
-                loads[url][f"{width}-again"] = round(again, 1)
-                if again > LOAD_BUDGET_MS:
-                    problems.append(f"{where}: loaded in {load_ms:.0f} ms, then {again:.0f} ms (load average {os.getloadavg()[0]:.1f})")
+                # Two CPUs shared with other test runs: a slow load is measured up to twice more
+                # (warm, as a returning visitor); every figure is kept in the report.
+                tries = [load_ms]
+                while len(tries) < 3 and min(tries) > LOAD_BUDGET_MS:
+                    page.reload(wait_until="load")
+                    tries.append(page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
+                loads[url][f"{width}-again"] = [round(t, 1) for t in tries[1:]]
+                if min(tries) > LOAD_BUDGET_MS:
+                    problems.append(f"{where}: loaded in {', '.join(f'{t:.0f}' for t in tries)} ms (load average {os.getloadavg()[0]:.1f})")
             scroll, client = page.evaluate("[document.scrollingElement.scrollWidth, document.scrollingElement.clientWidth]")
             if scroll > client:
                 wide = page.evaluate("""() => [...document.querySelectorAll('main *')]
                     .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
                     .slice(0, 3).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""")
                 problems.append(f"{where}: {scroll} px wide in {client} px: {wide}")
-            page.screenshot(path=str(SHOTS / f"{width}-{re.sub(r'[^a-z0-9]+', '-', url).strip('-')}.png"), full_page=True)
+            shot = SHOTS / f"{width}-{re.sub(r'[^a-z0-9]+', '-', url).strip('-')}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            if width == 1440 and url in readme_shots:
+                shutil.copyfile(shot, README_SHOTS / f"{readme_shots[url]}.png")
+            if width == 1024:  # once per page: axe's rules do not depend on the width
+                page.evaluate(AXE.read_text())
+                found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+                    .filter(v => v.impact === "serious" || v.impact === "critical")
+                    .map(v => v.id + " (" + v.impact + "): " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))""")
+                problems.extend(f"{where}: axe {v}" for v in found)
             text = page.inner_text("body")
             for leak in {m.group(0) for m in LEAKS.finditer(text)}:
                 line = next(line for line in text.splitlines() if leak in line)

@@ -103,3 +103,33 @@ def test_the_list_costs_a_fixed_number_of_queries(agent, admin, admin_user):
     with CaptureQueriesContext(connection) as many:
         admin.get(runs_url("list"))
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_runs_filter_by_flag_model_cost_and_date_and_the_filters_stay_in_the_url(tenant, members, client_for):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from tests.runs_console.factories import AgentFactory, MessageFactory, RunFactory
+
+    agent = AgentFactory(tenant=tenant)
+    cheap = RunFactory(agent=agent, model_used="claude-haiku-4-5", cost=Decimal("0.002"), created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    dear = RunFactory(agent=agent, model_used="claude-sonnet-4-5", cost=Decimal("1.50"), created_at=datetime(2026, 3, 5, 12, tzinfo=UTC))
+    MessageFactory(run=dear, flags=["injection"])
+    client = client_for(members["viewer"])
+
+    def shown(query: str) -> set[int]:
+        resp = client.get(f"/t/acme/runs/?{query}")
+        assert resp.status_code == 200, resp.content[:500]
+        return {r.pk for r in resp.context["runs"]}
+
+    assert shown("flag=injection") == {dear.pk}
+    assert shown("model=claude-haiku-4-5") == {cheap.pk}
+    assert shown("cost_min=0.01") == {dear.pk}
+    assert shown("cost_max=0.01") == {cheap.pk}
+    assert shown("created_from=2026-03-02&created_to=2026-03-31") == {dear.pk}
+    assert shown("created_to=2026-03-01") == {cheap.pk}
+    page = client.get("/t/acme/runs/?model=claude-haiku-4-5&cost_min=0.001").content.decode()
+    assert 'value="claude-haiku-4-5"' in page and 'value="0.001"' in page  # the filter state is the URL's
+    for bad in ("cost_min=2&cost_max=1", "created_from=2026-03-05&created_to=2026-03-01", "cost_min=-1", "created_from=yesterday",
+                "flag=nope"):
+        assert client.get(f"/t/acme/runs/?{bad}").status_code == 400
