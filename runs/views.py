@@ -10,12 +10,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import BadRequest, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from agentops.keyset import BadCursor, keyset_page
 from runs import console_selectors as cs
 from runs import selectors, services
 from runs.forms import AgentForm, GrantForm, RunFilterForm, RunStartForm, grant_form_initial, scenario_choices
@@ -65,10 +65,17 @@ def run_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         else:
             status = 400
     runs = cs.runs_for_list(tenant=ctx.tenant, **filters) if status == 200 else cs.runs_for_list(tenant=ctx.tenant).none()
-    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        page = keyset_page(runs, field="created_at", after=request.GET.get("after", ""), size=PAGE_SIZE)
+    except BadCursor as exc:
+        raise BadRequest(str(exc)) from exc
+    outcomes = cs.outcomes_for_tenant(ctx.tenant)
+    chosen = form.data.get("outcome", "") if form.is_bound else ""
+    if chosen and chosen not in outcomes and len(chosen) <= 64:
+        outcomes = sorted([*outcomes, chosen])
     return render(
         request, "runs/list.html",
-        {"form": form, "page": page, "runs": page.object_list, "outcomes": cs.outcomes_for_tenant(ctx.tenant),
+        {"form": form, "page": page, "runs": page.items, "outcomes": outcomes,
          "filtered": status == 400 or any(v not in (None, "") for v in filters.values()), "can_start": ctx.role in RUN_WRITERS},
         status=status,
     )

@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,6 +16,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from agentops.keyset import BadCursor, keyset_page
 from tenants import selectors, services
 from tenants.access import TenantContext, id_or_404, tenant_view
 from tenants.forms import (
@@ -265,7 +265,10 @@ def webhook_delete(request: HttpRequest, ctx: TenantContext, endpoint_id: str) -
 @tenant_view(read=(Role.ADMIN,), write=())
 def audit_log(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     action = request.GET.get("action", "")[:64]
-    page = Paginator(selectors.audit_for_tenant(ctx.tenant, action=action), 50).get_page(request.GET.get("page"))
+    try:
+        page = keyset_page(selectors.audit_for_tenant(ctx.tenant, action=action), field="at", after=request.GET.get("after", ""), size=50)
+    except BadCursor as exc:
+        raise BadRequest(str(exc)) from exc
     for event in page:
         event.changes = selectors.audit_changes(event)  # type: ignore[attr-defined]
     return render(
