@@ -113,8 +113,8 @@ def run_new(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return render(request, "runs/new.html", {"form": form, "agents": agents}, status=status)
 
 
-def _run_context(ctx: TenantContext, run: Run) -> dict[str, Any]:
-    page = cs.run_page(run)
+def _run_context(ctx: TenantContext, run: Run, after_seq: int | None = None) -> dict[str, Any]:
+    page = cs.run_page(run, after_seq=after_seq)
     return {
         "run": run, "page": page, "can_act": ctx.role in RUN_WRITERS,
         "can_pause": run.status in ("queued", "running") and not run.pause_requested,
@@ -127,10 +127,25 @@ def _run_context(ctx: TenantContext, run: Run) -> dict[str, Any]:
 def run_detail(request: HttpRequest, ctx: TenantContext, run_id: str, live: bool = False) -> HttpResponse:
     """The run page; ``live`` (or an htmx request) returns only the part that polls."""
     run = _run_or_404(ctx, run_id)
-    context = _run_context(ctx, run)
     if live or request.headers.get("HX-Request"):
-        return render(request, "runs/partials/run_live.html", context)
+        # The poll says the newest turn it has; it gets the turns after it to append, not the whole log.
+        after = request.GET.get("after_seq", "")
+        if after and not (after.isascii() and after.isdigit() and len(after) < 10):
+            raise BadRequest("after_seq must be a turn number.")
+        return render(request, "runs/partials/run_live.html", _run_context(ctx, run, after_seq=int(after) if after else None))
+    context = _run_context(ctx, run)
     return render(request, "runs/detail.html", context)
+
+
+@tenant_view(read=ALL_ROLES, write=())
+def run_log_earlier(request: HttpRequest, ctx: TenantContext, run_id: str) -> HttpResponse:
+    """The ``TURNS_SHOWN`` turns before ``?before=<seq>`` (htmx: replaces the "Earlier turns" button)."""
+    run = _run_or_404(ctx, run_id)
+    before = request.GET.get("before", "")
+    if before and not (before.isascii() and before.isdigit() and len(before) < 10):
+        raise BadRequest("before must be a turn number.")
+    entries, earlier = cs.earlier_log(run, before_seq=int(before) if before else 2**31)
+    return render(request, "runs/partials/log_entries.html", {"run": run, "entries": entries, "earlier_before": earlier})
 
 
 def _run_action(request: HttpRequest, ctx: TenantContext, run_id: str, action: str) -> HttpResponse:
