@@ -269,8 +269,8 @@ def audit_log(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         page = keyset_page(selectors.audit_for_tenant(ctx.tenant, action=action), field="at", after=request.GET.get("after", ""), size=50)
     except BadCursor as exc:
         raise BadRequest(str(exc)) from exc
-    for event in page:
-        event.changes = selectors.audit_changes(event)  # type: ignore[attr-defined]
+    for event in page.items:
+        event.changes = selectors.audit_changes(event)
     return render(
         request, "tenants/audit.html",
         {"ctx": ctx, "page": page, "action": action, "actions": selectors.audit_actions(ctx.tenant)},
