@@ -31,3 +31,9 @@ def test_export_bench_compares_copy_with_python_on_the_same_bytes():
     figures, text = _bench("export", "--opt", "rows=3000", "--opt", "repeat=1")
     assert figures["rows_exported"] == 3000 and figures["same_bytes"] is True
     assert figures["python_us_per_row"] > 0 and figures["copy_us_per_row"] > 0 and "load" in text
+
+
+def test_inbox_bench_checks_the_order_and_reports_the_baseline():
+    figures, text = _bench("inbox", "--opt", "pending=300", "--opt", "repeat=1")
+    assert figures["pending_in_tenant"] == 300 and figures["query_ms"] > 0 and figures["baseline_query_ms"] > 0
+    assert "join-then-sort" in text and "load" in text

@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
-BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.list_bench", "escalations.bench", "budgets.bench", "budgets.export_bench"]
+BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.list_bench", "escalations.bench", "escalations.inbox_bench", "budgets.bench", "budgets.export_bench"]
 
 
 @dataclass
