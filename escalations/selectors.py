@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from agentops.redact import redact, redact_obj
@@ -102,14 +102,13 @@ def history_choices(*, tenant: Tenant | int) -> dict[str, list[str]]:
 
 def escalation_counts(*, tenant: Tenant | int, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
-    pending = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING)
-    oldest = pending.order_by("requested_at").values_list("requested_at", flat=True).first()
-    return {
-        "pending": pending.count(),
-        "overdue": pending.filter(sla_due_at__lt=now).count(),
-        "high": pending.filter(urgency="high").count(),
-        "oldest_age": now - oldest if oldest else None,
-    }
+    # One pass over the pending rows for all four figures (not a COUNT each).
+    found = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING).aggregate(
+        pending=Count("id"), overdue=Count("id", filter=Q(sla_due_at__lt=now)), high=Count("id", filter=Q(urgency="high")),
+        oldest=Min("requested_at"),
+    )
+    oldest = found.pop("oldest")
+    return {**found, "oldest_age": now - oldest if oldest else None}
 
 
 # -- presentation helpers ------------------------------------------------------------------
