@@ -8,10 +8,8 @@ streams the ledger itself.
 from __future__ import annotations
 
 import calendar
-import csv
 import json
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -275,43 +273,3 @@ def estimates_for(*, tenant: Tenant) -> list[dict[str, Any]]:
         out.append({"agent": agent, "estimate": est, "figures": figures, "error": error, "actual_yesterday": yesterday,
                     "actual_30d": month, "drift_pct": drift, "drifting": drift is not None and abs(drift) > 20})
     return out
-
-
-# --- export ---------------------------------------------------------------------------------------
-
-EXPORT_COLUMNS = ["at", "day", "tenant", "run_id", "agent", "user", "prompt_version_id", "model", "input_tokens", "output_tokens",
-                  "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost_usd", "is_demo", "unknown_outcome"]
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell(value: Any) -> Any:
-    # Spreadsheet formula injection: user-chosen names must never start a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def ledger_csv_rows(*, tenant: Tenant, rng: DateRange) -> Iterator[str]:
-    """CSV lines of the tenant's ledger in the range, streamed in chunks (no full list in memory)."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    agents = {a.pk: a.name for a in subjects().agents(tenant_id=tenant.pk)}
-    users: dict[int, str] = {}
-    qs = (
-        SpendEntry.objects.for_tenant(tenant).filter(day__gte=rng.start, day__lte=rng.end).order_by("day", "id")
-        .values_list("at", "day", "run_id", "agent_id", "user_id", "prompt_version_id", "model", "input_tokens", "output_tokens",
-                     "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "cost", "is_demo", "unknown_outcome")
-    )
-    User = get_user_model()
-    for row in qs.iterator(chunk_size=5000):
-        at, day, run_id, agent_id, user_id, pv, model, i, o, w5, w1, r, cost, demo, unknown = row
-        if user_id and user_id not in users:
-            users[user_id] = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or str(user_id)
-        yield writer.writerow([
-            at.isoformat(), day.isoformat(), tenant.slug, run_id or "", _cell(agents.get(agent_id, "")), _cell(users.get(user_id, "")),
-            pv or "", _cell(model), i, o, w5, w1, r, f"{cost:f}", "1" if demo else "0", "1" if unknown else "0",
-        ])

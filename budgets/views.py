@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from budgets import selectors, services
+from budgets.export import ledger_csv
 from budgets.forms import EstimateForm, TenantCapsForm, UserCapForm
 from budgets.models import CAP_FIELDS, AgentEstimate, CapScope, TenantCaps, UserCap
 from budgets.pricing import UnknownModelPrice
@@ -57,7 +58,7 @@ def export(request: HttpRequest, ctx: TenantContext) -> HttpResponseBase:
     rng = _range_or_400(request)
     if isinstance(rng, HttpResponse):
         return rng
-    resp = StreamingHttpResponse(selectors.ledger_csv_rows(tenant=ctx.tenant, rng=rng), content_type="text/csv; charset=utf-8")
+    resp = StreamingHttpResponse(ledger_csv(tenant=ctx.tenant, rng=rng), content_type="text/csv; charset=utf-8")
     resp["Content-Disposition"] = f'attachment; filename="spend-{ctx.tenant.slug}-{rng.start}-{rng.end}.csv"'
     resp["X-Content-Type-Options"] = "nosniff"
     return resp

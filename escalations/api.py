@@ -98,11 +98,12 @@ def escalations_list(
 ) -> dict[str, Any]:
     """Escalations of one status (pending first by urgency and age)."""
     tenant = api_key(request).tenant
+    related = ("grant", "grant__agent", "decided_by", "decided_by_key")
     if status == EscalationStatus.PENDING:
-        qs = selectors.escalations_pending(tenant=tenant)
+        rows = selectors.pending_top(tenant=tenant, limit=limit, related=related)
     else:
         qs = selectors.escalations_history(tenant=tenant, filters=selectors.HistoryFilters(status=status))
-    rows = list(qs.select_related("grant", "grant__agent", "decided_by", "decided_by_key")[:limit])
+        rows = list(qs.select_related(*related)[:limit])
     return {"data": [selectors.escalation_as_dict(e) for e in rows], "count": len(rows)}
 
 

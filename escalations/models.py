@@ -61,7 +61,11 @@ class Escalation(TenantOwned):
     class Meta:
         db_table = "runs_escalation"
         ordering = ["-requested_at", "-id"]
-        indexes = [models.Index(fields=["tenant", "status", "-requested_at"])]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-requested_at"]),
+            # The inbox: pending, by urgency, oldest first — each urgency an index range (selectors.pending_top).
+            models.Index(fields=["tenant", "status", "urgency", "requested_at", "id"], name="runs_esc_pending_urgency"),
+        ]
         # A gated call that was approved and then cut off by a crash gets a second, outcome_unknown one.
         constraints = [models.UniqueConstraint(fields=["run", "tool_use_id", "kind"], name="one_escalation_per_tool_use_kind")]
 

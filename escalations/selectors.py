@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from agentops.redact import redact, redact_obj
@@ -17,9 +17,6 @@ from runs.models import Message, Run, ToolCall
 from tenants.access import parse_id
 from tenants.models import Tenant, WebhookDelivery
 
-URGENCY_RANK = Case(
-    When(urgency="high", then=Value(0)), When(urgency="normal", then=Value(1)), default=Value(2), output_field=IntegerField()
-)
 STATUSES = [s.value for s in EscalationStatus]
 KINDS = [Escalation.KIND_TOOL, Escalation.KIND_HANDOFF, Escalation.KIND_OUTCOME_UNKNOWN]
 
@@ -40,16 +37,19 @@ def escalation_get(*, tenant: Tenant | int, escalation_id: Any) -> Escalation:
     )
 
 
-def escalations_pending(*, tenant: Tenant | int) -> QuerySet[Escalation]:
-    """Pending, most urgent first, then oldest first (the one waiting longest)."""
-    qs: QuerySet[Escalation] = (
-        Escalation.objects.for_tenant(tenant)
-        .filter(status=EscalationStatus.PENDING)
-        .select_related("run", "run__agent")
-        .annotate(urgency_rank=URGENCY_RANK)
-        .order_by("urgency_rank", "requested_at", "id")
-    )
-    return qs
+def pending_top(*, tenant: Tenant | int, limit: int = 200, related: tuple[str, ...] = ("run", "run__agent")) -> list[Escalation]:
+    """Pending escalations, most urgent first, then oldest first (the one waiting longest): the first ``limit``.
+
+    One query per urgency (high, normal, the rest), each an index range on (tenant, status,
+    urgency, requested_at) cut at ``limit``: the join to run and agent touches only the rows shown.
+    """
+    base = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING).select_related(*related)
+    rows: list[Escalation] = []
+    for bucket in (base.filter(urgency="high"), base.filter(urgency="normal"), base.exclude(urgency__in=["high", "normal"])):
+        if len(rows) >= limit:
+            break
+        rows.extend(bucket.order_by("requested_at", "id")[: limit - len(rows)])
+    return rows
 
 
 @dataclass
@@ -102,14 +102,13 @@ def history_choices(*, tenant: Tenant | int) -> dict[str, list[str]]:
 
 def escalation_counts(*, tenant: Tenant | int, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
-    pending = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING)
-    oldest = pending.order_by("requested_at").values_list("requested_at", flat=True).first()
-    return {
-        "pending": pending.count(),
-        "overdue": pending.filter(sla_due_at__lt=now).count(),
-        "high": pending.filter(urgency="high").count(),
-        "oldest_age": now - oldest if oldest else None,
-    }
+    # One pass over the pending rows for all four figures (not a COUNT each).
+    found = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING).aggregate(
+        pending=Count("id"), overdue=Count("id", filter=Q(sla_due_at__lt=now)), high=Count("id", filter=Q(urgency="high")),
+        oldest=Min("requested_at"),
+    )
+    oldest = found.pop("oldest")
+    return {**found, "oldest_age": now - oldest if oldest else None}
 
 
 # -- presentation helpers ------------------------------------------------------------------

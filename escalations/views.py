@@ -48,7 +48,7 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 @tenant_view(read=OPERATORS, write=())
 def inbox(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    pending = selectors.decorate(list(selectors.escalations_pending(tenant=ctx.tenant)[:200]))
+    pending = selectors.decorate(selectors.pending_top(tenant=ctx.tenant, limit=200))
     context: dict[str, Any] = {
         "ctx": ctx, "pending": pending, "counts": selectors.escalation_counts(tenant=ctx.tenant),
         "failed_deliveries": list(selectors.failed_deliveries(tenant=ctx.tenant)[:5]),

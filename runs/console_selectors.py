@@ -12,6 +12,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -65,7 +67,8 @@ def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = No
     if created_to:
         qs = qs.filter(created_at__lt=timezone.make_aware(datetime.combine(created_to + timedelta(days=1), time.min)))
     if q:
-        text = Q(input__icontains=q)
+        # On PostgreSQL both are served by the trigram GIN indexes on UPPER(input) / UPPER(result).
+        text = Q(input__icontains=q) | Q(result__icontains=q)
         ident = q.lstrip("#")
         if ident.isascii() and ident.isdigit() and len(ident) < 19:
             text |= Q(pk=int(ident))
@@ -73,10 +76,37 @@ def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = No
     return cast(QuerySet[Run], qs)
 
 
+OUTCOMES_TTL_S = 60
+
+
 def outcomes_for_tenant(tenant: Tenant) -> list[str]:
-    return list(
-        Run.objects.for_tenant(tenant).exclude(outcome="").order_by("outcome").values_list("outcome", flat=True).distinct()[:100]
-    )
+    """The outcome filter's choices, cached a minute per tenant: never a DISTINCT over the runs per request.
+
+    On a miss the outcomes are found by skipping through the (tenant, outcome) index one value at a
+    time (a recursive query, one index probe per outcome), not by reading every run.
+    """
+    key = f"runs:outcomes:{tenant.pk}"
+    found = cache.get(key)
+    if found is None:
+        found = _distinct_outcomes(tenant.pk)
+        cache.set(key, found, OUTCOMES_TTL_S)
+    return list(found)
+
+
+def _distinct_outcomes(tenant_id: int, limit: int = 100) -> list[str]:
+    # The table name is the model's own, quoted: no input reaches the SQL text.
+    table = connection.ops.quote_name(Run._meta.db_table)
+    sql = f"""
+        WITH RECURSIVE o(outcome, n) AS (
+            SELECT (SELECT MIN(outcome) FROM {table} WHERE tenant_id = %s AND outcome > ''), 1
+            UNION ALL
+            SELECT (SELECT MIN(outcome) FROM {table} WHERE tenant_id = %s AND outcome > o.outcome), n + 1
+            FROM o WHERE o.outcome IS NOT NULL AND n < %s
+        )
+        SELECT outcome FROM o WHERE outcome IS NOT NULL"""  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant_id, tenant_id, limit])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def agents_for_tenant(tenant: Tenant) -> QuerySet[Agent]:
@@ -310,6 +340,11 @@ def log_blocks(content: Any) -> list[LogBlock]:
     return blocks
 
 
+# The run page shows the latest turns; earlier ones load on demand ("Earlier turns", htmx).
+TURNS_SHOWN = 50
+SPANS_SHOWN = 4 * TURNS_SHOWN
+
+
 @dataclass
 class RunPage:
     run: Run
@@ -319,19 +354,51 @@ class RunPage:
     escalations: list[Any]  # escalations.models.Escalation (an app above runs)
     total_tokens: int
     flags: list[str]
+    earlier_before: int | None = None  # the seq "Earlier turns" loads before; None when the log starts here
+    last_seq: int = 0  # the newest turn the page has: the live poll asks only for turns after it
+    appended: bool = False  # a live update: ``log`` holds only the turns after the poll's ``after_seq``
 
 
-def run_page(run: Run) -> RunPage:
-    """Everything the run page shows, in four queries whatever the run's length."""
-    messages = list(Message.objects.for_tenant(run.tenant_id).filter(run=run).order_by("seq"))
-    spans = list(Span.objects.for_tenant(run.tenant_id).filter(run=run).order_by("started_at", "id"))
-    calls = list(ToolCall.objects.for_tenant(run.tenant_id).filter(run=run).order_by("created_at", "id"))
+def log_window(run: Run, *, before_seq: int | None = None, turns: int = TURNS_SHOWN) -> tuple[list[Message], int | None]:
+    """The latest ``turns`` turns of the log (before ``before_seq``), oldest first, and where earlier ones start."""
+    qs = Message.objects.for_tenant(run.tenant_id).filter(run=run)
+    if before_seq is not None:
+        qs = qs.filter(seq__lt=before_seq)
+    latest = list(qs.order_by("-seq")[: turns + 1])
+    shown = latest[:turns][::-1]
+    return shown, (shown[0].seq if len(latest) > turns and shown else None)
+
+
+def run_page(run: Run, *, after_seq: int | None = None) -> RunPage:
+    """What the run page shows, in a fixed number of queries and bounded work whatever the run's length:
+    the latest ``TURNS_SHOWN`` turns, and the spans and tool calls since the first of them.
+
+    With ``after_seq`` (the live poll) the log holds only the turns after it, which the page appends.
+    """
+    if after_seq is not None:
+        messages = list(Message.objects.for_tenant(run.tenant_id).filter(run=run, seq__gt=after_seq).order_by("seq")[:SPANS_SHOWN])
+        earlier = None
+    else:
+        messages, earlier = log_window(run)
+    spans_qs = Span.objects.for_tenant(run.tenant_id).filter(run=run)
+    calls_qs = ToolCall.objects.for_tenant(run.tenant_id).filter(run=run)
+    since = messages[0].created_at if earlier is not None else None
+    if after_seq is not None:  # the waterfall of a live update covers the page's window: the latest TURNS_SHOWN turns
+        since = (Message.objects.for_tenant(run.tenant_id).filter(run=run).order_by("-seq")
+                 .values_list("created_at", flat=True)[TURNS_SHOWN - 1:TURNS_SHOWN].first())
+    if since is not None:
+        spans_qs, calls_qs = spans_qs.filter(started_at__gte=since), calls_qs.filter(created_at__gte=since)
+    spans = list(spans_qs.order_by("-started_at", "-id")[:SPANS_SHOWN])[::-1]
+    calls = list(calls_qs.order_by("-created_at", "-id")[:SPANS_SHOWN])[::-1]
     escalations = list(
         run.escalations.filter(tenant_id=run.tenant_id).select_related("decided_by").order_by("requested_at", "id")
     )
     message_flags = {m.response_id: list(m.flags or []) for m in messages if m.response_id}
     call_flags = {c.tool_use_id: list(c.flags or []) for c in calls}
-    flags = sorted({f for m in messages for f in (m.flags or []) if isinstance(f, str)} | {f for c in calls for f in (c.flags or []) if isinstance(f, str)})
+    # The run's flags come from every turn and call, reading only their flags column.
+    every_flag = [*Message.objects.for_tenant(run.tenant_id).filter(run=run).values_list("flags", flat=True),
+                  *ToolCall.objects.for_tenant(run.tenant_id).filter(run=run).values_list("flags", flat=True)]
+    flags = sorted({f for fl in every_flag for f in (fl or []) if isinstance(f, str)})
     if any(e.kind != hooks.KIND_REVIEW for e in escalations):
         flags.append("gated")
     if any(e.kind == hooks.KIND_REVIEW for e in escalations):
@@ -346,7 +413,15 @@ def run_page(run: Run) -> RunPage:
         escalations=escalations,
         total_tokens=run.input_tokens + run.output_tokens,
         flags=flags,
+        earlier_before=earlier,
+        last_seq=messages[-1].seq if messages else (after_seq or 0),
+        appended=after_seq is not None,
     )
+
+
+def earlier_log(run: Run, *, before_seq: int) -> tuple[list[LogEntry], int | None]:
+    messages, earlier = log_window(run, before_seq=before_seq)
+    return [LogEntry(message=m, blocks=log_blocks(m.content)) for m in messages], earlier
 
 
 # -- home ------------------------------------------------------------------------------------

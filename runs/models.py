@@ -147,8 +147,14 @@ class Run(TenantOwned):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "-created_at"]),
-            models.Index(fields=["tenant", "status"]),
+            # The run list's filters: each an equality then the list's order, so a page is an index range.
+            models.Index(fields=["tenant", "status", "-created_at"], name="runs_run_status_created"),
+            models.Index(fields=["tenant", "agent", "-created_at"], name="runs_run_agent_created"),
+            models.Index(fields=["tenant", "outcome", "-created_at"], name="runs_run_outcome_created"),
             models.Index(fields=["status", "lease_expires_at"]),
+            # Text search (icontains is UPPER(col) LIKE '%…%') has trigram GIN indexes on UPPER(input)
+            # and UPPER(result), PostgreSQL only: migration 0006 creates them in SQL (Django renders
+            # OpClass around an expression inside GinIndex as invalid SQL).
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("runs/new/", views.run_new, name="new"),
     path("runs/<str:run_id>/", views.run_detail, name="detail"),
     path("runs/<str:run_id>/live/", views.run_detail, {"live": True}, name="detail_live"),
+    path("runs/<str:run_id>/log/", views.run_log_earlier, name="log_earlier"),
     path("runs/<str:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<str:run_id>/pause/", views.run_pause, name="pause"),
     path("runs/<str:run_id>/resume/", views.run_resume, name="resume"),

@@ -10,12 +10,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import BadRequest, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from agentops.keyset import BadCursor, keyset_page
 from runs import console_selectors as cs
 from runs import selectors, services
 from runs.forms import AgentForm, GrantForm, RunFilterForm, RunStartForm, grant_form_initial, scenario_choices
@@ -67,10 +67,17 @@ def run_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         else:
             status = 400
     runs = cs.runs_for_list(tenant=ctx.tenant, **filters) if status == 200 else cs.runs_for_list(tenant=ctx.tenant).none()
-    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    try:
+        page = keyset_page(runs, field="created_at", after=request.GET.get("after", ""), size=PAGE_SIZE)
+    except BadCursor as exc:
+        raise BadRequest(str(exc)) from exc
+    outcomes = cs.outcomes_for_tenant(ctx.tenant)
+    chosen = form.data.get("outcome", "") if form.is_bound else ""
+    if chosen and chosen not in outcomes and len(chosen) <= 64:
+        outcomes = sorted([*outcomes, chosen])
     return render(
         request, "runs/list.html",
-        {"form": form, "page": page, "runs": page.object_list, "outcomes": cs.outcomes_for_tenant(ctx.tenant),
+        {"form": form, "page": page, "runs": page.items, "outcomes": outcomes,
          "filtered": status == 400 or any(v not in (None, "") for v in filters.values()), "can_start": ctx.role in RUN_WRITERS},
         status=status,
     )
@@ -108,8 +115,8 @@ def run_new(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return render(request, "runs/new.html", {"form": form, "agents": agents}, status=status)
 
 
-def _run_context(ctx: TenantContext, run: Run) -> dict[str, Any]:
-    page = cs.run_page(run)
+def _run_context(ctx: TenantContext, run: Run, after_seq: int | None = None) -> dict[str, Any]:
+    page = cs.run_page(run, after_seq=after_seq)
     return {
         "run": run, "page": page, "can_act": ctx.role in RUN_WRITERS,
         "can_pause": run.status in ("queued", "running") and not run.pause_requested,
@@ -124,12 +131,28 @@ def _run_context(ctx: TenantContext, run: Run) -> dict[str, Any]:
 def run_detail(request: HttpRequest, ctx: TenantContext, run_id: str, live: bool = False) -> HttpResponse:
     """The run page; ``live`` (or an htmx request) returns only the part that polls."""
     run = _run_or_404(ctx, run_id)
-    context = _run_context(ctx, run)
     if live or request.headers.get("HX-Request"):
+        # The poll says the newest turn it has; it gets the turns after it to append, not the whole log.
+        after = request.GET.get("after_seq", "")
+        if after and not (after.isascii() and after.isdigit() and len(after) < 10):
+            raise BadRequest("after_seq must be a turn number.")
+        context = _run_context(ctx, run, after_seq=int(after) if after else None)
         shown = request.GET.get("shown", "")
         context["clear_flash"] = bool(shown) and shown != run.status
         return render(request, "runs/partials/run_live.html", context)
+    context = _run_context(ctx, run)
     return render(request, "runs/detail.html", context)
+
+
+@tenant_view(read=ALL_ROLES, write=())
+def run_log_earlier(request: HttpRequest, ctx: TenantContext, run_id: str) -> HttpResponse:
+    """The ``TURNS_SHOWN`` turns before ``?before=<seq>`` (htmx: replaces the "Earlier turns" button)."""
+    run = _run_or_404(ctx, run_id)
+    before = request.GET.get("before", "")
+    if before and not (before.isascii() and before.isdigit() and len(before) < 10):
+        raise BadRequest("before must be a turn number.")
+    entries, earlier = cs.earlier_log(run, before_seq=int(before) if before else 2**31)
+    return render(request, "runs/partials/log_entries.html", {"run": run, "entries": entries, "earlier_before": earlier})
 
 
 def _run_action(request: HttpRequest, ctx: TenantContext, run_id: str, action: str) -> HttpResponse:

@@ -17,6 +17,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from agentops.keyset import BadCursor, keyset_page
 from tenants import selectors, services
 from tenants.access import TenantContext, id_or_404, tenant_view
 from tenants.forms import (
@@ -268,9 +269,12 @@ def webhook_delete(request: HttpRequest, ctx: TenantContext, endpoint_id: str) -
 @tenant_view(read=(Role.ADMIN,), write=())
 def audit_log(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     action = request.GET.get("action", "")[:64]
-    page = Paginator(selectors.audit_for_tenant(ctx.tenant, action=action), 50).get_page(request.GET.get("page"))
-    for event in page:
-        event.changes = selectors.audit_changes(event)  # type: ignore[attr-defined]
+    try:
+        page = keyset_page(selectors.audit_for_tenant(ctx.tenant, action=action), field="at", after=request.GET.get("after", ""), size=50)
+    except BadCursor as exc:
+        raise BadRequest(str(exc)) from exc
+    for event in page.items:
+        event.changes = selectors.audit_changes(event)
     return render(
         request, "tenants/audit.html",
         {"ctx": ctx, "page": page, "action": action, "actions": selectors.audit_actions(ctx.tenant)},

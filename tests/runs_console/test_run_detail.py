@@ -127,3 +127,41 @@ def test_malformed_stored_content_does_not_break_the_page(agent, admin):
     MessageFactory(run=run, seq=1, role="assistant", content=["a bare string", {"type": "thinking", "thinking": "hmm"}])
     SpanFactory(run=run, span_id="d" * 16, parent_span_id="d" * 16, attributes={"agentops.cost_usd": "NaN", "gen_ai.usage.input_tokens": "x"})
     assert admin.get(runs_url("detail", run_id=run.pk)).status_code == 200
+
+
+def test_a_long_run_shows_its_latest_turns_and_loads_earlier_ones_on_demand(agent, admin):
+    run = RunFactory(agent=agent)
+    start = timezone.now() - timedelta(hours=1)
+    for seq in range(1, 121):
+        MessageFactory(run=run, seq=seq, created_at=start + timedelta(seconds=seq), flags=["injection"] if seq == 3 else [],
+                       content=[{"type": "text", "text": f"turn number {seq}"}])
+    resp = admin.get(runs_url("detail", run_id=run.pk))
+    page = resp.context["page"]
+    assert [e.message.seq for e in page.log] == list(range(71, 121)) and page.earlier_before == 71
+    html = resp.content.decode()
+    assert "turn number 120" in html and "turn number 70<" not in html and f"/runs/{run.pk}/log/?before=71" in html
+    assert "injection" in page.flags  # an early turn's flag still marks the run
+    earlier = admin.get(runs_url("log_earlier", run_id=run.pk), {"before": 71}, HTTP_HX_REQUEST="true")
+    body = earlier.content.decode()
+    assert earlier.status_code == 200 and "turn number 21<" in body and "turn number 70<" in body and "turn number 71<" not in body
+    assert "?before=21" in body
+    first = admin.get(runs_url("log_earlier", run_id=run.pk), {"before": 21}).content.decode()
+    assert "turn number 1<" in first and "turn number 20<" in first and "Earlier turns" not in first
+    assert admin.get(runs_url("log_earlier", run_id=run.pk), {"before": "x"}).status_code == 400
+
+
+def test_the_live_update_sends_only_the_turns_after_the_pages_last_one(agent, admin):
+    run = RunFactory(agent=agent, status=RunStatus.RUNNING, outcome="")
+    for seq in range(1, 61):
+        MessageFactory(run=run, seq=seq, content=[{"type": "text", "text": f"turn number {seq}"}])
+    page = admin.get(runs_url("detail", run_id=run.pk)).content.decode()
+    assert f"/runs/{run.pk}/live/?after_seq=60" in page and 'id="run-log-entries" hx-preserve="true"' in page
+    MessageFactory(run=run, seq=61, content=[{"type": "text", "text": "turn number 61"}])
+    live = admin.get(runs_url("detail_live", run_id=run.pk), {"after_seq": 60}, HTTP_HX_REQUEST="true")
+    body = live.content.decode()
+    assert live.status_code == 200 and [e.message.seq for e in live.context["page"].log] == [61]
+    assert 'hx-swap-oob="beforeend:#run-log-entries"' in body and "turn number 61<" in body and "turn number 60<" not in body
+    assert "?after_seq=61" in body  # the next poll asks after the appended turn
+    quiet = admin.get(runs_url("detail_live", run_id=run.pk), {"after_seq": 61}, HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-swap-oob" not in quiet and "turn number" not in quiet and "?after_seq=61" in quiet
+    assert admin.get(runs_url("detail_live", run_id=run.pk), {"after_seq": "-1"}).status_code == 400

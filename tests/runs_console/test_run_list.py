@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from runs.models import RunStatus
+from runs.models import Run, RunStatus
 from tenants.models import Role
 from tests.runs_console.factories import AgentFactory, EscalationFactory, MessageFactory, RunFactory, runs_url
 
@@ -61,7 +62,9 @@ def test_bad_filters_are_a_400_not_a_500(agent, other_tenant, admin):
     assert admin.get(runs_url("list"), {"agent": "abc"}).status_code == 400
     assert admin.get(runs_url("list"), {"agent": foreign.pk}).status_code == 400
     assert admin.get(runs_url("list"), {"q": "x" * 5000}).status_code == 400
-    assert admin.get(runs_url("list"), {"page": "zzz"}).status_code == 200
+    assert admin.get(runs_url("list"), {"page": "zzz"}).status_code == 200  # old links still open the list
+    for cursor in ("zzz", "1.", ".1", "1.2.3", "9" * 30 + ".1", "-" + "9" * 30 + ".1"):
+        assert admin.get(runs_url("list"), {"after": cursor}).status_code == 400, cursor
 
 
 def test_a_refused_filter_does_not_claim_there_are_no_runs(agent, admin):
@@ -71,13 +74,49 @@ def test_a_refused_filter_does_not_claim_there_are_no_runs(agent, admin):
     assert b"No runs match these filters." in resp.content and b"No runs yet." not in resp.content
 
 
-def test_it_paginates_by_fifty(agent, admin):
-    RunFactory.create_batch(55, agent=agent)
-    first = admin.get(runs_url("list"))
-    second = admin.get(runs_url("list"), {"page": 2})
-    assert len(first.context["runs"]) == 50 and len(second.context["runs"]) == 5
-    assert not set(_ids(first)) & set(_ids(second))
-    assert b"Older" in first.content
+def test_it_pages_by_fifty_with_a_cursor_not_a_count(agent, admin):
+    same_time = timezone.now() - timedelta(minutes=5)
+    RunFactory.create_batch(30, agent=agent)
+    RunFactory.create_batch(25, agent=agent, created_at=same_time)  # ties across the page boundary
+    everything = list(Run.objects.filter(tenant=agent.tenant).order_by("-created_at", "-id").values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        first = admin.get(runs_url("list"))
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    cursor = first.context["page"].next_cursor
+    assert cursor and f"after={cursor}" in first.content.decode() and b"Older" in first.content
+    second = admin.get(runs_url("list"), {"after": cursor})
+    assert _ids(first) + _ids(second) == everything
+    assert len(_ids(second)) == 5 and second.context["page"].next_cursor == "" and b"Newest" in second.content
+
+
+def test_the_cursor_keeps_the_filters(agent, admin):
+    RunFactory.create_batch(52, agent=agent, status=RunStatus.FAILED, outcome="max_iterations")
+    RunFactory.create_batch(3, agent=agent)
+    first = admin.get(runs_url("list"), {"status": "failed"})
+    assert "status=failed&amp;after=" in first.content.decode()
+    second = admin.get(runs_url("list"), {"status": "failed", "after": first.context["page"].next_cursor})
+    assert len(_ids(second)) == 2 and {r.status for r in second.context["runs"]} == {"failed"}
+
+
+def test_it_searches_the_result_too(agent, admin):
+    hit = RunFactory(agent=agent, input="order 1", result="Refund issued to the card")
+    RunFactory(agent=agent, input="order 2", result="Parcel found")
+    assert _ids(admin.get(runs_url("list"), {"q": "REFUND"})) == [hit.pk]
+
+
+def test_the_outcome_choices_come_from_the_runs_without_a_distinct(agent, other_tenant, admin):
+    RunFactory(agent=agent, outcome="max_iterations")
+    RunFactory(agent=agent, outcome="end_turn")
+    RunFactory(agent=AgentFactory(tenant=other_tenant), outcome="tenant_month")
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        resp = admin.get(runs_url("list"))
+    assert resp.context["outcomes"] == ["end_turn", "max_iterations"]
+    assert not [q for q in queries.captured_queries if "DISTINCT" in q["sql"].upper()]
+    with CaptureQueriesContext(connection) as cached:
+        admin.get(runs_url("list"))
+    assert len(cached.captured_queries) == len(queries.captured_queries) - 1
+    assert "refused_x" in admin.get(runs_url("list"), {"outcome": "refused_x"}).context["outcomes"]
 
 
 def test_it_shows_flags_cost_and_submitter(agent, admin, admin_user):

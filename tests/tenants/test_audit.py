@@ -53,7 +53,7 @@ def test_the_audit_log_filters_by_action(tenant, members, client_for):
         client.post(url, body)
     page = client.get("/t/acme/audit/?action=member.").context["page"]
     assert {e.action for e in page} == {"member.role", "member.remove"}
-    assert client.get("/t/acme/audit/?action=apikey.revoke").context["page"].paginator.count == 1
+    assert len(client.get("/t/acme/audit/?action=apikey.revoke").context["page"].items) == 1
 
 
 def test_the_audit_log_shows_only_this_tenant(tenant, other_tenant, members, outsider, client_for):
