@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from agentops.harness.evaluators import all_flags
 from budgets.models import AlertKind
-from budgets.services import alert_raise
+from budgets.alerts import alert_raise
 from runs.models import Agent, Run
 from tenants.models import Tenant
 
