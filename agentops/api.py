@@ -30,11 +30,11 @@ from ninja.operation import Operation
 from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
+from agentops.escalations.api import router as escalations_router
+from agentops.evals.api import router as evals_router
 from agentops.middleware import API_ERROR_TYPES
+from agentops.prompts.api import router as prompts_router
 from budgets.api import router as spend_router
-from escalations.api import router as escalations_router
-from evals.api import router as evals_router
-from prompts.api import router as prompts_router
 from runs.api import router as runs_router
 from tenants.api import ApiError, ApiKeyAuth, Error, StrictJsonParser, error_response, validation_message
 

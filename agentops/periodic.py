@@ -37,11 +37,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 from rq.registry import clean_registries
 
+from agentops.escalations.jobs import escalations_sweep_job
+from agentops.evals.services import sweep as evals_sweep
 from agentops.jobs import DB_UNAVAILABLE, drop_db_connections, redis_available
 from budgets.jobs import budget_alerts, budgets_tick
 from budgets.services import reconcile_reservations
-from escalations.jobs import escalations_sweep_job
-from evals.services import sweep as evals_sweep
 from runs.flag_stats import flag_drift_check
 from runs.services import reconcile_runs
 from tenants.models import WebhookDelivery

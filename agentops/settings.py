@@ -41,9 +41,9 @@ INSTALLED_APPS = [
     "tenants",
     "runs",
     "budgets",
-    "escalations",
-    "prompts",
-    "evals",
+    "agentops.escalations",
+    "agentops.prompts",
+    "agentops.evals",
     "agentops.toolbox",
 ]
 
@@ -247,7 +247,7 @@ TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)
 # Extra modules that register tools with @agentops.tools.registry.tool (imported with the built-ins).
 AGENTOPS_TOOL_MODULES = env.list("AGENTOPS_TOOL_MODULES", default=[])
 # Home page panels, one provider per capability (see tenants/home.py).
-HOME_PANEL_PROVIDERS = ["runs.home.panels", "escalations.home.panels", "budgets.home.panels"]
+HOME_PANEL_PROVIDERS = ["runs.home.panels", "agentops.escalations.home.panels", "budgets.home.panels"]
 
 # --- E-mail (the send_email tool) --------------------------------------------------
 # Default: messages are written to var/outbox/ (no SMTP in the demo). Production sets an SMTP

@@ -16,9 +16,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from agentops.escalations.models import Escalation, EscalationStatus
 from budgets.models import DailyRollup, ModelPrice
 from budgets.services import effective_caps
-from escalations.models import Escalation, EscalationStatus
 from runs.models import Run
 from tenants.models import Tenant, Tier, WebhookDelivery
 

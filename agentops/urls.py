@@ -9,10 +9,10 @@ from tenants import views as tenant_views
 tenant_patterns = [
     path("", include("tenants.urls")),
     path("", include("runs.urls")),
-    path("escalations/", include("escalations.urls")),
+    path("escalations/", include("agentops.escalations.urls")),
     path("spend/", include("budgets.urls")),
-    path("prompts/", include("prompts.urls")),
-    path("evals/", include("evals.urls")),
+    path("prompts/", include("agentops.prompts.urls")),
+    path("evals/", include("agentops.evals.urls")),
 ]
 
 urlpatterns = [

@@ -18,8 +18,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from agentops.harness.evaluators import all_flags
-from budgets.models import AlertKind
 from budgets.alerts import alert_raise
+from budgets.models import AlertKind
 from runs.models import Agent, Run
 from tenants.models import Tenant
 

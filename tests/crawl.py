@@ -86,13 +86,13 @@ def seed() -> World:
     from django.contrib.auth import get_user_model
 
     from agentops.demo.seed import rotate_demo_key, seed_platform
+    from agentops.escalations import demo as escalation_demo
+    from agentops.escalations.models import Escalation
+    from agentops.escalations.services import escalation_decide
     from agentops.harness.loop import drive_run
+    from agentops.prompts import demo as prompts_demo
+    from agentops.prompts.models import Prompt, PromptVersion
     from budgets.services import estimate_set, user_cap_set
-    from escalations import demo as escalation_demo
-    from escalations.models import Escalation
-    from escalations.services import escalation_decide
-    from prompts import demo as prompts_demo
-    from prompts.models import Prompt, PromptVersion
     from runs import demo
     from runs.models import Run, RunStatus, ToolGrant
     from runs.services import grant_save, run_cancel, run_pause
@@ -117,9 +117,9 @@ def seed() -> World:
             drive_run(run.pk, worker_id="crawl")
             run_ids[f"{agent_name}:{scenario}"] = run.pk
         # Evals: a suite per agent with a history over three prompt versions (v3 regressed), driven here.
-        from evals import demo as evals_demo
-        from evals.models import EvalAlert, EvalCase, EvalRun, EvalSuite
-        from prompts.models import Prompt, PromptVersion
+        from agentops.evals import demo as evals_demo
+        from agentops.evals.models import EvalAlert, EvalCase, EvalRun, EvalSuite
+        from agentops.prompts.models import Prompt, PromptVersion
 
         for agent_name in ("support", "refund-desk"):
             suite = evals_demo.ensure_suite(tenant, users[SLUG][Role.PROMPT_EDITOR], agents[agent_name])

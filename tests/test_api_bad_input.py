@@ -18,7 +18,7 @@ from django.conf import settings
 from django.test import Client
 from jsonschema import Draft202012Validator
 
-from escalations.models import Escalation
+from agentops.escalations.models import Escalation
 from runs.models import Run
 from tenants.models import ApiScope, AuditEvent
 from tests.url_inventory import (

@@ -52,7 +52,7 @@ def _objects(tenant, members) -> dict[str, object]:  # type: ignore[no-untyped-d
         email="csp@example.com", role=Role.VIEWER,
     )
     endpoint = WebhookEndpoint.objects.create(tenant=tenant, url="https://hooks.example.com/csp")
-    from prompts import services as prompt_services
+    from agentops.prompts import services as prompt_services
     from tests.prompts.conftest import new_version
 
     prompt = prompt_services.prompt_create(tenant=tenant, actor=members[Role.ADMIN], name="csp-prompt")

@@ -196,14 +196,14 @@ def _make_invitation(tenant):  # type: ignore[no-untyped-def]
 
 
 def _make_eval_alert(tenant):  # type: ignore[no-untyped-def]
-    from evals.models import EvalAlert, EvalRun
+    from agentops.evals.models import EvalAlert, EvalRun
 
     return EvalAlert.objects.create(tenant=tenant, eval_run=EvalRun.objects.get(pk=API_OBJECT_FACTORIES["eval_run_id"](tenant)),
                                     message="iso").pk
 
 
 def _make_version(tenant):  # type: ignore[no-untyped-def]
-    from prompts.models import PromptVersion
+    from agentops.prompts.models import PromptVersion
 
     return PromptVersion.objects.for_tenant(tenant).get(prompt__name=API_OBJECT_FACTORIES["prompt_name"](tenant), number=1).pk
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).parent / "lint-imports"
-PACKAGES = ("agentops", "tenants", "budgets", "runs", "escalations", "prompts", "evals")
+PACKAGES = ("agentops", "tenants", "budgets", "runs")
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -55,9 +55,9 @@ def test_budgets_importing_runs_services_breaks_the_build(tree: Path) -> None:
 
 
 def test_the_harness_importing_an_app_above_it_breaks_the_build(tree: Path) -> None:
-    result = _lint_with(tree, tree / "agentops" / "harness" / "loop.py", "\nfrom escalations import opening as _opening  # noqa\n")
+    result = _lint_with(tree, tree / "agentops" / "harness" / "loop.py", "\nfrom agentops.escalations import opening as _opening  # noqa\n")
     assert result.returncode != 0
-    assert "agentops.harness is not allowed to import escalations" in result.stdout
+    assert "agentops.harness is not allowed to import agentops.escalations" in result.stdout
 
 
 def test_the_harness_importing_runs_models_breaks_the_build(tree: Path) -> None:
@@ -106,8 +106,8 @@ def test_few_imports_inside_functions_and_each_says_why() -> None:
 
 
 @pytest.mark.parametrize(("source", "line", "message"), [
-    ("runs/models.py", "from prompts import models as _prompts_models  # noqa", "runs is not allowed to import prompts"),
-    ("escalations/services.py", "from prompts import services as _prompts_services  # noqa", "escalations is not allowed to import prompts"),
+    ("runs/models.py", "from agentops.prompts import models as _prompts_models  # noqa", "runs is not allowed to import agentops.prompts"),
+    ("agentops/escalations/services.py", "from agentops.prompts import services as _prompts_services  # noqa", "agentops.escalations is not allowed to import agentops.prompts"),
 ])
 def test_runs_and_escalations_importing_prompts_breaks_the_build(tree: Path, source: str, line: str, message: str) -> None:
     target = tree / source

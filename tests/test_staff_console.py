@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from agentops.escalations.models import EscalationStatus
 from budgets.models import DailyRollup
-from escalations.models import EscalationStatus
 from tenants.models import Role, WebhookDelivery
 from tests.factories import UserFactory
 from tests.runs_console.factories import AgentFactory, EscalationFactory, RunFactory

@@ -146,7 +146,7 @@ def _make_escalation(tenant):  # type: ignore[no-untyped-def]
 
     from django.utils import timezone
 
-    from escalations.models import Escalation
+    from agentops.escalations.models import Escalation
 
     now = timezone.now()
     return Escalation.objects.create(
@@ -156,8 +156,8 @@ def _make_escalation(tenant):  # type: ignore[no-untyped-def]
 
 
 def _make_eval_suite(tenant):  # type: ignore[no-untyped-def]
-    from evals.models import EvalCase, EvalSuite
-    from prompts.models import Prompt, PromptLabel, PromptVersion
+    from agentops.evals.models import EvalCase, EvalSuite
+    from agentops.prompts.models import Prompt, PromptLabel, PromptVersion
     from runs.models import Agent
 
     agent, _ = Agent.objects.get_or_create(tenant=tenant, name="iso-agent", defaults={"system_prompt": "x"})
@@ -171,7 +171,7 @@ def _make_eval_suite(tenant):  # type: ignore[no-untyped-def]
 
 
 def _make_eval_run(tenant):  # type: ignore[no-untyped-def]
-    from evals.models import EvalRun
+    from agentops.evals.models import EvalRun
 
     suite = _make_eval_suite(tenant)
     return EvalRun.objects.create(tenant=tenant, suite=suite, prompt_version=suite.prompt.versions.get(number=1), total=1).pk
@@ -179,8 +179,8 @@ def _make_eval_run(tenant):  # type: ignore[no-untyped-def]
 
 def _make_prompt(tenant):  # type: ignore[no-untyped-def]
     """A prompt with v1 on staging (free to move) and a v2 to move it to."""
-    from prompts import services
-    from prompts.models import Prompt
+    from agentops.prompts import services
+    from agentops.prompts.models import Prompt
 
     prompt = Prompt.objects.for_tenant(tenant).filter(name="iso-prompt").first()
     if prompt is None:

@@ -13,8 +13,8 @@ from importlib import import_module
 from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
-BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "escalations.bench",
-                             "escalations.inbox_bench", "budgets.bench", "budgets.export_bench", "prompts.bench", "evals.bench"]
+BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "agentops.escalations.bench",
+                             "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench", "agentops.prompts.bench", "agentops.evals.bench"]
 
 
 @dataclass

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from escalations.models import Escalation
-from escalations.services import _hash
+from agentops.escalations.models import Escalation
+from agentops.escalations.services import _hash
 from runs.models import Run, RunStatus
 from tenants.models import Role
 from tests.browser.test_console import log_in

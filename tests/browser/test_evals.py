@@ -8,8 +8,8 @@ import re
 import pytest
 from django.test.utils import override_settings
 
-from evals import demo as evals_demo
-from evals.models import EvalRun
+from agentops.evals import demo as evals_demo
+from agentops.evals.models import EvalRun
 from runs import demo as runs_demo
 from tenants.models import Role
 from tests.browser.test_console import log_in

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from prompts import demo
+from agentops.prompts import demo
 from runs import demo as runs_demo
 from tenants.models import Role
 from tests.browser.test_console import log_in

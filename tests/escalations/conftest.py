@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
+from agentops.escalations.models import Escalation
 from agentops.harness.loop import drive_run
-from escalations.models import Escalation
 from runs.models import Agent, Run, ToolGrant
 from tenants.models import ApiScope, Role
 from tenants.services import api_key_create

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-from escalations.models import Escalation
+from agentops.escalations.models import Escalation
 from runs.models import Run, RunStatus
 from tenants.models import ApiScope, AuditEvent, Role
 from tenants.services import api_key_create
@@ -130,7 +130,7 @@ def test_escalations_are_shown_redacted_and_decided_by_the_exact_hash(agent, esc
 def test_the_documented_enums_are_the_services_own():
     from typing import get_args
 
-    from escalations import api, selectors, services
+    from agentops.escalations import api, selectors, services
 
     assert set(get_args(api.Decision)) == set(services.ALL_DECISIONS)
     assert set(get_args(api.Kind)) == set(selectors.KINDS)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from agentops.escalations.models import Escalation
 from agentops.toolbox.models import Refund, SentEmail
-from escalations.models import Escalation
 from runs.models import Run, RunStatus
 from runs.services import run_submit
 from tenants.models import Role

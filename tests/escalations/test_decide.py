@@ -9,15 +9,15 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from agentops.toolbox.models import Refund, SentEmail
-from escalations.models import Escalation
-from escalations.services import (
+from agentops.escalations.models import Escalation
+from agentops.escalations.services import (
     AlreadyDecided,
     ArgumentsMismatch,
     escalation_decide,
     escalation_expire,
     escalations_sweep,
 )
+from agentops.toolbox.models import Refund, SentEmail
 from runs.models import Message, Run, RunStatus, ToolCall
 from runs.services import run_cancel
 from tenants.models import AuditEvent, Role, WebhookDelivery, WebhookEndpoint

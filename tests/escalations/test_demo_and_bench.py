@@ -7,8 +7,8 @@ import io
 import pytest
 
 from agentops.demo.context import DemoContext
-from escalations import demo as escalation_demo
-from escalations.models import Escalation
+from agentops.escalations import demo as escalation_demo
+from agentops.escalations.models import Escalation
 from runs.models import Agent
 from tests.workers import wait_for, workers
 
@@ -31,7 +31,7 @@ def test_demo_step_leaves_four_pending_escalations_and_is_idempotent(tenant, mem
 
 
 def test_approval_latency_bench_reports_percentiles(agent):
-    from escalations.bench import approval_latency
+    from agentops.escalations.bench import approval_latency
 
     figures = approval_latency(stdout=io.StringIO(), runs=3, workers=1, preload=1)
     assert figures["samples"] == 3 and 0 < figures["p50_ms"] <= figures["p95_ms"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from escalations.models import Escalation, EscalationStatus
+from agentops.escalations.models import Escalation, EscalationStatus
 from runs.models import RunStatus
 from tenants.models import AuditEvent, Role
 from tests.runs_console.factories import AgentFactory, EscalationFactory, RunFactory

@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from escalations.models import Escalation
+from agentops.escalations.models import Escalation
 
 
 @pytest.mark.django_db(transaction=True)

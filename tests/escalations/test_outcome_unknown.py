@@ -11,10 +11,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
+from agentops.escalations.models import Escalation, EscalationStatus
+from agentops.escalations.services import escalation_decide
 from agentops.toolbox import services as toolbox_services
 from agentops.toolbox.models import Refund
-from escalations.models import Escalation, EscalationStatus
-from escalations.services import escalation_decide
 from runs.models import Run, RunStatus, ToolCall, ToolCallStatus, ToolGrant
 from tenants.models import AuditEvent, Role
 from tests.escalations.conftest import assert_log_consistent, drive, make_run, tool_results

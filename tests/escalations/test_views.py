@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from escalations.models import Escalation
+from agentops.escalations.models import Escalation
 from runs.models import Run, RunStatus
 from tenants.models import Role
 from tests.escalations.conftest import gated
@@ -143,7 +143,7 @@ def test_bad_ids_are_404(agent, members, client_for, bad):
 
 
 def test_history_filters(agent, members, client_for, django_capture_on_commit_callbacks):
-    from escalations.services import escalation_decide
+    from agentops.escalations.services import escalation_decide
 
     a = gated(agent, "email_customer")
     b = gated(agent, "refund_over_limit")

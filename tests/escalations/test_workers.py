@@ -16,9 +16,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from agentops.escalations.models import Escalation
+from agentops.escalations.notify import _schedule_expiry
 from agentops.toolbox.models import Refund, SentEmail
-from escalations.models import Escalation
-from escalations.notify import _schedule_expiry
 from runs.models import Run, RunStatus, ToolCall
 from runs.services import run_submit
 from tenants.models import AuditEvent, Role

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from evals.models import EvalSuite
-from prompts.models import Prompt, PromptLabel, PromptVersion
+from agentops.evals.models import EvalSuite
+from agentops.prompts.models import Prompt, PromptLabel, PromptVersion
 from tests.runtime.conftest import _scripted, agent, demo_data, tier_generous  # noqa: F401 - fixtures
 
 __all__ = ["_scripted", "agent", "demo_data", "tier_generous"]

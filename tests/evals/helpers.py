@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from agentops.evals.models import EvalResult, EvalRun, ResultStatus
 from agentops.harness.loop import drive_run
-from evals.models import EvalResult, EvalRun, ResultStatus
 
 
 def drive_eval(eval_run: EvalRun, *, max_rounds: int = 200) -> EvalRun:

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-from evals import services
+from agentops.evals import services
 from tenants.services import api_key_create
 from tests.evals.helpers import drive_eval, greeting_cases
 
@@ -31,7 +31,7 @@ def test_ci_starts_an_eval_run_and_reads_its_failing_cases(suite, admin_user):
     assert resp.status_code == 201, resp.content
     body = resp.json()
     assert body["trigger"] == "api" and body["version"] == 2 and body["total"] == 4 and body["pass_rate"] is None
-    from evals.models import EvalRun
+    from agentops.evals.models import EvalRun
 
     drive_eval(EvalRun.objects.get(pk=body["id"]))
     done = client.get(resp["Location"]).json()

@@ -6,8 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from evals.checks import JudgeError, Observation, ToolUse, check_problems, evaluate, parse_judge_answer
-from evals.definitions import case_problems, parse_jsonl
+from agentops.evals.checks import (
+    JudgeError,
+    Observation,
+    ToolUse,
+    check_problems,
+    evaluate,
+    parse_judge_answer,
+)
+from agentops.evals.definitions import case_problems, parse_jsonl
 
 TOOLS = ["issue_refund", "lookup_account", "send_email"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from evals import services
-from evals.models import EvalRun, Trigger
+from agentops.evals import services
+from agentops.evals.models import EvalRun, Trigger
 from tests.evals.helpers import greeting_cases
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from escalations import demo as escalation_demo
-from evals import demo
-from evals.models import EvalCase, EvalRun, EvalSuite
-from prompts.gate import check_promotion
-from prompts.models import PromptLabel
+from agentops.escalations import demo as escalation_demo
+from agentops.evals import demo
+from agentops.evals.models import EvalCase, EvalRun, EvalSuite
+from agentops.prompts.gate import check_promotion
+from agentops.prompts.models import PromptLabel
 from runs import demo as runs_demo
 from tenants.models import Membership, Role
 

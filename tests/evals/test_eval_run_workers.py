@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from agentops.evals import services
+from agentops.evals.models import EvalResult, EvalRun, EvalRunStatus
 from agentops.toolbox.models import Refund, SentEmail
 from budgets.models import SpendEntry
-from evals import services
-from evals.models import EvalResult, EvalRun, EvalRunStatus
 from runs.models import Run
 from tests.workers import wait_for, workers
 

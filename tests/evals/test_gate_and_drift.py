@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from evals import services
-from evals.models import EvalAlert, EvalCase, EvalRun, Schedule, Trigger
-from prompts.gate import check_promotion
-from prompts.models import PromptLabel
+from agentops.evals import services
+from agentops.evals.models import EvalAlert, EvalCase, EvalRun, Schedule, Trigger
+from agentops.prompts.gate import check_promotion
+from agentops.prompts.models import PromptLabel
 from tenants.models import Membership, WebhookDelivery
 from tests.evals.helpers import drive_eval, greeting_cases
 

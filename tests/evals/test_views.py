@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from agentops.evals import services
+from agentops.evals.models import EvalCase, EvalRun
 from agentops.harness.loop import drive_run
-from evals import services
-from evals.models import EvalCase, EvalRun
 from runs.models import Run
 from tenants.models import Role
 from tests.conftest import login

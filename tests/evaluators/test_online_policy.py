@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from agentops.escalations.models import Escalation
+from agentops.escalations.services import escalation_decide
 from agentops.harness.loop import drive_run
 from agentops.toolbox.models import Refund
-from escalations.models import Escalation
-from escalations.services import escalation_decide
 from runs.models import Run, RunStatus, ToolCall
 from tests.runtime.conftest import assert_log_consistent, make_run
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from prompts import gate, services
-from prompts.models import PromptVersion
+from agentops.prompts import gate, services
+from agentops.prompts.models import PromptVersion
 from runs.models import ToolGrant
 from tenants.models import Membership, Role
 

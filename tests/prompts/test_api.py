@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-from prompts.models import PromptVersion
+from agentops.prompts.models import PromptVersion
 from tenants.models import Role
 from tenants.services import api_key_create
 from tests.prompts.conftest import BASE, new_version

@@ -7,8 +7,8 @@ import json
 
 from django.core.management import call_command
 
-from prompts import demo
-from prompts.models import LabelMove, Prompt, PromptVersion
+from agentops.prompts import demo
+from agentops.prompts.models import LabelMove, Prompt, PromptVersion
 from runs import demo as runs_demo
 from tenants.models import Role
 

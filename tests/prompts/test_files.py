@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from prompts.models import PromptVersion
+from agentops.prompts.models import PromptVersion
 from tenants.models import Role
 from tests.prompts.conftest import new_version
 

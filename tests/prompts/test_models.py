@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, transaction
 
-from prompts.models import ImmutableVersion, Prompt, PromptVersion, content_sha256
+from agentops.prompts.models import ImmutableVersion, Prompt, PromptVersion, content_sha256
 
 
 @pytest.fixture

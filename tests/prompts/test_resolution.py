@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prompts import services
+from agentops.prompts import services
 from runs.models import Agent, Run
 from tenants.models import Role
 from tests.prompts.conftest import new_version

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from prompts import gate, services
-from prompts.models import LabelMove, PromptPolicy, PromptVersion
+from agentops.prompts import gate, services
+from agentops.prompts.models import LabelMove, PromptPolicy, PromptVersion
 from tenants.models import AuditEvent, Role
 from tests.prompts.conftest import BASE, new_version
 

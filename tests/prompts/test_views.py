@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prompts import services
-from prompts.models import LabelMove, PromptVersion
+from agentops.prompts import services
+from agentops.prompts.models import LabelMove, PromptVersion
 from runs.models import Agent, Run
 from tenants.models import Role
 from tests.prompts.conftest import new_version

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from escalations.models import Escalation
-from escalations.services import escalation_decide
-from prompts import services
-from prompts.models import PromptVersion
+from agentops.escalations.models import Escalation
+from agentops.escalations.services import escalation_decide
+from agentops.prompts import services
+from agentops.prompts.models import PromptVersion
 from runs.models import Run, RunStatus, Span
 from runs.services import run_submit
 from tenants.models import Membership, Role

@@ -8,7 +8,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from escalations.models import Escalation
+from agentops.escalations.models import Escalation
 from runs.models import Agent, Message, Run, RunStatus, Span, ToolCall, ToolGrant
 
 

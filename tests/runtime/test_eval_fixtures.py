@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from agentops.escalations.models import Escalation
 from agentops.harness.loop import drive_run
 from agentops.toolbox.models import Refund, SentEmail
-from escalations.models import Escalation
 from runs.models import Run, RunStatus, ToolCall
 from tests.runtime.conftest import assert_log_consistent
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from django.utils import timezone
 
+from agentops.escalations.models import Escalation
 from agentops.harness.loop import drive_run
 from agentops.toolbox.models import Refund
-from escalations.models import Escalation
 from runs.models import Message, Run, RunStatus, Span, ToolCall
 from tests.runtime.conftest import assert_log_consistent, make_run
 

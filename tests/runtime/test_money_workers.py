@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from django.db.models import Sum
 
+from agentops.escalations.models import Escalation, EscalationStatus
+from agentops.escalations.services import escalation_decide
 from budgets.models import Reservation, SpendEntry
-from escalations.models import Escalation, EscalationStatus
-from escalations.services import escalation_decide
 from runs.models import Agent, Run, RunStatus, ToolCall, ToolCallStatus, ToolGrant
 from runs.services import enqueue_run_now, reconcile_runs
 from tests.runtime import crash_tools
