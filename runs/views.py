@@ -87,10 +87,10 @@ def run_new(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
             try:
                 run = services.run_submit(
                     tenant=ctx.tenant, agent=form.cleaned_data["agent"], input=form.cleaned_data["input"],
-                    submitted_by=request.user, role=ctx.role, metadata=metadata,
+                    submitted_by=request.user, role=ctx.role, metadata=metadata, variables=form.cleaned_data.get("variables"),
                 )
             except ValidationError as exc:
-                form.add_error("input", exc)
+                form.add_error("variables" if form.cleaned_data.get("variables") is not None else "input", exc)
             except services.RunRefused as exc:
                 form.add_error(None, str(exc))
                 status = 409 if exc.type == "kill_switch" else 429
