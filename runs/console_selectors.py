@@ -27,8 +27,10 @@ TEXT_DISPLAY_CHARS = 20_000
 # -- the run list ----------------------------------------------------------------------------
 
 
-def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "") -> QuerySet[Run]:
-    """The tenant's runs, newest first, filtered, with everything a list row shows in one query."""
+def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "",
+                  kind: str = "") -> QuerySet[Run]:
+    """The tenant's runs, newest first, filtered, with everything a list row shows in one query.
+    ``kind``: "" production runs only (playground runs left out), "playground" only those, "all" both."""
     injection = Message.objects.filter(run=OuterRef("pk"), flags__has_item="injection")
     # Through the reverse relation: runs sits below escalations and does not import it.
     gated = Run.objects.filter(pk=OuterRef("pk"), escalations__isnull=False)
@@ -39,6 +41,8 @@ def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = No
         .defer("input", "result", "error_message", "metadata")
         .order_by("-created_at", "-id")
     )
+    if kind != "all":
+        qs = qs.filter(playground=kind == "playground")
     if status:
         qs = qs.filter(status=status)
     if agent_id is not None:

@@ -93,6 +93,8 @@ class RunFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
     agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     outcome = forms.CharField(required=False, max_length=64)
+    # Playground runs (a prompt's try-it panel) are left out unless asked for: operators watch production.
+    kind = forms.ChoiceField(required=False, label="Kind", choices=[("", "Production runs"), ("playground", "Playground runs"), ("all", "All runs")])
     q = forms.CharField(required=False, max_length=200, label="Search",
                         widget=forms.TextInput(attrs={"placeholder": "Run id or input text", "type": "search"}))
 

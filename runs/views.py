@@ -61,7 +61,7 @@ def run_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     if form.is_bound:
         if form.is_valid():
             filters = {"status": form.cleaned_data["status"], "agent_id": form.cleaned_data["agent"],
-                       "outcome": form.cleaned_data["outcome"], "q": form.cleaned_data["q"].strip()}
+                       "outcome": form.cleaned_data["outcome"], "q": form.cleaned_data["q"].strip(), "kind": form.cleaned_data["kind"]}
         else:
             status = 400
     runs = cs.runs_for_list(tenant=ctx.tenant, **filters) if status == 200 else cs.runs_for_list(tenant=ctx.tenant).none()

@@ -80,3 +80,23 @@ def test_the_console_run_form_renders_the_template(tenant, members, agent, clien
     ok = client.post(url, {"agent": agent.pk, "input": "", "variables": '{"customer": "Ada", "order_id": "A-17"}'})
     assert ok.status_code == 302
     assert Run.objects.get().input == "Hello, I am Ada and my order A-17 is late."
+
+
+def test_the_runs_list_leaves_playground_runs_out_unless_asked_and_marks_them(tenant, members, agent, client_for):  # type: ignore[no-untyped-def]
+    production = Run.objects.create(tenant=tenant, agent=agent, input="real customer")
+    trial = Run.objects.create(tenant=tenant, agent=agent, input="try-it input", playground=True)
+    client = client_for(members[Role.VIEWER])
+    url = f"/t/{tenant.slug}/runs/"
+
+    def listed(query: str) -> tuple[set[int], str]:
+        response = client.get(url + query)
+        assert response.status_code == 200
+        html = response.content.decode()
+        return {r.pk for r in (production, trial) if f'data-run="{r.pk}"' in html}, html
+
+    shown, html = listed("")
+    assert shown == {production.pk} and "playground runs (a prompt's try-it panel) are not listed" in html
+    shown, html = listed("?kind=playground")
+    assert shown == {trial.pk} and '<span class="flag" title="A try-it run' in html
+    assert listed("?kind=all")[0] == {production.pk, trial.pk}
+    assert client.get(url + "?kind=bogus").status_code == 400
