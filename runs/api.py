@@ -49,7 +49,10 @@ router = Router(tags=["runs"], auth=ApiKeyAuth("runs"))
 
 class RunSubmit(RequestBody):
     agent: Annotated[str, StringConstraints(min_length=1, max_length=100)] | int = Field(description="The agent's name or id.")
-    input: str
+    input: str = Field("", description="The first user message (leave empty when giving variables).")
+    variables: dict[str, str] | None = Field(
+        None, description="Values for the first-message template of the agent's prompt version (every declared variable, no other); "
+        "the rendered template becomes the input and the version is pinned at submission.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Yours, under 4 KB; shown redacted.")
 
 
@@ -153,7 +156,7 @@ def runs_submit(request: HttpRequest, body: RunSubmit, response: HttpResponse) -
     try:
         run = services.run_submit(
             tenant=key.tenant, agent=agent, input=body.input, api_key=key,
-            submitted_by=key.created_by, role=key.acts_as_role, metadata=body.metadata,
+            submitted_by=key.created_by, role=key.acts_as_role, metadata=body.metadata, variables=body.variables,
         )
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", " ".join(exc.messages))

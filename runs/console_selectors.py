@@ -34,9 +34,10 @@ GATED_KINDS = (hooks.KIND_TOOL, hooks.KIND_HANDOFF, hooks.KIND_OUTCOME_UNKNOWN)
 
 def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = None, outcome: str = "", q: str = "",
                   flag: str = "", model: str = "", cost_min: Decimal | None = None, cost_max: Decimal | None = None,
-                  created_from: date | None = None, created_to: date | None = None) -> QuerySet[Run]:
+                  created_from: date | None = None, created_to: date | None = None, kind: str = "") -> QuerySet[Run]:
     """The tenant's runs, newest first, filtered, with everything a list row shows in one query.
-    Dates are days in the viewer's time zone (the active one)."""
+    Dates are days in the viewer's time zone (the active one). ``kind``: "" production runs only (playground
+    runs left out), "playground" only those, "all" both."""
     # Through the reverse relation: runs sits below escalations and does not import it.
     gated = Run.objects.filter(pk=OuterRef("pk"), escalations__kind__in=GATED_KINDS)
     qs = (
@@ -46,6 +47,8 @@ def runs_for_list(*, tenant: Tenant, status: str = "", agent_id: int | None = No
         .defer("input", "result", "error_message", "metadata")
         .order_by("-created_at", "-id")
     )
+    if kind != "all":
+        qs = qs.filter(playground=kind == "playground")
     if status:
         qs = qs.filter(status=status)
     if agent_id is not None:

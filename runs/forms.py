@@ -99,6 +99,8 @@ class RunFilterForm(forms.Form):
     agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
     outcome = forms.CharField(required=False, max_length=64)
     flag = forms.ChoiceField(required=False, choices=[("", "Any flag"), *((f, f) for f in RUN_FLAGS), ("gated", "gated")])
+    # Playground runs (a prompt's try-it panel) are left out unless asked for: operators watch production.
+    kind = forms.ChoiceField(required=False, label="Kind", choices=[("", "Production runs"), ("playground", "Playground runs"), ("all", "All runs")])
     q = forms.CharField(required=False, max_length=200, label="Search",
                         widget=forms.TextInput(attrs={"placeholder": "Run id or input text", "type": "search"}))
     model = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"placeholder": "e.g. claude-sonnet-4-5"}))
@@ -124,8 +126,13 @@ class RunFilterForm(forms.Form):
 
 class RunStartForm(forms.Form):
     agent = forms.TypedChoiceField(coerce=int)
-    input = forms.CharField(max_length=MAX_INPUT_CHARS, validators=[_no_nul],
+    input = forms.CharField(max_length=MAX_INPUT_CHARS, validators=[_no_nul], required=False,
                             widget=forms.Textarea(attrs={"rows": 8, "placeholder": "What should the agent do?"}))
+    variables = forms.CharField(
+        required=False, max_length=MAX_INPUT_CHARS, validators=[_no_nul], label="Variables (JSON)",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono", "placeholder": '{"customer_name": "Ada"}'}),
+        help_text="For an agent whose prompt version has a first-message template: its variables' values; "
+                  "the rendered template becomes the input (leave Input empty).")
     scenario = forms.ChoiceField(required=False, help_text="Scripted mode: which recorded conversation the model API plays back.")
 
     def __init__(self, *args: Any, agents: list[Agent], scenarios: list[tuple[str, str]], **kwargs: Any):
@@ -139,11 +146,23 @@ class RunStartForm(forms.Form):
         else:
             del self.fields["scenario"]
 
-    def clean_input(self) -> str:
-        text = self.cleaned_data["input"]
-        if not text.strip():
-            raise ValidationError("Give the agent something to do.")
-        return text
+    def clean_variables(self) -> dict[str, Any] | None:
+        raw = self.cleaned_data["variables"].strip()
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise ValidationError("Variables must be a JSON object, e.g. {\"name\": \"Ada\"}.")
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValidationError("Variables must be a JSON object of names to strings.")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "input" in data and data.get("variables") is None and not data["input"].strip():
+            self.add_error("input", "Give the agent something to do.")
+        return data
 
     def clean_agent(self) -> Agent:
         return self.agents[self.cleaned_data["agent"]]

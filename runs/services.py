@@ -19,7 +19,7 @@ from django.utils import timezone
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from agentops.harness import hooks
-from agentops.harness.prompting import ResolvedPrompt
+from agentops.harness.prompting import ResolvedPrompt, render_first_message
 from agentops.jobs import enqueue, enqueue_in, redis_available
 from agentops.tools.registry import all_tools, get_tool
 from budgets.services import effective_policy, reconcile_reservations
@@ -70,11 +70,16 @@ def _check_input(text: Any) -> str:
 def run_submit(
     *, tenant: Tenant, agent: Agent, input: str, submitted_by: Any = None, api_key: ApiKey | None = None,
     role: str, metadata: dict[str, Any] | None = None, prompt: ResolvedPrompt | None = None, playground: bool = False,
+    variables: dict[str, Any] | None = None,
 ) -> Run:
     """``prompt``: pin the run to this prompt version now (the try-it panel) instead of at its first
-    model call from the agent's label; ``playground`` marks it as not a production run."""
+    model call from the agent's label; ``playground`` marks it as not a production run. ``variables``:
+    render the version's first-message template as the input (the version is then pinned now, so the
+    message and the version the run uses agree); ``input`` must then be empty."""
     if agent.tenant_id != tenant.pk:
         raise Agent.DoesNotExist
+    if variables is not None:
+        prompt, input = _render_input(agent, prompt, variables, input)
     text = _check_input(input)
     metadata = _check_metadata(metadata or {})
     if tenant.runs_disabled or agent.runs_disabled:
@@ -94,6 +99,20 @@ def run_submit(
     RunEvent.objects.create(tenant=tenant, run=run, type="status", data={"status": RunStatus.QUEUED})
     enqueue_run(run)
     return run
+
+
+def _render_input(agent: Agent, prompt: ResolvedPrompt | None, variables: dict[str, Any], input: str) -> tuple[ResolvedPrompt, str]:
+    if not isinstance(variables, dict):
+        raise ValidationError("variables must be an object of names to strings.")
+    resolved = prompt or agent.resolve_prompt()
+    if not resolved.first_message:
+        raise ValidationError("variables were given but this agent's prompt version has no first-message template.")
+    if input and input.strip():
+        raise ValidationError("Give either input or variables: with variables the first message is the rendered template.")
+    try:
+        return resolved, render_first_message(resolved, variables)
+    except ValueError as exc:  # VariablesMismatch lists the missing and undeclared names
+        raise ValidationError(str(exc)) from exc
 
 
 def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

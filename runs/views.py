@@ -63,7 +63,7 @@ def run_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
             data = form.cleaned_data
             filters = {"status": data["status"], "agent_id": data["agent"], "outcome": data["outcome"], "q": data["q"].strip(),
                        "flag": data["flag"], "model": data["model"].strip(), "cost_min": data["cost_min"], "cost_max": data["cost_max"],
-                       "created_from": data["created_from"], "created_to": data["created_to"]}
+                       "created_from": data["created_from"], "created_to": data["created_to"], "kind": data["kind"]}
         else:
             status = 400
     runs = cs.runs_for_list(tenant=ctx.tenant, **filters) if status == 200 else cs.runs_for_list(tenant=ctx.tenant).none()
@@ -96,10 +96,10 @@ def run_new(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
             try:
                 run = services.run_submit(
                     tenant=ctx.tenant, agent=form.cleaned_data["agent"], input=form.cleaned_data["input"],
-                    submitted_by=request.user, role=ctx.role, metadata=metadata,
+                    submitted_by=request.user, role=ctx.role, metadata=metadata, variables=form.cleaned_data.get("variables"),
                 )
             except ValidationError as exc:
-                form.add_error("input", exc)
+                form.add_error("variables" if form.cleaned_data.get("variables") is not None else "input", exc)
             except services.RunRefused as exc:
                 form.add_error(None, str(exc))
                 status = 409 if exc.type == "kill_switch" else 429

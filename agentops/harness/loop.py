@@ -41,6 +41,20 @@ log = logging.getLogger(__name__)
 # Backoff for re-scheduling a run after the SDK's own retries were exhausted (seconds).
 RESCHEDULE_BACKOFF = [5, 15, 60, 300, 900]
 MAX_RESCHEDULES = 20
+# A prompt version's parameters sent to the model as they are (max_tokens is handled apart: it sizes the reservation).
+SAMPLING_PARAMS = ("temperature", "top_p", "top_k", "stop_sequences")
+
+
+def sdk_sampling(sampling: dict[str, Any]) -> dict[str, Any]:
+    """The SDK keywords for a version's sampling parameters: the SDK (2.x) takes ``stop_sequences`` but no longer
+    names temperature/top_p/top_k, so those go in ``extra_body`` (models that refuse them answer 400 → model_error)."""
+    kwargs: dict[str, Any] = {}
+    if "stop_sequences" in sampling:
+        kwargs["stop_sequences"] = sampling["stop_sequences"]
+    extra = {k: v for k, v in sampling.items() if k != "stop_sequences"}
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
 
 
 def worker_identity() -> str:
@@ -268,6 +282,7 @@ class RunDriver(ToolTurn):
         prompt = self.agent.resolve_prompt(self.run)
         system, prompt_version_id = prompt.system, prompt.version_id
         max_tokens = int(prompt.params.get("max_tokens") or self.agent.max_tokens)
+        sampling = {k: v for k, v in prompt.params.items() if k in SAMPLING_PARAMS}
         offered = self.offered_tools()
         if prompt.tools is not None:  # a version's tool set narrows the grants, never widens them
             offered = {name: o for name, o in offered.items() if name in prompt.tools}
@@ -292,6 +307,7 @@ class RunDriver(ToolTurn):
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": model,
             "gen_ai.request.max_tokens": max_tokens, "gen_ai.conversation.id": str(self.run.pk),
             "agentops.prompt_version_id": prompt_version_id,
+            **{f"gen_ai.request.{k}": v for k, v in sampling.items()},
         }
         settled = False
         # Set once the API answered: from then on the call is billed, whatever happens to the step.
@@ -303,7 +319,7 @@ class RunDriver(ToolTurn):
                     result = gateway.create_message(
                         model=model, fallback_model=fallback, system=system,
                         messages=api_messages, tools=tools, max_tokens=max_tokens, scenario=scenario,
-                        conversation_key=f"run-{self.run.pk}",
+                        conversation_key=f"run-{self.run.pk}", sampling=sdk_sampling(sampling),
                     )
                 except gateway.ModelUnavailable as exc:
                     span["error.type"] = exc.error_type

@@ -277,6 +277,7 @@ def create_message(
     scenario: str | None,
     conversation_key: str | None = None,
     max_retries: int | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> GatewayResult:
     """One model call through the SDK (its retries only), with at most one fallback on overload.
 
@@ -287,10 +288,11 @@ def create_message(
 
     Raises :class:`ModelUnavailable` (429/408/409/5xx/connection/timeout after the SDK's retries,
     and an overload whose fallback failed too) or :class:`ModelRequestError` (other 4xx, including
-    404 for an unknown model).
+    404 for an unknown model). ``sampling`` (temperature, top_p, top_k, stop_sequences) is passed
+    to the SDK call as is.
     """
     client = get_client(max_retries=max_retries)
-    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "messages": messages}
+    kwargs: dict[str, Any] = {**(sampling or {}), "max_tokens": max_tokens, "messages": messages}
     if system:
         kwargs["system"] = system
     if tools:

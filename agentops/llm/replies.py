@@ -179,6 +179,21 @@ def error_reply(spec: ErrorSpec, *, model: str = "", delay_ms: int = 0) -> Scrip
     return ScriptedReply(spec.status, headers, compact_json(body), delay_ms)
 
 
+def check_sampling(body: dict[str, Any]) -> str | None:
+    """The real API's 400 for out-of-range sampling fields (temperature, top_p, top_k, stop_sequences)."""
+    for key in ("temperature", "top_p"):
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
+            return f"{key}: Input should be less than or equal to 1"
+    top_k = body.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        return "top_k: Input should be greater than or equal to 0"
+    stops = body.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops)):
+        return "stop_sequences: Input should be a valid list of non-empty strings"
+    return None
+
+
 def invalid_request(message: str) -> ScriptedReply:
     return error_reply(ErrorSpec(status=400, type="invalid_request_error", message=message))
 

@@ -39,6 +39,7 @@ from agentops.llm.replies import (
     ScriptedReply,
     build_message,
     build_sse,
+    check_sampling,
     check_tool_pairs,
     compact_json,
     conversation_fingerprint,
@@ -147,6 +148,9 @@ class ScriptedAPI:
             )
         if not isinstance(data.get("max_tokens"), int) or data["max_tokens"] < 1:
             return invalid_request("max_tokens: Field required (an integer >= 1)")
+        sampling = check_sampling(data)
+        if sampling:
+            return invalid_request(sampling)
         pairing = check_tool_pairs(messages)
         if pairing:
             return invalid_request(pairing)

@@ -9,11 +9,13 @@ Idempotent: a prompt that exists is left as it is.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from agentops.prompts import services
 from agentops.prompts.models import PRODUCTION, STAGING, Prompt, PromptVersion
+from agentops.prompts.playground import playground_start
 from runs.demo import (
     RESEARCH_PROMPT,
     RESEARCH_TOOLS,
@@ -22,7 +24,8 @@ from runs.demo import (
     submit_traffic,
     wait_settled,
 )
-from runs.models import Agent
+from runs.models import Agent, Run, RunStatus
+from runs.services import run_submit
 from tenants.models import Membership, Role, Tenant
 
 BATCH = "demo-prompts-v1"
@@ -107,6 +110,29 @@ def run(ctx: Any) -> None:
             if submit_traffic(tenant, agents, operator, TRAFFIC.get(name, []), say=ctx.say, batch=batch):
                 wait_settled(tenant, timeout=60, batch=batch)
 
-        created = setup_tenant(tenant, ctx.admin(slug), agents, after_move=traffic if slug == next(iter(ctx.tenants)) else None)
+        first = slug == next(iter(ctx.tenants))
+        created = setup_tenant(tenant, ctx.admin(slug), agents, after_move=traffic if first else None)
+        if created and first:
+            showcase(tenant, agents, operator=operator, editor=ctx.users[slug][Role.PROMPT_EDITOR])
         ctx.say(f"{slug}: prompts " + ("seeded (production moves are overrides marked 'seeded' until the evals app seeds results)"
                                        if created else "already present"))
+
+
+def showcase(tenant: Tenant, agents: dict[str, Agent], *, operator: Any, editor: Any, timeout: float = 60) -> list[Run]:
+    """A run whose input is triage-router's rendered first-message template, and a try-it pair (support-agent's
+    staging v4 beside production) that the runs list hides unless asked for playground runs."""
+    runs: list[Run] = []
+    agents = {a.name: a for a in Agent.objects.for_tenant(tenant).filter(pk__in=[a.pk for a in agents.values()])}  # now following prompts
+    if "triage" in agents:
+        runs.append(run_submit(tenant=tenant, agent=agents["triage"], input="", submitted_by=operator, role=Role.OPERATOR,
+                               metadata={"scenario": "default"}, variables={"customer": "Ada Lovelace", "ticket": "I was charged twice."}))
+    staging = PromptVersion.objects.for_tenant(tenant).filter(prompt__name="support-agent", number=4).first()
+    if staging is not None and "support" in agents:
+        pair = playground_start(tenant=tenant, membership=Membership.objects.get(tenant=tenant, user=editor), version=staging,
+                                agent=agents["support"], input="What is your refund policy?", scenario="kb_answer")
+        runs += pair.runs
+    deadline = time.monotonic() + timeout
+    ids = [r.pk for r in runs]
+    while time.monotonic() < deadline and Run.objects.filter(pk__in=ids, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+        time.sleep(0.5)
+    return runs

@@ -17,6 +17,7 @@ def as_resolved(version: PromptVersion) -> ResolvedPrompt:
         prompt_id=version.prompt_id, model=version.model or None, params=dict(version.params or {}),
         tools=tuple(version.tools) if version.tools is not None else None,
         validators=tuple(v for v in (version.validators or []) if isinstance(v, dict)),
+        first_message=version.first_message or "", variables=tuple(version.variables or ()),
     )
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from agentops.harness.prompting import VARIABLE_RE
 from agentops.prompts import gate
 from agentops.prompts.models import (
     BUILTIN_LABELS,
@@ -36,7 +37,6 @@ from runs.models import ToolGrant
 from tenants.models import ApiKey, Tenant
 from tenants.services import audit_record
 
-VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 PARAM_KEYS = {"max_tokens", "temperature", "top_p", "top_k", "stop_sequences"}
 
 

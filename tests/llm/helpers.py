@@ -86,13 +86,15 @@ class RecordingTransport(ScriptedTransport):
         super().__init__(**kwargs)
         self.retry_counts: list[int] = []
         self.models: list[str] = []
+        self.bodies: list[dict[str, Any]] = []
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
         self.retry_counts.append(int(request.headers["x-stainless-retry-count"]))
         import json
 
-        self.models.append(json.loads(request.content).get("model", ""))
+        self.bodies.append(json.loads(request.content))
+        self.models.append(self.bodies[-1].get("model", ""))
         return super().handle_request(request)
 
 

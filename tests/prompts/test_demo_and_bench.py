@@ -37,3 +37,14 @@ def test_prompt_fetch_bench_reports_percentiles(db):  # type: ignore[no-untyped-
     figures = json.loads(out.getvalue().strip().splitlines()[-1])
     assert figures["samples"] == 100 and "load average" in out.getvalue()
     assert 0 < figures["key_check_p50_ms"] and 0 < figures["fetch_304_p50_ms"] <= figures["fetch_304_p99_ms"]
+
+
+def test_the_demo_showcases_a_templated_run_and_a_try_it_pair(tenant, members):  # type: ignore[no-untyped-def]
+    agents = runs_demo.setup_tenant(tenant, members[Role.ADMIN])
+    demo.setup_tenant(tenant, members[Role.ADMIN], agents)
+    templated, candidate, production = demo.showcase(tenant, agents, operator=members[Role.OPERATOR], editor=members[Role.PROMPT_EDITOR],
+                                                     timeout=0)
+    assert templated.input == "Ticket from Ada Lovelace: I was charged twice." and templated.prompt_version_number == 2
+    assert not templated.playground
+    assert candidate.playground and production.playground
+    assert (candidate.prompt_version_number, production.prompt_version_number) == (4, 2)
