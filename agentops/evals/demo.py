@@ -16,6 +16,7 @@ from typing import Any
 from agentops.evals import services
 from agentops.evals.definitions import clean_case
 from agentops.evals.models import EvalCase, EvalRun, EvalRunStatus, EvalSuite, ResultStatus
+from agentops.harness.loop import drive_run
 from agentops.prompts.models import Prompt, PromptLabel, PromptVersion
 from runs.models import Agent
 from tenants.models import Tenant
@@ -130,8 +131,6 @@ def wait(eval_runs: list[EvalRun], timeout: float = 300) -> None:
 
 def drive_in_process(eval_run: EvalRun) -> None:
     """Run an eval's cases in this process through the harness loop (no workers: the crawl, tests)."""
-    from agentops.harness.loop import drive_run  # noqa: PLC0415 - only the no-worker path needs the loop
-
     for _ in range(100):
         running = list(eval_run.results.filter(status=ResultStatus.RUNNING).values_list("run_id", flat=True))
         if not running:

@@ -154,6 +154,8 @@ def test_runs_filter_by_flag_model_cost_and_date_and_the_filters_stay_in_the_url
     cheap = RunFactory(agent=agent, model_used="claude-haiku-4-5", cost=Decimal("0.002"), created_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
     dear = RunFactory(agent=agent, model_used="claude-sonnet-4-5", cost=Decimal("1.50"), created_at=datetime(2026, 3, 5, 12, tzinfo=UTC))
     MessageFactory(run=dear, flags=["injection"])
+    dear.flags = ["injection"]  # the loop keeps the union of the turns' flags on the run (Run.flags)
+    dear.save(update_fields=["flags"])
     client = client_for(members["viewer"])
 
     def shown(query: str) -> set[int]:
