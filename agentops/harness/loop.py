@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from agentops.harness import costs, evaluators, grants, hooks, lease, shutdown
+from agentops.harness import costs, deltas, evaluators, grants, hooks, lease, shutdown
 from agentops.harness.durability import relax_commit
 from agentops.harness.store import (
     TERMINAL_STATUSES,
@@ -305,6 +305,7 @@ class RunDriver:
                         model=model, fallback_model=fallback, system=system,
                         messages=api_messages, tools=tools, max_tokens=self.agent.max_tokens, scenario=scenario,
                         conversation_key=f"run-{self.run.pk}",
+                        on_delta=deltas.DeltaRelay(self.run.pk, messages[-1].seq + 1),
                     )
                 except gateway.ModelUnavailable as exc:
                     span["error.type"] = exc.error_type

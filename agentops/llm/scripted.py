@@ -34,7 +34,7 @@ import secrets
 import threading
 import time
 import typing
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,12 @@ class Step:
     delay_ms: int = 0
     replay_sse: Path | None = None
     replay_json: Path | None = None
+    # Streaming only: the pause between two SSE events (the demo "types"), and a cut: the first
+    # ``cut_stream_count`` streams of this step end after ``cut_stream_after`` events without
+    # message_stop, as a dropped connection does (counted like ``fail_first_requests``).
+    pace_ms: int = 0
+    cut_stream_after: int | None = None
+    cut_stream_count: int = 0
 
     def errors_apply_to(self, model: str) -> bool:
         if self.errors_for_models is not None and model not in self.errors_for_models:
@@ -189,7 +195,14 @@ def _parse_block(raw: Any, where: str) -> dict[str, Any]:
     raise ScenarioError(f"{where}: block type must be 'text' or 'tool_use', not {kind!r}")
 
 
-def _parse_step(raw: Any, where: str, base: Path) -> Step:
+def _non_negative_int(raw: dict[str, Any], key: str, where: str, default: int = 0) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ScenarioError(f"{where}.{key}: must be an integer >= 0")
+    return value
+
+
+def _parse_step(raw: Any, where: str, base: Path, pace_ms: int = 0) -> Step:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: a step must be an object")
     content = [_parse_block(b, f"{where}.content[{i}]") for i, b in enumerate(raw.get("content") or [])]
@@ -228,9 +241,14 @@ def _parse_step(raw: Any, where: str, base: Path) -> Step:
     usage = raw.get("usage") or {}
     if not isinstance(usage, dict):
         raise ScenarioError(f"{where}.usage: must be an object")
-    delay_ms = raw.get("delay_ms", 0)
-    if not isinstance(delay_ms, int) or delay_ms < 0:
-        raise ScenarioError(f"{where}.delay_ms: must be an integer >= 0")
+    delay_ms = _non_negative_int(raw, "delay_ms", where)
+    cut = raw.get("cut_stream")
+    cut_after, cut_count = None, 0
+    if cut is not None:
+        if not isinstance(cut, dict):
+            raise ScenarioError(f"{where}.cut_stream: must be an object {{after_events, count}}")
+        cut_after = _non_negative_int(cut, "after_events", f"{where}.cut_stream")
+        cut_count = _non_negative_int(cut, "count", f"{where}.cut_stream", 1)
     return Step(
         content=content,
         stop_reason=str(stop_reason),
@@ -248,6 +266,9 @@ def _parse_step(raw: Any, where: str, base: Path) -> Step:
         delay_ms=delay_ms,
         replay_sse=path("replay_sse"),
         replay_json=path("replay_json"),
+        pace_ms=_non_negative_int(raw, "pace_ms", where, pace_ms),
+        cut_stream_after=cut_after,
+        cut_stream_count=cut_count,
     )
 
 
@@ -255,7 +276,10 @@ def parse_scenario(data: Any, *, name: str, base: Path = SCENARIO_DIR) -> Scenar
     """Validate a scenario document (see the README next to the scenario files)."""
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
         raise ScenarioError(f"scenario {name!r}: needs a non-empty 'steps' list")
-    steps = [_parse_step(s, f"scenario {name!r} steps[{i}]", base) for i, s in enumerate(data["steps"])]
+    pace_ms = _non_negative_int(data, "pace_ms", f"scenario {name!r}")
+    steps = [
+        _parse_step(s, f"scenario {name!r} steps[{i}]", base, pace_ms) for i, s in enumerate(data["steps"])
+    ]
     extra_models = data.get("models") or []
     if not isinstance(extra_models, list):
         raise ScenarioError(f"scenario {name!r}: 'models' must be a list")
@@ -524,6 +548,11 @@ class ScriptedReply:
     headers: dict[str, str]
     body: bytes
     delay_ms: int = 0
+    # A streamed reply: its SSE events, sent ``pace_ms`` apart; after ``cut_after`` events the
+    # connection drops (the body ends early with a protocol error).
+    events: list[bytes] | None = None
+    pace_ms: int = 0
+    cut_after: int | None = None
 
 
 def error_reply(spec: ErrorSpec, *, model: str = "", delay_ms: int = 0) -> ScriptedReply:
@@ -617,7 +646,12 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def build_sse(message: dict[str, Any], step: Step) -> bytes:
-    """The ``text/event-stream`` body for ``message``, in the recorded event order.
+    """The ``text/event-stream`` body for ``message`` (:func:`build_sse_events` joined)."""
+    return b"".join(build_sse_events(message, step))
+
+
+def build_sse_events(message: dict[str, Any], step: Step) -> list[bytes]:
+    """The ``text/event-stream`` events for ``message``, in the recorded event order.
 
     message_start, per block content_block_start (+ one ping after the first), text_delta /
     input_json_delta chunks, content_block_stop, then message_delta and message_stop. A tool_use
@@ -705,7 +739,7 @@ def build_sse(message: dict[str, Any], step: Step) -> bytes:
         )
     )
     out.append(_event("message_stop", {"type": "message_stop"}))
-    return b"".join(out)
+    return out
 
 
 class ScriptedAPI:
@@ -773,15 +807,23 @@ class ScriptedAPI:
         request_id = _request_id()
         if data.get("stream"):
             if step.replay_sse is not None:
-                sse = step.replay_sse.read_bytes()
+                events = [e + b"\n\n" for e in step.replay_sse.read_bytes().split(b"\n\n") if e.strip()]
             else:
-                sse = build_sse(build_message(scenario, step_index, data, conversation), step)
+                events = build_sse_events(build_message(scenario, step_index, data, conversation), step)
+            cut_after = None
+            if step.cut_stream_after is not None and step.cut_stream_count:
+                key = f"agentops:scripted:cut:{hashlib.sha256(scenario.name.encode()).hexdigest()[:12]}:{conversation}:{step_index}"
+                if self._counter.incr(key) <= step.cut_stream_count:
+                    cut_after = step.cut_stream_after
             headers_out = {
                 "content-type": "text/event-stream; charset=utf-8",
                 "cache-control": "no-cache",
                 "request-id": request_id,
             }
-            return ScriptedReply(200, headers_out, sse, step.delay_ms)
+            return ScriptedReply(
+                200, headers_out, b"".join(events), step.delay_ms,
+                events=events, pace_ms=step.pace_ms, cut_after=cut_after,
+            )
         if step.replay_json is not None:
             payload = step.replay_json.read_bytes()
         else:
@@ -811,11 +853,17 @@ class ScriptedTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def _response(reply: ScriptedReply, request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(reply.status, headers=reply.headers, content=reply.body, request=request)
 
+    @staticmethod
+    def _streamed(reply: ScriptedReply, request: httpx2.Request, content: Any) -> httpx2.Response:
+        return httpx2.Response(reply.status, headers=reply.headers, content=content, request=request)
+
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
         reply = self._reply(request)
         if reply.delay_ms:
             time.sleep(reply.delay_ms / 1000)
+        if reply.events is not None and (reply.pace_ms or reply.cut_after is not None):
+            return self._streamed(reply, request, _paced(reply))
         return self._response(reply, request)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -823,4 +871,27 @@ class ScriptedTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         reply = self._reply(request)
         if reply.delay_ms:
             await asyncio.sleep(reply.delay_ms / 1000)
+        if reply.events is not None and (reply.pace_ms or reply.cut_after is not None):
+            return self._streamed(reply, request, _paced_async(reply))
         return self._response(reply, request)
+
+
+_CUT_MESSAGE = "peer closed connection without sending complete message body (incomplete chunked read)"
+
+
+def _paced(reply: ScriptedReply) -> Iterator[bytes]:
+    for i, event in enumerate(reply.events or []):
+        if reply.cut_after is not None and i >= reply.cut_after:
+            raise httpx2.RemoteProtocolError(_CUT_MESSAGE)
+        if i and reply.pace_ms:
+            time.sleep(reply.pace_ms / 1000)
+        yield event
+
+
+async def _paced_async(reply: ScriptedReply) -> AsyncIterator[bytes]:
+    for i, event in enumerate(reply.events or []):
+        if reply.cut_after is not None and i >= reply.cut_after:
+            raise httpx2.RemoteProtocolError(_CUT_MESSAGE)
+        if i and reply.pace_ms:
+            await asyncio.sleep(reply.pace_ms / 1000)
+        yield event
