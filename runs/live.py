@@ -15,7 +15,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +122,7 @@ def event_stream(run: RunRow, cur: Cursor, follow: bool) -> Iterator[str]:
         time.sleep(SSE_POLL_SECONDS)
 
 
-async def event_stream_async(request: HttpRequest, run: RunRow, cur: Cursor, follow: bool) -> AsyncIterator[str]:
+async def event_stream_async(request: HttpRequest, run: RunRow, cur: Cursor, follow: bool) -> AsyncGenerator[str, None]:
     """The ASGI stream: between database polls it waits on the delta stream (XREAD BLOCK), so a
     delta is sent as soon as the worker writes it, not at the next poll."""
     deadline = time.monotonic() + SSE_MAX_SECONDS

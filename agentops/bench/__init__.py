@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
-BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "escalations.bench", "budgets.bench"]
+BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "escalations.bench", "budgets.bench", "runs.stream_bench"]
 
 
 @dataclass
