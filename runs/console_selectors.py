@@ -15,6 +15,7 @@ from typing import Any, cast
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from agentops.harness import deltas
 from agentops.redact import redact, redact_obj
 from runs.models import Agent, Message, Run, RunStatus, Span, ToolCall, ToolGrant
 from tenants.models import Tenant
@@ -297,6 +298,37 @@ class RunPage:
     escalations: list[Any]  # escalations.models.Escalation (an app above runs)
     total_tokens: int
     flags: list[str]
+    streaming: Streaming | None = None
+
+
+@dataclass
+class Streaming:
+    """The model's answer as it is being written (not persisted yet), from the run's live deltas."""
+    seq: int
+    model: str
+    text: str
+    tools: list[dict[str, str]]
+
+
+def streaming_turn(run: Run, persisted_seq: int) -> Streaming | None:
+    """The streamed part of the turn after ``persisted_seq``, from its last (re)start; None when no
+    call is streaming (or Redis does not answer). Redacted like everything the console shows."""
+    if run.status != RunStatus.RUNNING:
+        return None
+    entries = [d for _, d in deltas.read(run.pk, "0") if isinstance(d.get("seq"), int) and d["seq"] > persisted_seq]
+    starts = [i for i, d in enumerate(entries) if d.get("kind") == "start"]
+    if not starts:
+        return None
+    current = entries[starts[-1]:]
+    text = "".join(str(d.get("text", "")) for d in current if d.get("kind") == "text")
+    tools: dict[Any, dict[str, str]] = {}
+    for d in current:
+        if d.get("kind") == "tool_use":
+            tools[d.get("index")] = {"name": str(d.get("name", "")), "input": ""}
+        elif d.get("kind") == "tool_input" and d.get("index") in tools:
+            tools[d.get("index")]["input"] += str(d.get("partial_json", ""))
+    return Streaming(seq=current[0]["seq"], model=str(current[0].get("model", "")), text=redact(text),
+                     tools=[{"name": t["name"], "input": redact(t["input"])} for t in tools.values()])
 
 
 def run_page(run: Run) -> RunPage:
@@ -322,6 +354,7 @@ def run_page(run: Run) -> RunPage:
         escalations=escalations,
         total_tokens=run.input_tokens + run.output_tokens,
         flags=flags,
+        streaming=streaming_turn(run, max((m.seq for m in messages if m.role == "assistant"), default=-1)),
     )
 
 

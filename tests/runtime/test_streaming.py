@@ -135,3 +135,23 @@ def test_delta_text_is_redacted_on_the_way_out(client, agent):
     resp = client.get(f"/api/v1/runs/{run.pk}/events?follow=0", HTTP_AUTHORIZATION=f"Bearer {key}")
     body = b"".join(resp.streaming_content).decode()
     assert "text_delta" in body and "jane.canary@example.com" not in body
+
+
+def test_the_run_page_shows_the_answer_as_it_is_written(client, agent, admin_user):
+    run = Run.objects.create(tenant=agent.tenant, agent=agent, input="x", status=RunStatus.RUNNING)
+    relay = deltas.DeltaRelay(run.pk, 1)
+    relay({"kind": "start", "model": "claude-sonnet-4-6"})
+    relay({"kind": "text", "index": 0, "text": "The first half of the attempt that was cut"})
+    relay({"kind": "start", "model": "claude-sonnet-4-6"})  # the retry starts the text again
+    relay({"kind": "text", "index": 0, "text": "Checking your order "})
+    relay({"kind": "text", "index": 0, "text": "for jane.canary@example.com"})
+    relay({"kind": "tool_use", "index": 1, "name": "lookup_account"})
+    relay({"kind": "tool_input", "index": 1, "partial_json": '{"account_id": "AC'})
+    client.force_login(admin_user)
+    url = f"/t/{agent.tenant.slug}/runs/{run.pk}/live/"
+    body = client.get(url).content.decode()
+    assert "Checking your order" in body and "cut" not in body.split('id="streaming-turn"')[1].split("</div>")[0]
+    assert "jane.canary@example.com" not in body and "lookup_account" in body and "every 500ms" in body
+    # Once the turn is persisted (or the run ends) the preview goes away.
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    assert 'id="streaming-turn"' not in client.get(url).content.decode()
