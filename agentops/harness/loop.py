@@ -306,6 +306,7 @@ class RunDriver:
                         messages=api_messages, tools=tools, max_tokens=self.agent.max_tokens, scenario=scenario,
                         conversation_key=f"run-{self.run.pk}",
                         on_delta=deltas.DeltaRelay(self.run.pk, messages[-1].seq + 1),
+                        cache_ttl=getattr(self.agent, "cache_ttl", "5m"),
                     )
                 except gateway.ModelUnavailable as exc:
                     span["error.type"] = exc.error_type

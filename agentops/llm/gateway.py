@@ -280,6 +280,35 @@ def _translate(err: anthropic.AnthropicError, *, model: str, attempts: int) -> E
     )
 
 
+CACHE_TTLS = ("5m", "1h")
+
+
+def with_cache_breakpoints(
+    *, system: str, tools: list[dict[str, Any]], messages: list[dict[str, Any]], ttl: str
+) -> tuple[list[dict[str, Any]] | str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(system, tools, messages)`` with prompt-cache breakpoints, the inputs left untouched.
+
+    Three of the API's four breakpoints: the last tool definition (tools come first in the
+    prompt), the system prompt, and a moving one on the last block of the last message, so each
+    turn writes the conversation so far and the next turn reads it back. ``ttl`` is ``"5m"``
+    (the API's default, sent without ``ttl``) or ``"1h"``.
+    """
+    mark: dict[str, Any] = {"type": "ephemeral"} if ttl != "1h" else {"type": "ephemeral", "ttl": "1h"}
+    cached_tools = [*tools[:-1], {**tools[-1], "cache_control": mark}] if tools else []
+    cached_system: list[dict[str, Any]] | str = (
+        [{"type": "text", "text": system, "cache_control": mark}] if system else system
+    )
+    cached_messages = list(messages)
+    if cached_messages:
+        last = cached_messages[-1]
+        content = last.get("content")
+        if isinstance(content, str) and content:
+            content = [{"type": "text", "text": content}]
+        if isinstance(content, list) and content and isinstance(content[-1], dict):
+            cached_messages[-1] = {**last, "content": [*content[:-1], {**content[-1], "cache_control": mark}]}
+    return cached_system, cached_tools, cached_messages
+
+
 class StreamCut(Exception):
     """The stream ended before ``message_stop``: the answer is incomplete and must not be used."""
 
@@ -328,6 +357,7 @@ def create_message(
     conversation_key: str | None = None,
     max_retries: int | None = None,
     on_delta: DeltaSink | None = None,
+    cache_ttl: str | None = None,
 ) -> GatewayResult:
     """One streamed model call through the SDK (its retries only), with at most one fallback on overload.
 
@@ -335,6 +365,7 @@ def create_message(
     is the SDK's accumulation of the whole stream, used exactly as a non-streamed one would be. A
     stream cut off mid-way raises :class:`ModelUnavailable` (``stream_interrupted``), never a
     partial message.
+    ``cache_ttl`` (``"5m"``/``"1h"``) adds prompt-cache breakpoints (:func:`with_cache_breakpoints`).
 
     ``scenario`` selects the scripted scenario (else ``settings.AGENTOPS_SCENARIO``, else
     ``default``) and is sent only in scripted mode; with a real API key and no configured scenario,
@@ -346,9 +377,14 @@ def create_message(
     404 for an unknown model).
     """
     client = get_client(max_retries=max_retries)
+    cached_system: list[dict[str, Any]] | str = system
+    if cache_ttl in CACHE_TTLS:
+        cached_system, tools, messages = with_cache_breakpoints(
+            system=system, tools=tools, messages=messages, ttl=str(cache_ttl)
+        )
     kwargs: dict[str, Any] = {"max_tokens": max_tokens, "messages": messages}
     if system:
-        kwargs["system"] = system
+        kwargs["system"] = cached_system
     if tools:
         kwargs["tools"] = tools
     if scripted_mode():
