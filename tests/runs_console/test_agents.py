@@ -117,3 +117,15 @@ def test_agent_ids_of_other_tenants_or_garbage_are_404(agent, other_tenant, admi
         assert admin.post(f"/t/acme/agents/{ident}/kill-switch/", {"enabled": "1"}).status_code == 404
     foreign.refresh_from_db()
     assert not foreign.runs_disabled
+
+
+def test_admin_sets_the_prompt_cache_lifetime(tenant, agent, admin):
+    assert agent.cache_ttl == "5m"
+    resp = admin.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="support", cache_ttl="1h"))
+    assert resp.status_code == 302
+    agent.refresh_from_db()
+    assert agent.cache_ttl == "1h"
+    assert AuditEvent.objects.get(tenant=tenant, action="agent.update").after["cache_ttl"] == "1h"
+    assert admin.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="support", cache_ttl="1d")).status_code == 400
+    agent.refresh_from_db()
+    assert agent.cache_ttl == "1h"
