@@ -103,3 +103,27 @@ def test_the_reservation_still_assumes_a_cold_cache(agent, tmp_path):
         prompt = e.input_tokens + e.cache_write_5m_tokens + e.cache_write_1h_tokens + e.cache_read_tokens
         cold = (Decimal(prompt) * max(price.input, price.cache_write_5m, price.cache_write_1h)) / Decimal(1_000_000)
         assert r.amount >= cold + Decimal(e.output_tokens) * price.output / Decimal(1_000_000)
+
+
+def test_the_spend_page_shows_cache_savings_that_match_the_ledger(agent, tmp_path, client, admin_user):
+    from django.urls import reverse
+
+    agent.system_prompt = LONG_SYSTEM
+    agent.save()
+    run = make_run(agent, _twenty_turns(tmp_path))
+    drive_run(run.pk, worker_id="w")
+    entries = list(SpendEntry.objects.filter(run_id=run.pk))
+    uncached = Decimal(0)
+    for e in entries:
+        price = ModelPrice.objects.filter(model=e.model).order_by("-effective_from").first()
+        assert price is not None
+        prompt = e.input_tokens + e.cache_write_5m_tokens + e.cache_write_1h_tokens + e.cache_read_tokens
+        uncached += (Decimal(prompt) * price.input + Decimal(e.output_tokens) * price.output) / Decimal(1_000_000)
+    charged = sum(e.cost for e in entries)
+    client.force_login(admin_user)
+    resp = client.get(reverse("budgets:spend", args=[agent.tenant.slug]))
+    assert resp.status_code == 200
+    row = next(c for c in resp.context["cache"] if c["agent_id"] == agent.pk)
+    assert row["cost"] == charged and row["uncached"] == uncached and row["savings"] == uncached - charged
+    assert row["savings"] > 0 and row["hit_percent"] > 80
+    assert 'id="cache-savings"' in resp.content.decode() and f"{row['hit_percent']}%" in resp.content.decode()
