@@ -183,6 +183,9 @@ X_FRAME_OPTIONS = "DENY"
 ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")
 # A scenario name (or path) selects the scripted Messages API; empty means the real API.
 AGENTOPS_SCENARIO = env("AGENTOPS_SCENARIO", default="")
+# The scripted API's pause between SSE events for steps that set none (the demo's workers: 25 ms,
+# so the run page visibly types); 0 sends a stream at once.
+AGENTOPS_SCRIPTED_PACE_MS = env.int("AGENTOPS_SCRIPTED_PACE_MS", default=0)
 ANTHROPIC_MAX_RETRIES = env.int("ANTHROPIC_MAX_RETRIES", default=2)
 ANTHROPIC_TIMEOUT_S = env.float("ANTHROPIC_TIMEOUT_S", default=120.0)
 

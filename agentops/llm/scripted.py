@@ -891,7 +891,8 @@ class ScriptedAPI:
             }
             return ScriptedReply(
                 200, headers_out, b"".join(events), step.delay_ms,
-                events=events, pace_ms=step.pace_ms, cut_after=cut_after,
+                events=events, pace_ms=step.pace_ms or int(getattr(settings, "AGENTOPS_SCRIPTED_PACE_MS", 0) or 0),
+                cut_after=cut_after,
             )
         if step.replay_json is not None:
             payload = step.replay_json.read_bytes()
