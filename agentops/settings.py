@@ -191,6 +191,9 @@ ANTHROPIC_API_KEY = env("ANTHROPIC_API_KEY", default="")
 AGENTOPS_SCENARIO = env("AGENTOPS_SCENARIO", default="")
 # The model that grades eval cases with an LLM-judge check (a check may name another).
 EVALS_JUDGE_MODEL = env("EVALS_JUDGE_MODEL", default="claude-haiku-4-5")
+# The scripted API's pause between SSE events for steps that set none (the demo's workers: 25 ms,
+# so the run page visibly types); 0 sends a stream at once.
+AGENTOPS_SCRIPTED_PACE_MS = env.int("AGENTOPS_SCRIPTED_PACE_MS", default=0)
 ANTHROPIC_MAX_RETRIES = env.int("ANTHROPIC_MAX_RETRIES", default=2)
 ANTHROPIC_TIMEOUT_S = env.float("ANTHROPIC_TIMEOUT_S", default=120.0)
 

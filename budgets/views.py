@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from budgets import selectors, services
+from budgets.cache_savings import cache_savings
 from budgets.export import ledger_csv
 from budgets.forms import EstimateForm, TenantCapsForm, UserCapForm
 from budgets.models import CAP_FIELDS, AgentEstimate, CapScope, TenantCaps, UserCap
@@ -49,6 +50,7 @@ def spend(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         "utilisation": util, "utilisation_figure": selectors.utilisation_figure(util),
         "runs": selectors.expensive_runs(tenant=ctx.tenant, rng=rng), "alerts": selectors.alerts_recent(tenant=ctx.tenant),
         "unknown": selectors.unknown_outcomes(tenant=ctx.tenant, rng=rng),
+        "cache": cache_savings(tenant=ctx.tenant, start=rng.start, end=rng.end),
         "dimensions": ["model", "agent", "user", "prompt_version"], "query": request.GET.urlencode(),
     })
 

@@ -7,9 +7,7 @@ looked up within the key's tenant: another tenant's run is a 404.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -22,9 +20,8 @@ from ninja.responses import Status
 from pydantic import Field, StringConstraints
 
 from agentops.harness.evaluators import all_flags
-from agentops.redact import redact_obj
-from runs import selectors, services
-from runs.models import TERMINAL_STATUSES, Agent, RunStatus
+from runs import live, selectors, services
+from runs.models import Agent, RunStatus
 from runs.models import Run as RunRow
 from tenants.api import (
     ApiError,
@@ -39,8 +36,6 @@ from tenants.api import (
     db_call,
 )
 
-SSE_MAX_SECONDS = 300
-SSE_POLL_SECONDS = 0.25
 LIST_MAX_LIMIT = 100
 MESSAGES_MAX_LIMIT = 500
 
@@ -210,21 +205,27 @@ async def runs_events(
     run_id: str,
     after: QueryInt | None = Query(None, ge=0, description="Resume after this event id (or send Last-Event-ID)."),
     follow: Literal["0", "1"] = Query("1", description="0: send what is there and end."),
-    last_event_id: QueryInt | None = Header(None, alias="Last-Event-ID", ge=0),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID", max_length=64,
+                                       description="The id of the last frame received (`P` or `P:R`)."),
 ) -> StreamingHttpResponse:
-    """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends.
+    """SSE: every RunEvent after ``Last-Event-ID`` (or ``?after=``), until the run ends, and the
+    model's output as it streams (``text_delta``, ``input_json_delta``, ...; see runs/live.py).
 
     Async, so that under the ASGI server (``agentops.asgi``, the Procfile's ``events``) an open
     stream is a coroutine sleeping between polls, not a thread; its queries share a few database
     threads (:func:`tenants.api.db_call`). Under WSGI the same view streams from a plain generator.
     """
     run = await db_call(request, _run_or_404, request, run_id)
-    start = last_event_id if last_event_id is not None else after or 0
+    try:
+        start, delta = live.parse_cursor(last_event_id, after)
+    except live.BadCursor as exc:
+        raise ApiError(400, "invalid_request", str(exc))
+    cursor = await db_call(request, live.start_cursor, run, start, delta)
     stream: Iterator[str] | AsyncIterator[str]
     if isinstance(request, ASGIRequest):
-        stream = _event_stream_async(request, run, start, follow == "1")
+        stream = live.event_stream_async(request, run, cursor, follow == "1")
     else:
-        stream = _event_stream(run, start, follow == "1")
+        stream = live.event_stream(run, cursor, follow == "1")
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
@@ -243,46 +244,3 @@ def runs_messages(
     more = len(messages) > limit
     messages = messages[:limit]
     return {"data": [selectors.message_as_dict(m) for m in messages], "next_after": messages[-1].seq if more else None}
-
-
-def _poll(run: RunRow, after: int) -> tuple[list[str], int, str | None]:
-    """The SSE frames of the events after ``after``, the new cursor, and the run's status."""
-    frames = []
-    for event in selectors.events_after(run=run, after_id=after):
-        after = event.pk
-        payload = json.dumps({"type": event.type, "at": event.at.isoformat(), **redact_obj(event.data)})
-        frames.append(f"id: {event.pk}\nevent: {event.type}\ndata: {payload}\n\n")
-    status = None if frames else RunRow.unscoped.filter(pk=run.pk).values_list("status", flat=True).first()
-    return frames, after, status
-
-
-def _event_stream(run: RunRow, after: int, follow: bool) -> Iterator[str]:
-    deadline = time.monotonic() + SSE_MAX_SECONDS
-    # Django closes the DB connection when the streamed response closes (request_finished).
-    yield "retry: 2000\n\n"
-    while True:
-        frames, after, status = _poll(run, after)
-        if frames:
-            yield from frames
-            continue
-        if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
-            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
-            return
-        yield ": keep-alive\n\n"
-        time.sleep(SSE_POLL_SECONDS)
-
-
-async def _event_stream_async(request: HttpRequest, run: RunRow, after: int, follow: bool) -> AsyncIterator[str]:
-    deadline = time.monotonic() + SSE_MAX_SECONDS
-    yield "retry: 2000\n\n"
-    while True:
-        frames, after, status = await db_call(request, _poll, run, after)
-        if frames:
-            for frame in frames:
-                yield frame
-            continue
-        if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
-            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
-            return
-        yield ": keep-alive\n\n"
-        await asyncio.sleep(SSE_POLL_SECONDS)

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from agentops.harness import hooks
+from agentops.harness import deltas, hooks
 from agentops.redact import redact, redact_obj
 from runs.models import Agent, Message, Run, RunStatus, Span, ToolCall, ToolGrant
 from tenants.models import Tenant
@@ -360,6 +360,37 @@ class RunPage:
     earlier_before: int | None = None  # the seq "Earlier turns" loads before; None when the log starts here
     last_seq: int = 0  # the newest turn the page has: the live poll asks only for turns after it
     appended: bool = False  # a live update: ``log`` holds only the turns after the poll's ``after_seq``
+    streaming: Streaming | None = None
+
+
+@dataclass
+class Streaming:
+    """The model's answer as it is being written (not persisted yet), from the run's live deltas."""
+    seq: int
+    model: str
+    text: str
+    tools: list[dict[str, str]]
+
+
+def streaming_turn(run: Run, persisted_seq: int) -> Streaming | None:
+    """The streamed part of the turn after ``persisted_seq``, from its last (re)start; None when no
+    call is streaming (or Redis does not answer). Redacted like everything the console shows."""
+    if run.status != RunStatus.RUNNING:
+        return None
+    entries = [d for _, d in deltas.read(run.pk, "0") if isinstance(d.get("seq"), int) and d["seq"] > persisted_seq]
+    starts = [i for i, d in enumerate(entries) if d.get("kind") == "start"]
+    if not starts:
+        return None
+    current = entries[starts[-1]:]
+    text = "".join(str(d.get("text", "")) for d in current if d.get("kind") == "text")
+    tools: dict[Any, dict[str, str]] = {}
+    for d in current:
+        if d.get("kind") == "tool_use":
+            tools[d.get("index")] = {"name": str(d.get("name", "")), "input": ""}
+        elif d.get("kind") == "tool_input" and d.get("index") in tools:
+            tools[d.get("index")]["input"] += str(d.get("partial_json", ""))
+    return Streaming(seq=current[0]["seq"], model=str(current[0].get("model", "")), text=redact(text),
+                     tools=[{"name": t["name"], "input": redact(t["input"])} for t in tools.values()])
 
 
 def log_window(run: Run, *, before_seq: int | None = None, turns: int = TURNS_SHOWN) -> tuple[list[Message], int | None]:
@@ -408,6 +439,7 @@ def run_page(run: Run, *, after_seq: int | None = None) -> RunPage:
         flags.append("in_review")
     if run.reschedules:
         flags.append("rescheduled")
+    last_seq = messages[-1].seq if messages else (after_seq or 0)
     return RunPage(
         run=run,
         log=[LogEntry(message=m, blocks=log_blocks(m.content)) for m in messages],
@@ -417,8 +449,9 @@ def run_page(run: Run, *, after_seq: int | None = None) -> RunPage:
         total_tokens=run.input_tokens + run.output_tokens,
         flags=flags,
         earlier_before=earlier,
-        last_seq=messages[-1].seq if messages else (after_seq or 0),
+        last_seq=last_seq,
         appended=after_seq is not None,
+        streaming=streaming_turn(run, last_seq),
     )
 
 

@@ -45,6 +45,10 @@ class Agent(TenantOwned):
     routing = models.JSONField(default=dict, blank=True)
     fallback_model = models.CharField(max_length=100, blank=True, help_text="Used when the primary model is overloaded.")
     max_tokens = models.PositiveIntegerField(default=1024, validators=[MinValueValidator(1), MaxValueValidator(64_000)])
+    cache_ttl = models.CharField(
+        max_length=2, choices=[("5m", "5 minutes"), ("1h", "1 hour")], default="5m",
+        help_text="Prompt cache lifetime: 1 hour costs twice base input per write (5 minutes: 1.25x), reads 0.1x.",
+    )
     tools = models.JSONField(default=list, blank=True)
     iteration_cap = models.PositiveIntegerField(default=25, validators=[MinValueValidator(1), MaxValueValidator(500)])
     repetition_threshold = models.PositiveIntegerField(default=3, validators=[MinValueValidator(2), MaxValueValidator(50)])

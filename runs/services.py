@@ -263,7 +263,7 @@ def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent |
         running.filter(lease_owner="").update(status=RunStatus.PAUSED, outcome="kill_switch")
 
 
-AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "tools",
+AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "cache_ttl", "tools",
                 "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "prompt_id", "prompt_label",
                 "flag_policy"]
 

@@ -37,6 +37,7 @@ from agentops.evals.models import (
     ResultStatus,
     Trigger,
 )
+from agentops.harness import fixtures
 from agentops.prompts.models import PromptLabel, PromptVersion
 from agentops.tools.registry import all_tools
 from budgets.services import effective_policy
@@ -232,12 +233,15 @@ def dispatch(*, eval_run_id: int) -> int:
         return len(pending)
 
 
-def on_run_finished(run_id: int, status: str) -> None:
+def on_run_finished(run_id: int, status: str, metadata: Any = None) -> None:
     """The harness's run-finished hook: score the case if this run was one, then keep the eval run going.
 
     It runs in the worker after every run, so it stays cheap: one indexed lookup for a production
     run, a handful of statements for a case (score, count, dispatch the next only when one waits).
+    A production run (no ``eval`` in its metadata) costs nothing: no query at all.
     """
+    if fixtures.eval_metadata(metadata) is None:
+        return
     result = EvalResult.unscoped.filter(run_id=run_id, status=ResultStatus.RUNNING).select_related("run").first()
     if result is None:
         return

@@ -57,7 +57,9 @@ class EscalationStore(Protocol):
 
 
 # Told (run id, status) once a run's terminal status is committed, in the worker that finished it.
-RunFinished = Callable[[int, str], None]
+# (run id, final status, the run's metadata): a listener decides from the metadata whether the run
+# is its business without a query (every run of every tenant ends through here).
+RunFinished = Callable[[int, str, Any], None]
 
 
 @dataclass
@@ -85,12 +87,12 @@ def register(*, store: RunStore | None = None, runs: RunQueue | None = None, esc
         _slots.run_finished.append(run_finished)
 
 
-def run_finished(run_id: int, status: str) -> None:
+def run_finished(run_id: int, status: str, metadata: Any = None) -> None:
     """Tell the listeners a run ended. A listener's failure is logged, never the run's: listeners
     must also be repaired by a sweep of their own (a worker can die between commit and this call)."""
     for listener in _slots.run_finished:
         try:
-            listener(run_id, status)
+            listener(run_id, status, metadata)
         except Exception:
             log.exception("run-finished listener %s failed for run %s", getattr(listener, "__qualname__", listener), run_id)
 

@@ -27,7 +27,7 @@ from typing import Any
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from agentops.harness import costs, evaluators, grants, hooks, lease, online, shutdown
+from agentops.harness import costs, deltas, evaluators, grants, hooks, lease, online, shutdown
 from agentops.harness.context import build_api_messages
 from agentops.harness.store import TERMINAL_STATUSES, EventRow, MessageRecord, RunRecord, RunStatus
 from agentops.harness.tool_turn import Stop, ToolTurn, Wait
@@ -162,7 +162,7 @@ class RunDriver(ToolTurn):
                 hooks.escalation_store().cancel_pending(run=self.run, now=now)
             lease.release(self.run.pk, self.worker_id, **fields)
         if stop.status in TERMINAL_STATUSES:
-            hooks.run_finished(self.run.pk, stop.status)
+            hooks.run_finished(self.run.pk, stop.status, self.run.metadata)
         return stop.status
 
     def crashed(self, exc: Exception) -> None:
@@ -320,6 +320,8 @@ class RunDriver(ToolTurn):
                         model=model, fallback_model=fallback, system=system,
                         messages=api_messages, tools=tools, max_tokens=max_tokens, scenario=scenario,
                         conversation_key=f"run-{self.run.pk}", sampling=sdk_sampling(sampling),
+                        on_delta=deltas.DeltaRelay(self.run.pk, messages[-1].seq + 1),
+                        cache_ttl=getattr(self.agent, "cache_ttl", "5m"),
                     )
                 except gateway.ModelUnavailable as exc:
                     span["error.type"] = exc.error_type

@@ -7,7 +7,10 @@ are the one surface the loop uses; the scripted API it can mount lives in script
   configured, or there is no API key) the same client runs over
   :class:`agentops.llm.scripted.ScriptedTransport`; otherwise it calls the real API. There is no
   second code path: the SDK builds, retries and parses in both.
-* :func:`create_message` makes one model call. Retries are the SDK's own (``max_retries``,
+* :func:`create_message` makes one model call, always streamed (``client.messages.stream``, the same
+  path for the real and the scripted API): text and tool-input deltas go to ``on_delta`` as they
+  arrive, and the call returns the SDK's accumulated final message. A stream that breaks off
+  (connection dropped, an ``error`` event, no ``message_stop``) is transient. Retries are the SDK's own (``max_retries``,
   ``retry-after``, ``x-should-retry``); nothing here retries on top. What is left after the SDK gave
   up is sorted for the harness: an overload tries ``fallback_model`` once; a transient failure
   raises :class:`ModelUnavailable` (re-schedule the run after ``retry_after_s``); anything else is
@@ -32,6 +35,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +56,13 @@ DEFAULT_RETRY_AFTER_S = 30.0
 SDK_OPEN_TELEMETRY: Any = None
 
 _OVERLOAD_STATUSES = {503, 529}
+# A stream cut off mid-way is retried soon: nothing says the API is overloaded.
+STREAM_CUT_RETRY_AFTER_S = 1.0
+
+# Receives each streamed piece: {"kind": "start", "model"} when a message starts (a retry or the
+# fallback starts again: drop what came before), {"kind": "text", "index", "text"},
+# {"kind": "tool_use", "index", "name"} and {"kind": "tool_input", "index", "partial_json"}.
+DeltaSink = Callable[[dict[str, Any]], None]
 
 
 class ModelUnavailable(Exception):
@@ -231,6 +242,12 @@ def _translate(err: anthropic.AnthropicError, *, model: str, attempts: int) -> E
             model=model,
             attempts=attempts,
         )
+    if isinstance(err, anthropic.APIStatusError) and err.status_code < 400:
+        # An ``event: error`` inside a 200 stream (e.g. overloaded mid-way): transient.
+        return ModelUnavailable(
+            STREAM_CUT_RETRY_AFTER_S, _error_type(err), _error_message(err),
+            status=err.status_code, model=model, attempts=attempts, request_id=err.request_id,
+        )
     if isinstance(err, anthropic.APIStatusError):
         status = err.status_code
         if status in (408, 409, 429) or status >= 500:
@@ -266,6 +283,71 @@ def _translate(err: anthropic.AnthropicError, *, model: str, attempts: int) -> E
     )
 
 
+CACHE_TTLS = ("5m", "1h")
+
+
+def with_cache_breakpoints(
+    *, system: str, tools: list[dict[str, Any]], messages: list[dict[str, Any]], ttl: str
+) -> tuple[list[dict[str, Any]] | str, list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(system, tools, messages)`` with prompt-cache breakpoints, the inputs left untouched.
+
+    Three of the API's four breakpoints: the last tool definition (tools come first in the
+    prompt), the system prompt, and a moving one on the last block of the last message, so each
+    turn writes the conversation so far and the next turn reads it back. ``ttl`` is ``"5m"``
+    (the API's default, sent without ``ttl``) or ``"1h"``.
+    """
+    mark: dict[str, Any] = {"type": "ephemeral"} if ttl != "1h" else {"type": "ephemeral", "ttl": "1h"}
+    cached_tools = [*tools[:-1], {**tools[-1], "cache_control": mark}] if tools else []
+    cached_system: list[dict[str, Any]] | str = (
+        [{"type": "text", "text": system, "cache_control": mark}] if system else system
+    )
+    cached_messages = list(messages)
+    if cached_messages:
+        last = cached_messages[-1]
+        content = last.get("content")
+        if isinstance(content, str) and content:
+            content = [{"type": "text", "text": content}]
+        if isinstance(content, list) and content and isinstance(content[-1], dict):
+            cached_messages[-1] = {**last, "content": [*content[:-1], {**content[-1], "cache_control": mark}]}
+    return cached_system, cached_tools, cached_messages
+
+
+class StreamCut(Exception):
+    """The stream ended before ``message_stop``: the answer is incomplete and must not be used."""
+
+
+def _stream(client: anthropic.Anthropic, model: str, kwargs: dict[str, Any], on_delta: DeltaSink | None) -> Message:
+    """One streamed call: relay the deltas, return the final message (raise when it broke off)."""
+    try:
+        with client.messages.stream(model=model, **kwargs) as stream:
+            for event in stream:
+                if on_delta is None:
+                    continue
+                if event.type == "message_start":
+                    on_delta({"kind": "start", "model": event.message.model})
+                elif event.type == "content_block_start" and event.content_block.type == "tool_use":
+                    on_delta({"kind": "tool_use", "index": event.index, "name": event.content_block.name})
+                elif event.type == "content_block_delta":
+                    delta = event.delta
+                    if delta.type == "text_delta":
+                        on_delta({"kind": "text", "index": event.index, "text": delta.text})
+                    elif delta.type == "input_json_delta" and delta.partial_json:
+                        on_delta({"kind": "tool_input", "index": event.index, "partial_json": delta.partial_json})
+            message = stream.get_final_message()
+            request_id = getattr(stream, "request_id", None)
+    except httpx2.TransportError as err:
+        # The connection dropped mid-body (the SDK retries only before the response starts).
+        raise StreamCut(f"{type(err).__name__}: the stream was cut off") from err
+    except (ValueError, AssertionError) as err:
+        # A malformed or truncated SSE body (no message_start, undecodable JSON).
+        raise StreamCut(f"{type(err).__name__}: the stream was malformed") from err
+    if message.stop_reason is None:
+        raise StreamCut("the stream ended before message_stop")
+    if request_id and not getattr(message, "_request_id", None):
+        message._request_id = request_id
+    return message
+
+
 def create_message(
     *,
     model: str,
@@ -278,8 +360,16 @@ def create_message(
     conversation_key: str | None = None,
     max_retries: int | None = None,
     sampling: dict[str, Any] | None = None,
+    on_delta: DeltaSink | None = None,
+    cache_ttl: str | None = None,
 ) -> GatewayResult:
-    """One model call through the SDK (its retries only), with at most one fallback on overload.
+    """One streamed model call through the SDK (its retries only), with at most one fallback on overload.
+
+    ``on_delta`` receives the deltas as they arrive (see :data:`DeltaSink`); the returned message
+    is the SDK's accumulation of the whole stream, used exactly as a non-streamed one would be. A
+    stream cut off mid-way raises :class:`ModelUnavailable` (``stream_interrupted``), never a
+    partial message.
+    ``cache_ttl`` (``"5m"``/``"1h"``) adds prompt-cache breakpoints (:func:`with_cache_breakpoints`).
 
     ``scenario`` selects the scripted scenario (else ``settings.AGENTOPS_SCENARIO``, else
     ``default``) and is sent only in scripted mode; with a real API key and no configured scenario,
@@ -292,9 +382,14 @@ def create_message(
     to the SDK call as is.
     """
     client = get_client(max_retries=max_retries)
+    cached_system: list[dict[str, Any]] | str = system
+    if cache_ttl in CACHE_TTLS:
+        cached_system, tools, messages = with_cache_breakpoints(
+            system=system, tools=tools, messages=messages, ttl=str(cache_ttl)
+        )
     kwargs: dict[str, Any] = {**(sampling or {}), "max_tokens": max_tokens, "messages": messages}
     if system:
-        kwargs["system"] = system
+        kwargs["system"] = cached_system
     if tools:
         kwargs["tools"] = tools
     if scripted_mode():
@@ -309,13 +404,19 @@ def create_message(
     used, fell_back = model, False
     try:
         try:
-            message = client.messages.create(model=model, **kwargs)
+            message = _stream(client, model, kwargs, on_delta)
+        except StreamCut as cut:
+            raise ModelUnavailable(STREAM_CUT_RETRY_AFTER_S, "stream_interrupted", str(cut), model=model,
+                                   attempts=box[0]) from cut
         except anthropic.AnthropicError as err:
             if not (_is_overload(err) and fallback_model and fallback_model != model):
                 raise _translate(err, model=model, attempts=box[0]) from err
             used, fell_back = fallback_model, True
             try:
-                message = client.messages.create(model=fallback_model, **kwargs)
+                message = _stream(client, fallback_model, kwargs, on_delta)
+            except StreamCut as cut:
+                raise ModelUnavailable(STREAM_CUT_RETRY_AFTER_S, "stream_interrupted", str(cut),
+                                       model=fallback_model, attempts=box[0]) from cut
             except anthropic.AnthropicError as fallback_err:
                 raise _translate(fallback_err, model=fallback_model, attempts=box[0]) from fallback_err
     finally:

@@ -75,7 +75,67 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
         "messages": body.get("messages", []),
         "tools": body.get("tools", []),
     }
-    return max(1, math.ceil(len(compact_json(payload)) / 4))
+    return max(1, math.ceil(len(compact_json(_uncached(payload))) / 4))
+
+
+# The shortest prompt the API caches (Sonnet/Opus; Haiku's is longer): below it, no cache.
+CACHE_MIN_TOKENS = 1024
+# Tokens after the last breakpoint (the API's framing of the turn), billed as plain input.
+_UNCACHED_TAIL_TOKENS = 3
+
+
+def _uncached(value: Any) -> Any:
+    """``value`` without ``cache_control`` keys (they are instructions, not prompt tokens)."""
+    if isinstance(value, dict):
+        return {k: _uncached(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_uncached(v) for v in value]
+    return value
+
+
+def _cache_ttl(value: Any) -> str | None:
+    """The ttl of the last ``cache_control`` breakpoint in ``value`` ("5m" or "1h"), None if none."""
+    found = None
+    if isinstance(value, dict):
+        mark = value.get("cache_control")
+        if isinstance(mark, dict):
+            found = "1h" if mark.get("ttl") == "1h" else "5m"
+        for v in value.values():
+            found = _cache_ttl(v) or found
+    elif isinstance(value, list):
+        for v in value:
+            found = _cache_ttl(v) or found
+    return found
+
+
+def cache_usage(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Plausible prompt-cache usage for a request with breakpoints (None: it has none).
+
+    The harness puts the last breakpoint on the end of the conversation, so a request writes its
+    whole prompt and the next turn's request (two messages longer) reads the previous prompt back:
+    read = the previous request's prompt (system + tools + ``messages[:-2]``) when that one was long
+    enough to be cached, written = the rest. Pure, like every scripted reply (a cache that expired
+    between two turns is not modelled). Prompts under :data:`CACHE_MIN_TOKENS` are not cached.
+    """
+    ttl = _cache_ttl([body.get("system"), body.get("tools"), body.get("messages")])
+    total = estimate_input_tokens(body)
+    if ttl is None or total < CACHE_MIN_TOKENS:
+        return None
+    messages = body.get("messages") or []
+    read = 0
+    if len(messages) >= 3:
+        previous = estimate_input_tokens({**body, "messages": messages[:-2]})
+        read = previous if previous >= CACHE_MIN_TOKENS else 0
+    tail = min(_UNCACHED_TAIL_TOKENS, total - read)
+    written = total - read - tail
+    return {
+        "input_tokens": tail,
+        "cache_read_input_tokens": read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": written if ttl == "5m" else 0,
+            "ephemeral_1h_input_tokens": written if ttl == "1h" else 0,
+        },
+    }
 
 
 def step_of(messages: list[Any]) -> int:
@@ -158,6 +218,11 @@ class ScriptedReply:
     headers: dict[str, str]
     body: bytes
     delay_ms: int = 0
+    # A streamed reply: its SSE events, sent ``pace_ms`` apart; after ``cut_after`` events the
+    # connection drops (the body ends early with a protocol error).
+    events: list[bytes] | None = None
+    pace_ms: int = 0
+    cut_after: int | None = None
 
 
 def error_reply(spec: ErrorSpec, *, model: str = "", delay_ms: int = 0) -> ScriptedReply:
@@ -225,20 +290,29 @@ def build_message(
     output_tokens = max(1, math.ceil(len(compact_json(content)) / 4))
     output_tokens = max_tokens if step.stop_reason == "max_tokens" else min(output_tokens, max_tokens)
     overrides = step.usage
+    cached = cache_usage(body) or {
+        "input_tokens": estimate_input_tokens(body),
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+    }
     cache_creation = {
         "ephemeral_5m_input_tokens": int(
-            overrides.get("cache_creation", {}).get("ephemeral_5m_input_tokens", 0)
+            overrides.get("cache_creation", {}).get(
+                "ephemeral_5m_input_tokens", cached["cache_creation"]["ephemeral_5m_input_tokens"]
+            )
         ),
         "ephemeral_1h_input_tokens": int(
-            overrides.get("cache_creation", {}).get("ephemeral_1h_input_tokens", 0)
+            overrides.get("cache_creation", {}).get(
+                "ephemeral_1h_input_tokens", cached["cache_creation"]["ephemeral_1h_input_tokens"]
+            )
         ),
     }
     usage = {
-        "input_tokens": int(overrides.get("input_tokens", estimate_input_tokens(body))),
+        "input_tokens": int(overrides.get("input_tokens", cached["input_tokens"])),
         "cache_creation_input_tokens": int(
             overrides.get("cache_creation_input_tokens", sum(cache_creation.values()))
         ),
-        "cache_read_input_tokens": int(overrides.get("cache_read_input_tokens", 0)),
+        "cache_read_input_tokens": int(overrides.get("cache_read_input_tokens", cached["cache_read_input_tokens"])),
         "cache_creation": cache_creation,
         "output_tokens": int(overrides.get("output_tokens", output_tokens)),
         "service_tier": "standard",
@@ -266,7 +340,12 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def build_sse(message: dict[str, Any], step: Step) -> bytes:
-    """The ``text/event-stream`` body for ``message``, in the recorded event order.
+    """The ``text/event-stream`` body for ``message`` (:func:`build_sse_events` joined)."""
+    return b"".join(build_sse_events(message, step))
+
+
+def build_sse_events(message: dict[str, Any], step: Step) -> list[bytes]:
+    """The ``text/event-stream`` events for ``message``, in the recorded event order.
 
     message_start, per block content_block_start (+ one ping after the first), text_delta /
     input_json_delta chunks, content_block_stop, then message_delta and message_stop. A tool_use
@@ -354,4 +433,4 @@ def build_sse(message: dict[str, Any], step: Step) -> bytes:
         )
     )
     out.append(_event("message_stop", {"type": "message_stop"}))
-    return b"".join(out)
+    return out

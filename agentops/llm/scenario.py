@@ -93,6 +93,12 @@ class Step:
     delay_ms: int = 0
     replay_sse: Path | None = None
     replay_json: Path | None = None
+    # Streaming only: the pause between two SSE events (the demo "types"), and a cut: the first
+    # ``cut_stream_count`` streams of this step end after ``cut_stream_after`` events without
+    # message_stop, as a dropped connection does (counted like ``fail_first_requests``).
+    pace_ms: int = 0
+    cut_stream_after: int | None = None
+    cut_stream_count: int = 0
 
     def errors_apply_to(self, model: str) -> bool:
         if self.errors_for_models is not None and model not in self.errors_for_models:
@@ -133,7 +139,14 @@ def _parse_block(raw: Any, where: str) -> dict[str, Any]:
     raise ScenarioError(f"{where}: block type must be 'text' or 'tool_use', not {kind!r}")
 
 
-def _parse_step(raw: Any, where: str, base: Path) -> Step:
+def _non_negative_int(raw: dict[str, Any], key: str, where: str, default: int = 0) -> int:
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ScenarioError(f"{where}.{key}: must be an integer >= 0")
+    return value
+
+
+def _parse_step(raw: Any, where: str, base: Path, pace_ms: int = 0) -> Step:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: a step must be an object")
     content = [_parse_block(b, f"{where}.content[{i}]") for i, b in enumerate(raw.get("content") or [])]
@@ -172,9 +185,14 @@ def _parse_step(raw: Any, where: str, base: Path) -> Step:
     usage = raw.get("usage") or {}
     if not isinstance(usage, dict):
         raise ScenarioError(f"{where}.usage: must be an object")
-    delay_ms = raw.get("delay_ms", 0)
-    if not isinstance(delay_ms, int) or delay_ms < 0:
-        raise ScenarioError(f"{where}.delay_ms: must be an integer >= 0")
+    delay_ms = _non_negative_int(raw, "delay_ms", where)
+    cut = raw.get("cut_stream")
+    cut_after, cut_count = None, 0
+    if cut is not None:
+        if not isinstance(cut, dict):
+            raise ScenarioError(f"{where}.cut_stream: must be an object {{after_events, count}}")
+        cut_after = _non_negative_int(cut, "after_events", f"{where}.cut_stream")
+        cut_count = _non_negative_int(cut, "count", f"{where}.cut_stream", 1)
     return Step(
         content=content,
         stop_reason=str(stop_reason),
@@ -192,6 +210,9 @@ def _parse_step(raw: Any, where: str, base: Path) -> Step:
         delay_ms=delay_ms,
         replay_sse=path("replay_sse"),
         replay_json=path("replay_json"),
+        pace_ms=_non_negative_int(raw, "pace_ms", where, pace_ms),
+        cut_stream_after=cut_after,
+        cut_stream_count=cut_count,
     )
 
 
@@ -199,7 +220,10 @@ def parse_scenario(data: Any, *, name: str, base: Path = SCENARIO_DIR) -> Scenar
     """Validate a scenario document (see the README next to the scenario files)."""
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
         raise ScenarioError(f"scenario {name!r}: needs a non-empty 'steps' list")
-    steps = [_parse_step(s, f"scenario {name!r} steps[{i}]", base) for i, s in enumerate(data["steps"])]
+    pace_ms = _non_negative_int(data, "pace_ms", f"scenario {name!r}")
+    steps = [
+        _parse_step(s, f"scenario {name!r} steps[{i}]", base, pace_ms) for i, s in enumerate(data["steps"])
+    ]
     extra_models = data.get("models") or []
     if not isinstance(extra_models, list):
         raise ScenarioError(f"scenario {name!r}: 'models' must be a list")

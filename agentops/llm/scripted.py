@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx2
@@ -38,7 +39,7 @@ from django.conf import settings
 from agentops.llm.replies import (
     ScriptedReply,
     build_message,
-    build_sse,
+    build_sse_events,
     check_sampling,
     check_tool_pairs,
     compact_json,
@@ -176,15 +177,24 @@ class ScriptedAPI:
         request_id = new_request_id()
         if data.get("stream"):
             if step.replay_sse is not None:
-                sse = step.replay_sse.read_bytes()
+                events = [e + b"\n\n" for e in step.replay_sse.read_bytes().split(b"\n\n") if e.strip()]
             else:
-                sse = build_sse(build_message(scenario, step_index, data, conversation), step)
+                events = build_sse_events(build_message(scenario, step_index, data, conversation), step)
+            cut_after = None
+            if step.cut_stream_after is not None and step.cut_stream_count:
+                key = f"agentops:scripted:cut:{hashlib.sha256(scenario.name.encode()).hexdigest()[:12]}:{conversation}:{step_index}"
+                if self._counter.incr(key) <= step.cut_stream_count:
+                    cut_after = step.cut_stream_after
             headers_out = {
                 "content-type": "text/event-stream; charset=utf-8",
                 "cache-control": "no-cache",
                 "request-id": request_id,
             }
-            return ScriptedReply(200, headers_out, sse, step.delay_ms)
+            return ScriptedReply(
+                200, headers_out, b"".join(events), step.delay_ms,
+                events=events, pace_ms=step.pace_ms or int(getattr(settings, "AGENTOPS_SCRIPTED_PACE_MS", 0) or 0),
+                cut_after=cut_after,
+            )
         if step.replay_json is not None:
             payload = step.replay_json.read_bytes()
         else:
@@ -214,11 +224,17 @@ class ScriptedTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
     def _response(reply: ScriptedReply, request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(reply.status, headers=reply.headers, content=reply.body, request=request)
 
+    @staticmethod
+    def _streamed(reply: ScriptedReply, request: httpx2.Request, content: Any) -> httpx2.Response:
+        return httpx2.Response(reply.status, headers=reply.headers, content=content, request=request)
+
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
         reply = self._reply(request)
         if reply.delay_ms:
             time.sleep(reply.delay_ms / 1000)
+        if reply.events is not None and (reply.pace_ms or reply.cut_after is not None):
+            return self._streamed(reply, request, _paced(reply))
         return self._response(reply, request)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -226,4 +242,27 @@ class ScriptedTransport(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         reply = self._reply(request)
         if reply.delay_ms:
             await asyncio.sleep(reply.delay_ms / 1000)
+        if reply.events is not None and (reply.pace_ms or reply.cut_after is not None):
+            return self._streamed(reply, request, _paced_async(reply))
         return self._response(reply, request)
+
+
+_CUT_MESSAGE = "peer closed connection without sending complete message body (incomplete chunked read)"
+
+
+def _paced(reply: ScriptedReply) -> Iterator[bytes]:
+    for i, event in enumerate(reply.events or []):
+        if reply.cut_after is not None and i >= reply.cut_after:
+            raise httpx2.RemoteProtocolError(_CUT_MESSAGE)
+        if i and reply.pace_ms:
+            time.sleep(reply.pace_ms / 1000)
+        yield event
+
+
+async def _paced_async(reply: ScriptedReply) -> AsyncIterator[bytes]:
+    for i, event in enumerate(reply.events or []):
+        if reply.cut_after is not None and i >= reply.cut_after:
+            raise httpx2.RemoteProtocolError(_CUT_MESSAGE)
+        if i and reply.pace_ms:
+            await asyncio.sleep(reply.pace_ms / 1000)
+        yield event

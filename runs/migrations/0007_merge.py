@@ -6,6 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
+        ('runs', '0006_agent_cache_ttl'),
         ('runs', '0006_agent_flag_policy_message_scores_run_flags'),
         ('runs', '0006_agent_prompt'),
         ('runs', '0006_list_indexes'),

@@ -25,8 +25,8 @@ def with_validators(monkeypatch):  # type: ignore[no-untyped-def]
     def use(config, retries=2):  # type: ignore[no-untyped-def]
         original = Agent.resolve_prompt
 
-        def resolve(self):  # type: ignore[no-untyped-def]
-            return replace(original(self), validators=tuple(config), params={"validation_retries": retries})
+        def resolve(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return replace(original(self, *args, **kwargs), validators=tuple(config), params={"validation_retries": retries})
 
         monkeypatch.setattr(Agent, "resolve_prompt", resolve)
     return use

@@ -571,3 +571,18 @@ def test_retired_models_are_404_like_the_real_api(clock) -> None:  # type: ignor
     assert not is_known_model("claude-3-sonnet-20240229")
     assert is_known_model("claude-haiku-4-5") and is_known_model("claude-opus-4-5-20251101")
     assert not is_known_model("invalid-model-name")
+
+
+def test_the_pace_setting_spaces_the_sse_events_of_unpaced_steps(settings):
+    import time as _time
+
+    from agentops.llm import gateway
+
+    settings.ANTHROPIC_API_KEY = ""
+    settings.AGENTOPS_SCRIPTED_PACE_MS = 15
+    seen: list[float] = []
+    started = _time.perf_counter()
+    gateway.create_message(model="claude-sonnet-4-6", fallback_model=None, system="s", messages=[{"role": "user", "content": "hi"}],
+                           tools=[], max_tokens=256, scenario="default", on_delta=lambda d: seen.append(_time.perf_counter()))
+    # message_start arrives at once; each later event waits 15 ms.
+    assert len(seen) >= 3 and seen[-1] - started >= 0.015 * (len(seen) - 1)

@@ -145,3 +145,15 @@ def test_a_bad_flag_policy_is_a_400_and_never_saved(agent, admin):
     agent.flag_policy = {"no_such_flag": "fail"}
     with pytest.raises(ValidationError, match="Unknown flag"):
         agent.full_clean()
+
+
+def test_admin_sets_the_prompt_cache_lifetime(tenant, agent, admin):
+    assert agent.cache_ttl == "5m"
+    resp = admin.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="support", cache_ttl="1h"))
+    assert resp.status_code == 302
+    agent.refresh_from_db()
+    assert agent.cache_ttl == "1h"
+    assert AuditEvent.objects.get(tenant=tenant, action="agent.update").after["cache_ttl"] == "1h"
+    assert admin.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="support", cache_ttl="1d")).status_code == 400
+    agent.refresh_from_db()
+    assert agent.cache_ttl == "1h"

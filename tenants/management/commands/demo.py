@@ -127,6 +127,8 @@ class Command(BaseCommand):
         env = dict(os.environ)
         env.setdefault("DJANGO_SETTINGS_MODULE", "agentops.settings")
         env["PYTHONUNBUFFERED"] = "1"
+        # Workers stream scripted answers at a reading pace: the run page types them out.
+        env.setdefault("AGENTOPS_SCRIPTED_PACE_MS", "25")
         return env
 
     def _start_workers(self) -> None:

@@ -1,0 +1,158 @@
+"""``manage.py bench stream-latency``: how long a streamed delta takes to reach an SSE client.
+
+The scripted Messages API streams the ``streamed_answer`` scenario with ``pace_ms`` between SSE
+events; a timing transport notes when each ``text_delta`` event leaves it. Two receivers:
+
+* **direct**: the SDK's own stream (``client.messages.stream``) — when each text event arrives;
+* **relayed**: the harness path — the gateway's stream relays each delta to the run's Redis
+  stream (:class:`agentops.harness.deltas.DeltaRelay`) in a worker thread, while the runs API's
+  async SSE generator (:func:`runs.live.event_stream_async`, the code behind
+  ``GET /api/v1/runs/<id>/events`` under ASGI) yields ``text_delta`` frames to a client here.
+
+Latency = receive time − send time, per delta. Also: time to first token vs the whole call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx2
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest
+
+from agentops.bench import benchmark
+from agentops.harness import deltas
+from agentops.llm import gateway
+from agentops.llm.replies import ScriptedReply
+from agentops.llm.scenario import load_scenario
+from agentops.llm.scripted import SCENARIO_HEADER, ScriptedTransport
+from runs import live
+from runs.models import Agent, Run, RunStatus
+from tenants.models import Tenant, Tier
+
+SCENARIO = "streamed_answer"
+MODEL = "claude-haiku-4-5"
+
+
+class TimingTransport(ScriptedTransport):
+    """The scripted transport, noting when each text_delta event is handed to the client."""
+
+    def __init__(self, pace_ms: int) -> None:
+        super().__init__(redis_url="")
+        self.pace_ms = pace_ms
+        self.sent: list[float] = []
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        reply = self._reply(request)
+        reply.pace_ms = self.pace_ms
+        return self._streamed(reply, request, self._timed(reply))
+
+    def _timed(self, reply: ScriptedReply) -> Iterator[bytes]:
+        for i, event in enumerate(reply.events or []):
+            if i:
+                time.sleep(reply.pace_ms / 1000)
+            if b'"text_delta"' in event:
+                self.sent.append(time.perf_counter())
+            yield event
+
+
+def _client(transport: TimingTransport) -> anthropic.Anthropic:
+    return anthropic.Anthropic(api_key=gateway.SCRIPTED_API_KEY, base_url=gateway.SCRIPTED_BASE_URL, max_retries=0,
+                               http_client=httpx2.Client(transport=transport))
+
+
+def _kwargs() -> dict[str, Any]:
+    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "What happened to my invoice?"}],
+            "extra_headers": {SCENARIO_HEADER: SCENARIO}}
+
+
+def direct(pace_ms: int) -> tuple[list[float], float, float]:
+    """One direct SDK stream: per-delta latencies (ms), time to first token and total (ms)."""
+    transport = TimingTransport(pace_ms)
+    client = _client(transport)
+    received: list[float] = []
+    started = time.perf_counter()
+    with client.messages.stream(**_kwargs()) as stream:
+        for event in stream:
+            if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                received.append(time.perf_counter())
+    total = (time.perf_counter() - started) * 1000
+    lat = [(r - s) * 1000 for s, r in zip(transport.sent, received, strict=True)]
+    return lat, (received[0] - started) * 1000, total
+
+
+def _bench_run() -> Run:
+    tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Benchmark"})
+    tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Benchmark", "tier": tier})
+    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="bench-stream", defaults={"model": MODEL})
+    return Run.objects.create(tenant=tenant, agent=agent, input="benchmark", status=RunStatus.RUNNING)
+
+
+def relayed(run: Run, seq: int, pace_ms: int) -> list[float]:
+    """One gateway stream relayed through Redis to the async SSE generator: per-delta latencies (ms)."""
+    transport = TimingTransport(pace_ms)
+    client = _client(transport)
+    expected = sum(1 for b in load_scenario(SCENARIO).steps[0].content if b["type"] == "text")
+    received: list[float] = []
+    kwargs = _kwargs()
+    model = kwargs.pop("model")
+    worker = threading.Thread(target=gateway._stream, args=(client, model, kwargs, deltas.DeltaRelay(run.pk, seq)))
+
+    async def consume() -> None:
+        # No RunEvent is newer than 10**15; deltas of the earlier calls (lower seq) are skipped.
+        cursor = live.Cursor(after=10**15, delta="0", done_seq=seq - 1)
+        stream = live.event_stream_async(HttpRequest(), run, cursor, True)
+        worker.start()
+        async for frame in stream:
+            if "event: text_delta" in frame:
+                received.append(time.perf_counter())
+            if frame.startswith("event: end") or (not worker.is_alive() and len(received) >= len(transport.sent) >= expected):
+                break
+        await stream.aclose()
+        # The generator's queries ran on asgiref's thread: close that thread's connection.
+        await sync_to_async(connections.close_all, thread_sensitive=True)()
+
+    asyncio.run(consume())
+    worker.join()
+    return [(r - s) * 1000 for s, r in zip(transport.sent, received, strict=True)]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+@benchmark("stream-latency", help="Delta latency scripted API -> SSE client (via Redis) beside a direct SDK stream.",
+           calls=5, pace_ms=20)
+def stream_latency(*, stdout: Any, calls: int, pace_ms: int) -> dict[str, Any]:
+    settings.ANTHROPIC_API_KEY = ""
+    calls, pace_ms = int(calls), int(pace_ms)
+    direct_lat: list[float] = []
+    ttft: list[float] = []
+    totals: list[float] = []
+    relay_lat: list[float] = []
+    run = _bench_run()
+    for i in range(calls):
+        lat, first, total = direct(pace_ms)
+        direct_lat += lat
+        ttft.append(first)
+        totals.append(total)
+        relay_lat += relayed(run, i + 1, pace_ms)
+    if not direct_lat or not relay_lat:
+        raise RuntimeError("stream-latency measured nothing")
+    stdout.write(f"{calls} streamed calls, {len(relay_lat)} relayed deltas, pace {pace_ms} ms")
+    return {
+        "calls": calls, "pace_ms": pace_ms, "deltas": len(relay_lat),
+        "direct_p50_ms": round(_pct(direct_lat, 0.5), 3), "direct_p99_ms": round(_pct(direct_lat, 0.99), 3),
+        "relayed_p50_ms": round(_pct(relay_lat, 0.5), 3), "relayed_p99_ms": round(_pct(relay_lat, 0.99), 3),
+        "ttft_p50_ms": round(statistics.median(ttft), 1), "total_p50_ms": round(statistics.median(totals), 1),
+    }
