@@ -32,6 +32,7 @@ TINY: dict[str, list[str]] = {
     "model-call": ["n=20"],
     "prompt-fetch": ["requests=20", "warmup=2"],
     "reservations": ["processes=2", "seconds=1"],
+    "run-page": ["sizes=10,30", "repeat=2"],
     "runs-list": ["runs=3000", "repeat=1"],
     "spend-page": ["rows=500", "repeat=2"],
     "step-overhead": ["runs=2", "steps_per_run=3", "bare_calls=20"],

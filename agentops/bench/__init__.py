@@ -16,7 +16,7 @@ from importlib import import_module
 from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
-BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "agentops.escalations.bench",
+BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "runs.page_bench", "agentops.escalations.bench",
                              "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench", "agentops.prompts.bench", "agentops.evals.bench"]
 
 
