@@ -49,7 +49,12 @@ def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) ->
     for p in procs:
         p.start()
     try:
-        start.wait(timeout=bench_children.START_TIMEOUT_S)
+        ready_by = time.monotonic() + bench_children.START_TIMEOUT_S
+        while start.n_waiting < len(procs):  # every child connected and waiting; fail fast if one died first
+            if any(p.exitcode is not None for p in procs) or time.monotonic() > ready_by:
+                raise RuntimeError(f"a bench process died or hung before the start: exit codes {[p.exitcode for p in procs]}")
+            time.sleep(0.02)
+        start.wait(timeout=30)
         counts: list[int] = []
         deadline = time.monotonic() + seconds + 60
         while len(counts) < len(procs):

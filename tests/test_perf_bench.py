@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from io import StringIO
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.core.management.base import CommandError
 
 from agentops import bench as bench_registry
 from agentops.bench import benchmark, nothing_measured, registry
+from budgets import bench as budgets_bench
 from tests.conftest import ensure_model_prices
 
 pytestmark = pytest.mark.django_db
@@ -116,3 +118,12 @@ def test_inbox_bench_checks_the_order_and_reports_the_baseline():
     figures, text = _bench("inbox", "--opt", "pending=300", "--opt", "repeat=1")
     assert figures["pending_in_tenant"] == 300 and figures["query_ms"] > 0 and figures["baseline_query_ms"] > 0
     assert "join-then-sort" in text and "load" in text
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_bench_process_that_dies_fails_the_bench_quickly():
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="died or hung"):
+        budgets_bench._spawn(budgets_bench.bench_children.reserve_loop, [([],)], 1)  # no runs: the loop divides by zero
+    assert time.monotonic() - started < 60  # not the 120 s start timeout, nor a wait for a count that never comes
