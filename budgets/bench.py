@@ -13,6 +13,7 @@ finance page's server side (the view, through the test client) ``repeat`` times.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import random
 import statistics
 import time
@@ -38,16 +39,38 @@ BENCH_SLUG = "bench-budgets"
 
 
 def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) -> float:
+    """Start one process per args, release them together (a barrier, once each is connected) and
+    return their operations per second over the same ``seconds`` window."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    start_at = time.time() + 3.0  # every child is set up before the clock starts
-    procs = [ctx.Process(target=target, args=(*a, seconds, start_at, out)) for a in args_per_proc]
+    start = ctx.Barrier(len(args_per_proc) + 1)  # the children and this process
+    db_name = connection.settings_dict["NAME"]
+    procs = [ctx.Process(target=target, args=(*a, db_name, seconds, start, out)) for a in args_per_proc]
     for p in procs:
         p.start()
-    total = sum(out.get(timeout=seconds + 120) for _ in procs)
-    for p in procs:
-        p.join(timeout=30)
-    return total / seconds
+    try:
+        ready_by = time.monotonic() + bench_children.START_TIMEOUT_S
+        while start.n_waiting < len(procs):  # every child connected and waiting; fail fast if one died first
+            if any(p.exitcode is not None for p in procs) or time.monotonic() > ready_by:
+                raise RuntimeError(f"a bench process died or hung before the start: exit codes {[p.exitcode for p in procs]}")
+            time.sleep(0.02)
+        start.wait(timeout=30)
+        counts: list[int] = []
+        deadline = time.monotonic() + seconds + 60
+        while len(counts) < len(procs):
+            try:
+                counts.append(out.get(timeout=1))
+            except queue.Empty:
+                if time.monotonic() > deadline or any(p.exitcode not in (None, 0) for p in procs):
+                    raise RuntimeError(f"a bench process died or hung: exit codes {[p.exitcode for p in procs]}") from None
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    if any(n <= 0 for n in counts):
+        raise RuntimeError(f"a process completed nothing in {seconds}s: {counts}")
+    return sum(counts) / seconds
 
 
 def _bench_tenant(slug: str) -> Any:

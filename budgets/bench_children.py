@@ -21,15 +21,22 @@ from budgets.models import CapCounter  # noqa: E402
 from budgets.services import reservation_open, reservation_settle  # noqa: E402
 from budgets.subjects import ChargedRun  # noqa: E402
 
+START_TIMEOUT_S = 120.0  # a spawned child imports Django and connects: slow on a loaded machine, never this slow
 USAGE = {"input_tokens": 120, "output_tokens": 40, "cache_read_input_tokens": 300}
 
 
-def reserve_loop(runs: list[ChargedRun], seconds: float, start_at: float, out: Any) -> None:
+def _ready(db_name: str, start: Any) -> None:
+    """Connect to the parent's database (a test database under pytest), then wait for every process."""
+    connection.settings_dict["NAME"] = db_name
+    connection.ensure_connection()
+    start.wait(timeout=START_TIMEOUT_S)  # a BrokenBarrierError fails the bench rather than timing a partial window
+
+
+def reserve_loop(runs: list[ChargedRun], db_name: str, seconds: float, start: Any, out: Any) -> None:
     n, i = 0, 0
-    while time.time() < start_at:
-        time.sleep(0.001)
-    end = start_at + seconds
-    while time.time() < end:
+    _ready(db_name, start)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
         run = runs[i % len(runs)]
         i += 1
         res = reservation_open(run=run, model="claude-haiku-4-5", max_tokens=64, input_tokens_bound=512)
@@ -38,14 +45,13 @@ def reserve_loop(runs: list[ChargedRun], seconds: float, start_at: float, out: A
     out.put(n)
 
 
-def update_loop(row_id: int, seconds: float, start_at: float, out: Any) -> None:
+def update_loop(row_id: int, db_name: str, seconds: float, start: Any, out: Any) -> None:
     table = CapCounter._meta.db_table
     n = 0
+    _ready(db_name, start)
     with connection.cursor() as cur:
-        while time.time() < start_at:
-            time.sleep(0.001)
-        end = start_at + seconds
-        while time.time() < end:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
             cur.execute(f"UPDATE {table} SET spent = spent + 1 WHERE id = %s", [row_id])  # noqa: S608
             n += 1
     out.put(n)

@@ -33,14 +33,14 @@ SHARES = (1 / 3, 1 / 3, 1 / 3)
 SEED_SQL = """
 INSERT INTO runs_run (tenant_id, agent_id, submitter_role, input, metadata, status, outcome, error_type, error_message,
     result, model_used, lease_owner, attempt, iterations, job_id, reschedules, cancel_requested, pause_requested, cost,
-    input_tokens, output_tokens, trace_id, created_at, updated_at)
+    input_tokens, output_tokens, trace_id, created_at, updated_at, flags, playground, prompt_sha256)
 SELECT %(tenant)s, %(agent)s, 'operator',
     'Customer ' || g || ' asks about ' || (ARRAY['a refund','their parcel','an invoice','a password reset','a delivery date','a discount','an order'])[1 + g %% 7]
         || CASE WHEN g %% 997 = 0 THEN ' and a chargeback' ELSE '' END,
     '{}', (ARRAY['succeeded','succeeded','succeeded','failed','capped'])[1 + g %% 5],
     (ARRAY['end_turn','end_turn','end_turn','max_iterations','tenant_month'])[1 + g %% 5], '', '',
     'Answered case ' || g, 'claude-haiku-4-5', '', 1, 1 + g %% 9, '', 0, false, false, (g %% 1000) / 10000.0,
-    100 + g %% 1000, 50, '', now() - make_interval(secs => g), now()
+    100 + g %% 1000, 50, '', now() - make_interval(secs => g), now(), '{}', false, ''
 FROM generate_series(%(first)s, %(last)s) AS g
 """
 

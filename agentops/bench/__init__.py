@@ -2,19 +2,23 @@
 
 A benchmark is a function registered with :func:`benchmark` in one of ``BENCH_MODULES``; it
 receives the parsed options and returns a dict of figures (times as ``*_ms``, rates as
-``*_per_s``). The command prints that dict as one JSON object on the last line.
+``*_per_s``). The command prints that dict as one JSON object on the last line, with the machine's
+load before and after, and fails (non-zero exit) when :func:`nothing_measured` finds no figure.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
-BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "agentops.escalations.bench",
-                             "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench", "agentops.prompts.bench", "agentops.evals.bench", "runs.stream_bench"]
+BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "runs.page_bench", "runs.stream_bench",
+                             "agentops.escalations.bench", "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench",
+                             "agentops.prompts.bench", "agentops.evals.bench", "agentops.evals.throughput_bench"]
 
 
 @dataclass
@@ -41,3 +45,24 @@ def registry() -> dict[str, Benchmark]:
     for module in BENCH_MODULES:
         import_module(module)
     return dict(sorted(_REGISTRY.items()))
+
+
+# Figure names that are measurements (times, rates: ``p50_ms``, ``page_ms_median``, ``copy_us_per_row``,
+# ``runs_per_s``); option values and counts are not.
+_MEASURE = re.compile(r"(^|_)(ms|us|per_s|seconds)(_|$)")
+
+
+def machine_load() -> str:
+    """The load average (1, 5, 15 min) and the core count, printed beside every figure."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cpus"
+
+
+def nothing_measured(figures: dict[str, Any], options: dict[str, Any]) -> str:
+    """Why ``figures`` measured nothing ('' when they did): no positive measurement, or a zero rate."""
+    measures = {k: v for k, v in figures.items() if k not in options and _MEASURE.search(k)
+                and isinstance(v, int | float) and not isinstance(v, bool)}
+    if not any(v > 0 for v in measures.values()):
+        return f"no positive measurement among {sorted(measures) or 'its figures'}"
+    zero_rates = sorted(k for k, v in measures.items() if k.endswith("_per_s") and v <= 0)
+    return f"zero rates: {', '.join(zero_rates)}" if zero_rates else ""

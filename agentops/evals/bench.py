@@ -95,7 +95,7 @@ def eval_suite(*, stdout: Any, cases: int, workers: int, rounds: int, timeout: i
     load_before = os.getloadavg()
     procs = _start_workers(int(workers))
     try:
-        _bare(suite, 10, timeout)  # warm the workers (imports, connections)
+        _bare(suite, min(10, int(cases)), timeout)  # warm the workers (imports, connections)
         bare_s, eval_s = [], []
         last: EvalRun | None = None
         for _ in range(int(rounds)):

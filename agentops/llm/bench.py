@@ -60,7 +60,7 @@ def _percentile(values: list[float], q: float) -> float:
 @benchmark(
     "model-call", help="N bare client.messages.create calls against the scripted 'default' scenario", n=500
 )
-def model_call(n: Any = 500) -> dict[str, Any]:
+def model_call(*, stdout: Any = None, n: Any = 500) -> dict[str, Any]:
     count = max(1, int(n))
     started = time.perf_counter()
     latencies = bare_call_latencies(count)

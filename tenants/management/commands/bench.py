@@ -1,6 +1,8 @@
 """``manage.py bench <name>`` runs one benchmark; ``--list`` names them all.
 
-The last line of output is always one JSON object with the figures, so scripts can parse it.
+The last line of output is always one JSON object with the figures, so scripts can parse it. The
+machine's load is printed before and after (other processes share the cores), and a bench that
+measured nothing (no positive time or rate, or a zero rate) exits non-zero after printing its figures.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from agentops.bench import registry
+from agentops.bench import machine_load, nothing_measured, registry
 
 
 def _coerce(value: str) -> Any:
@@ -48,9 +50,17 @@ class Command(BaseCommand):
             if key not in params:
                 raise CommandError(f"Unknown option {key!r} for {bench.name}; options: {', '.join(params)}")
             params[key] = _coerce(value)
-        figures = bench.func(stdout=self.stdout, **params)
-        figures = {"benchmark": bench.name, "machine": f"{platform.machine()} {platform.processor() or ''} {_cpus()} cpus".strip(), **params, **figures}
+        load_before = machine_load()
+        self.stdout.write(f"{bench.name}: load before {load_before}")
+        measured = bench.func(stdout=self.stdout, **params)
+        load_after = machine_load()
+        self.stdout.write(f"{bench.name}: load after {load_after}")
+        figures = {"benchmark": bench.name, "machine": f"{platform.machine()} {platform.processor() or ''} {_cpus()} cpus".strip(), **params,
+                   "load_before": load_before, "load_after": load_after, **measured}
         self.stdout.write(json.dumps(figures, default=str))
+        problem = nothing_measured(measured, params)
+        if problem:
+            raise CommandError(f"{bench.name} measured nothing: {problem}")
 
 
 def _cpus() -> int:
