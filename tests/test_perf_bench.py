@@ -38,6 +38,7 @@ TINY: dict[str, list[str]] = {
     "runs-list": ["runs=3000", "repeat=1"],
     "spend-page": ["rows=500", "repeat=2"],
     "step-overhead": ["runs=2", "steps_per_run=3", "bare_calls=20"],
+    "stream-latency": ["calls=2", "pace_ms=5"],
     "throughput": ["runs=2", "steps=2", "workers=1", "pgbench_seconds=0", "timeout=60"],
 }
 # Benches whose processes (spawned children, RQ workers) read what this test wrote: committed data.
