@@ -57,7 +57,17 @@ def _objects(tenant, members) -> dict[str, object]:  # type: ignore[no-untyped-d
 
     prompt = prompt_services.prompt_create(tenant=tenant, actor=members[Role.ADMIN], name="csp-prompt")
     version = new_version(tenant, members[Role.ADMIN], prompt)
+    from agentops.evals.models import EvalAlert, EvalCase, EvalRun, EvalSuite
+
+    suite = EvalSuite.objects.create(tenant=tenant, prompt=prompt, agent=agent, name="csp-suite")
+    case = EvalCase.objects.create(tenant=tenant, suite=suite, name="csp-case", input="<script>alert(1)</script>")
+    eval_run = EvalRun.objects.create(tenant=tenant, suite=suite, prompt_version=version)
+    alert = EvalAlert.objects.create(tenant=tenant, eval_run=eval_run, message="csp: a drift alert")
     return {
+        "suite_id": suite.pk,
+        "case_id": case.pk,
+        "eval_run_id": eval_run.pk,
+        "alert_id": alert.pk,
         "prompt_name": prompt.name,
         "number": str(version.number),
         "label": "production",
