@@ -157,7 +157,7 @@ class EvalResult(TenantOwned):
     tool_calls = models.JSONField(default=list, blank=True)
     turns = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(**MONEY, default=Decimal(0))
-    run_status = models.CharField(max_length=20, blank=True)
+    run_status = models.CharField(max_length=100, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
