@@ -32,7 +32,7 @@ README_SHOTS = Path(__file__).resolve().parents[2] / "static" / "screenshots"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.10.2.min.js"
 REPORT = Path(__file__).resolve().parents[2] / "var" / "page-load.json"
 # Fragments, downloads and streams are not pages.
-NOT_PAGES = ("/live/", "/run/", ".csv", "/events", "/stream")
+NOT_PAGES = ("/live/", "/run/", "/log/", ".csv", ".jsonl", "/events", "/stream")  # /log/: the run log's "earlier turns" fragment
 # What Python prints where a person should read words: None/True/False, dict and Decimal reprs,
 # Decimal's exponent form, unrounded money, model __str__ fallbacks ("caps for tenant 1").
 LEAKS = re.compile(r"\bNone\b|\bTrue\b|\bFalse\b|\{'|\d+E-\d+|\b\d+\.\d{7,}\b|for tenant \d+|object at 0x|Decimal\(")
