@@ -21,6 +21,7 @@ from budgets.services import counters_resync
 from tenants.models import Role, Tenant
 from tests import crawl
 from tests.browser.conftest import SCREENSHOTS
+from tests.conftest import ensure_model_prices
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -71,6 +72,7 @@ def _log_in(context: Any, username: str) -> Any:
 
 
 def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, transactional_db, live_server):
+    ensure_model_prices()  # an earlier transactional test truncated the seeded prices
     with override_settings(**crawl.SCRIPTED):
         world = crawl.seed()
     # And the demo's 90 days of backfilled spend (budgets.demo), so the spend pages draw real volume.

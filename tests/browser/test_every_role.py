@@ -31,6 +31,7 @@ from django.test.utils import override_settings
 from tenants.models import Role
 from tests import crawl
 from tests.browser.test_every_page import AXE, LEAKS, NOT_PAGES, REPORT, SHOTS, _log_in
+from tests.conftest import ensure_model_prices
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -61,6 +62,7 @@ def role_pages(world: crawl.World, role: str) -> list[tuple[str, int, bool]]:
 
 
 def test_every_role_gets_its_pages_clean_and_a_clean_403_for_the_rest(browser, transactional_db, live_server):
+    ensure_model_prices()  # an earlier transactional test truncated the seeded prices
     with override_settings(**crawl.SCRIPTED):
         world = crawl.seed()
     User = get_user_model()
