@@ -30,7 +30,7 @@ from django.test.utils import override_settings
 
 from tenants.models import Role
 from tests import crawl
-from tests.browser.test_every_page import AXE, LEAKS, NOT_PAGES, REPORT, SHOTS, _log_in
+from tests.browser.test_every_page import LEAKS, NOT_PAGES, REPORT, SHOTS, _log_in, axe_serious, visit
 from tests.conftest import ensure_model_prices
 from tests.factories import PASSWORD
 
@@ -83,15 +83,7 @@ def test_every_role_gets_its_pages_clean_and_a_clean_403_for_the_rest(browser, t
         page = _log_in(context, user.username)
         forbidden_axed = False
         for url, status, axe in pages:
-            errors: list[str] = []
-            on_console = lambda msg: errors.append(msg.text) if msg.type == "error" else None  # noqa: E731
-            on_failed = lambda req: None if (req.resource_type in ("xhr", "fetch") and "ERR_ABORTED" in (req.failure or "")) else errors.append(f"request failed: {req.url} ({req.failure})")  # noqa: E731, E501
-            page.on("console", on_console)
-            page.on("requestfailed", on_failed)
-            response = page.goto(url, wait_until="load")
-            page.wait_for_timeout(50)  # deferred chart drawing
-            page.remove_listener("console", on_console)
-            page.remove_listener("requestfailed", on_failed)
+            response, errors = visit(page, url)
             where = f"{url} as {role}"
             got = response.status if response else None
             if got != status:
@@ -112,10 +104,7 @@ def test_every_role_gets_its_pages_clean_and_a_clean_403_for_the_rest(browser, t
             if scroll > client:
                 problems.append(f"{where}: {scroll} px wide in {client} px")
             if axe:
-                page.evaluate(AXE.read_text())
-                found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-                    .filter(v => v.impact === "serious" || v.impact === "critical")
-                    .map(v => v.id + " (" + v.impact + "): " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))""")
+                found = axe_serious(page)
                 problems.extend(f"{where}: axe {v}" for v in found)
                 page.screenshot(path=str(SHOTS / f"1024-{role}-{re.sub(r'[^a-z0-9]+', '-', url).strip('-')}.png"), full_page=True)
             text = page.inner_text("body")
