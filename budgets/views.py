@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -31,6 +32,14 @@ def _range_or_400(request: HttpRequest) -> selectors.DateRange | HttpResponse:
         return selectors.date_range_parse(request.GET)
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
+
+
+def _plain(value: Decimal | None) -> str | None:
+    """A stored cap as a person typed it: 734.5000000000 -> 734.50 (cents), 0.0012500000 -> 0.00125."""
+    if value is None:
+        return None
+    cents = value.quantize(Decimal("0.01"))
+    return f"{cents if cents == value else value.normalize():f}"
 
 
 @tenant_view(read=FINANCE, write=())
@@ -75,7 +84,8 @@ def caps(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     current = TenantCaps.objects.for_tenant(ctx.tenant).first()
     initial: dict[str, Any] = {}
     if current:
-        initial = {f: getattr(current, f) for f in (*CAP_FIELDS, "max_concurrent_runs")}
+        initial = {f: _plain(getattr(current, f)) for f in CAP_FIELDS}
+        initial["max_concurrent_runs"] = current.max_concurrent_runs
         initial["allowed_models"] = ", ".join(current.allowed_models or [])
     tenant_form = TenantCapsForm(initial=initial)
     user_form = UserCapForm(members=_members(ctx))

@@ -201,7 +201,7 @@ class AgentForm(forms.Form):
                                        label="Task cost cap (USD)", help_text="Empty: the tenant's task cap applies.")
     prompt_id = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Versioned prompt",
                                        help_text="Follow a prompt by label; a run pins the version at its first model call. "
-                                                 "None: the inline prompt above.")
+                                                 "Empty: the inline prompt above.")
     prompt_label = forms.RegexField(regex=r"^[a-z0-9][a-z0-9_.-]{0,49}$", required=False, max_length=50, label="Label",
                                     help_text="production, staging or a custom label.")
 

@@ -21,6 +21,7 @@ from budgets.services import counters_resync
 from tenants.models import Role, Tenant
 from tests import crawl
 from tests.browser.conftest import SCREENSHOTS
+from tests.conftest import ensure_model_prices
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,7 +33,7 @@ README_SHOTS = Path(__file__).resolve().parents[2] / "static" / "screenshots"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-4.10.2.min.js"
 REPORT = Path(__file__).resolve().parents[2] / "var" / "page-load.json"
 # Fragments, downloads and streams are not pages.
-NOT_PAGES = ("/live/", "/run/", ".csv", "/events", "/stream")
+NOT_PAGES = ("/live/", "/run/", "/log/", ".csv", ".jsonl", "/events", "/stream")  # /log/: the run log's "earlier turns" fragment
 # What Python prints where a person should read words: None/True/False, dict and Decimal reprs,
 # Decimal's exponent form, unrounded money, model __str__ fallbacks ("caps for tenant 1").
 LEAKS = re.compile(r"\bNone\b|\bTrue\b|\bFalse\b|\{'|\d+E-\d+|\b\d+\.\d{7,}\b|for tenant \d+|object at 0x|Decimal\(")
@@ -60,6 +61,29 @@ def console_pages(world: crawl.World) -> list[str]:
     return urls
 
 
+def visit(page: Any, url: str) -> tuple[Any, list[str]]:
+    """Open ``url``; its response and the console errors and failed requests while it loaded."""
+    errors: list[str] = []
+    on_console = lambda msg: errors.append(msg.text) if msg.type == "error" else None  # noqa: E731
+    # The previous page's htmx poll, cut off by this navigation, is not this page's failure.
+    on_failed = lambda req: None if (req.resource_type in ("xhr", "fetch") and "ERR_ABORTED" in (req.failure or "")) else errors.append(f"request failed: {req.url} ({req.failure})")  # noqa: E731, E501
+    page.on("console", on_console)
+    page.on("requestfailed", on_failed)
+    response = page.goto(url, wait_until="load")
+    page.wait_for_timeout(50)  # deferred chart drawing
+    page.remove_listener("console", on_console)
+    page.remove_listener("requestfailed", on_failed)
+    return response, errors
+
+
+def axe_serious(page: Any) -> list[str]:
+    """axe-core's violations of serious or critical impact on the open page."""
+    page.evaluate(AXE.read_text())
+    return list(page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+        .filter(v => v.impact === "serious" || v.impact === "critical")
+        .map(v => v.id + " (" + v.impact + "): " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))"""))
+
+
 def _log_in(context: Any, username: str) -> Any:
     page = context.new_page()
     page.goto("/login/")
@@ -71,6 +95,7 @@ def _log_in(context: Any, username: str) -> Any:
 
 
 def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, transactional_db, live_server):
+    ensure_model_prices()  # an earlier transactional test truncated the seeded prices
     with override_settings(**crawl.SCRIPTED):
         world = crawl.seed()
     # And the demo's 90 days of backfilled spend (budgets.demo), so the spend pages draw real volume.
@@ -107,16 +132,7 @@ def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, tr
             sessions[who] = (context, _log_in(context, user.username))
         for url in urls:
             context, page = sessions["staff" if url.startswith("/staff/") else "admin"]
-            errors: list[str] = []
-            on_console = lambda msg: errors.append(msg.text) if msg.type == "error" else None  # noqa: E731
-            # The previous page's htmx poll, cut off by this navigation, is not this page's failure.
-            on_failed = lambda req: None if (req.resource_type in ("xhr", "fetch") and "ERR_ABORTED" in (req.failure or "")) else errors.append(f"request failed: {req.url} ({req.failure})")  # noqa: E731, E501
-            page.on("console", on_console)
-            page.on("requestfailed", on_failed)
-            response = page.goto(url, wait_until="load")
-            page.wait_for_timeout(50)  # deferred chart drawing
-            page.remove_listener("console", on_console)
-            page.remove_listener("requestfailed", on_failed)
+            response, errors = visit(page, url)
             where = f"{url} at {width}px"
             if response is None or response.status != 200:
                 problems.append(f"{where}: HTTP {response and response.status}")
@@ -145,10 +161,7 @@ def test_every_console_page_fits_reads_as_text_and_loads_in_a_second(browser, tr
             if width == 1440 and url in readme_shots and os.environ.get("AGENTOPS_README_SHOTS") == "1":
                 shutil.copyfile(shot, README_SHOTS / f"{readme_shots[url]}.png")
             if width == 1024:  # once per page: axe's rules do not depend on the width
-                page.evaluate(AXE.read_text())
-                found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-                    .filter(v => v.impact === "serious" || v.impact === "critical")
-                    .map(v => v.id + " (" + v.impact + "): " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))""")
+                found = axe_serious(page)
                 problems.extend(f"{where}: axe {v}" for v in found)
             text = page.inner_text("body")
             for leak in {m.group(0) for m in LEAKS.finditer(text)}:
