@@ -21,6 +21,7 @@ from jsonschema.exceptions import SchemaError
 
 from agentops.harness.fixtures import arguments_match
 from agentops.harness.fixtures import decimal_or_none as _number
+from tenants.money import usd_display
 
 # type -> (required fields, optional fields)
 CHECK_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -243,7 +244,7 @@ def evaluate_one(check: dict[str, Any], obs: Observation, judge: Judge | None = 
         return verdict(obs.turns <= check["value"], f"{obs.turns} turns (at most {check['value']})")
     if kind == "max_cost":
         limit = Decimal(str(check["value"]))
-        return verdict(obs.cost <= limit, f"cost ${obs.cost.normalize():f} (at most ${limit.normalize():f})")
+        return verdict(obs.cost <= limit, f"cost {usd_display(obs.cost)} (at most {usd_display(limit)})")
     if kind == "status":
         shown = obs.status + (f" ({obs.outcome})" if obs.outcome else "")
         return verdict(obs.status == check["value"], f"the run ended {shown}")
