@@ -75,7 +75,7 @@ def test_operator_approves_and_rejects_in_the_browser(browser, live_server, agen
             page.screenshot(path=str(SCREENSHOTS / "escalations-inbox.png"), full_page=True)
 
             # Approve the e-mail: the decision panel swaps in (no page load) and follows the run.
-            page.click(f'tr[data-escalation="{email.pk}"] a')
+            page.click(f'tr[data-escalation="{email.pk}"] td.actions a')
             page.wait_for_selector("#approve")
             assert "customer@example.com" in page.inner_text("#arguments")
             page.evaluate("window.__no_reload = true")
@@ -88,7 +88,7 @@ def test_operator_approves_and_rejects_in_the_browser(browser, live_server, agen
             # Reject the refund with a reason; the run continues without it.
             page.goto("/t/acme/escalations/")
             assert page.locator(f'tr[data-escalation="{email.pk}"]').count() == 0
-            page.click(f'tr[data-escalation="{refund.pk}"] a')
+            page.click(f'tr[data-escalation="{refund.pk}"] td.actions a')
             page.fill("#decision-comment", "Refunds over $100 need a manager's sign-off.")
             page.click("#reject")
             page.wait_for_selector("#decision-outcome:has-text('rejected')")
