@@ -2,6 +2,9 @@
 
 Everything here is scoped by tenant and built to a fixed number of queries per page (no N+1):
 the list annotates its flags with ``EXISTS`` subqueries, the detail page reads each child table once.
+
+(Over 400 lines on purpose: the run page's waterfall, log window and streaming card are read together
+in one pass; splitting them would split that pass.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The agent loop: one RQ job drives one run until it finishes, must wait, or is handed back.
 
+(Just over 400 lines on purpose: the step's model half reads best in one place; the tool half is
+``tool_turn.py`` and context trimming ``context.py``.)
+
 Every step is persisted before the next starts, and the durable message log — not process
 memory — is what the next step reads. A step is one of:
 

@@ -1,6 +1,9 @@
 """What the scripted Messages API answers: ids, token estimates, the ``Message`` body and its SSE
 stream for a scenario step, and error bodies in the recorded shapes. Pure functions of their input
 (the same scenario, step and conversation give the same reply); ``agentops.llm.scripted`` serves them.
+
+(Over 400 lines on purpose: the cache accounting needs the token estimate, so they stay together
+rather than import each other.)
 """
 
 from __future__ import annotations
