@@ -10,7 +10,6 @@ and ``OFFSET``, ``SELECT DISTINCT outcome`` per request). Prints the load averag
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.test import Client
 
-from agentops.bench import benchmark
+from agentops.bench import benchmark, median_ms
 from agentops.keyset import encode, keyset_page
 from runs import console_selectors as cs
 from runs.models import Agent, Run
@@ -67,15 +66,6 @@ def _seed(total: int, stdout: Any) -> list[tuple[Tenant, Agent]]:
         out.append((tenant, agent))
     return out
 
-
-def _time(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def _old_path(tenant: Tenant, page: int, **filters: Any) -> int:
@@ -127,10 +117,10 @@ def runs_list(*, stdout: Any, runs: int, deep_page: int, repeat: int) -> dict[st
     }
     figures: dict[str, Any] = {"database": connection.vendor, "runs_total": runs, "deep_page_used": deep_page + 1, "runs_in_tenant": in_tenant, "load_before": _load()}
     for name, (params, old) in cases.items():
-        page_ms = _time(get(params), repeat)
+        page_ms = median_ms(get(params), repeat)
         filters: dict[str, Any] = {k: v for k, v in params.items() if k != "after"}
-        new_ms = _time(_new_path(tenant, filters, params.get("after", "")), repeat)
-        old_ms = _time(old, repeat)
+        new_ms = median_ms(_new_path(tenant, filters, params.get("after", "")), repeat)
+        old_ms = median_ms(old, repeat)
         figures[f"{name}_page_ms"] = round(page_ms, 2)
         figures[f"{name}_queries_ms"] = round(new_ms, 2)
         figures[f"{name}_baseline_queries_ms"] = round(old_ms, 2)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -50,6 +52,17 @@ def registry() -> dict[str, Benchmark]:
 # Figure names that are measurements (times, rates: ``p50_ms``, ``page_ms_median``, ``copy_us_per_row``,
 # ``runs_per_s``); option values and counts are not.
 _MEASURE = re.compile(r"(^|_)(ms|us|per_s|seconds)(_|$)")
+
+
+def median_ms(fn: Callable[[], Any], repeat: int) -> float:
+    """Call ``fn`` once to warm it, then ``repeat`` times; the median wall time in milliseconds."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
 
 
 def machine_load() -> str:

@@ -9,9 +9,6 @@ pending escalation joined to run and agent, sorted by a CASE on urgency, then cu
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +18,7 @@ from django.db.models import Case, IntegerField, Value, When
 from django.test import Client
 from django.utils import timezone
 
-from agentops.bench import benchmark
+from agentops.bench import benchmark, median_ms
 from agentops.escalations.models import Escalation, EscalationStatus
 from agentops.escalations.selectors import pending_top
 from runs.list_bench import SEED_SQL
@@ -30,15 +27,6 @@ from tenants.models import Membership, Role, Tenant, Tier
 
 OLD_URGENCY_RANK = Case(When(urgency="high", then=Value(0)), When(urgency="normal", then=Value(1)), default=Value(2), output_field=IntegerField())
 
-
-def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 @benchmark("inbox", help="Escalation inbox over N pending: per-urgency index ranges vs the join-then-sort baseline.", pending=10_000, repeat=7)
@@ -88,7 +76,7 @@ def bench_inbox(*, stdout: Any, pending: int, repeat: int) -> dict[str, Any]:
             status=EscalationStatus.PENDING).annotate(r=OLD_URGENCY_RANK).order_by("r", "requested_at", "id")[:200]]:
         raise RuntimeError("the new inbox order differs from the old one")
     load_before = os.getloadavg()
-    page_ms, new_ms, old_ms = _median_ms(page, repeat), _median_ms(new, repeat), _median_ms(old, repeat)
+    page_ms, new_ms, old_ms = median_ms(page, repeat), median_ms(new, repeat), median_ms(old, repeat)
     load = os.getloadavg()
     stdout.write(f"{n} pending: page {page_ms:.1f} ms; list query {new_ms:.1f} ms vs join-then-sort {old_ms:.1f} ms "
                  f"({old_ms / new_ms:.1f}×); load {load[0]:.2f} on {os.cpu_count()} cpus")
