@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "agentops.prompts",
     "agentops.evals",
     "agentops.toolbox",
+    "agentops.memory",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,77 @@
+"""Facts and failure-journal entries; every row belongs to a tenant.
+
+Runs and agents are referred to by plain id (as budgets does): this app sits below ``runs``.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from tenants.models import TenantOwned
+
+
+class Fact(TenantOwned):
+    """One thing worth remembering about a subject, written by the ``remember`` tool or extracted
+    from turns the harness trims from a run's context."""
+
+    class Source(models.TextChoices):
+        TOOL = "tool", "remember tool"
+        EXTRACTION = "extraction", "extracted on trim"
+        OPERATOR = "operator", "added by an operator"
+
+    subject = models.CharField(max_length=200)
+    text = models.TextField(max_length=2000)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.TOOL)
+    source_run_id = models.BigIntegerField(null=True, blank=True)
+    source_seq = models.IntegerField(null=True, blank=True)  # the turn (message seq) it came from
+    agent_id = models.BigIntegerField(null=True, blank=True)  # the author agent
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Online evaluators' verdicts when the fact was written; a flagged fact is kept for review
+    # but never recalled.
+    flags = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "subject", "-created_at"], name="memory_fact_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.text[:60]}"
+
+
+class FailureEntry(TenantOwned):
+    """A failure an agent met with a tool: a deterministic tool error, a refused call, a validation
+    failure or a breaker trip. Read at the agent's next runs as a "known failures" note."""
+
+    class Kind(models.TextChoices):
+        TOOL_ERROR = "tool_error", "tool error"
+        REFUSED = "refused", "refused call"
+        VALIDATION = "validation", "validation failure"
+        BREAKER = "breaker", "breaker trip"
+
+    agent_id = models.BigIntegerField()
+    tool = models.CharField(max_length=200)
+    # Canonical argument pattern: the arguments' JSON with volatile values generalised.
+    pattern = models.TextField(max_length=4000)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    error_type = models.CharField(max_length=100)
+    message = models.TextField(max_length=2000)
+    subject = models.CharField(max_length=200, blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True)
+    occurrences = models.IntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "agent_id", "tool"], name="memory_failure_agent_tool"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} {self.error_type}"
