@@ -6,7 +6,11 @@ run's Redis delta stream (:mod:`agentops.harness.deltas`). Once a frame carried 
 ``<event pk>:<delta id>`` — both cursors — so ``Last-Event-ID`` resumes both: nothing missed,
 nothing repeated. The deltas of a turn already sent as a ``turn`` event are not sent (the turn
 holds the whole text); a ``stream_start`` for a turn means "start this turn's text again" (the
-call was retried). Delta text is redacted piece by piece, as it arrives.
+call was retried). Delta text is redacted before it is written (:class:`agentops.harness.deltas.DeltaRelay`
+holds back a secret split across deltas) and again piece by piece here.
+
+One core, :func:`_frames`, decides what to send; :func:`event_stream` (WSGI, threads) and
+:func:`event_stream_async` (ASGI, coroutines) only carry out its database and Redis requests.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,15 +107,38 @@ def _end(status: str | None) -> str:
     return f"event: end\ndata: {json.dumps({'status': status})}\n\n"
 
 
-def event_stream(run: RunRow, cur: Cursor, follow: bool) -> Iterator[str]:
-    """The WSGI stream: polls the database and the delta stream every ``SSE_POLL_SECONDS``."""
+@dataclass(frozen=True)
+class _Poll:
+    """Ask the driver for :func:`poll` (frames, status)."""
+
+
+@dataclass(frozen=True)
+class _Read:
+    """Ask the driver for the deltas after the cursor, waiting up to ``block_ms`` (``None``: not at
+    all); the answer is ``None`` when Redis did not answer."""
+
+    block_ms: int | None
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    """Ask the driver to wait ``SSE_POLL_SECONDS`` (Redis is down: poll the database only)."""
+
+
+_Step = str | _Poll | _Read | _Sleep
+
+
+def _frames(cur: Cursor, follow: bool) -> Generator[_Step, Any, None]:
+    """The stream's logic, free of I/O: yields frames (``str``) to send and requests for the
+    driver, which sends back the answer. Between database polls it waits on the delta stream
+    (XREAD BLOCK), so a delta goes out as soon as the worker writes it, not at the next poll."""
     deadline = time.monotonic() + SSE_MAX_SECONDS
-    # Django closes the DB connection when the streamed response closes (request_finished).
     yield "retry: 2000\n\n"
     while True:
-        frames, status = poll(run, cur)
+        frames, status = yield _Poll()
         yield from frames
-        live = delta_frames(cur, deltas.read(run.pk, cur.delta))
+        entries = yield _Read(None if frames or not follow else int(SSE_POLL_SECONDS * 1000))
+        live = delta_frames(cur, entries or [])
         yield from live
         if frames or live:
             continue
@@ -119,28 +146,45 @@ def event_stream(run: RunRow, cur: Cursor, follow: bool) -> Iterator[str]:
             yield _end(status)
             return
         yield ": keep-alive\n\n"
-        time.sleep(SSE_POLL_SECONDS)
+        if entries is None:
+            yield _Sleep()
+
+
+def event_stream(run: RunRow, cur: Cursor, follow: bool) -> Iterator[str]:
+    """The WSGI driver of :func:`_frames`: a thread that blocks on the database and Redis."""
+    # Django closes the DB connection when the streamed response closes (request_finished).
+    core = _frames(cur, follow)
+    answer: object = None
+    while (step := _next(core, answer)) is not None:
+        answer = None
+        if isinstance(step, str):
+            yield step
+        elif isinstance(step, _Poll):
+            answer = poll(run, cur)
+        elif isinstance(step, _Read):
+            answer = deltas.read_blocking(run.pk, cur.delta, block_ms=step.block_ms)
+        else:
+            time.sleep(SSE_POLL_SECONDS)
 
 
 async def event_stream_async(request: HttpRequest, run: RunRow, cur: Cursor, follow: bool) -> AsyncGenerator[str, None]:
-    """The ASGI stream: between database polls it waits on the delta stream (XREAD BLOCK), so a
-    delta is sent as soon as the worker writes it, not at the next poll."""
-    deadline = time.monotonic() + SSE_MAX_SECONDS
-    yield "retry: 2000\n\n"
-    while True:
-        frames, status = await db_call(request, poll, run, cur)
-        for frame in frames:
-            yield frame
-        block = None if frames or not follow else int(SSE_POLL_SECONDS * 1000)
-        entries = await deltas.read_async(run.pk, cur.delta, block_ms=block)
-        live = delta_frames(cur, entries or [])
-        for frame in live:
-            yield frame
-        if frames or live:
-            continue
-        if not follow or status in TERMINAL_STATUSES or time.monotonic() > deadline:
-            yield _end(status)
-            return
-        yield ": keep-alive\n\n"
-        if entries is None:
-            await asyncio.sleep(SSE_POLL_SECONDS)  # Redis did not answer: poll the database only
+    """The ASGI driver of :func:`_frames`: a coroutine; queries run on the shared database threads."""
+    core = _frames(cur, follow)
+    answer: object = None
+    while (step := _next(core, answer)) is not None:
+        answer = None
+        if isinstance(step, str):
+            yield step
+        elif isinstance(step, _Poll):
+            answer = await db_call(request, poll, run, cur)
+        elif isinstance(step, _Read):
+            answer = await deltas.read_async(run.pk, cur.delta, block_ms=step.block_ms)
+        else:
+            await asyncio.sleep(SSE_POLL_SECONDS)
+
+
+def _next(core: Generator[_Step, Any, None], answer: object) -> _Step | None:
+    try:
+        return core.send(answer)
+    except StopIteration:
+        return None

@@ -5,16 +5,18 @@ events; a timing transport notes when each ``text_delta`` event leaves it. Two r
 
 * **direct**: the SDK's own stream (``client.messages.stream``) — when each text event arrives;
 * **relayed**: the harness path — the gateway's stream relays each delta to the run's Redis
-  stream (:class:`agentops.harness.deltas.DeltaRelay`) in a worker thread, while the runs API's
+  stream (:class:`agentops.harness.deltas.DeltaRelay`, redacting as it goes) in a worker thread, while the runs API's
   async SSE generator (:func:`runs.live.event_stream_async`, the code behind
   ``GET /api/v1/runs/<id>/events`` under ASGI) yields ``text_delta`` frames to a client here.
 
-Latency = receive time − send time, per delta. Also: time to first token vs the whole call.
+Latency = receive time − send time, per delta (relayed: per piece, from its source event). Also:
+time to first token vs the whole call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import threading
 import time
@@ -43,12 +45,13 @@ MODEL = "claude-haiku-4-5"
 
 
 class TimingTransport(ScriptedTransport):
-    """The scripted transport, noting when each text_delta event is handed to the client."""
+    """The scripted transport, noting when each event (and each text_delta event) is handed to the client."""
 
     def __init__(self, pace_ms: int) -> None:
         super().__init__(redis_url="")
         self.pace_ms = pace_ms
-        self.sent: list[float] = []
+        self.sent: list[float] = []  # text_delta events
+        self.last_sent = 0.0  # the latest event of any type
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
@@ -60,9 +63,23 @@ class TimingTransport(ScriptedTransport):
         for i, event in enumerate(reply.events or []):
             if i:
                 time.sleep(reply.pace_ms / 1000)
+            self.last_sent = time.perf_counter()
             if b'"text_delta"' in event:
-                self.sent.append(time.perf_counter())
+                self.sent.append(self.last_sent)
             yield event
+
+
+class SourceTimedRelay(deltas.DeltaRelay):
+    """The harness's relay, each entry tagged with when the scripted API sent the event that
+    produced it (``sent_at``). The relay holds back a word that could be the start of a secret, so
+    relayed pieces are not the API's deltas one for one; the tag pairs each piece with its source."""
+
+    def __init__(self, run_id: int, seq: int, transport: TimingTransport) -> None:
+        super().__init__(run_id, seq)
+        self.transport = transport
+
+    def _send(self, delta: dict[str, Any]) -> None:
+        super()._send({**delta, "sent_at": self.transport.last_sent})
 
 
 def _client(transport: TimingTransport) -> anthropic.Anthropic:
@@ -98,14 +115,16 @@ def _bench_run() -> Run:
 
 
 def relayed(run: Run, seq: int, pace_ms: int) -> list[float]:
-    """One gateway stream relayed through Redis to the async SSE generator: per-delta latencies (ms)."""
+    """One gateway stream relayed through Redis to the async SSE generator: per relayed text piece,
+    the time from the scripted API sending its source event to the SSE client receiving it (ms)."""
     transport = TimingTransport(pace_ms)
     client = _client(transport)
-    expected = sum(1 for b in load_scenario(SCENARIO).steps[0].content if b["type"] == "text")
+    expected = "".join(b["text"] for b in load_scenario(SCENARIO).steps[0].content if b["type"] == "text")
     received: list[float] = []
+    text: list[str] = []
     kwargs = _kwargs()
     model = kwargs.pop("model")
-    worker = threading.Thread(target=gateway._stream, args=(client, model, kwargs, deltas.DeltaRelay(run.pk, seq)))
+    worker = threading.Thread(target=gateway._stream, args=(client, model, kwargs, SourceTimedRelay(run.pk, seq, transport)))
 
     async def consume() -> None:
         # No RunEvent is newer than 10**15; deltas of the earlier calls (lower seq) are skipped.
@@ -114,8 +133,11 @@ def relayed(run: Run, seq: int, pace_ms: int) -> list[float]:
         worker.start()
         async for frame in stream:
             if "event: text_delta" in frame:
-                received.append(time.perf_counter())
-            if frame.startswith("event: end") or (not worker.is_alive() and len(received) >= len(transport.sent) >= expected):
+                now = time.perf_counter()
+                data = json.loads(frame.split("data: ", 1)[1])
+                received.append((now - data["sent_at"]) * 1000)
+                text.append(data["text"])
+            if frame.startswith("event: end") or "".join(text) == expected:
                 break
         await stream.aclose()
         # The generator's queries ran on asgiref's thread: close that thread's connection.
@@ -123,7 +145,9 @@ def relayed(run: Run, seq: int, pace_ms: int) -> list[float]:
 
     asyncio.run(consume())
     worker.join()
-    return [(r - s) * 1000 for s, r in zip(transport.sent, received, strict=True)]
+    if "".join(text) != expected:
+        raise RuntimeError(f"the SSE client got {len(''.join(text))} of {len(expected)} characters")
+    return received
 
 
 def _pct(values: list[float], q: float) -> float:

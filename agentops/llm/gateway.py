@@ -61,7 +61,8 @@ STREAM_CUT_RETRY_AFTER_S = 1.0
 
 # Receives each streamed piece: {"kind": "start", "model"} when a message starts (a retry or the
 # fallback starts again: drop what came before), {"kind": "text", "index", "text"},
-# {"kind": "tool_use", "index", "name"} and {"kind": "tool_input", "index", "partial_json"}.
+# {"kind": "tool_use", "index", "name"}, {"kind": "tool_input", "index", "partial_json"} and
+# {"kind": "stop", "index"} when a block is complete ({"kind": "stop", "index": None}: the message).
 DeltaSink = Callable[[dict[str, Any]], None]
 
 
@@ -333,6 +334,10 @@ def _stream(client: anthropic.Anthropic, model: str, kwargs: dict[str, Any], on_
                         on_delta({"kind": "text", "index": event.index, "text": delta.text})
                     elif delta.type == "input_json_delta" and delta.partial_json:
                         on_delta({"kind": "tool_input", "index": event.index, "partial_json": delta.partial_json})
+                elif event.type == "content_block_stop":
+                    on_delta({"kind": "stop", "index": event.index})
+                elif event.type == "message_stop":
+                    on_delta({"kind": "stop", "index": None})
             message = stream.get_final_message()
             request_id = getattr(stream, "request_id", None)
     except httpx2.TransportError as err:

@@ -9,6 +9,7 @@ import pytest
 from agentops.harness import deltas
 from agentops.harness.loop import drive_run
 from agentops.llm import gateway
+from agentops.redact import MASK, redact
 from budgets.models import SpendEntry
 from runs.models import Run, RunEvent, RunStatus
 from tenants.services import api_key_create
@@ -99,7 +100,7 @@ def test_sse_sends_text_deltas_and_resumes_by_last_event_id_without_gaps_or_repe
     RunEvent.objects.create(tenant=run.tenant, run=run, type="status", data={"status": "running"})
     relay = deltas.DeltaRelay(run.pk, 2)
     relay({"kind": "start", "model": "claude-sonnet-4-6"})
-    for piece in ("Hel", "lo, ", "world"):
+    for piece in ("Hello ", "there, ", "world. "):  # each ends a word: nothing held back
         relay({"kind": "text", "index": 0, "text": piece})
     url = f"/api/v1/runs/{run.pk}/events?follow=0"
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
@@ -111,14 +112,15 @@ def test_sse_sends_text_deltas_and_resumes_by_last_event_id_without_gaps_or_repe
 
     frames = get()
     assert [f[1] for f in frames] == ["status", "stream_start", "text_delta", "text_delta", "text_delta", "end"]
-    assert "".join(f[2]["text"] for f in frames if f[1] == "text_delta") == "Hello, world"
+    assert "".join(f[2]["text"] for f in frames if f[1] == "text_delta") == "Hello there, world. "
     assert all(f[2]["seq"] == 2 for f in frames if f[1] == "text_delta")
     # Reconnect after the second text delta: exactly the rest, once.
     rest = get(HTTP_LAST_EVENT_ID=frames[3][0])
-    assert [(f[1], f[2].get("text")) for f in rest] == [("text_delta", "world"), ("end", None)]
+    assert [(f[1], f[2].get("text")) for f in rest] == [("text_delta", "world. "), ("end", None)]
     # More text arrives, then the turn is persisted: a client resuming from the last delta gets
     # the turn, and no delta of the persisted turn again.
-    relay({"kind": "text", "index": 0, "text": "!"})
+    relay({"kind": "text", "index": 0, "text": "Bye."})
+    relay({"kind": "stop", "index": None})
     RunEvent.objects.create(tenant=run.tenant, run=run, type="turn", data={"role": "assistant", "seq": 2})
     after_turn = get(HTTP_LAST_EVENT_ID=frames[4][0])
     assert [f[1] for f in after_turn] == ["turn", "end"]
@@ -126,6 +128,46 @@ def test_sse_sends_text_deltas_and_resumes_by_last_event_id_without_gaps_or_repe
     assert frames[0][0].isdigit() and ":" in frames[2][0]
     resp = client.get(url, **auth, HTTP_LAST_EVENT_ID="12:abc")
     assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request"
+
+
+SECRETS = ["jane.canary@example.com", "sk-ant-api03-Zx9fQ2LmNp7RtVw4", "4242 4242 4242 4242",
+           "Bearer eyJhbGciOiJIUzI1NiJ9.payload"]
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_a_secret_split_across_two_deltas_never_reaches_the_delta_stream(agent, secret):
+    # Every split point of the secret: the relay holds back what could still be one, so no entry
+    # in Redis (what every reader sees) holds any part of it, and the text adds up to redact(whole).
+    run = Run.objects.create(tenant=agent.tenant, agent=agent, input="x", status=RunStatus.RUNNING)
+    text = f"Please write to {secret} today, thanks."
+    begin = text.index(secret)
+    for cut in range(begin, begin + len(secret) + 1):
+        relay = deltas.DeltaRelay(run.pk, cut + 1)
+        relay({"kind": "start", "model": "claude-sonnet-4-6"})
+        relay({"kind": "text", "index": 0, "text": text[:cut]})
+        relay({"kind": "text", "index": 0, "text": text[cut:]})
+        relay({"kind": "stop", "index": 0})
+        pieces = [d["text"] for _, d in deltas.read(run.pk, "0") if d["seq"] == cut + 1 and d["kind"] == "text"]
+        assert "".join(pieces) == redact(text) and MASK in redact(text), (cut, pieces)
+        for piece in pieces:
+            assert not any(piece.endswith(secret[:k]) or piece.startswith(secret[-k:]) for k in range(3, len(secret)))
+
+
+def test_tool_input_is_redacted_across_deltas_and_held_back_text_is_flushed_at_the_block_end(agent):
+    run = Run.objects.create(tenant=agent.tenant, agent=agent, input="x", status=RunStatus.RUNNING)
+    relay = deltas.DeltaRelay(run.pk, 1)
+    relay({"kind": "text", "index": 0, "text": "Looking it up"})
+    # "up" could be the start of an address: held back until the block ends.
+    assert [d["text"] for _, d in deltas.read(run.pk, "0")] == ["Looking it "]
+    relay({"kind": "stop", "index": 0})
+    relay({"kind": "tool_use", "index": 1, "name": "lookup_account"})
+    for piece in ('{"email": "jane.can', 'ary@exam', 'ple.com"}'):
+        relay({"kind": "tool_input", "index": 1, "partial_json": piece})
+    relay({"kind": "stop", "index": None})
+    got = [d for _, d in deltas.read(run.pk, "0")]
+    assert "".join(d["text"] for d in got if d["kind"] == "text") == "Looking it up"
+    assert json.loads("".join(d["partial_json"] for d in got if d["kind"] == "tool_input")) == {"email": MASK}
+    assert "jane" not in json.dumps(got)
 
 
 def test_delta_text_is_redacted_on_the_way_out(client, agent):
