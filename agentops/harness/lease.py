@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
 from agentops.harness import hooks
 from agentops.harness.store import RunRecord
@@ -78,7 +78,9 @@ class Heartbeat:
                     # A database blip: keep beating; the step itself fails if the outage lasts.
                     close_old_connections()
         finally:
-            close_old_connections()
+            # This thread ends here: its connection would otherwise stay open until garbage
+            # collection (and, for a worker that runs many steps, one per step).
+            connections.close_all()
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
