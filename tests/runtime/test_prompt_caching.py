@@ -17,6 +17,10 @@ from tests.runtime.conftest import make_run
 
 pytestmark = pytest.mark.django_db
 
+# Claude Sonnet 4.6, USD per million tokens, as published (shared/reference/pricing, source B):
+# base input, 5-minute cache write, 1-hour cache write, cache hit, output.
+PUBLISHED_SONNET_4_6 = {"input": Decimal("3"), "write_5m": Decimal("3.75"), "write_1h": Decimal("6"),
+                        "read": Decimal("0.30"), "output": Decimal("15")}
 LONG_SYSTEM = "You are a careful support agent. " + " ".join(f"Policy rule {i}: answer from the knowledge base only." for i in range(120))
 
 
@@ -73,6 +77,15 @@ def test_a_twenty_turn_run_reads_the_cache_from_turn_two_and_the_ledger_prices_i
         for u in [first, *rest])
     ledger = sum(e.cost for e in SpendEntry.objects.filter(run_id=run.pk))
     assert ledger == expected
+    # The same sum from the published price list, not from the price table the ledger used.
+    pub = PUBLISHED_SONNET_4_6
+    published = sum(
+        (Decimal(u["input_tokens"]) * pub["input"] + Decimal(u["output_tokens"]) * pub["output"]
+         + Decimal(u["cache_creation"]["ephemeral_5m_input_tokens"]) * pub["write_5m"]
+         + Decimal(u["cache_creation"]["ephemeral_1h_input_tokens"]) * pub["write_1h"]
+         + Decimal(u["cache_read_input_tokens"]) * pub["read"]) / Decimal(1_000_000)
+        for u in [first, *rest])
+    assert {t.model for t in turns} == {"claude-sonnet-4-6"} and ledger == published
     assert sum(e.cache_read_tokens for e in SpendEntry.objects.filter(run_id=run.pk)) == sum(u["cache_read_input_tokens"] for u in rest)
 
 

@@ -11,7 +11,8 @@ from agentops.harness.loop import drive_run
 from agentops.llm import gateway
 from agentops.redact import MASK, redact
 from budgets.models import SpendEntry
-from runs.models import Run, RunEvent, RunStatus
+from agentops.toolbox.models import Refund
+from runs.models import Run, RunEvent, RunStatus, ToolCall
 from tenants.services import api_key_create
 from tests.runtime.conftest import make_run
 
@@ -63,6 +64,7 @@ def test_a_stream_cut_mid_way_is_transient_and_the_turn_is_redone_never_half_per
     assert run.status == RunStatus.QUEUED and run.error_type == "stream_interrupted"
     # Nothing of the cut answer was persisted or billed; the reservation was given back.
     assert not run.messages.filter(role="assistant").exists()
+    assert not RunEvent.objects.filter(run=run, type="turn").exists()
     assert SpendEntry.objects.filter(run_id=run.pk).count() == 0
     cut = [d for _, d in deltas.read(run.pk, "0")]
     assert cut and cut[-1]["kind"] == "text"  # the subscribers saw the first pieces
@@ -76,6 +78,22 @@ def test_a_stream_cut_mid_way_is_transient_and_the_turn_is_redone_never_half_per
     starts = [i for i, d in enumerate(relayed) if d["kind"] == "start"]
     assert len(starts) == 2
     assert "".join(d["text"] for d in relayed[starts[1]:] if d["kind"] == "text") == turn.content[0]["text"]
+
+
+def test_a_max_tokens_stop_inside_a_streamed_tool_call_is_relayed_but_never_executed(agent):
+    run = make_run(agent, "max_tokens_tool")
+    assert _drive(run) == "succeeded"
+    relayed = [d for _, d in deltas.read(run.pk, "0")]
+    first = min(d["seq"] for d in relayed)
+    partial = "".join(d["partial_json"] for d in relayed if d["kind"] == "tool_input" and d["seq"] == first)
+    # Subscribers saw the refund's input as it streamed, cut off where max_tokens stopped it ...
+    assert partial.startswith('{"account_id": "ACC-1001"') and not partial.endswith("}")
+    assert [d["name"] for d in relayed if d["kind"] == "tool_use"] == ["issue_refund"]
+    # ... and it never ran: refused before execution, no refund, the next turn says so.
+    call = ToolCall.objects.get(run=run)
+    assert call.status == "refused" and call.error_class == "truncated_tool_call"
+    assert Refund.objects.filter(run_id=run.pk).count() == 0
+    assert run.messages.filter(role="assistant").count() == 2
 
 
 def test_the_gateway_raises_model_unavailable_for_a_cut_stream(settings):
