@@ -102,7 +102,7 @@ class RollingRedactor:
                 cut = match.start()  # may still grow: wait for more text
                 break
             if match.end() > match.start():
-                out += [self._buf[at:match.start()], MASK]
+                out += [self._buf[at : match.start()], MASK]
                 at = match.end()
         out.append(self._buf[at:cut])
         drop = max(0, cut - self.CONTEXT)

@@ -35,8 +35,12 @@ from tenants.api import db_call
 SSE_MAX_SECONDS = 300
 SSE_POLL_SECONDS = 0.25
 CURSOR_RE = re.compile(r"^(\d{1,18})(?::(\d{1,20}-\d{1,20}))?$")
-_DELTA_EVENTS = {"text": "text_delta", "tool_input": "input_json_delta", "tool_use": "tool_use_start",
-                 "start": "stream_start"}
+_DELTA_EVENTS = {
+    "text": "text_delta",
+    "tool_input": "input_json_delta",
+    "tool_use": "tool_use_start",
+    "start": "stream_start",
+}
 
 
 class BadCursor(ValueError):
@@ -64,8 +68,13 @@ class Cursor:
 
 
 def start_cursor(run: RunRow, after: int, delta: str) -> Cursor:
-    last_turn = (RunEvent.objects.for_tenant(run.tenant_id).filter(run=run, type="turn", pk__lte=after)
-                 .order_by("-pk").values_list("data", flat=True).first())
+    last_turn = (
+        RunEvent.objects.for_tenant(run.tenant_id)
+        .filter(run=run, type="turn", pk__lte=after)
+        .order_by("-pk")
+        .values_list("data", flat=True)
+        .first()
+    )
     return Cursor(after, delta, _turn_seq(last_turn) if last_turn else 0)
 
 
@@ -167,7 +176,9 @@ def event_stream(run: RunRow, cur: Cursor, follow: bool) -> Iterator[str]:
             time.sleep(SSE_POLL_SECONDS)
 
 
-async def event_stream_async(request: HttpRequest, run: RunRow, cur: Cursor, follow: bool) -> AsyncGenerator[str, None]:
+async def event_stream_async(
+    request: HttpRequest, run: RunRow, cur: Cursor, follow: bool
+) -> AsyncGenerator[str, None]:
     """The ASGI driver of :func:`_frames`: a coroutine; queries run on the shared database threads."""
     core = _frames(cur, follow)
     answer: object = None

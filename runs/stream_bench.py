@@ -83,13 +83,21 @@ class SourceTimedRelay(deltas.DeltaRelay):
 
 
 def _client(transport: TimingTransport) -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=gateway.SCRIPTED_API_KEY, base_url=gateway.SCRIPTED_BASE_URL, max_retries=0,
-                               http_client=httpx2.Client(transport=transport))
+    return anthropic.Anthropic(
+        api_key=gateway.SCRIPTED_API_KEY,
+        base_url=gateway.SCRIPTED_BASE_URL,
+        max_retries=0,
+        http_client=httpx2.Client(transport=transport),
+    )
 
 
 def _kwargs() -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "What happened to my invoice?"}],
-            "extra_headers": {SCENARIO_HEADER: SCENARIO}}
+    return {
+        "model": MODEL,
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "What happened to my invoice?"}],
+        "extra_headers": {SCENARIO_HEADER: SCENARIO},
+    }
 
 
 def direct(pace_ms: int) -> tuple[list[float], float, float]:
@@ -124,7 +132,9 @@ def relayed(run: Run, seq: int, pace_ms: int) -> list[float]:
     text: list[str] = []
     kwargs = _kwargs()
     model = kwargs.pop("model")
-    worker = threading.Thread(target=gateway._stream, args=(client, model, kwargs, SourceTimedRelay(run.pk, seq, transport)))
+    worker = threading.Thread(
+        target=gateway._stream, args=(client, model, kwargs, SourceTimedRelay(run.pk, seq, transport))
+    )
 
     async def consume() -> None:
         # No RunEvent is newer than 10**15; deltas of the earlier calls (lower seq) are skipped.
@@ -155,8 +165,12 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-@benchmark("stream-latency", help="Delta latency scripted API -> SSE client (via Redis) beside a direct SDK stream.",
-           calls=5, pace_ms=20)
+@benchmark(
+    "stream-latency",
+    help="Delta latency scripted API -> SSE client (via Redis) beside a direct SDK stream.",
+    calls=5,
+    pace_ms=20,
+)
 def stream_latency(*, stdout: Any, calls: int, pace_ms: int) -> dict[str, Any]:
     settings.ANTHROPIC_API_KEY = ""
     calls, pace_ms = int(calls), int(pace_ms)
@@ -175,8 +189,13 @@ def stream_latency(*, stdout: Any, calls: int, pace_ms: int) -> dict[str, Any]:
         raise RuntimeError("stream-latency measured nothing")
     stdout.write(f"{calls} streamed calls, {len(relay_lat)} relayed deltas, pace {pace_ms} ms")
     return {
-        "calls": calls, "pace_ms": pace_ms, "deltas": len(relay_lat),
-        "direct_p50_ms": round(_pct(direct_lat, 0.5), 3), "direct_p99_ms": round(_pct(direct_lat, 0.99), 3),
-        "relayed_p50_ms": round(_pct(relay_lat, 0.5), 3), "relayed_p99_ms": round(_pct(relay_lat, 0.99), 3),
-        "ttft_p50_ms": round(statistics.median(ttft), 1), "total_p50_ms": round(statistics.median(totals), 1),
+        "calls": calls,
+        "pace_ms": pace_ms,
+        "deltas": len(relay_lat),
+        "direct_p50_ms": round(_pct(direct_lat, 0.5), 3),
+        "direct_p99_ms": round(_pct(direct_lat, 0.99), 3),
+        "relayed_p50_ms": round(_pct(relay_lat, 0.5), 3),
+        "relayed_p99_ms": round(_pct(relay_lat, 0.99), 3),
+        "ttft_p50_ms": round(statistics.median(ttft), 1),
+        "total_p50_ms": round(statistics.median(totals), 1),
     }

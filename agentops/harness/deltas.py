@@ -85,7 +85,9 @@ class DeltaRelay:
             return
         try:
             client = _client()
-            client.xadd(self.key, {"d": json.dumps({**delta, "seq": self.seq})}, maxlen=MAXLEN, approximate=True)
+            client.xadd(
+                self.key, {"d": json.dumps({**delta, "seq": self.seq})}, maxlen=MAXLEN, approximate=True
+            )
             if self.sent == 0:
                 client.expire(self.key, TTL_S)
             self.sent += 1
@@ -111,7 +113,9 @@ def read(run_id: int, after: str) -> list[tuple[str, dict[str, Any]]]:
     return read_blocking(run_id, after, block_ms=None) or []
 
 
-def read_blocking(run_id: int, after: str, *, block_ms: int | None) -> list[tuple[str, dict[str, Any]]] | None:
+def read_blocking(
+    run_id: int, after: str, *, block_ms: int | None
+) -> list[tuple[str, dict[str, Any]]] | None:
     """Like :func:`read_async`, for a thread: waits up to ``block_ms`` (under the client's 0.5 s
     socket timeout) for the next delta; ``None`` when Redis did not answer."""
     try:
@@ -121,7 +125,9 @@ def read_blocking(run_id: int, after: str, *, block_ms: int | None) -> list[tupl
     return _decode(reply[0][1]) if reply else []
 
 
-async def read_async(run_id: int, after: str, *, block_ms: int | None) -> list[tuple[str, dict[str, Any]]] | None:
+async def read_async(
+    run_id: int, after: str, *, block_ms: int | None
+) -> list[tuple[str, dict[str, Any]]] | None:
     """Like :func:`read`, waiting up to ``block_ms`` for the next delta (XREAD BLOCK; ``None``:
     do not wait). ``None`` when Redis did not answer."""
     loop_id = id(asyncio.get_running_loop())  # one connection pool per event loop

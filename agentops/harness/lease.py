@@ -32,19 +32,38 @@ def fence(run_id: int, worker_id: str, **fields: object) -> None:
         raise LeaseLost(run_id)
 
 
-def fence_relaxed(run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
-                  prompt_version_id: int | None = None, flags: list[str] | None = None) -> None:
+def fence_relaxed(
+    run_id: int,
+    worker_id: str,
+    *,
+    iterations_inc: int = 0,
+    model_used: str | None = None,
+    prompt_version_id: int | None = None,
+    flags: list[str] | None = None,
+) -> None:
     """:func:`fence` plus ``SET LOCAL synchronous_commit = off`` in the same round trip.
 
     For the checkpoint transactions of the hot path (see agentops.harness.durability).
     """
-    if not hooks.run_store().fence_relaxed(run_id, worker_id, iterations_inc=iterations_inc, model_used=model_used,
-                                           prompt_version_id=prompt_version_id, flags=flags):
+    if not hooks.run_store().fence_relaxed(
+        run_id,
+        worker_id,
+        iterations_inc=iterations_inc,
+        model_used=model_used,
+        prompt_version_id=prompt_version_id,
+        flags=flags,
+    ):
         raise LeaseLost(run_id)
 
 
-def release(run_id: int, worker_id: str, *, unless_stop_requested: bool = False, count_reschedule: bool = False,
-            **fields: object) -> bool:
+def release(
+    run_id: int,
+    worker_id: str,
+    *,
+    unless_stop_requested: bool = False,
+    count_reschedule: bool = False,
+    **fields: object,
+) -> bool:
     """Give the lease up (optionally changing status etc. in the same statement).
 
     ``unless_stop_requested``: only when no cancel or pause was requested meanwhile. A worker
@@ -53,12 +72,18 @@ def release(run_id: int, worker_id: str, *, unless_stop_requested: bool = False,
     The condition is in the UPDATE itself: ``run_cancel`` locks the row, so the two serialise.
     ``count_reschedule`` adds one to the run's reschedule count in the same statement.
     """
-    return hooks.run_store().release(run_id, worker_id, unless_stop_requested=unless_stop_requested,
-                                     count_reschedule=count_reschedule, **fields)
+    return hooks.run_store().release(
+        run_id,
+        worker_id,
+        unless_stop_requested=unless_stop_requested,
+        count_reschedule=count_reschedule,
+        **fields,
+    )
 
 
 class Heartbeat:
     """Renews the lease in the background while a long model or tool call is in flight."""
+
     def __init__(self, run_id: int, worker_id: str):
         self.run_id, self.worker_id = run_id, worker_id
         self._stop = threading.Event()

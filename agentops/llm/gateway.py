@@ -68,6 +68,7 @@ DeltaSink = Callable[[dict[str, Any]], None]
 
 class ModelUnavailable(Exception):
     """The model could not be reached after the SDK's retries: re-schedule after ``retry_after_s``."""
+
     def __init__(
         self,
         retry_after_s: float,
@@ -91,6 +92,7 @@ class ModelUnavailable(Exception):
 
 class ModelRequestError(Exception):
     """The API refused the request for a reason a retry cannot fix (4xx): fail the run."""
+
     def __init__(
         self,
         status: int,
@@ -246,8 +248,13 @@ def _translate(err: anthropic.AnthropicError, *, model: str, attempts: int) -> E
     if isinstance(err, anthropic.APIStatusError) and err.status_code < 400:
         # An ``event: error`` inside a 200 stream (e.g. overloaded mid-way): transient.
         return ModelUnavailable(
-            STREAM_CUT_RETRY_AFTER_S, _error_type(err), _error_message(err),
-            status=err.status_code, model=model, attempts=attempts, request_id=err.request_id,
+            STREAM_CUT_RETRY_AFTER_S,
+            _error_type(err),
+            _error_message(err),
+            status=err.status_code,
+            model=model,
+            attempts=attempts,
+            request_id=err.request_id,
         )
     if isinstance(err, anthropic.APIStatusError):
         status = err.status_code
@@ -317,7 +324,9 @@ class StreamCut(Exception):
     """The stream ended before ``message_stop``: the answer is incomplete and must not be used."""
 
 
-def _stream(client: anthropic.Anthropic, model: str, kwargs: dict[str, Any], on_delta: DeltaSink | None) -> Message:
+def _stream(
+    client: anthropic.Anthropic, model: str, kwargs: dict[str, Any], on_delta: DeltaSink | None
+) -> Message:
     """One streamed call: relay the deltas, return the final message (raise when it broke off)."""
     try:
         with client.messages.stream(model=model, **kwargs) as stream:
@@ -333,7 +342,9 @@ def _stream(client: anthropic.Anthropic, model: str, kwargs: dict[str, Any], on_
                     if delta.type == "text_delta":
                         on_delta({"kind": "text", "index": event.index, "text": delta.text})
                     elif delta.type == "input_json_delta" and delta.partial_json:
-                        on_delta({"kind": "tool_input", "index": event.index, "partial_json": delta.partial_json})
+                        on_delta(
+                            {"kind": "tool_input", "index": event.index, "partial_json": delta.partial_json}
+                        )
                 elif event.type == "content_block_stop":
                     on_delta({"kind": "stop", "index": event.index})
                 elif event.type == "message_stop":
@@ -411,8 +422,9 @@ def create_message(
         try:
             message = _stream(client, model, kwargs, on_delta)
         except StreamCut as cut:
-            raise ModelUnavailable(STREAM_CUT_RETRY_AFTER_S, "stream_interrupted", str(cut), model=model,
-                                   attempts=box[0]) from cut
+            raise ModelUnavailable(
+                STREAM_CUT_RETRY_AFTER_S, "stream_interrupted", str(cut), model=model, attempts=box[0]
+            ) from cut
         except anthropic.AnthropicError as err:
             if not (_is_overload(err) and fallback_model and fallback_model != model):
                 raise _translate(err, model=model, attempts=box[0]) from err
@@ -420,8 +432,13 @@ def create_message(
             try:
                 message = _stream(client, fallback_model, kwargs, on_delta)
             except StreamCut as cut:
-                raise ModelUnavailable(STREAM_CUT_RETRY_AFTER_S, "stream_interrupted", str(cut),
-                                       model=fallback_model, attempts=box[0]) from cut
+                raise ModelUnavailable(
+                    STREAM_CUT_RETRY_AFTER_S,
+                    "stream_interrupted",
+                    str(cut),
+                    model=fallback_model,
+                    attempts=box[0],
+                ) from cut
             except anthropic.AnthropicError as fallback_err:
                 raise _translate(fallback_err, model=fallback_model, attempts=box[0]) from fallback_err
     finally:

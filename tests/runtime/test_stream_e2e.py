@@ -30,8 +30,8 @@ from runs.models import RunEvent
 from tenants.services import api_key_create
 from tests.factories import PASSWORD
 from tests.runtime.conftest import make_run
-from tests.serving.procs import Browser, answers, app_env, log_of, procfile, spawn, stop
 from tests.services import free_port
+from tests.serving.procs import Browser, answers, app_env, log_of, procfile, spawn, stop
 from tests.workers import _database_url, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -39,9 +39,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 PACE_MS = 40
 # About 40 deltas of 48 characters, 40 ms apart: long enough to hang up and come back mid-answer.
 # The address in it is redacted before any delta leaves the worker.
-ANSWER = " ".join(
-    f"Step {i}: I checked the ledger entry for March and it matches the bank statement." for i in range(1, 23)
-) + " Write to jane.canary@example.com if anything still looks wrong."
+ANSWER = (
+    " ".join(
+        f"Step {i}: I checked the ledger entry for March and it matches the bank statement."
+        for i in range(1, 23)
+    )
+    + " Write to jane.canary@example.com if anything still looks wrong."
+)
 DELTA_EVENTS = {"text_delta", "input_json_delta", "tool_use_start", "stream_start"}
 
 
@@ -59,11 +63,15 @@ class SSEClient:
     """One subscriber in a thread: frames with the time each arrived; hangs up after
     ``hang_up_after`` text deltas (else reads to ``event: end``)."""
 
-    def __init__(self, url: str, key: str, *, last_event_id: str | None = None, hang_up_after: int | None = None):
+    def __init__(
+        self, url: str, key: str, *, last_event_id: str | None = None, hang_up_after: int | None = None
+    ):
         self.frames: list[dict[str, Any]] = []
         self.opened = threading.Event()
         self.error: BaseException | None = None
-        headers = {"Authorization": f"Bearer {key}"} | ({"Last-Event-ID": last_event_id} if last_event_id else {})
+        headers = {"Authorization": f"Bearer {key}"} | (
+            {"Last-Event-ID": last_event_id} if last_event_id else {}
+        )
         self.thread = threading.Thread(target=self._read, args=(url, headers, hang_up_after), daemon=True)
         self.thread.start()
 
@@ -104,7 +112,9 @@ def _keys(frames: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         if "id" not in f:
             continue
         pk, _, delta = f["id"].partition(":")
-        (relayed if f["event"] in DELTA_EVENTS else events).append(delta if f["event"] in DELTA_EVENTS else pk)
+        (relayed if f["event"] in DELTA_EVENTS else events).append(
+            delta if f["event"] in DELTA_EVENTS else pk
+        )
     return events, relayed
 
 
@@ -121,7 +131,11 @@ def servers():  # type: ignore[no-untyped-def]
     procs = {name: spawn(procfile()[name], env, name, port) for name, port in ports.items()}
     try:
         for name, port in ports.items():
-            wait_for(lambda p=port, n=name: answers(p) or procs[n].poll() is not None, timeout=30, message=f"{name} to listen")
+            wait_for(
+                lambda p=port, n=name: answers(p) or procs[n].poll() is not None,
+                timeout=30,
+                message=f"{name} to listen",
+            )
             assert procs[name].poll() is None, log_of(procs[name])
         yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name, proc in procs.items():
@@ -131,11 +145,19 @@ def servers():  # type: ignore[no-untyped-def]
             stop(proc)
 
 
-def test_sse_over_http_first_delta_within_50ms_and_resume_by_last_event_id(agent, admin_user, servers, tmp_path,
-                                                                           monkeypatch, settings):
+def test_sse_over_http_first_delta_within_50ms_and_resume_by_last_event_id(
+    agent, admin_user, servers, tmp_path, monkeypatch, settings
+):
     scenario = Path(tmp_path) / "long_answer.json"
-    scenario.write_text(json.dumps({"description": "a long paced answer", "pace_ms": PACE_MS,
-                                    "steps": [{"content": [{"type": "text", "text": ANSWER}]}]}))
+    scenario.write_text(
+        json.dumps(
+            {
+                "description": "a long paced answer",
+                "pace_ms": PACE_MS,
+                "steps": [{"content": [{"type": "text", "text": ANSWER}]}],
+            }
+        )
+    )
     run = make_run(agent, str(scenario))
     key = api_key_create(tenant=agent.tenant, actor=None, name="sse", scopes=["runs"])[1]
     monkeypatch.setattr(gateway, "ScriptedTransport", SourceClock)
@@ -184,7 +206,9 @@ def test_sse_over_http_first_delta_within_50ms_and_resume_by_last_event_id(agent
     assert persisted == ANSWER and "jane.canary" not in shown
     sent = SourceClock.made[0].sent
     assert len(sent) == len(ANSWER) // 48 + 1
-    all_events = [str(pk) for pk in RunEvent.objects.filter(run=run).order_by("pk").values_list("pk", flat=True)]
+    all_events = [
+        str(pk) for pk in RunEvent.objects.filter(run=run).order_by("pk").values_list("pk", flat=True)
+    ]
     stream_ids = [entry_id for entry_id, _ in deltas.read(run.pk, "0")]
     for name in servers:
         # At once: the first piece of text arrives within 50 ms of the scripted API sending it.
@@ -205,4 +229,3 @@ def test_sse_over_http_first_delta_within_50ms_and_resume_by_last_event_id(agent
     written = [p for p in pages if p]
     assert len(written) >= 2 and all(shown.startswith(p) for p in written), pages
     assert all(len(a) < len(b) for a, b in zip(written, written[1:], strict=False)), [len(p) for p in written]
-

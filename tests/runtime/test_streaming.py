@@ -10,8 +10,8 @@ from agentops.harness import deltas
 from agentops.harness.loop import drive_run
 from agentops.llm import gateway
 from agentops.redact import MASK, redact
-from budgets.models import SpendEntry
 from agentops.toolbox.models import Refund
+from budgets.models import SpendEntry
 from runs.models import Run, RunEvent, RunStatus, ToolCall
 from tenants.services import api_key_create
 from tests.runtime.conftest import make_run
@@ -30,7 +30,9 @@ def _drive(run: Run) -> str:
 def _frames(text: str) -> list[tuple[str, str, dict]]:
     out = []
     for block in text.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":"))
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(":")
+        )
         if "event" in fields:
             out.append((fields.get("id", ""), fields["event"], json.loads(fields["data"])))
     return out
@@ -53,7 +55,9 @@ def test_tool_input_deltas_are_relayed_and_the_tool_runs_from_the_final_message(
     relayed = [d for _, d in deltas.read(run.pk, "0")]
     tool_starts = [d for d in relayed if d["kind"] == "tool_use"]
     assert [d["name"] for d in tool_starts] == ["search_knowledge_base"]
-    partial = "".join(d["partial_json"] for d in relayed if d["kind"] == "tool_input" and d["seq"] == tool_starts[0]["seq"])
+    partial = "".join(
+        d["partial_json"] for d in relayed if d["kind"] == "tool_input" and d["seq"] == tool_starts[0]["seq"]
+    )
     assert json.loads(partial) == {"query": "refund policy"}
     assert run.tool_calls.filter(tool_name="search_knowledge_base").count() == 1
 
@@ -77,7 +81,7 @@ def test_a_stream_cut_mid_way_is_transient_and_the_turn_is_redone_never_half_per
     relayed = [d for _, d in deltas.read(run.pk, "0")]
     starts = [i for i, d in enumerate(relayed) if d["kind"] == "start"]
     assert len(starts) == 2
-    assert "".join(d["text"] for d in relayed[starts[1]:] if d["kind"] == "text") == turn.content[0]["text"]
+    assert "".join(d["text"] for d in relayed[starts[1] :] if d["kind"] == "text") == turn.content[0]["text"]
 
 
 def test_a_max_tokens_stop_inside_a_streamed_tool_call_is_relayed_but_never_executed(agent):
@@ -100,15 +104,33 @@ def test_the_gateway_raises_model_unavailable_for_a_cut_stream(settings):
     settings.ANTHROPIC_API_KEY = ""
     got: list[dict] = []
     with pytest.raises(gateway.ModelUnavailable) as info:
-        gateway.create_message(model="claude-sonnet-4-6", fallback_model=None, system="s",
-                               messages=[{"role": "user", "content": "hi"}], tools=[], max_tokens=256,
-                               scenario="stream_cut", conversation_key="cut-direct", on_delta=got.append)
-    assert info.value.error_type == "stream_interrupted" and info.value.retry_after_s == gateway.STREAM_CUT_RETRY_AFTER_S
+        gateway.create_message(
+            model="claude-sonnet-4-6",
+            fallback_model=None,
+            system="s",
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[],
+            max_tokens=256,
+            scenario="stream_cut",
+            conversation_key="cut-direct",
+            on_delta=got.append,
+        )
+    assert (
+        info.value.error_type == "stream_interrupted"
+        and info.value.retry_after_s == gateway.STREAM_CUT_RETRY_AFTER_S
+    )
     assert [d["kind"] for d in got][:1] == ["start"] and any(d["kind"] == "text" for d in got)
     # The scenario cuts only the first stream: the same call now completes.
-    result = gateway.create_message(model="claude-sonnet-4-6", fallback_model=None, system="s",
-                                    messages=[{"role": "user", "content": "hi"}], tools=[], max_tokens=256,
-                                    scenario="stream_cut", conversation_key="cut-direct")
+    result = gateway.create_message(
+        model="claude-sonnet-4-6",
+        fallback_model=None,
+        system="s",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=[],
+        max_tokens=256,
+        scenario="stream_cut",
+        conversation_key="cut-direct",
+    )
     assert result.message.stop_reason == "end_turn" and result.message.content[0].text.startswith(CUT_TEXT)
 
 
@@ -129,7 +151,14 @@ def test_sse_sends_text_deltas_and_resumes_by_last_event_id_without_gaps_or_repe
         return _frames(b"".join(resp.streaming_content).decode())
 
     frames = get()
-    assert [f[1] for f in frames] == ["status", "stream_start", "text_delta", "text_delta", "text_delta", "end"]
+    assert [f[1] for f in frames] == [
+        "status",
+        "stream_start",
+        "text_delta",
+        "text_delta",
+        "text_delta",
+        "end",
+    ]
     assert "".join(f[2]["text"] for f in frames if f[1] == "text_delta") == "Hello there, world. "
     assert all(f[2]["seq"] == 2 for f in frames if f[1] == "text_delta")
     # Reconnect after the second text delta: exactly the rest, once.
@@ -148,8 +177,12 @@ def test_sse_sends_text_deltas_and_resumes_by_last_event_id_without_gaps_or_repe
     assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request"
 
 
-SECRETS = ["jane.canary@example.com", "sk-ant-api03-Zx9fQ2LmNp7RtVw4", "4242 4242 4242 4242",
-           "Bearer eyJhbGciOiJIUzI1NiJ9.payload"]
+SECRETS = [
+    "jane.canary@example.com",
+    "sk-ant-api03-Zx9fQ2LmNp7RtVw4",
+    "4242 4242 4242 4242",
+    "Bearer eyJhbGciOiJIUzI1NiJ9.payload",
+]
 
 
 @pytest.mark.parametrize("secret", SECRETS)
@@ -165,10 +198,14 @@ def test_a_secret_split_across_two_deltas_never_reaches_the_delta_stream(agent, 
         relay({"kind": "text", "index": 0, "text": text[:cut]})
         relay({"kind": "text", "index": 0, "text": text[cut:]})
         relay({"kind": "stop", "index": 0})
-        pieces = [d["text"] for _, d in deltas.read(run.pk, "0") if d["seq"] == cut + 1 and d["kind"] == "text"]
+        pieces = [
+            d["text"] for _, d in deltas.read(run.pk, "0") if d["seq"] == cut + 1 and d["kind"] == "text"
+        ]
         assert "".join(pieces) == redact(text) and MASK in redact(text), (cut, pieces)
         for piece in pieces:
-            assert not any(piece.endswith(secret[:k]) or piece.startswith(secret[-k:]) for k in range(3, len(secret)))
+            assert not any(
+                piece.endswith(secret[:k]) or piece.startswith(secret[-k:]) for k in range(3, len(secret))
+            )
 
 
 def test_tool_input_is_redacted_across_deltas_and_held_back_text_is_flushed_at_the_block_end(agent):
@@ -179,7 +216,7 @@ def test_tool_input_is_redacted_across_deltas_and_held_back_text_is_flushed_at_t
     assert [d["text"] for _, d in deltas.read(run.pk, "0")] == ["Looking it "]
     relay({"kind": "stop", "index": 0})
     relay({"kind": "tool_use", "index": 1, "name": "lookup_account"})
-    for piece in ('{"email": "jane.can', 'ary@exam', 'ple.com"}'):
+    for piece in ('{"email": "jane.can', "ary@exam", 'ple.com"}'):
         relay({"kind": "tool_input", "index": 1, "partial_json": piece})
     relay({"kind": "stop", "index": None})
     got = [d for _, d in deltas.read(run.pk, "0")]
@@ -210,7 +247,9 @@ def test_the_run_page_shows_the_answer_as_it_is_written(client, agent, admin_use
     client.force_login(admin_user)
     url = f"/t/{agent.tenant.slug}/runs/{run.pk}/live/"
     body = client.get(url).content.decode()
-    assert "Checking your order" in body and "cut" not in body.split('id="streaming-turn"')[1].split("</div>")[0]
+    assert (
+        "Checking your order" in body and "cut" not in body.split('id="streaming-turn"')[1].split("</div>")[0]
+    )
     assert "jane.canary@example.com" not in body and "lookup_account" in body and "every 500ms" in body
     # Once the turn is persisted (or the run ends) the preview goes away.
     Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
