@@ -103,34 +103,25 @@ def test_a_max_tokens_stop_inside_a_streamed_tool_call_is_relayed_but_never_exec
 def test_the_gateway_raises_model_unavailable_for_a_cut_stream(settings):
     settings.ANTHROPIC_API_KEY = ""
     got: list[dict] = []
+    call = {
+        "model": "claude-sonnet-4-6",
+        "fallback_model": None,
+        "system": "s",
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [],
+        "max_tokens": 256,
+        "scenario": "stream_cut",
+        "conversation_key": "cut-direct",
+    }
     with pytest.raises(gateway.ModelUnavailable) as info:
-        gateway.create_message(
-            model="claude-sonnet-4-6",
-            fallback_model=None,
-            system="s",
-            messages=[{"role": "user", "content": "hi"}],
-            tools=[],
-            max_tokens=256,
-            scenario="stream_cut",
-            conversation_key="cut-direct",
-            on_delta=got.append,
-        )
+        gateway.create_message(**call, on_delta=got.append)
     assert (
         info.value.error_type == "stream_interrupted"
         and info.value.retry_after_s == gateway.STREAM_CUT_RETRY_AFTER_S
     )
     assert [d["kind"] for d in got][:1] == ["start"] and any(d["kind"] == "text" for d in got)
     # The scenario cuts only the first stream: the same call now completes.
-    result = gateway.create_message(
-        model="claude-sonnet-4-6",
-        fallback_model=None,
-        system="s",
-        messages=[{"role": "user", "content": "hi"}],
-        tools=[],
-        max_tokens=256,
-        scenario="stream_cut",
-        conversation_key="cut-direct",
-    )
+    result = gateway.create_message(**call)
     assert result.message.stop_reason == "end_turn" and result.message.content[0].text.startswith(CUT_TEXT)
 
 
