@@ -28,4 +28,5 @@ def test_the_run_page_types_the_streamed_answer(page, tenant, members, screensho
         screenshot(page, f"run-streaming-{width}")
     # More text arrives while the page is open: it appears without a reload.
     relay({"kind": "text", "index": 0, "text": "the March invoice was charged twice."})
+    relay({"kind": "stop", "index": 0})  # the block is complete: the word held back goes out
     page.locator("#streaming-turn", has_text="charged twice").wait_for(timeout=5000)
