@@ -42,7 +42,7 @@ TINY: dict[str, list[str]] = {
     "throughput": ["runs=2", "steps=2", "workers=1", "pgbench_seconds=0", "timeout=60"],
 }
 # Benches whose processes (spawned children, RQ workers) read what this test wrote: committed data.
-_REAL_PROCESSES = {"approval-latency", "eval-suite", "reservations", "throughput"}
+_REAL_PROCESSES = {"approval-latency", "eval-suite", "reservations", "stream-latency", "throughput"}
 
 
 def _bench(*args: str) -> tuple[dict, str]:  # type: ignore[type-arg]
