@@ -40,8 +40,12 @@ def _compiled() -> re.Pattern[str]:
 @lru_cache(maxsize=1)
 def _partial() -> Any:
     # The same patterns under the ``regex`` module, whose partial matching tells whether the end
-    # of a buffer could be the start of a secret (the standard ``re`` cannot).
-    return regex.compile(_alternation(), flags=regex.V0)
+    # of a buffer could be the start of a secret (the standard ``re`` cannot). None when a
+    # PII_PATTERNS entry is one ``regex`` does not take: then nothing is sent before the end.
+    try:
+        return regex.compile(_alternation(), flags=regex.V0)
+    except regex.error:
+        return None
 
 
 def redact(text: str) -> str:
@@ -96,8 +100,11 @@ class RollingRedactor:
         return self._emit(final=True)
 
     def _emit(self, *, final: bool) -> str:
+        pattern = _partial()
+        if pattern is None:  # no partial matching: hold everything, redact the whole at the end
+            return redact(self._buf) if final else ""
         out, at, cut = [], self._pos, len(self._buf)
-        for match in _partial().finditer(self._buf, pos=self._pos, partial=not final):
+        for match in pattern.finditer(self._buf, pos=self._pos, partial=not final):
             if not final and match.end() + (0 if match.partial else self.LOOKAHEAD) >= len(self._buf):
                 cut = match.start()  # may still grow: wait for more text
                 break

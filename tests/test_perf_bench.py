@@ -94,8 +94,14 @@ def test_a_bench_that_measured_nothing_fails_the_command():
 
 def test_manage_py_bench_runs_model_call_and_exits_zero():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "agentops.settings"}
-    proc = subprocess.run([sys.executable, str(settings.BASE_DIR / "manage.py"), "bench", "model-call", "--opt", "n=10"],
-                          cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "bench", "model-call", "--opt", "n=10"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
     assert figures["calls"] == 10 and figures["p50_ms"] > 0 and "cpus" in figures["load_after"]
@@ -105,7 +111,11 @@ def test_runs_list_bench_reports_keyset_beside_the_offset_count_baseline():
     figures, text = _bench("runs-list", "--opt", "runs=3000", "--opt", "repeat=1")
     assert figures["runs_in_tenant"] == 1000 and "cpus" in figures["load_after"]
     for case in ("first_page", "deep_page", "filter_failed", "search_chargeback", "search_refund"):
-        assert figures[f"{case}_page_ms"] > 0 and figures[f"{case}_queries_ms"] > 0 and figures[f"{case}_baseline_queries_ms"] > 0
+        assert (
+            figures[f"{case}_page_ms"] > 0
+            and figures[f"{case}_queries_ms"] > 0
+            and figures[f"{case}_baseline_queries_ms"] > 0
+        )
     assert "vs OFFSET/COUNT" in text and "load" in text
 
 
@@ -117,7 +127,9 @@ def test_export_bench_compares_copy_with_python_on_the_same_bytes():
 
 def test_inbox_bench_checks_the_order_and_reports_the_baseline():
     figures, text = _bench("inbox", "--opt", "pending=300", "--opt", "repeat=1")
-    assert figures["pending_in_tenant"] == 300 and figures["query_ms"] > 0 and figures["baseline_query_ms"] > 0
+    assert (
+        figures["pending_in_tenant"] == 300 and figures["query_ms"] > 0 and figures["baseline_query_ms"] > 0
+    )
     assert "join-then-sort" in text and "load" in text
 
 
@@ -126,5 +138,7 @@ def test_inbox_bench_checks_the_order_and_reports_the_baseline():
 def test_a_bench_process_that_dies_fails_the_bench_quickly():
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="died or hung"):
-        budgets_bench._spawn(budgets_bench.bench_children.reserve_loop, [([],)], 1)  # no runs: the loop divides by zero
-    assert time.monotonic() - started < 60  # not the 120 s start timeout, nor a wait for a count that never comes
+        # No runs: the loop divides by zero.
+        budgets_bench._spawn(budgets_bench.bench_children.reserve_loop, [([],)], 1)
+    # Not the 120 s start timeout, nor a wait for a count that never comes.
+    assert time.monotonic() - started < 60

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.browser
 
 def test_the_run_page_types_the_streamed_answer(page, tenant, members, screenshot):
     agent = Agent.objects.create(tenant=tenant, name="support", system_prompt="Be brief.")
-    run = Run.objects.create(tenant=tenant, agent=agent, input="Why was I charged twice?", status=RunStatus.RUNNING)
+    run = Run.objects.create(
+        tenant=tenant, agent=agent, input="Why was I charged twice?", status=RunStatus.RUNNING
+    )
     relay = deltas.DeltaRelay(run.pk, 1)
     relay({"kind": "start", "model": "claude-sonnet-4-6"})
     relay({"kind": "text", "index": 0, "text": "Thanks for waiting. I looked at your account: "})

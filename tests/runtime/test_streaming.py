@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from agentops import redact as redact_module
 from agentops.harness import deltas
 from agentops.harness.loop import drive_run
 from agentops.llm import gateway
@@ -197,6 +198,14 @@ def test_a_secret_split_across_two_deltas_never_reaches_the_delta_stream(agent, 
             assert not any(
                 piece.endswith(secret[:k]) or piece.startswith(secret[-k:]) for k in range(3, len(secret))
             )
+
+
+def test_without_partial_matching_the_text_is_held_until_the_block_ends(monkeypatch):
+    # A PII_PATTERNS entry the regex module cannot compile: nothing goes out early, all is redacted.
+    monkeypatch.setattr(redact_module, "_partial", lambda: None)
+    redactor = redact_module.RollingRedactor()
+    assert redactor.feed("Write to jane.canary@exam") == "" and redactor.feed("ple.com today. ") == ""
+    assert redactor.flush() == f"Write to {MASK} today. "
 
 
 def test_tool_input_is_redacted_across_deltas_and_held_back_text_is_flushed_at_the_block_end(agent):
