@@ -36,8 +36,8 @@ from tests.workers import _database_url, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-PACE_MS = 40
-# About 40 deltas of 48 characters, 40 ms apart: long enough to hang up and come back mid-answer.
+PACE_MS = 60
+# About 40 deltas of 48 characters, 60 ms apart: long enough to hang up and come back mid-answer.
 # The address in it is redacted before any delta leaves the worker.
 ANSWER = (
     " ".join(
