@@ -264,7 +264,7 @@ def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent |
 
 
 AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "cache_ttl", "tools",
-                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "prompt_id", "prompt_label",
+                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "memory_token_budget", "runs_disabled", "prompt_id", "prompt_label",
                 "flag_policy"]
 
 
