@@ -75,8 +75,14 @@ def fact_detail(request: HttpRequest, ctx: TenantContext, fact_id: str) -> HttpR
 @tenant_view(read=WRITERS, write=WRITERS)
 @require_POST
 def fact_delete(request: HttpRequest, ctx: TenantContext, fact_id: str) -> HttpResponse:
+    """The form's button sends ``confirm=delete``; a POST without it changes nothing (400)."""
+    ident = id_or_404(fact_id)
+    if selectors.fact_get(tenant=ctx.tenant, fact_id=ident) is None:
+        raise Http404("No such fact.")
+    if request.POST.get("confirm") != "delete":
+        raise BadRequest("Press the page's Delete button (confirm=delete) to delete a fact.")
     try:
-        fact = services.fact_delete(tenant=ctx.tenant, actor=ctx.user, fact_id=id_or_404(fact_id))
+        fact = services.fact_delete(tenant=ctx.tenant, actor=ctx.user, fact_id=ident)
     except Fact.DoesNotExist:
         raise Http404("No such fact.")
     messages.success(request, f"Fact #{fact_id} about {fact.subject} deleted.")
