@@ -6,8 +6,8 @@ the harness and never imports it: see :mod:`agentops.memory.checks`), and dedupe
 identical fact for the subject. A flagged fact is kept for review on the Memory page, never recalled.
 
 Recall (:func:`recall`) picks the subject's facts for a run: on PostgreSQL by full-text relevance to
-the run's input (the stored ``search`` tsvector, see migration 0002_facts_search) blended with
-recency; on SQLite (the demo) by recency alone. Expired and flagged facts are never recalled.
+the run's input (the stored ``search`` tsvector, see migration 0002_facts_search, ``ts_rank``) blended
+with recency, within the subject's :data:`RANK_WINDOW` newest live facts; on SQLite (the demo) by recency alone. Expired and flagged facts are never recalled.
 The picked facts fit a token budget, estimated cheaply as UTF-8 bytes / 3 per line (the same
 deliberate over-estimate the context trimmer uses: trimming early beats overflowing).
 
@@ -38,6 +38,10 @@ MAX_SUBJECT = 200
 MAX_TEXT = 2000
 # Candidates read per recall before the budget is applied (the best first).
 CANDIDATES = 50
+# Relevance is ranked within the subject's newest live facts, so a recall's cost is bounded however
+# much is stored about one subject (older facts than these are reached by recency of rewrite: writing
+# the same fact again refreshes it).
+RANK_WINDOW = 200
 # Words of the run's input used as the full-text query (OR-ed): enough to find the topic, bounded.
 QUERY_WORDS = 64
 # Recency: a fact's recency score halves every RECENCY_HALF_DAYS days; it breaks ties between
@@ -192,16 +196,21 @@ def _recallable(tenant_id: int, subject: str, now: datetime, as_of: datetime | N
     return qs.filter(created_at__lte=as_of) if as_of is not None else qs
 
 
-_RECALL_SQL = """
-SELECT id FROM (
-    SELECT id, created_at,
-           ts_rank_cd(search, to_tsquery('english', %(q)s), 32)
-           + %(w)s * power(0.5, extract(epoch FROM (%(now)s - created_at)) / 86400.0 / %(half)s) AS score
-    FROM memory_fact
+# One statement: the subject's newest live facts (the subject index, LIMIT), ranked, read back whole.
+_COLUMNS = (
+    "id, tenant_id, subject, text, source, source_run_id, source_seq, agent_id, created_at, last_used_at, expires_at, flags, "
+    "flagged, text_sha256"
+)
+_RECALL_SQL = f"""
+SELECT {_COLUMNS} FROM (
+    SELECT {_COLUMNS}, search FROM memory_fact
     WHERE tenant_id = %(tenant)s AND subject = %(subject)s AND NOT flagged
       AND (expires_at IS NULL OR expires_at > %(now)s) AND created_at <= %(as_of)s
-) ranked
-ORDER BY score DESC, created_at DESC, id DESC
+    ORDER BY created_at DESC LIMIT %(window)s
+) recent
+ORDER BY ts_rank(search, to_tsquery('english', %(q)s), 32)
+         + %(w)s * power(0.5::float8, extract(epoch FROM (%(now)s - created_at))::float8 / 86400.0 / %(half)s) DESC,
+         created_at DESC, id DESC
 LIMIT %(limit)s
 """
 
@@ -209,7 +218,7 @@ LIMIT %(limit)s
 def _candidates(
     tenant_id: int, subject: str, query: str, now: datetime, as_of: datetime | None
 ) -> list[Fact]:
-    ranker = _ranker(str(getattr(settings, "AGENTOPS_MEMORY_RANKER", "") or ""))
+    ranker = _ranker(settings.AGENTOPS_MEMORY_RANKER or "")
     qs = _recallable(tenant_id, subject, now, as_of)
     if ranker is not None:
         return ranker.rank(
@@ -227,12 +236,9 @@ def _candidates(
         "subject": subject,
         "as_of": as_of or now,
         "limit": CANDIDATES,
+        "window": RANK_WINDOW,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_RECALL_SQL, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    by_id = {f.pk: f for f in Fact.objects.for_tenant(tenant_id).filter(pk__in=ids)}
-    return [by_id[i] for i in ids if i in by_id]
+    return list(Fact.objects.raw(_RECALL_SQL, params))
 
 
 def recall(

@@ -241,3 +241,34 @@ def test_remember_without_a_subject_is_a_structured_tool_error_and_max_facts_cap
     call = ToolCall.objects.get(run=capped, tool_name="remember")
     assert call.is_error and "max_facts" in call.result and not Fact.objects.exists()
     assert Run.objects.get(pk=capped.pk).status == RunStatus.SUCCEEDED
+
+
+class OldestFirst:
+    """A stand-in embeddings provider: any Ranker plugs in through AGENTOPS_MEMORY_RANKER."""
+
+    def rank(self, *, query, candidates, now):  # type: ignore[no-untyped-def]
+        return sorted(candidates, key=lambda f: f.created_at)
+
+
+def test_a_ranker_set_in_settings_orders_recall_and_none_is_used_by_default(memory_agent, settings):  # type: ignore[no-untyped-def]
+    now = timezone.now()
+    written = [
+        facts.write_fact(
+            tenant_id=memory_agent.tenant_id,
+            subject="ACC-1001",
+            text=f"Fact number {i}.",
+            source="operator",
+            run_id=None,
+            seq=None,
+            agent_id=None,
+            now=now - timedelta(days=i),
+        )
+        for i in range(3)
+    ]
+    assert [
+        f.pk for f in facts.recall(memory_agent.tenant_id, "ACC-1001", "nothing in common", 500, now)
+    ] == [f.pk for f in written]
+    settings.AGENTOPS_MEMORY_RANKER = "tests.memory.test_recall.OldestFirst"
+    assert [
+        f.pk for f in facts.recall(memory_agent.tenant_id, "ACC-1001", "nothing in common", 500, now)
+    ] == [f.pk for f in reversed(written)]
