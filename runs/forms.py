@@ -198,7 +198,9 @@ class AgentForm(forms.Form):
     repetition_threshold = _bounded_int("Repetition threshold", "repetition_threshold", "Same tool, same arguments this many times stops the run.")
     wall_clock_limit_s = _bounded_int("Wall-clock limit (seconds)", "wall_clock_limit_s")
     memory_token_budget = _bounded_int("Memory token budget", "memory_token_budget",
-                                       "Facts about the run's subject (metadata.subject) placed in its context at the start; 0 turns recall off.")
+                                       "Facts about the run's subject (metadata.subject) placed in its context at the start; 0 turns recall off. "
+                                       "Empty keeps the current value (500 for a new agent).")
+    memory_token_budget.required = False
     task_cost_cap = forms.DecimalField(required=False, min_value=Decimal(0), max_digits=MONEY["max_digits"], decimal_places=MONEY["decimal_places"],
                                        label="Task cost cap (USD)", help_text="Empty: the tenant's task cap applies.")
     prompt_id = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Versioned prompt",
@@ -290,6 +292,8 @@ class AgentForm(forms.Form):
         data["prompt_label"] = data.get("prompt_label") or "production"
         data["flag_policy"] = {f: self.cleaned_data[f"policy_{f}"] for f in all_flags() if self.cleaned_data.get(f"policy_{f}")}
         data["cache_ttl"] = data.get("cache_ttl") or "5m"
+        if data.get("memory_token_budget") is None:
+            data.pop("memory_token_budget", None)  # not sent: the agent keeps its value
         return data
 
 

@@ -197,13 +197,10 @@ def _recallable(tenant_id: int, subject: str, now: datetime, as_of: datetime | N
 
 
 # One statement: the subject's newest live facts (the subject index, LIMIT), ranked, read back whole.
-_COLUMNS = (
-    "id, tenant_id, subject, text, source, source_run_id, source_seq, agent_id, created_at, last_used_at, expires_at, flags, "
-    "flagged, text_sha256"
-)
-_RECALL_SQL = f"""
-SELECT {_COLUMNS} FROM (
-    SELECT {_COLUMNS}, search FROM memory_fact
+_RECALL_SQL = """
+SELECT id, tenant_id, subject, text, source, source_run_id, source_seq, agent_id, created_at, last_used_at, expires_at, flags,
+       flagged, text_sha256 FROM (
+    SELECT * FROM memory_fact
     WHERE tenant_id = %(tenant)s AND subject = %(subject)s AND NOT flagged
       AND (expires_at IS NULL OR expires_at > %(now)s) AND created_at <= %(as_of)s
     ORDER BY created_at DESC LIMIT %(window)s

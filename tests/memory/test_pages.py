@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from agentops.memory import facts
 from agentops.memory.models import Fact
+from runs.models import Agent
 from tenants.models import AuditEvent, Role
 from tenants.services import api_key_create
 
@@ -134,3 +135,36 @@ def test_the_api_lists_by_subject_and_erases_with_the_memory_scope(tenant, other
     assert audit.actor_key == key[0] and audit.after == {"facts_erased": 1}
     runs_key = api_key_create(tenant=tenant, actor=None, name="runs only", scopes=["runs"])[1]
     assert client.get("/api/v1/memory/facts", HTTP_AUTHORIZATION=f"Bearer {runs_key}").status_code == 403
+
+
+def test_an_admin_sets_the_memory_token_budget_on_the_agent_form(tenant, members, client_for):  # type: ignore[no-untyped-def]
+    agent = Agent.objects.create(tenant=tenant, name="support", system_prompt="S", model="claude-sonnet-4-6")
+    assert agent.memory_token_budget == 500
+    form = {
+        "name": "support",
+        "system_prompt": "S",
+        "model": "claude-sonnet-4-6",
+        "max_tokens": "1024",
+        "iteration_cap": "25",
+        "repetition_threshold": "3",
+        "wall_clock_limit_s": "900",
+    }
+    admin = client_for(members[Role.ADMIN])
+    page = admin.get(f"/t/{tenant.slug}/agents/{agent.pk}/")
+    assert b'name="memory_token_budget"' in page.content and b'value="500"' in page.content
+    assert (
+        admin.post(f"/t/{tenant.slug}/agents/{agent.pk}/", {**form, "memory_token_budget": "0"}).status_code
+        == 302
+    )
+    agent.refresh_from_db()
+    assert agent.memory_token_budget == 0
+    assert (
+        admin.post(f"/t/{tenant.slug}/agents/{agent.pk}/", {**form, "memory_token_budget": "-1"}).status_code
+        == 400
+    )
+    assert admin.post(f"/t/{tenant.slug}/agents/{agent.pk}/", form).status_code == 302
+    agent.refresh_from_db()
+    assert agent.memory_token_budget == 0  # not sent: kept
+    assert AuditEvent.objects.filter(
+        tenant=tenant, action="agent.update", after__memory_token_budget=0
+    ).exists()
