@@ -16,7 +16,7 @@ def facts_for_list(
 ) -> Any:
     """The tenant's facts, filtered: an exact subject, words of the text (full-text on PostgreSQL, the
     GIN index on ``search``; a substring on SQLite), flagged or not. Callers page it (keyset)."""
-    qs = Fact.objects.for_tenant(tenant)
+    qs: Any = Fact.objects.for_tenant(tenant)
     if subject:
         qs = qs.filter(subject=subject)
     if q:
