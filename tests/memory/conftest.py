@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime
+from typing import Any
 
-from agentops.llm import gateway
+import pytest
+from django.utils import timezone
+
+from agentops.memory import facts
+from agentops.memory.models import Fact
 from runs.models import Run, ToolGrant
 from tenants.models import Role
-from tests.llm.helpers import RecordingTransport
+from tests.prompts.test_sampling import recording  # noqa: F401 - fixture: the scripted API, recording request bodies
 from tests.runtime.conftest import _scripted, agent, demo_data, tier_generous  # noqa: F401 - fixtures
-
-
-@pytest.fixture
-def recording(monkeypatch):  # type: ignore[no-untyped-def]
-    transport = RecordingTransport(redis_url="")
-    monkeypatch.setattr(gateway, "ScriptedTransport", lambda: transport)
-    gateway.reset_clients()
-    yield transport
-    gateway.reset_clients()
 
 
 @pytest.fixture
@@ -34,4 +30,27 @@ def subject_run(
     metadata = {"scenario": scenario} | ({"subject": subject} if subject is not None else {})
     return Run.objects.create(
         tenant=owner.tenant, agent=owner, input=text, submitter_role=Role.OPERATOR, metadata=metadata
+    )
+
+
+def note(
+    tenant_id: int,
+    subject: str,
+    text: str,
+    *,
+    now: datetime | None = None,
+    source: str = "operator",
+    **extra: Any,
+) -> Fact:
+    """A fact written as write_fact writes it, with no source run (the tests' shorthand)."""
+    return facts.write_fact(
+        tenant_id=tenant_id,
+        subject=subject,
+        text=text,
+        source=source,
+        run_id=None,
+        seq=None,
+        agent_id=None,
+        now=now or timezone.now(),
+        **extra,
     )

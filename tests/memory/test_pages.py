@@ -12,6 +12,7 @@ from agentops.memory.models import Fact
 from runs.models import Agent
 from tenants.models import AuditEvent, Role
 from tenants.services import api_key_create
+from tests.memory.conftest import note
 
 pytestmark = pytest.mark.django_db
 
@@ -19,16 +20,7 @@ SECRET_TEXT = "Has a standing 20% discount agreed with Bea in finance."
 
 
 def write(tenant, subject: str, text: str) -> Fact:  # type: ignore[no-untyped-def]
-    return facts.write_fact(
-        tenant_id=tenant.pk,
-        subject=subject,
-        text=text,
-        source="operator",
-        run_id=None,
-        seq=None,
-        agent_id=None,
-        now=timezone.now(),
-    )
+    return note(tenant.pk, subject, text)
 
 
 def url(tenant, path: str = "") -> str:  # type: ignore[no-untyped-def]
