@@ -160,3 +160,18 @@ def test_an_admin_sets_the_memory_token_budget_on_the_agent_form(tenant, members
     assert AuditEvent.objects.filter(
         tenant=tenant, action="agent.update", after__memory_token_budget=0
     ).exists()
+
+
+def test_a_run_submitted_with_a_bad_subject_is_refused_with_the_reason(tenant, client):  # type: ignore[no-untyped-def]
+    Agent.objects.create(tenant=tenant, name="support", system_prompt="S", model="claude-sonnet-4-6")
+    key = api_key_create(tenant=tenant, actor=None, name="runs", scopes=["runs"])[1]
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+    def submit(subject):  # type: ignore[no-untyped-def]
+        body = {"agent": "support", "input": "Hello", "metadata": {"subject": subject}}
+        return client.post("/api/v1/runs", data=json.dumps(body), content_type="application/json", **auth)
+
+    for bad in ("", " ACC-1 ", "x" * 201, 1001, ["ACC-1"]):
+        resp = submit(bad)
+        assert resp.status_code == 400 and "metadata.subject" in resp.json()["error"]["message"], bad
+    assert submit("ACC-1001").status_code == 201
