@@ -392,7 +392,7 @@ class RunDriver(ToolTurn):
         of the run recalls as of its start, so the block is stable (and cached) unless a fact is erased."""
         now = timezone.now()
         recalled = memory.for_run(tenant_id=self.run.tenant_id, metadata=self.run.metadata, run_input=self.run.input,
-                                  token_budget=getattr(self.agent, "memory_token_budget", 0), now=now, started_at=self.run.started_at or now)
+                                  token_budget=getattr(self.agent, "memory_token_budget", 0), now=now, started_at=self.run.started_at)
         if recalled is None:
             return system
         if first_call:

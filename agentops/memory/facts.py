@@ -304,5 +304,8 @@ def for_run(
     subject = subject_of(metadata)
     if subject is None or token_budget <= 0:
         return None
-    facts = recall(tenant_id, subject, run_input, token_budget, now, as_of=started_at)
+    # Ranked and expired as of the run's start too: every call of the run gets the same block (the
+    # prompt cache holds), and only an erasure or a deletion changes it.
+    as_of = started_at or now
+    facts = recall(tenant_id, subject, run_input, token_budget, as_of, as_of=as_of)
     return Recalled(subject=subject, block=block(subject, facts), fact_ids=tuple(f.pk for f in facts))
