@@ -395,7 +395,7 @@ class RunDriver(ToolTurn):
                                   token_budget=getattr(self.agent, "memory_token_budget", 0), now=now, started_at=self.run.started_at)
         if recalled is None:
             return system
-        if first_call:
+        if first_call and recalled.fact_ids:
             self.event("memory_recalled", subject=recalled.subject, fact_ids=list(recalled.fact_ids))
             memory.touch(tenant_id=self.run.tenant_id, fact_ids=recalled.fact_ids, now=now)
         return f"{system}\n\n{recalled.block}" if recalled.block else system

@@ -31,6 +31,7 @@ def test_a_fact_written_in_run_one_is_recalled_in_run_two_for_the_same_subject_o
 ):  # type: ignore[no-untyped-def]
     first = subject_run(memory_agent, "remember_customer", "ACC-1001")
     assert drive_run(first.pk, worker_id="w") == RunStatus.SUCCEEDED
+    assert not RunEvent.objects.filter(run=first, type="memory_recalled").exists()  # nothing to recall yet
     fact = Fact.objects.get(tenant=memory_agent.tenant)
     assert (fact.subject, fact.text, fact.source, fact.source_run_id, fact.agent_id) == (
         "ACC-1001",
