@@ -32,6 +32,7 @@ from ninja.responses import NinjaJSONEncoder
 
 from agentops.escalations.api import router as escalations_router
 from agentops.evals.api import router as evals_router
+from agentops.memory.api import router as memory_router
 from agentops.middleware import API_ERROR_TYPES
 from agentops.prompts.api import router as prompts_router
 from budgets.api import router as spend_router
@@ -207,6 +208,7 @@ api.add_router("", escalations_router)
 api.add_router("", spend_router)
 api.add_router("", prompts_router)
 api.add_router("", evals_router)
+api.add_router("", memory_router)
 
 
 @api.exception_handler(ApiError)

@@ -250,6 +250,9 @@ CONTEXT_TRIM_TOKENS = env.int("CONTEXT_TRIM_TOKENS", default=150_000)
 TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)
 # Extra modules that register tools with @agentops.tools.registry.tool (imported with the built-ins).
 AGENTOPS_TOOL_MODULES = env.list("AGENTOPS_TOOL_MODULES", default=[])
+# A class (dotted path) implementing agentops.memory.facts.Ranker, e.g. an embeddings provider; empty:
+# recall ranks by PostgreSQL full-text relevance and recency.
+AGENTOPS_MEMORY_RANKER = env.str("AGENTOPS_MEMORY_RANKER", default="")
 # Home page panels, one provider per capability (see tenants/home.py).
 HOME_PANEL_PROVIDERS = ["runs.home.panels", "agentops.escalations.home.panels", "budgets.home.panels"]
 

@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 
-from agentops.harness import hooks
+from agentops.harness import evaluators, hooks
+from agentops.memory import checks as memory_checks
 from budgets import subjects
 
 
@@ -15,3 +16,5 @@ class RunsConfig(AppConfig):
 
         hooks.register(store=store.RunStore(), runs=services.RunQueue())
         subjects.register(budget_subjects.RunSubjects())
+        # A fact is data that will be put in a later run's context: it gets the checks a tool result gets.
+        memory_checks.register_checker(lambda text: evaluators.evaluate_tool_result(text).flags)

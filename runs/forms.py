@@ -197,6 +197,10 @@ class AgentForm(forms.Form):
     iteration_cap = _bounded_int("Iteration cap", "iteration_cap", "Model calls before the run stops with max_iterations.")
     repetition_threshold = _bounded_int("Repetition threshold", "repetition_threshold", "Same tool, same arguments this many times stops the run.")
     wall_clock_limit_s = _bounded_int("Wall-clock limit (seconds)", "wall_clock_limit_s")
+    memory_token_budget = _bounded_int("Memory token budget", "memory_token_budget",
+                                       "Facts about the run's subject (metadata.subject) placed in its context at the start; 0 turns recall off. "
+                                       "Empty keeps the current value (500 for a new agent).")
+    memory_token_budget.required = False
     task_cost_cap = forms.DecimalField(required=False, min_value=Decimal(0), max_digits=MONEY["max_digits"], decimal_places=MONEY["decimal_places"],
                                        label="Task cost cap (USD)", help_text="Empty: the tenant's task cap applies.")
     prompt_id = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Versioned prompt",
@@ -212,12 +216,13 @@ class AgentForm(forms.Form):
                 "model": agent.model, "routing": json.dumps(agent.routing, indent=2) if agent.routing else "",
                 "fallback_model": agent.fallback_model, "max_tokens": agent.max_tokens, "cache_ttl": agent.cache_ttl, "tools": list(agent.tools or []),
                 "iteration_cap": agent.iteration_cap, "repetition_threshold": agent.repetition_threshold,
-                "wall_clock_limit_s": agent.wall_clock_limit_s,
+                "wall_clock_limit_s": agent.wall_clock_limit_s, "memory_token_budget": agent.memory_token_budget,
                 "task_cost_cap": f"{agent.task_cost_cap.normalize():f}" if agent.task_cost_cap is not None else None,
                 "prompt_id": agent.prompt_id, "prompt_label": agent.prompt_label,
             }
         elif agent is None and "initial" not in kwargs and not args:
-            defaults = {f: _model_field(f).default for f in ("model", "max_tokens", "cache_ttl", "iteration_cap", "repetition_threshold", "wall_clock_limit_s")}
+            defaults = {f: _model_field(f).default for f in ("model", "max_tokens", "cache_ttl", "iteration_cap", "repetition_threshold", "wall_clock_limit_s",
+                                                           "memory_token_budget")}
             kwargs["initial"] = defaults
         super().__init__(*args, **kwargs)
         self.tenant, self.agent = tenant, agent
@@ -287,6 +292,8 @@ class AgentForm(forms.Form):
         data["prompt_label"] = data.get("prompt_label") or "production"
         data["flag_policy"] = {f: self.cleaned_data[f"policy_{f}"] for f in all_flags() if self.cleaned_data.get(f"policy_{f}")}
         data["cache_ttl"] = data.get("cache_ttl") or "5m"
+        if data.get("memory_token_budget") is None:
+            data.pop("memory_token_budget", None)  # not sent: the agent keeps its value
         return data
 
 

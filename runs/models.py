@@ -54,6 +54,8 @@ class Agent(TenantOwned):
     repetition_threshold = models.PositiveIntegerField(default=3, validators=[MinValueValidator(2), MaxValueValidator(50)])
     wall_clock_limit_s = models.PositiveIntegerField(default=900, validators=[MinValueValidator(5), MaxValueValidator(86_400)])
     task_cost_cap = models.DecimalField(**MONEY, null=True, blank=True, validators=[MinValueValidator(0)])
+    # Facts about the run's subject placed in its context at the start (agentops.memory); 0 turns recall off.
+    memory_token_budget = models.PositiveIntegerField(default=500, validators=[MaxValueValidator(20_000)])
     runs_disabled = models.BooleanField(default=False, help_text="Kill switch: refuse new runs, pause running ones.")
     # What each online evaluator flag does for this agent: {"flag": "record" | "hold" | "fail" | "review"}
     # (agentops.harness.evaluators.policy; a flag not named takes the default there).

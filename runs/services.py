@@ -21,6 +21,7 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from agentops.harness import hooks
 from agentops.harness.prompting import ResolvedPrompt, render_first_message
 from agentops.jobs import enqueue, enqueue_in, redis_available
+from agentops.memory.facts import MAX_SUBJECT, clean_subject
 from agentops.tools.registry import all_tools, get_tool
 from budgets.services import effective_policy, reconcile_reservations
 from runs.jobs import judge_job, run_job
@@ -125,6 +126,9 @@ def _check_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
         if not isinstance(scenario, str) or scenario not in scenario_names():
             raise ValidationError("Unknown scenario.")
+    # The key memory keeps facts under (agentops.memory): refused here rather than silently ignored at recall.
+    if "subject" in metadata and clean_subject(metadata["subject"]) != metadata["subject"]:
+        raise ValidationError(f"metadata.subject must be a string of 1 to {MAX_SUBJECT} characters, without surrounding spaces.")
     return metadata
 
 
@@ -264,7 +268,7 @@ def kill_switch_set(*, tenant: Tenant, actor: Any, enabled: bool, agent: Agent |
 
 
 AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fallback_model", "max_tokens", "cache_ttl", "tools",
-                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "runs_disabled", "prompt_id", "prompt_label",
+                "iteration_cap", "repetition_threshold", "wall_clock_limit_s", "task_cost_cap", "memory_token_budget", "runs_disabled", "prompt_id", "prompt_label",
                 "flag_policy"]
 
 

@@ -18,6 +18,7 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Agents", "runs:agents", ("admin", "prompt_editor")),
     ("Tool grants", "runs:grants", ("admin",)),
     ("Escalations", "escalations:inbox", ("admin", "operator")),
+    ("Memory", "memory:list", ()),
     ("Spend", "budgets:spend", ("admin", "finance")),
     ("Caps", "budgets:caps", ("admin",)),
     ("Members", "members", ("admin",)),

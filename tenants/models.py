@@ -119,6 +119,7 @@ class ApiScope(models.TextChoices):
     SPEND = "spend", "Read spend"
     EVALS = "evals", "Start and read eval runs"
     PROMPTS = "prompts", "Read and version prompts, move labels"
+    MEMORY = "memory", "List facts by subject, erase a subject"
 
 
 class ApiKey(TenantOwned):

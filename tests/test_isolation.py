@@ -208,6 +208,15 @@ def _make_version(tenant):  # type: ignore[no-untyped-def]
     return PromptVersion.objects.for_tenant(tenant).get(prompt__name=API_OBJECT_FACTORIES["prompt_name"](tenant), number=1).pk
 
 
+def _make_fact(tenant):  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from agentops.memory.facts import write_fact
+
+    return write_fact(tenant_id=tenant.pk, subject="iso-subject", text="Prefers email.", source="operator", run_id=None, seq=None,
+                      agent_id=None, now=timezone.now()).pk
+
+
 CONSOLE_OBJECT_FACTORIES = {
     "prompt_name": API_OBJECT_FACTORIES["prompt_name"],
     "number": lambda tenant: API_OBJECT_FACTORIES["prompt_name"](tenant) and 1,
@@ -225,6 +234,7 @@ CONSOLE_OBJECT_FACTORIES = {
     "suite_id": lambda tenant: _make_eval_suite(tenant).pk,
     "case_id": lambda tenant: _make_eval_suite(tenant).cases.get().pk,
     "alert_id": _make_eval_alert,
+    "fact_id": _make_fact,
 }
 OBJECT_ROUTES = [r for r in TENANT_ROUTES if set(r.converters) - {"slug"}]
 

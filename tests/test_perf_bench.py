@@ -31,6 +31,7 @@ TINY: dict[str, list[str]] = {
     "evaluators": ["runs=2", "repeat=2"],
     "export": ["rows=300", "repeat=1"],
     "inbox": ["pending=30", "repeat=1"],
+    "memory-recall": ["facts=3000", "subjects=10", "repeat=5"],
     "model-call": ["n=20"],
     "prompt-fetch": ["requests=20", "warmup=2"],
     "reservations": ["processes=1", "seconds=1"],

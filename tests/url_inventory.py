@@ -219,6 +219,7 @@ API_VALID_BODIES = {
     "api_eval_runs": lambda tenant: {"suite": _make_eval_suite(tenant).name, "label": "production"},
     "api_prompts_versions": lambda tenant: {"system": "Answer in 50%00 fewer words.", "model": "claude-haiku-4-5", "changelog": "iso"},
     "api_prompts_label": lambda tenant: {"version": 2, "reason": "iso"},
+    "api_memory_erase": lambda tenant: {"subject": "iso-subject"},
 }
 
 
@@ -240,6 +241,7 @@ API_VALID_QUERIES: dict[str, dict[str, list[str]]] = {
     "api_spend": {"start": ["2026-01-01"], "end": ["2026-01-31"], "group": ["model", "agent"]},
     "api_escalations_list": {"status": ["pending", "approved"], "limit": ["1", "200"]},
     "api_prompts_get": {"label": ["production", "staging"], "version": ["1"]},
+    "api_memory_facts": {"subject": ["ACC-1001", "no such subject"], "limit": ["1", "200"], "cursor": []},
 }
 # Sent with every query of the endpoint: an event stream that follows would wait for the run to end.
 API_QUERY_BASE: dict[str, dict[str, str]] = {"api_runs_events": {"follow": "0"}}
@@ -259,4 +261,6 @@ API_BAD_QUERIES: dict[str, dict[str, list[str]]] = {
     "api_spend": {"start": ["x", "2026-13-01"], "end": ["2026-02-30"], "group": ["nope", ""]},
     "api_escalations_list": {"status": ["nope", ""], "limit": [*_BAD_INT, "0", "201"]},
     "api_prompts_get": {"label": ["", "has/slash", "has space", "x" * 51, "a\x00b"], "version": [*_BAD_INT, "0"]},
+    "api_memory_facts": {"subject": ["", "x" * 201, "a\x00b", " padded "], "limit": [*_BAD_INT, "0", "201"],
+                         "cursor": ["x", "nope!", "x" * 5000, "a\x00b"]},
 }

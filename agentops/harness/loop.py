@@ -36,6 +36,7 @@ from agentops.harness.store import TERMINAL_STATUSES, EventRow, MessageRecord, R
 from agentops.harness.tool_turn import Stop, ToolTurn, Wait
 from agentops.harness.tracing import RunTracer
 from agentops.logs import bind
+from agentops.memory import facts as memory
 from agentops.redact import redact_obj
 from agentops.tools.registry import to_anthropic
 
@@ -283,7 +284,7 @@ class RunDriver(ToolTurn):
             return self.finish(stop)
         # Pinned on the run at its first call: a label moved later never changes this run's version.
         prompt = self.agent.resolve_prompt(self.run)
-        system, prompt_version_id = prompt.system, prompt.version_id
+        system, prompt_version_id = self.with_memory(prompt.system, first_call=len(messages) == 1), prompt.version_id
         max_tokens = int(prompt.params.get("max_tokens") or self.agent.max_tokens)
         sampling = {k: v for k, v in prompt.params.items() if k in SAMPLING_PARAMS}
         offered = self.offered_tools()
@@ -385,6 +386,19 @@ class RunDriver(ToolTurn):
             elif not settled:
                 costs.release(reservation=reservation)
         return None
+
+    def with_memory(self, system: str, *, first_call: bool) -> str:
+        """The system prompt with the facts recalled about the run's subject (agentops.memory). Every call
+        of the run recalls as of its start, so the block is stable (and cached) unless a fact is erased."""
+        now = timezone.now()
+        recalled = memory.for_run(tenant_id=self.run.tenant_id, metadata=self.run.metadata, run_input=self.run.input,
+                                  token_budget=getattr(self.agent, "memory_token_budget", 0), now=now, started_at=self.run.started_at)
+        if recalled is None:
+            return system
+        if first_call and recalled.fact_ids:
+            self.event("memory_recalled", subject=recalled.subject, fact_ids=list(recalled.fact_ids))
+            memory.touch(tenant_id=self.run.tenant_id, fact_ids=recalled.fact_ids, now=now)
+        return f"{system}\n\n{recalled.block}" if recalled.block else system
 
     def reschedule(self, exc: Any) -> str:
         """The SDK's retries are exhausted (429/5xx/529/connection): wait and resume, never fail."""

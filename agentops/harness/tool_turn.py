@@ -138,7 +138,7 @@ class ToolTurn:
                 if decided is not None:
                     results.append(decided)
                     continue
-            outcome_block, flags = self.execute(tool_use_id, entry, args, call)
+            outcome_block, flags = self.execute(tool_use_id, entry, args, call, seq=last.seq)
             results.append(outcome_block)
             result_flags.extend(flags)
         seq = last.seq + 1
@@ -162,13 +162,15 @@ class ToolTurn:
         self.event("tool_refused", tool=name[:200], tool_use_id=tool_use_id, error=error_class)
         return _result_block(tool_use_id, content, True)
 
-    def execute(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], call: ToolCallRecord | None) -> tuple[dict[str, Any], list[str]]:
+    def execute(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], call: ToolCallRecord | None,
+                seq: int | None = None) -> tuple[dict[str, Any], list[str]]:
         spec = entry.spec
         self._record(tool_use_id, spec.name, args, status=ToolCallStatus.STARTED, side_effect=spec.side_effect,
                      durable=spec.side_effect != "read")
         self.event("tool_start", tool=spec.name, tool_use_id=tool_use_id)
         ctx = registry.ToolContext(tenant_id=self.run.tenant_id, run_id=self.run.pk, agent_id=self.agent.pk, tool_use_id=tool_use_id,
-                                   allow=(entry.grant.allow if entry.grant else {}) or {})
+                                   allow=(entry.grant.allow if entry.grant else {}) or {}, seq=seq,
+                                   metadata=self.run.metadata if isinstance(self.run.metadata, dict) else {})
         with self.tracer.span(f"execute_tool {spec.name}", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": spec.name,
                                                             "gen_ai.tool.call.id": tool_use_id, "gen_ai.tool.type": "function",
                                                             "agentops.side_effect": spec.side_effect}) as span:

@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -6,3 +8,7 @@ class MemoryConfig(AppConfig):
     label = "memory"
     verbose_name = "Memory (facts and failure journal)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registers the ``remember`` tool on import (its module imports the models, ready now).
+        import_module("agentops.memory.tools")

@@ -32,10 +32,21 @@ class Fact(TenantOwned):
     # Online evaluators' verdicts when the fact was written; a flagged fact is kept for review
     # but never recalled.
     flags = models.JSONField(default=list, blank=True)
+    flagged = models.BooleanField(default=False)  # flags != []: kept apart so recall filters on a column
+    # SHA-256 of the (redacted) text: the same fact written twice for a subject is one row.
+    text_sha256 = models.CharField(max_length=64, default="")
+    # PostgreSQL only (migration 0002_facts_search): a stored ``search`` tsvector column generated from
+    # the text, with a GIN index; recall and the Memory page's text search read it in SQL.
 
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "subject", "-created_at"], name="memory_fact_subject"),
+            models.Index(fields=["tenant", "-created_at", "-id"], name="memory_fact_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "subject", "text_sha256"], name="memory_fact_unique_text"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -93,6 +93,7 @@ ALLOW_KEYS: dict[str, str] = {
     "domains": "fetch_url: hosts (exact or subdomain) that may be fetched; missing or empty refuses all",
     "recipient_domains": "send_email: recipient domains (exact or subdomain); missing allows any, empty refuses all",
     "max_amount": 'issue_refund: largest amount per call, a decimal string such as "500.00"',
+    "max_facts": "remember: most facts one run may write, a whole number (enforced by the tool: it counts the run's facts)",
 }
 
 # A practical address check: no network, no DNS; rejects header-injection characters by construction.
@@ -158,6 +159,10 @@ class ToolContext:
     agent_id: int
     tool_use_id: str
     allow: dict[str, Any] = field(default_factory=dict)
+    # The assistant turn (message seq) that made the call, and the run's metadata as submitted
+    # (``remember`` reads the run's subject from it).
+    seq: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def idempotency_key(self) -> str:
@@ -343,10 +348,15 @@ def _enforce_max_amount(spec: ToolSpec, arguments: dict[str, Any], allow: Mappin
         raise ToolPermissionError(f"amount {amount} is above the grant's limit of {ceiling} per call")
 
 
+def _enforced_by_tool(spec: ToolSpec, arguments: dict[str, Any], allow: Mapping[str, Any]) -> None:
+    """A key the tool itself enforces, because it needs stored state (e.g. how many facts the run wrote)."""
+
+
 _ALLOW_ENFORCERS: dict[str, Callable[[ToolSpec, dict[str, Any], Mapping[str, Any]], None]] = {
     "domains": _enforce_domains,
     "recipient_domains": _enforce_recipient_domains,
     "max_amount": _enforce_max_amount,
+    "max_facts": _enforced_by_tool,
 }
 
 
@@ -375,6 +385,8 @@ def allow_problems(spec: ToolSpec, allow: object) -> list[str]:
             not isinstance(allow[key], list) or not all(isinstance(d, str) and d.strip() for d in allow[key])
         ):
             problems.append(f"{key} must be a list of domain names")
+    if "max_facts" in allow and (type(allow["max_facts"]) is not int or allow["max_facts"] < 0):
+        problems.append("max_facts must be a whole number, 0 or more")
     if "max_amount" in allow:
         try:
             if _decimal(allow["max_amount"], "max_amount") < 0:

@@ -86,7 +86,7 @@ def test_prompt_editors_read_but_cannot_write(agent, members, client_for):
     client = client_for(members[Role.PROMPT_EDITOR])
     agents_page = client.get(runs_url("agents"))
     assert agents_page.status_code == 200
-    assert [i["label"] for i in agents_page.context["nav_items"]] == ["Home", "Runs", "Prompts", "Evals", "Agents"]
+    assert [i["label"] for i in agents_page.context["nav_items"]] == ["Home", "Runs", "Prompts", "Evals", "Agents", "Memory"]
     page = client.get(runs_url("agent_edit", agent_id=agent.pk))
     assert page.status_code == 200 and b"disabled" in page.content and b"Save agent" not in page.content
     assert client.post(runs_url("agent_edit", agent_id=agent.pk), _form(name="hijack")).status_code == 403
