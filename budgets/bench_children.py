@@ -17,6 +17,7 @@ django.setup()  # a no-op in the parent, where the apps are ready already
 
 from django.db import connection  # noqa: E402
 
+from budgets import escrow  # noqa: E402
 from budgets.models import CapCounter  # noqa: E402
 from budgets.services import reservation_open, reservation_settle  # noqa: E402
 from budgets.subjects import ChargedRun  # noqa: E402
@@ -42,6 +43,7 @@ def reserve_loop(runs: list[ChargedRun], db_name: str, seconds: float, start: An
         res = reservation_open(run=run, model="claude-haiku-4-5", max_tokens=64, input_tokens_bound=512)
         reservation_settle(reservation=res, usage=USAGE, model="claude-haiku-4-5-20251001")
         n += 1
+    escrow.return_all()  # a hot cap's slices go back (a no-op without escrow)
     out.put(n)
 
 
