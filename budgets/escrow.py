@@ -90,6 +90,7 @@ class Holder:
         self.flags: dict[int, tuple[bool, float]] = {}
         self.key_users: dict[int, int | None] = {}
         self.lock = threading.RLock()
+        self.backend_pid: int | None = None  # the PostgreSQL session the leases' balances were kept in
 
 
 _HOLDER: Holder | None = None
@@ -141,6 +142,7 @@ def take(*, run: Any, amount: Decimal, day: date, now: datetime) -> Lease | None
         return None
     user = _user_of(h, run)
     with h.lock:
+        _forget_after_reconnect(h)
         _return_idle(h, now)
         key = (run.tenant_id, user, day)
         lease = h.leases.get(key)
@@ -154,6 +156,21 @@ def take(*, run: Any, amount: Decimal, day: date, now: datetime) -> Lease | None
         lease.balance -= amount
         lease.used_at = clock()
         return lease
+
+
+def _forget_after_reconnect(h: Holder) -> None:
+    """A new database session may follow a PostgreSQL crash, which can lose settlements that
+    committed without waiting for fsync (the harness settles inside its relaxed step commit).
+    Their reservations are open again in the database while this holder already credited their
+    unused worst case: so its balances are no longer trusted. The leases are dropped, not closed;
+    the reconciler reclaims them once they expire and charges their open calls' worst case."""
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    if h.backend_pid != pid:
+        if h.leases:
+            log.warning("escrow leases dropped: new database session", extra={"leases": len(h.leases)})
+        h.leases.clear()
+        h.backend_pid = pid
 
 
 def _checkout(h: Holder, run: Any, user: int | None, day: date, amount: Decimal, lease: Lease | None, now: datetime) -> Lease | None:

@@ -147,6 +147,12 @@ BEGIN
             RAISE EXCEPTION 'no reservation %', p_res;
         END IF;
         v_unreserve := 0;
+        -- A released call that did happen, after its lease closed: the lease's counters are
+        -- charged directly, as for a plain reservation.
+        IF r.escrow_lease_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM budgets_escrowlease l WHERE l.id = r.escrow_lease_id AND l.status = 'open') THEN
+            r.escrow_lease_id := NULL;
+        END IF;
     END IF;
     v_month := date_trunc('month', r.day)::date;
     IF r.escrow_lease_id IS NOT NULL THEN
