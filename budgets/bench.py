@@ -16,6 +16,7 @@ finance page's server side (the view, through the test client) ``repeat`` times.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import random
 import statistics
@@ -104,47 +105,44 @@ def _runs(tenant: Any, n: int) -> list[ChargedRun]:
 
 
 @benchmark("reservations", help="reserve+settle per second on one hot cap with escrow and per call, spread caps, and a plain single-row UPDATE",
-           processes=8, seconds=5)
-def bench_reservations(*, stdout: Any, processes: int, seconds: int) -> dict[str, Any]:
+           processes=8, seconds=5, rounds=2)
+def bench_reservations(*, stdout: Any, processes: int, seconds: int, rounds: int) -> dict[str, Any]:
     connection.close()  # children open their own connections
     hot = _bench_tenant(BENCH_SLUG)
-    hot_runs = [_runs(hot, 4) for _ in range(processes)]
     esc = _bench_tenant(f"{BENCH_SLUG}-escrow", escrow=True)
-    escrow_runs = [_runs(esc, 4) for _ in range(processes)]
-    spread_args = []
-    for i in range(processes):
-        t = _bench_tenant(f"{BENCH_SLUG}-{i}")
-        spread_args.append((_runs(t, 4),))
+    spread = [_bench_tenant(f"{BENCH_SLUG}-{i}") for i in range(processes)]
     row = CapCounter.objects.create(tenant=hot, scope="bench", subject_id=0, window_start="2000-01-01")
+    cases: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {
+        "escrow": (bench_children.reserve_loop, [(_runs(esc, 4),) for _ in range(processes)]),
+        "per_call": (bench_children.reserve_loop, [(_runs(hot, 4),) for _ in range(processes)]),
+        "spread": (bench_children.reserve_loop, [(_runs(t, 4),) for t in spread]),
+        "update": (bench_children.update_loop, [(row.pk,)] * processes),
+    }
     connection.close()
-
-    stdout.write(f"hot cap with escrow: {processes} processes x {seconds}s …")
-    escrow_rate = _spawn(bench_children.reserve_loop, [(r,) for r in escrow_runs], seconds)
-    stdout.write(f"  {escrow_rate:.0f} reserve+settle/s")
+    # The rounds interleave the cases, so a load that changes during the run hits all of them alike.
+    rates: dict[str, list[float]] = {k: [] for k in cases}
+    for r in range(rounds):
+        for name, (target, args) in cases.items():
+            stdout.write(f"round {r + 1}/{rounds}, {name}: {processes} processes x {seconds}s …")
+            rates[name].append(_spawn(target, args, seconds))
+            stdout.write(f"  {rates[name][-1]:.0f}/s (load {os.getloadavg()[0]:.2f})")
     leases = _escrow_books_balance(esc)
-    stdout.write(f"  {leases} slice checkouts, all returned; counters equal the ledger")
-    stdout.write("hot cap per call …")
-    hot_rate = _spawn(bench_children.reserve_loop, [(r,) for r in hot_runs], seconds)
-    stdout.write(f"  {hot_rate:.0f} reserve+settle/s")
-    stdout.write("spread caps …")
-    spread_rate = _spawn(bench_children.reserve_loop, spread_args, seconds)
-    stdout.write(f"  {spread_rate:.0f} reserve+settle/s")
-    stdout.write("plain single-row UPDATE loop …")
-    update_rate = _spawn(bench_children.update_loop, [(row.pk,)] * processes, seconds)
-    stdout.write(f"  {update_rate:.0f} UPDATE/s")
+    stdout.write(f"escrow: {leases} slice checkouts, all returned; counters equal the ledger")
     single_update = _spawn(bench_children.update_loop, [(row.pk,)], seconds)
     CapCounter.unscoped.filter(pk=row.pk).delete()
+    med = {k: statistics.median(v) for k, v in rates.items()}
     # Each reserve+settle is two transactions; per call, both lock the hot rows, with escrow neither does.
     return {
-        "hot_cap_escrow_reserve_settle_per_s": round(escrow_rate, 1),
-        "hot_cap_reserve_settle_per_s": round(hot_rate, 1),
-        "spread_caps_reserve_settle_per_s": round(spread_rate, 1),
-        "plain_update_per_s": round(update_rate, 1),
+        "hot_cap_escrow_reserve_settle_per_s": round(med["escrow"], 1),
+        "hot_cap_reserve_settle_per_s": round(med["per_call"], 1),
+        "spread_caps_reserve_settle_per_s": round(med["spread"], 1),
+        "plain_update_per_s": round(med["update"], 1),
         "plain_update_single_process_per_s": round(single_update, 1),
+        "rounds_per_s": {k: [round(x) for x in v] for k, v in rates.items()},
         "escrow_slice_checkouts": leases,
-        "ratio_escrow_to_plain_update": round(escrow_rate / update_rate, 3),
-        "ratio_escrow_to_per_call_hot_cap": round(escrow_rate / hot_rate, 3),
-        "ratio_hot_transactions_to_plain_update": round(2 * hot_rate / update_rate, 3),
+        "ratio_escrow_to_plain_update": round(med["escrow"] / med["update"], 3),
+        "ratio_escrow_to_per_call_hot_cap": round(med["escrow"] / med["per_call"], 3),
+        "ratio_hot_transactions_to_plain_update": round(2 * med["per_call"] / med["update"], 3),
     }
 
 

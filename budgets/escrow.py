@@ -128,7 +128,10 @@ def _user_of(h: Holder, run: Any) -> int | None:
         return None
     if key not in h.key_users:
         with connection.cursor() as cur:
-            cur.execute("SELECT created_by_id FROM tenants_apikey WHERE id = %s AND tenant_id = %s", [key, run.tenant_id])
+            cur.execute(
+                "SELECT created_by_id FROM tenants_apikey WHERE id = %s AND tenant_id = %s",
+                [key, run.tenant_id],
+            )
             row = cur.fetchone()
         h.key_users[key] = row[0] if row else None
     return h.key_users[key]
@@ -146,7 +149,11 @@ def take(*, run: Any, amount: Decimal, day: date, now: datetime) -> Lease | None
         _return_idle(h, now)
         key = (run.tenant_id, user, day)
         lease = h.leases.get(key)
-        if lease is not None and lease.expires_at - now < timedelta(seconds=lease_seconds() / 2) and not _renew(lease, now):
+        if (
+            lease is not None
+            and lease.expires_at - now < timedelta(seconds=lease_seconds() / 2)
+            and not _renew(lease, now)
+        ):
             del h.leases[key]  # reclaimed while this holder stalled
             lease = None
         if lease is None or lease.balance < amount:
@@ -173,15 +180,30 @@ def _forget_after_reconnect(h: Holder) -> None:
         h.backend_pid = pid
 
 
-def _checkout(h: Holder, run: Any, user: int | None, day: date, amount: Decimal, lease: Lease | None, now: datetime) -> Lease | None:
+def _checkout(
+    h: Holder, run: Any, user: int | None, day: date, amount: Decimal, lease: Lease | None, now: datetime
+) -> Lease | None:
     caps = cap_policy(run.tenant_id, run.submitted_by_id, run.agent_id, getattr(run, "api_key_id", None)).caps
     want = min(MAX_SLICE, amount * CALLS_PER_SLICE)
     expires = now + timedelta(seconds=lease_seconds())
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
             "SELECT * FROM budgets_escrow_checkout(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [lease.id if lease else None, run.tenant_id, h.name, user, day, caps["user_day"], caps["user_month"],
-             caps["tenant_month"], want, amount * EDGE, SHARE, now, expires],
+            [
+                lease.id if lease else None,
+                run.tenant_id,
+                h.name,
+                user,
+                day,
+                caps["user_day"],
+                caps["user_month"],
+                caps["tenant_month"],
+                want,
+                amount * EDGE,
+                SHARE,
+                now,
+                expires,
+            ],
         )
         lease_id, added, _room = cur.fetchone()
     key = (run.tenant_id, user, day)
@@ -190,11 +212,21 @@ def _checkout(h: Holder, run: Any, user: int | None, day: date, amount: Decimal,
         return _checkout(h, run, user, day, amount, None, now)
     if not added:
         if lease is not None and not lease.open:
-            close(lease.id, now=now)  # at the edge: give back the crumbs so per-call reservations can use them
+            close(
+                lease.id, now=now
+            )  # at the edge: give back the crumbs so per-call reservations can use them
             h.leases.pop(key, None)
         return None
     if lease is None:
-        lease = Lease(id=lease_id, tenant_id=run.tenant_id, user_id=user, day=day, balance=Decimal(0), expires_at=expires, used_at=clock())
+        lease = Lease(
+            id=lease_id,
+            tenant_id=run.tenant_id,
+            user_id=user,
+            day=day,
+            balance=Decimal(0),
+            expires_at=expires,
+            used_at=clock(),
+        )
         h.leases[key] = lease
     lease.balance += Decimal(added)
     lease.expires_at = expires
@@ -235,14 +267,20 @@ def settled(lease_id: int, reservation_id: int, cost: Decimal) -> None:
                 return
 
 
-def close(lease_id: int, *, now: datetime | None = None, expired_only: bool = False) -> dict[str, Decimal] | None:
+def close(
+    lease_id: int, *, now: datetime | None = None, expired_only: bool = False
+) -> dict[str, Decimal] | None:
     """Close one lease (``budgets_escrow_close``); ``None`` when it was closed already (or, with
     ``expired_only``, has not expired). Calls still open stay reserved as plain reservations."""
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT * FROM budgets_escrow_close(%s, %s, %s)", [lease_id, now, expired_only])
         rows = cur.fetchall()
-        tenant_id = EscrowLease.unscoped.filter(pk=lease_id).values_list("tenant_id", flat=True).first() if rows else None
+        tenant_id = (
+            EscrowLease.unscoped.filter(pk=lease_id).values_list("tenant_id", flat=True).first()
+            if rows
+            else None
+        )
     if not rows:
         return None
     alert_counters(tenant_id=int(tenant_id), counters=[r[:5] for r in rows])  # type: ignore[arg-type]
@@ -274,7 +312,11 @@ def _return_idle(h: Holder, now: datetime) -> None:
 def reclaim_expired(*, now: datetime | None = None, limit: int = 1000) -> int:
     """The reconciler's part: close leases whose holder stopped renewing them (crashed or stalled)."""
     now = now or timezone.now()
-    ids = list(EscrowLease.unscoped.filter(status="open", expires_at__lte=now).order_by("expires_at").values_list("pk", flat=True)[:limit])
+    ids = list(
+        EscrowLease.unscoped.filter(status="open", expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
     closed = sum(close(pk, now=now, expired_only=True) is not None for pk in ids)
     if closed:
         log.info("escrow leases reclaimed", extra={"leases": closed})

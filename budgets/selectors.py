@@ -22,7 +22,16 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from budgets.charts import CAP_COLOUR, cap_line, colour_for, model_colours, money_label
-from budgets.models import AgentEstimate, CapAlert, CapCounter, CapScope, DailyRollup, EscrowLease, Reservation, SpendEntry
+from budgets.models import (
+    AgentEstimate,
+    CapAlert,
+    CapCounter,
+    CapScope,
+    DailyRollup,
+    EscrowLease,
+    Reservation,
+    SpendEntry,
+)
 from budgets.policy import effective_caps
 from budgets.pricing import Tokens, UnknownModelPrice, cost_of_tokens, price_for
 from budgets.subjects import subjects, version_names

@@ -21,20 +21,32 @@ from django.utils import timezone
 from budgets import escrow
 from budgets.models import CapCounter, EscrowLease, Reservation, SpendEntry, TenantCaps
 from budgets.selectors import cap_utilisation
-from budgets.services import CostCapExceeded, reconcile_reservations, reservation_open, reservation_release, reservation_settle
+from budgets.services import (
+    CostCapExceeded,
+    reconcile_reservations,
+    reservation_open,
+    reservation_release,
+    reservation_settle,
+)
 from runs.models import Run
 from tests.budgets import _workers
 
 CTX = mp.get_context("spawn")
-AMOUNT = Decimal("0.0075")  # worst case of (1000 in, 100 out) on claude-sonnet-4-5, and FULL_USAGE's exact cost
+AMOUNT = Decimal(
+    "0.0075"
+)  # worst case of (1000 in, 100 out) on claude-sonnet-4-5, and FULL_USAGE's exact cost
 
 
 def _open(run, **kw):  # type: ignore[no-untyped-def]
-    return reservation_open(run=run, model="claude-sonnet-4-5", max_tokens=kw.pop("max_tokens", 100), input_tokens_bound=1000)
+    return reservation_open(
+        run=run, model="claude-sonnet-4-5", max_tokens=kw.pop("max_tokens", 100), input_tokens_bound=1000
+    )
 
 
 def _hot(tenant, cap: str) -> None:  # type: ignore[no-untyped-def]
-    TenantCaps.objects.update_or_create(tenant=tenant, defaults={"hot_cap_escrow": True, "tenant_month_cost_cap": Decimal(cap)})
+    TenantCaps.objects.update_or_create(
+        tenant=tenant, defaults={"hot_cap_escrow": True, "tenant_month_cost_cap": Decimal(cap)}
+    )
     escrow.holder().flags.clear()
 
 
@@ -129,17 +141,31 @@ def _books(dsn: str, tenant_id: int) -> dict[str, Decimal]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("SELECT spent, reserved, cap FROM budgets_capcounter WHERE tenant_id = %s AND scope = 'tenant_month'", [tenant_id])
+            cur.execute(
+                "SELECT spent, reserved, cap FROM budgets_capcounter WHERE tenant_id = %s AND scope = 'tenant_month'",
+                [tenant_id],
+            )
             row = cur.fetchone()
-            cur.execute("SELECT COALESCE(sum(cost), 0) FROM budgets_spendentry WHERE tenant_id = %s", [tenant_id])
+            cur.execute(
+                "SELECT COALESCE(sum(cost), 0) FROM budgets_spendentry WHERE tenant_id = %s", [tenant_id]
+            )
             ledger = cur.fetchone()[0]
-            cur.execute("SELECT COALESCE(sum(amount), 0) FROM budgets_reservation WHERE tenant_id = %s AND status = 'open'"
-                        " AND escrow_lease_id IS NULL", [tenant_id])
+            cur.execute(
+                "SELECT COALESCE(sum(amount), 0) FROM budgets_reservation WHERE tenant_id = %s AND status = 'open'"
+                " AND escrow_lease_id IS NULL",
+                [tenant_id],
+            )
             open_per_call = cur.fetchone()[0]
-            cur.execute("SELECT COALESCE(sum(amount), 0) FROM budgets_escrowlease WHERE tenant_id = %s AND status = 'open'", [tenant_id])
+            cur.execute(
+                "SELECT COALESCE(sum(amount), 0) FROM budgets_escrowlease WHERE tenant_id = %s AND status = 'open'",
+                [tenant_id],
+            )
             slices = cur.fetchone()[0]
-            cur.execute("SELECT COALESCE(sum(e.cost), 0) FROM budgets_escrowlease l JOIN budgets_reservation r ON r.escrow_lease_id = l.id"
-                        " JOIN budgets_spendentry e ON e.reservation_id = r.id WHERE l.tenant_id = %s AND l.status = 'open'", [tenant_id])
+            cur.execute(
+                "SELECT COALESCE(sum(e.cost), 0) FROM budgets_escrowlease l JOIN budgets_reservation r ON r.escrow_lease_id = l.id"
+                " JOIN budgets_spendentry e ON e.reservation_id = r.id WHERE l.tenant_id = %s AND l.status = 'open'",
+                [tenant_id],
+            )
             in_slices = cur.fetchone()[0]
     if row is None:
         return {}
@@ -149,16 +175,25 @@ def _books(dsn: str, tenant_id: int) -> dict[str, Decimal]:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_many_processes_with_crashes_and_reclaim_never_pass_the_hot_cap(tenant, make_run, members, monkeypatch):
-    monkeypatch.setenv("BUDGETS_ESCROW_LEASE_S", "2")  # the children read it at start-up; crashed slices come back fast
+def test_many_processes_with_crashes_and_reclaim_never_pass_the_hot_cap(
+    tenant, make_run, members, monkeypatch
+):
+    monkeypatch.setenv(
+        "BUDGETS_ESCROW_LEASE_S", "2"
+    )  # the children read it at start-up; crashed slices come back fast
     cap = Decimal("1.50")
     _hot(tenant, str(cap))
     workers, seconds = 6, 8.0
     runs = [[make_run(submitted_by=members["operator"]).pk for _ in range(2)] for _ in range(workers)]
     dsn = f"postgresql://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}"
     barrier, out = CTX.Barrier(workers + 1), CTX.Queue()
-    procs = [CTX.Process(target=_workers.escrow_worker, args=(connection.settings_dict["NAME"], runs[i], i, seconds, barrier, out))
-             for i in range(workers)]
+    procs = [
+        CTX.Process(
+            target=_workers.escrow_worker,
+            args=(connection.settings_dict["NAME"], runs[i], i, seconds, barrier, out),
+        )
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     barrier.wait(timeout=180)
@@ -184,7 +219,10 @@ def test_many_processes_with_crashes_and_reclaim_never_pass_the_hot_cap(tenant, 
         p.join(timeout=30)
     assert sorted(p.exitcode for p in killed) == [-9, -9]
     assert all(p.exitcode == 0 for p in procs if p not in killed)
-    assert samples > 20 and sum(r[0] for r in results) > 50 and sum(r[2] for r in results) > 0, (samples, results)
+    assert samples > 20 and sum(r[0] for r in results) > 50 and sum(r[2] for r in results) > 0, (
+        samples,
+        results,
+    )
     assert sum(r[1] for r in results) > 0  # the cap was reached: calls were refused
     # The dead processes' slices: reclaimed once their leases expired; their calls in flight are
     # charged their worst case by the reservation reconciler.
