@@ -63,9 +63,8 @@ MAX_SLICE = Decimal("5")  # USD: the most one holder takes at once
 CALLS_PER_SLICE = 200  # a slice aims to cover this many worst-case calls: one checkout per ~200 calls
 SHARE = 4  # a slice is at most 1 / (SHARE × holders) of the headroom left
 EDGE = 4  # below EDGE worst-case calls per slice, calls reserve per call
-ENABLED_TTL_S = 5.0  # how long a holder trusts its reading of a tenant's hot_cap_escrow flag
 
-clock = time.monotonic  # tests may replace it (idle and flag-cache timing)
+clock = time.monotonic  # tests may replace it (idle timing)
 
 
 @dataclass
@@ -87,7 +86,7 @@ class Holder:
         self.pid = os.getpid()
         self.name = f"{socket.gethostname()[:60]}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self.leases: dict[tuple[int, int | None, date], Lease] = {}
-        self.flags: dict[int, tuple[bool, float]] = {}
+        self.flags: dict[int, bool] = {}
         self.key_users: dict[int, int | None] = {}
         self.lock = threading.RLock()
         self.backend_pid: int | None = None  # the PostgreSQL session the leases' balances were kept in
@@ -107,16 +106,15 @@ def lease_seconds() -> int:
     return int(getattr(settings, "BUDGETS_ESCROW_LEASE_S", 60))
 
 
+def note_flag(tenant_id: int, on: bool) -> None:
+    """What the last reserve (``budgets_reserve4``) said of the tenant's ``hot_cap_escrow``."""
+    holder().flags[tenant_id] = bool(on)
+
+
 def _enabled(h: Holder, tenant_id: int) -> bool:
-    got = h.flags.get(tenant_id)
-    if got is not None and clock() - got[1] < ENABLED_TTL_S:
-        return got[0]
-    with connection.cursor() as cur:
-        cur.execute("SELECT hot_cap_escrow FROM budgets_tenantcaps WHERE tenant_id = %s", [tenant_id])
-        row = cur.fetchone()
-    on = bool(row and row[0])
-    h.flags[tenant_id] = (on, clock())
-    return on
+    # Learnt from the previous reserve's answer, so the flag costs no statement of its own: the
+    # first call of a process for a tenant reserves per call, the next ones use a slice.
+    return h.flags.get(tenant_id, False)
 
 
 def _user_of(h: Holder, run: Any) -> int | None:

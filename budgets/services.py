@@ -203,7 +203,8 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
                     [lease.id if lease else None, run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model,
                      model_family(model), fallback_model, model_family(fallback_model) if fallback_model else None, amount, day, now],
                 )
-                res_id, user_id, r_scope, r_used, r_cap = cur.fetchone()
+                res_id, user_id, r_scope, r_used, r_cap, hot = cur.fetchone()
+            escrow.note_flag(run.tenant_id, hot)
             if lease is not None and res_id is None:
                 escrow.refund(lease, amount, gone=r_scope == "escrow_lease_gone")
                 if r_scope == "escrow_lease_gone":

@@ -1,6 +1,7 @@
 """The hot path with escrow leases (budgets.escrow); replaces budgets_reserve3 and budgets_settle.
 
-* ``budgets_reserve4`` is budgets_reserve3 with ``p_lease``: when a lease is given, the call is
+* ``budgets_reserve4`` is budgets_reserve3 with ``p_lease`` (and it also answers whether the tenant
+  has ``hot_cap_escrow``, so a worker learns it without a query of its own): when a lease is given, the call is
   reserved against the lease's slice (the worker checked its local balance) — the function fences
   on the lease (open, not expired, same user and day: ``FOR SHARE``, so a concurrent close waits
   for this reservation to commit and then sees it) and locks only the run's own task counter;
@@ -26,8 +27,8 @@ POLICY = r"""
            LEAST(COALESCE(uc.user_day_cost_cap, tc.user_day_cost_cap, tr.user_day_cost_cap), tr.user_day_cost_cap),
            LEAST(COALESCE(uc.user_month_cost_cap, tc.user_month_cost_cap, tr.user_month_cost_cap), tr.user_month_cost_cap),
            LEAST(COALESCE(tc.tenant_month_cost_cap, tr.tenant_month_cost_cap), tr.tenant_month_cost_cap),
-           tr.allowed_models, tc.allowed_models
-      INTO v_user, c_task, c_uday, c_umonth, c_tmonth, v_tier_models, v_tenant_models
+           tr.allowed_models, tc.allowed_models, COALESCE(tc.hot_cap_escrow, false)
+      INTO v_user, c_task, c_uday, c_umonth, c_tmonth, v_tier_models, v_tenant_models, v_hot
       FROM tenants_tenant tn
       JOIN tenants_tier tr ON tr.id = tn.tier_id
       LEFT JOIN tenants_apikey k ON k.id = p_api_key AND k.tenant_id = tn.id
@@ -41,11 +42,11 @@ FUNCTIONS = r"""
 CREATE OR REPLACE FUNCTION budgets_reserve4(
     p_lease bigint, p_tenant bigint, p_run bigint, p_submitted_by bigint, p_api_key bigint, p_agent bigint,
     p_model text, p_family text, p_fallback text, p_fallback_family text, p_amount numeric, p_day date, p_now timestamptz
-) RETURNS TABLE (reservation_id bigint, user_id bigint, refused_scope text, refused_used numeric, refused_cap numeric)
+) RETURNS TABLE (reservation_id bigint, user_id bigint, refused_scope text, refused_used numeric, refused_cap numeric, hot boolean)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_month date := date_trunc('month', p_day)::date;
-    v_user bigint; v_tier_models jsonb; v_tenant_models jsonb;
+    v_user bigint; v_tier_models jsonb; v_tenant_models jsonb; v_hot boolean;
     c_task numeric; c_uday numeric; c_umonth numeric; c_tmonth numeric;
     v_scopes text[]; v_subjects bigint[]; v_windows date[]; v_caps numeric[];
     v_id bigint; v_scope text; v_used numeric; v_cap numeric; i int;
@@ -55,12 +56,12 @@ BEGIN
         RAISE EXCEPTION 'no tenant %', p_tenant;
     END IF;
     IF NOT (budgets_model_allowed(v_tier_models, p_model, p_family) AND budgets_model_allowed(v_tenant_models, p_model, p_family)) THEN
-        RETURN QUERY SELECT NULL::bigint, v_user, 'model_not_allowed'::text, NULL::numeric, NULL::numeric;
+        RETURN QUERY SELECT NULL::bigint, v_user, 'model_not_allowed'::text, NULL::numeric, NULL::numeric, v_hot;
         RETURN;
     END IF;
     IF p_fallback IS NOT NULL AND NOT (budgets_model_allowed(v_tier_models, p_fallback, p_fallback_family)
                                        AND budgets_model_allowed(v_tenant_models, p_fallback, p_fallback_family)) THEN
-        RETURN QUERY SELECT NULL::bigint, v_user, 'fallback_not_allowed'::text, NULL::numeric, NULL::numeric;
+        RETURN QUERY SELECT NULL::bigint, v_user, 'fallback_not_allowed'::text, NULL::numeric, NULL::numeric, v_hot;
         RETURN;
     END IF;
     IF p_lease IS NOT NULL THEN
@@ -68,7 +69,7 @@ BEGIN
         PERFORM 1 FROM budgets_escrowlease l WHERE l.id = p_lease AND l.tenant_id = p_tenant AND l.status = 'open'
            AND l.expires_at > p_now AND l.day = p_day AND l.user_id IS NOT DISTINCT FROM v_user FOR SHARE;
         IF NOT FOUND THEN
-            RETURN QUERY SELECT NULL::bigint, v_user, 'escrow_lease_gone'::text, NULL::numeric, NULL::numeric;
+            RETURN QUERY SELECT NULL::bigint, v_user, 'escrow_lease_gone'::text, NULL::numeric, NULL::numeric, v_hot;
             RETURN;
         END IF;
         v_scopes := ARRAY['task'];
@@ -111,10 +112,10 @@ BEGIN
             END IF;
         END LOOP;
     EXCEPTION WHEN SQLSTATE 'BG001' THEN
-        RETURN QUERY SELECT NULL::bigint, v_user, v_scope, COALESCE(v_used, 0), v_cap;
+        RETURN QUERY SELECT NULL::bigint, v_user, v_scope, COALESCE(v_used, 0), v_cap, v_hot;
         RETURN;
     END;
-    RETURN QUERY SELECT v_id, v_user, NULL::text, NULL::numeric, NULL::numeric;
+    RETURN QUERY SELECT v_id, v_user, NULL::text, NULL::numeric, NULL::numeric, v_hot;
 END
 $fn$;
 
