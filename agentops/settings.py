@@ -232,6 +232,10 @@ LOGGING: dict[str, Any] = {
 }
 # Wait for fsync on every cost reservation (see agentops/harness/durability.py).
 AGENTOPS_DURABLE_RESERVATIONS = env.bool("AGENTOPS_DURABLE_RESERVATIONS", default=True)
+# Escrow for hot caps (budgets/escrow.py): a worker's slice lease lives this long unless renewed
+# (a crashed worker's slice goes back after it), and is returned after this long unused.
+BUDGETS_ESCROW_LEASE_S = env.int("BUDGETS_ESCROW_LEASE_S", default=60)
+BUDGETS_ESCROW_IDLE_S = env.int("BUDGETS_ESCROW_IDLE_S", default=30)
 # Hold side-effecting tool calls for a human after a tool result that carried injected instructions.
 AGENTOPS_HOLD_ON_INJECTION = env.bool("AGENTOPS_HOLD_ON_INJECTION", default=True)
 # Escalation timing defaults (minutes): when the SLA is due, and when a pending escalation expires.

@@ -33,6 +33,7 @@ import agentops.harness.loop  # noqa: F401, E402
 import agentops.llm.gateway  # noqa: F401, E402
 from agentops import telemetry
 from agentops.harness import shutdown
+from budgets import escrow
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -46,10 +47,12 @@ class AgentWorker(Worker):
         shutdown.install()
 
     def perform_job(self, job, queue):  # type: ignore[no-untyped-def]
-        # The work horse ends with os._exit: spans and logs of this job go out now or never.
+        # The work horse ends with os._exit: spans and logs of this job go out now or never, and
+        # a hot cap's escrow slices go back now rather than when their lease expires.
         try:
             return super().perform_job(job, queue)
         finally:
+            escrow.return_all()
             telemetry.flush()
 
     def handle_warm_shutdown_request(self) -> None:

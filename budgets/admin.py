@@ -32,7 +32,8 @@ class TenantCapsAdmin(admin.ModelAdmin):
     tier); every save is audited."""
 
     list_display = ["tenant", "task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap", "max_concurrent_runs"]
-    fields = ["tenant", "task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap", "max_concurrent_runs", "allowed_models"]
+    fields = ["tenant", "task_cost_cap", "user_day_cost_cap", "user_month_cost_cap", "tenant_month_cost_cap", "max_concurrent_runs", "allowed_models",
+              "hot_cap_escrow"]
 
     def save_model(self, request: Any, obj: TenantCaps, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -34,6 +35,18 @@ def alert_threshold(*, tenant_id: int, scope: str, subject_id: int, window: date
             tenant_id=tenant_id, kind=k, scope=scope, subject_id=subject_id, window_start=window, value=value, cap=cap,
             message=f"{label} spend reached {pct} of the ${cap.normalize():f} cap ({where}).",
         )
+
+
+def alert_counters(*, tenant_id: int, counters: list[tuple[Any, ...]]) -> None:
+    """80 % / 100 % alerts for counters just charged: ``(scope, subject, window, spent, cap)`` rows."""
+    for scope, subject, window, spent, cap in counters:
+        spent = None if spent is None else Decimal(str(spent))
+        cap = None if cap is None else Decimal(str(cap))
+        if isinstance(window, str):
+            window = date.fromisoformat(window)
+        if cap and spent is not None and spent >= cap * Decimal("0.8"):
+            kind = AlertKind.PCT100 if spent >= cap else AlertKind.PCT80
+            alert_threshold(tenant_id=tenant_id, scope=scope, subject_id=subject, window=window, kind=kind, value=spent, cap=cap)
 
 
 ALERT_EVENTS: dict[str, str] = {AlertKind.PROJECTION: "budget.projection", AlertKind.DRIFT: "budget.drift", AlertKind.FLAG_RATE: "evals.flag_rate"}

@@ -1,10 +1,13 @@
 """``manage.py bench reservations`` and ``manage.py bench spend-page``.
 
 reservations: N processes (each its own PostgreSQL connection) reserve + settle as fast as they
-can for ``seconds``: once against one hot cap (same tenant, same user: every call locks the same
-user_day, user_month and tenant_month rows), once spread (a tenant per process). Beside them, in
-the same run, the same N processes doing a plain single-row ``UPDATE … SET x = x + 1`` loop in
-autocommit on one row — the ceiling any design with a row per cap can reach; the ratio is the figure.
+can for ``seconds``: against one hot cap with escrow (same tenant, same user, ``hot_cap_escrow``:
+slices checked out from the shared counters, budgets.escrow), against the same hot cap per call
+(every call locks the same user_day, user_month and tenant_month rows), and spread (a tenant per
+process). Beside them, in the same run, the same N processes doing a plain single-row
+``UPDATE … SET x = x + 1`` loop in autocommit on one row — the ceiling any design with a row per
+cap can reach; escrow ÷ that is the figure. After the escrow round every slice is returned and
+the counters must equal the ledger to the last decimal, or the bench fails.
 
 spend-page: fills a bench tenant with ``rows`` ledger rows (and their rollups) once, then times the
 finance page's server side (the view, through the test client) ``repeat`` times.
@@ -13,6 +16,7 @@ finance page's server side (the view, through the test client) ``repeat`` times.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import random
 import statistics
@@ -23,13 +27,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from agentops.bench import benchmark
 from budgets import bench_children
-from budgets.models import CapCounter, DailyRollup, Reservation, SpendEntry, TenantCaps
+from budgets.models import CapCounter, DailyRollup, EscrowLease, Reservation, SpendEntry, TenantCaps
 from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage
 from budgets.services import _ROLLUP_SQL
 from budgets.subjects import ChargedRun, SeedRun, subjects
@@ -73,18 +78,19 @@ def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) ->
     return sum(counts) / seconds
 
 
-def _bench_tenant(slug: str) -> Any:
+def _bench_tenant(slug: str, *, escrow: bool = False) -> Any:
     tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Bench", "task_cost_cap": Decimal("1000000"),
                                                                  "user_day_cost_cap": Decimal("1000000"), "user_month_cost_cap": Decimal("1000000"),
                                                                  "tenant_month_cost_cap": Decimal("1000000")})
     tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": slug, "tier": tier})
-    TenantCaps.objects.get_or_create(tenant=tenant)
+    TenantCaps.objects.update_or_create(tenant=tenant, defaults={"hot_cap_escrow": escrow})
     user, _ = get_user_model().objects.get_or_create(username=f"{slug}-user")
     Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": "admin"})
     [agent] = subjects().agents_ensure(tenant_id=tenant.pk, names=["bench"], system_prompt="bench", model="claude-haiku-4-5")
     SpendEntry.unscoped.filter(tenant=tenant).delete()
     Reservation.unscoped.filter(tenant=tenant).delete()
     CapCounter.unscoped.filter(tenant=tenant).delete()
+    EscrowLease.unscoped.filter(tenant=tenant).delete()
     DailyRollup.objects.filter(tenant=tenant).delete()
     subjects().runs_delete(tenant_id=tenant.pk)
     tenant.bench_user, tenant.bench_agent = user, agent  # type: ignore[attr-defined]
@@ -98,39 +104,58 @@ def _runs(tenant: Any, n: int) -> list[ChargedRun]:
     return [ChargedRun(pk=pk, tenant_id=tenant.pk, agent_id=agent_id, submitted_by_id=user_id) for pk in ids]
 
 
-@benchmark("reservations", help="reserve+settle per second, one hot cap vs spread caps vs a plain single-row UPDATE", processes=8, seconds=5)
-def bench_reservations(*, stdout: Any, processes: int, seconds: int) -> dict[str, Any]:
+@benchmark("reservations", help="reserve+settle per second on one hot cap with escrow and per call, spread caps, and a plain single-row UPDATE",
+           processes=8, seconds=5, rounds=2)
+def bench_reservations(*, stdout: Any, processes: int, seconds: int, rounds: int) -> dict[str, Any]:
     connection.close()  # children open their own connections
     hot = _bench_tenant(BENCH_SLUG)
-    hot_runs = [_runs(hot, 4) for _ in range(processes)]
-    spread_args = []
-    for i in range(processes):
-        t = _bench_tenant(f"{BENCH_SLUG}-{i}")
-        spread_args.append((_runs(t, 4),))
+    esc = _bench_tenant(f"{BENCH_SLUG}-escrow", escrow=True)
+    spread = [_bench_tenant(f"{BENCH_SLUG}-{i}") for i in range(processes)]
     row = CapCounter.objects.create(tenant=hot, scope="bench", subject_id=0, window_start="2000-01-01")
+    cases: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {
+        "escrow": (bench_children.reserve_loop, [(_runs(esc, 4),) for _ in range(processes)]),
+        "per_call": (bench_children.reserve_loop, [(_runs(hot, 4),) for _ in range(processes)]),
+        "spread": (bench_children.reserve_loop, [(_runs(t, 4),) for t in spread]),
+        "update": (bench_children.update_loop, [(row.pk,)] * processes),
+    }
     connection.close()
-
-    stdout.write(f"hot cap: {processes} processes x {seconds}s …")
-    hot_rate = _spawn(bench_children.reserve_loop, [(r,) for r in hot_runs], seconds)
-    stdout.write(f"  {hot_rate:.0f} reserve+settle/s")
-    stdout.write("spread caps …")
-    spread_rate = _spawn(bench_children.reserve_loop, spread_args, seconds)
-    stdout.write(f"  {spread_rate:.0f} reserve+settle/s")
-    stdout.write("plain single-row UPDATE loop …")
-    update_rate = _spawn(bench_children.update_loop, [(row.pk,)] * processes, seconds)
-    stdout.write(f"  {update_rate:.0f} UPDATE/s")
+    # The rounds interleave the cases, so a load that changes during the run hits all of them alike.
+    rates: dict[str, list[float]] = {k: [] for k in cases}
+    for r in range(rounds):
+        for name, (target, args) in cases.items():
+            stdout.write(f"round {r + 1}/{rounds}, {name}: {processes} processes x {seconds}s …")
+            rates[name].append(_spawn(target, args, seconds))
+            stdout.write(f"  {rates[name][-1]:.0f}/s (load {os.getloadavg()[0]:.2f})")
+    leases = _escrow_books_balance(esc)
+    stdout.write(f"escrow: {leases} slice checkouts, all returned; counters equal the ledger")
     single_update = _spawn(bench_children.update_loop, [(row.pk,)], seconds)
     CapCounter.unscoped.filter(pk=row.pk).delete()
-    # Each reserve+settle is two transactions that both update the hot rows.
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    # Each reserve+settle is two transactions; per call, both lock the hot rows, with escrow neither does.
     return {
-        "hot_cap_reserve_settle_per_s": round(hot_rate, 1),
-        "spread_caps_reserve_settle_per_s": round(spread_rate, 1),
-        "plain_update_per_s": round(update_rate, 1),
+        "hot_cap_escrow_reserve_settle_per_s": round(med["escrow"], 1),
+        "hot_cap_reserve_settle_per_s": round(med["per_call"], 1),
+        "spread_caps_reserve_settle_per_s": round(med["spread"], 1),
+        "plain_update_per_s": round(med["update"], 1),
         "plain_update_single_process_per_s": round(single_update, 1),
-        "hot_transactions_per_s": round(hot_rate * 2, 1),
-        "ratio_hot_reserve_settle_to_plain_update": round(hot_rate / update_rate, 3) if update_rate else None,
-        "ratio_hot_transactions_to_plain_update": round(2 * hot_rate / update_rate, 3) if update_rate else None,
+        "rounds_per_s": {k: [round(x) for x in v] for k, v in rates.items()},
+        "escrow_slice_checkouts": leases,
+        "ratio_escrow_to_plain_update": round(med["escrow"] / med["update"], 3),
+        "ratio_escrow_to_per_call_hot_cap": round(med["escrow"] / med["per_call"], 3),
+        "ratio_hot_transactions_to_plain_update": round(2 * med["per_call"] / med["update"], 3),
     }
+
+
+def _escrow_books_balance(tenant: Any) -> int:
+    """After the escrow round: every lease closed, nothing reserved, each counter's spent equal to the ledger."""
+    leases = EscrowLease.unscoped.filter(tenant=tenant)
+    if leases.filter(status="open").exists() or not leases.exists():
+        raise RuntimeError("escrow bench: a slice was never checked out or never returned")
+    ledger = SpendEntry.unscoped.filter(tenant=tenant).aggregate(s=Sum("cost"))["s"] or Decimal(0)
+    for c in CapCounter.unscoped.filter(tenant=tenant).exclude(scope="task"):
+        if c.reserved != 0 or c.spent != ledger:
+            raise RuntimeError(f"escrow bench: counter {c} spent {c.spent} reserved {c.reserved}, ledger {ledger}")
+    return int(leases.count())
 
 
 def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_demo: bool = False, batch: int = 20_000, seed: int = 7) -> int:

@@ -134,6 +134,10 @@ class TenantCaps(TenantOwned):
     tenant_month_cost_cap = models.DecimalField(**MONEY, null=True, blank=True)
     max_concurrent_runs = models.PositiveIntegerField(null=True, blank=True)
     allowed_models = models.JSONField(null=True, blank=True, help_text="None: the tier's list.")
+    # A hot cap: workers check out slices of the shared caps' headroom (budgets.escrow) instead
+    # of locking the shared counter rows on every call. Set by platform staff in the admin.
+    hot_cap_escrow = models.BooleanField(default=False, db_default=False,
+                                         help_text="Workers reserve against escrow slices of this tenant's shared caps (for hundreds of calls a second).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -191,6 +195,32 @@ class CapCounter(TenantOwned):
         return f"{self.scope}:{self.subject_id}@{self.window_start}"
 
 
+class EscrowLease(TenantOwned):
+    """One worker process's slice of a hot tenant's shared caps (see :mod:`budgets.escrow`).
+
+    ``amount`` is held as reserved on every counter the lease covers: user_day and user_month of
+    ``user_id`` (when there is one) and tenant_month, in the windows of ``day``. Calls reserve
+    against it locally (their Reservation rows carry the lease id); closing the lease moves what
+    they settled into the counters' ``spent`` and frees the rest.
+    """
+
+    holder = models.CharField(max_length=100)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    day = models.DateField()
+    amount = models.DecimalField(**MONEY, default=Decimal("0"))
+    status = models.CharField(max_length=10, choices=[("open", "open"), ("closed", "closed")], default="open")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    spent = models.DecimalField(**MONEY, null=True, blank=True, help_text="Settled under this lease, moved to the counters at close.")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "expires_at"], name="escrowlease_open_idx", condition=models.Q(status="open"))]
+
+    def __str__(self) -> str:
+        return f"escrow lease {self.pk} ${self.amount} ({self.status})"
+
+
 class ReservationStatus(models.TextChoices):
     OPEN = "open"
     SETTLED = "settled"
@@ -213,11 +243,15 @@ class Reservation(TenantOwned):
     status = models.CharField(max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.OPEN)
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Reserved against this EscrowLease's slice rather than the shared counters (budgets.escrow);
+    # NULL once the lease closed while the call was still open (it is then a plain reservation).
+    escrow_lease_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["status", "created_at"], name="reservation_open_idx", condition=models.Q(status="open")),
             models.Index(fields=["run_id"], name="budgets_res_run_id_4de290_idx"),
+            models.Index(fields=["escrow_lease_id"], name="reservation_lease_idx", condition=models.Q(escrow_lease_id__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -278,11 +312,14 @@ class DailyRollup(models.Model):
     cache_write_5m_tokens = models.BigIntegerField(default=0)
     cache_write_1h_tokens = models.BigIntegerField(default=0)
     cache_read_tokens = models.BigIntegerField(default=0)
+    # Calls settled under an escrow lease add to shard 1-16 (by lease), so a hot tenant's workers
+    # do not all increment one row; every other call adds to shard 0. Readers always sum.
+    shard = models.SmallIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "day", "model", "agent_id", "user_id", "prompt_version_id", "is_demo"], name="rollup_key"
+                fields=["tenant", "day", "model", "agent_id", "user_id", "prompt_version_id", "is_demo", "shard"], name="rollup_key"
             )
         ]
         indexes = [models.Index(fields=["day"])]

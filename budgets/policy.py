@@ -1,6 +1,6 @@
 """Which caps apply to a call: tier defaults ← tenant overrides ← user overrides / the agent's task cap.
 
-The PL/pgSQL reserve (budgets_reserve3, migration 0005) computes the same in its one statement;
+The PL/pgSQL reserve (budgets_reserve4, migration 0009) computes the same in its one statement;
 this is the portable path's and the console's reading of it.
 """
 

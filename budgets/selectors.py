@@ -22,7 +22,16 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from budgets.charts import CAP_COLOUR, cap_line, colour_for, model_colours, money_label
-from budgets.models import AgentEstimate, CapAlert, CapCounter, CapScope, DailyRollup, SpendEntry
+from budgets.models import (
+    AgentEstimate,
+    CapAlert,
+    CapCounter,
+    CapScope,
+    DailyRollup,
+    EscrowLease,
+    Reservation,
+    SpendEntry,
+)
 from budgets.policy import effective_caps
 from budgets.pricing import Tokens, UnknownModelPrice, cost_of_tokens, price_for
 from budgets.subjects import subjects, version_names
@@ -127,6 +136,7 @@ def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[s
     )
     caps = effective_caps(tenant=tenant)
     users = _labels("user", {c.subject_id for c in counters if c.scope != CapScope.TENANT_MONTH})
+    in_leases = _escrow_settled(tenant, today=today)
     out: list[dict[str, Any]] = []
     seen_tenant = False
     for c in counters:
@@ -135,15 +145,34 @@ def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[s
             seen_tenant = True
             cap = caps[c.scope]  # the cap in force now, even before the next call
         used = c.spent + c.reserved
+        # An open escrow slice is reserved on the counter as a whole; what its calls settled already is spent.
+        settled = in_leases.get((c.scope, c.subject_id), Decimal(0))
         out.append({
             "scope": c.scope, "label": CapScope(c.scope).label, "who": tenant.name if c.scope == CapScope.TENANT_MONTH else users.get(c.subject_id),
-            "spent": c.spent, "reserved": c.reserved, "cap": cap,
+            "spent": c.spent + settled, "reserved": c.reserved - settled, "cap": cap,
             "percent": float(min(Decimal(100), used / cap * 100)) if cap else 100.0,
         })
     if not seen_tenant:
         out.append({"scope": CapScope.TENANT_MONTH, "label": CapScope.TENANT_MONTH.label, "who": tenant.name, "spent": Decimal(0),
                     "reserved": Decimal(0), "cap": caps[CapScope.TENANT_MONTH], "percent": 0.0})
     out.sort(key=lambda r: (r["scope"] != CapScope.TENANT_MONTH, -r["percent"]))
+    return out
+
+
+def _escrow_settled(tenant: Tenant, *, today: date) -> dict[tuple[str, int], Decimal]:
+    """What calls under the tenant's open escrow leases settled so far, per current-window counter."""
+    month = today.replace(day=1)
+    out: dict[tuple[str, int], Decimal] = {}
+    rows = (SpendEntry.objects.for_tenant(tenant).filter(reservation_id__in=Reservation.objects.for_tenant(tenant).filter(
+        escrow_lease_id__in=EscrowLease.objects.for_tenant(tenant).filter(status="open").values("pk")).values("pk"))
+        .values("user_id", "day").annotate(s=Sum("cost")).order_by())
+    for r in rows:
+        keys = [(CapScope.TENANT_MONTH.value, tenant.pk)] if r["day"] >= month else []
+        if r["user_id"]:
+            keys += [(CapScope.USER_MONTH.value, r["user_id"])] if r["day"] >= month else []
+            keys += [(CapScope.USER_DAY.value, r["user_id"])] if r["day"] == today else []
+        for k in keys:
+            out[k] = out.get(k, Decimal(0)) + r["s"]
     return out
 
 

@@ -35,7 +35,8 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from budgets.alerts import alert_threshold
+from budgets import escrow
+from budgets.alerts import alert_counters, alert_threshold
 from budgets.models import (
     CAP_FIELDS,
     SCOPE_ORDER,
@@ -45,6 +46,7 @@ from budgets.models import (
     CapCounter,
     CapScope,
     DailyRollup,
+    EscrowLease,
     Reservation,
     ReservationStatus,
     SpendEntry,
@@ -192,14 +194,22 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
     day = now.date()
     refused: tuple[str, Decimal, Decimal] | None = None
     if _pg():
-        # One statement: policy, allowed models, reservation row and every counter.
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT * FROM budgets_reserve3(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model, model_family(model),
-                 fallback_model, model_family(fallback_model) if fallback_model else None, amount, day, now],
-            )
-            res_id, user_id, r_scope, r_used, r_cap = cur.fetchone()
+        # One statement: policy, allowed models, reservation row and every counter — or, under an
+        # escrow lease (a hot cap, budgets.escrow), the run's task counter only.
+        for lease in (escrow.take(run=run, amount=amount, day=day, now=now), None):
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT * FROM budgets_reserve4(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [lease.id if lease else None, run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model,
+                     model_family(model), fallback_model, model_family(fallback_model) if fallback_model else None, amount, day, now],
+                )
+                res_id, user_id, r_scope, r_used, r_cap, hot = cur.fetchone()
+            escrow.note_flag(run.tenant_id, hot)
+            if lease is not None and res_id is None:
+                escrow.refund(lease, amount, gone=r_scope == "escrow_lease_gone")
+                if r_scope == "escrow_lease_gone":
+                    continue  # the lease was reclaimed under a stalled holder: reserve per call
+            break
         if r_scope == "model_not_allowed":
             raise ModelNotAllowed(model)
         if r_scope == "fallback_not_allowed":
@@ -208,9 +218,12 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
             refused = (r_scope, Decimal(r_cap), Decimal(r_used))
         else:
             reservation = Reservation(
-                pk=res_id, tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, model=model, amount=amount, day=day, created_at=now
+                pk=res_id, tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, model=model, amount=amount, day=day, created_at=now,
+                escrow_lease_id=lease.id if lease else None,
             )
             reservation._state.adding = False
+            if lease is not None:
+                escrow.opened(lease, res_id, amount)
     else:
         policy = cap_policy(run.tenant_id, run.submitted_by_id, run.agent_id, run.api_key_id)
         for m in (model, fallback_model):
@@ -292,7 +305,7 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
     if _pg():
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT * FROM budgets_settle(%s, 'settled', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "SELECT * FROM budgets_settle2(%s, 'settled', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [reservation.pk, model[:100], cost, tokens.input, tokens.output, tokens.cache_write_5m,
                  tokens.cache_write_1h, tokens.cache_read, response_id, now],
             )
@@ -300,7 +313,12 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
         entry_id, existing = rows[0][0], rows[0][1]
         counters = [] if existing else [(r[2], r[3], r[4], r[5], r[6]) for r in rows]
         if existing:
-            return SpendEntry.unscoped.get(pk=entry_id)
+            entry = SpendEntry.unscoped.get(pk=entry_id)
+            if reservation.escrow_lease_id:
+                escrow.settled(reservation.escrow_lease_id, reservation.pk, entry.cost)
+            return entry
+        if reservation.escrow_lease_id:
+            escrow.settled(reservation.escrow_lease_id, reservation.pk, cost)
         if unknown_outcome:
             SpendEntry.unscoped.filter(pk=entry_id).update(unknown_outcome=True)
         entry = SpendEntry(
@@ -318,13 +336,7 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
             SpendEntry.unscoped.filter(pk=found.pk).update(unknown_outcome=True)
             found.unknown_outcome = True
         entry, counters = found, found._counters  # type: ignore[attr-defined]
-    for scope, subject, window, spent, cap in counters:
-        spent, cap = decimal_or_none(spent), decimal_or_none(cap)
-        if isinstance(window, str):
-            window = date.fromisoformat(window)
-        if cap and spent is not None and spent >= cap * Decimal("0.8"):
-            kind = AlertKind.PCT100 if spent >= cap else AlertKind.PCT80
-            alert_threshold(tenant_id=reservation.tenant_id, scope=scope, subject_id=subject, window=window, kind=kind, value=spent, cap=cap)
+    alert_counters(tenant_id=reservation.tenant_id, counters=counters)
     return entry
 
 
@@ -377,7 +389,7 @@ _ROLLUP_SQL = f"""
 INSERT INTO {_ROLL} (tenant_id, day, model, agent_id, user_id, prompt_version_id, is_demo, calls, cost,
                      input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, cache_read_tokens)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, CAST(%s AS NUMERIC), %s, %s, %s, %s, %s)
-ON CONFLICT (tenant_id, day, model, agent_id, user_id, prompt_version_id, is_demo) DO UPDATE SET
+ON CONFLICT (tenant_id, day, model, agent_id, user_id, prompt_version_id, is_demo, shard) DO UPDATE SET
   calls = {_ROLL}.calls + excluded.calls, cost = {_ROLL}.cost + excluded.cost,
   input_tokens = {_ROLL}.input_tokens + excluded.input_tokens,
   output_tokens = {_ROLL}.output_tokens + excluded.output_tokens,
@@ -400,9 +412,11 @@ def reservation_release(*, reservation: Reservation) -> None:
     if _pg():
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT * FROM budgets_settle(%s, 'released', '', 0, 0, 0, 0, 0, 0, '', %s)", [reservation.pk, now]
+                "SELECT * FROM budgets_settle2(%s, 'released', '', 0, 0, 0, 0, 0, 0, '', %s)", [reservation.pk, now]
             )
             cur.fetchall()
+        if reservation.escrow_lease_id:
+            escrow.settled(reservation.escrow_lease_id, reservation.pk, Decimal(0))
         return
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(_CLOSE_SQL, [ReservationStatus.RELEASED, now, reservation.pk])
@@ -437,7 +451,12 @@ def reconcile_reservations(*, stale_after_s: int = 600, run_id: int | None = Non
     now = timezone.now()
     cutoff = now - timedelta(seconds=stale_after_s)
     result = {"checked": 0, "settled": 0, "unknown_outcome": 0}
-    open_qs = Reservation.unscoped.filter(status=ReservationStatus.OPEN)
+    # Expired escrow leases first: their calls still open become plain reservations, handled below.
+    reclaimed = escrow.reclaim_expired(now=now) if _pg() else 0
+    if reclaimed:
+        result["leases_reclaimed"] = reclaimed
+    open_qs = Reservation.unscoped.filter(status=ReservationStatus.OPEN).exclude(
+        escrow_lease_id__in=EscrowLease.unscoped.filter(status="open", expires_at__gt=now).values("pk"))  # a live holder settles its own
     if run_id is not None:
         open_qs = open_qs.filter(run_id=run_id)
     open_rows = list(open_qs.order_by("created_at")[:5000])

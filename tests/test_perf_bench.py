@@ -34,7 +34,7 @@ TINY: dict[str, list[str]] = {
     "memory-recall": ["facts=3000", "subjects=10", "repeat=5"],
     "model-call": ["n=20"],
     "prompt-fetch": ["requests=20", "warmup=2"],
-    "reservations": ["processes=1", "seconds=1"],
+    "reservations": ["processes=1", "seconds=1", "rounds=1"],
     "run-page": ["sizes=10,30", "repeat=2"],
     "runs-list": ["runs=3000", "repeat=1"],
     "spend-page": ["rows=500", "repeat=2"],

@@ -91,3 +91,46 @@ def crash_worker(db_name: str, run_id: int, how: str) -> None:
     if how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(3)
+
+
+def escrow_worker(db_name: str, run_ids: list[int], seed: int, seconds: float, barrier: Any, out: Any) -> None:
+    """Hammer a hot cap with escrow: random worst cases and costs, some releases, until ``seconds`` pass.
+
+    Reports (calls settled or released, refusals, leases checked out) — unless the parent kills it first.
+    """
+    setup_django(db_name)
+    import random
+    import time
+
+    from django.db import connection, transaction
+
+    from budgets import escrow
+    from budgets.services import CostCapExceeded, reservation_open, reservation_release, reservation_settle
+    from runs.models import Run
+
+    rng = random.Random(seed)
+    runs = list(Run.unscoped.filter(pk__in=run_ids))
+    done = refused = 0
+    leases: set[int] = set()
+    barrier.wait(timeout=120)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        max_tokens = rng.randint(20, 300)
+        try:
+            res = reservation_open(run=rng.choice(runs), model="claude-sonnet-4-5", max_tokens=max_tokens, input_tokens_bound=1000)
+        except CostCapExceeded:
+            refused += 1
+            time.sleep(0.002)
+            continue
+        if res.escrow_lease_id:
+            leases.add(res.escrow_lease_id)
+        if rng.random() < 0.1:
+            reservation_release(reservation=res)
+        else:
+            usage = {"input_tokens": rng.randint(0, 1000), "output_tokens": rng.randint(0, max_tokens), "cache_read_input_tokens": 0}
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("SET LOCAL synchronous_commit = off")  # as the harness settles: in its relaxed step commit
+                reservation_settle(reservation=res, usage=usage, model="claude-sonnet-4-5-20250929")
+        done += 1
+    escrow.return_all()
+    out.put((done, refused, len(leases)))

@@ -1,0 +1,329 @@
+"""Escrow for hot caps: a tenant's shared caps serving hundreds of calls a second.
+
+Per call, the plain hot path (budgets.services) locks the shared counter rows — user day, user
+month, tenant month — twice (reserve, settle), each until a durable commit: one hot tenant is
+bound by one row's lock throughput. With escrow (``TenantCaps.hot_cap_escrow``, set by staff):
+
+* **Checkout.** A worker process (the *holder*) moves a slice of the shared counters' headroom
+  into an :class:`~budgets.models.EscrowLease`, in one transaction with the same conditional
+  ``UPDATE … WHERE spent + reserved + slice <= cap`` as a per-call reservation, on every counter
+  the call would charge. The slice counts as ``reserved`` there, durably, until the lease closes.
+* **Local reservations.** Each call then checks the holder's local balance (in memory) and
+  writes its Reservation row with the lease id (``budgets_reserve4``): an insert plus the run's
+  own task counter, fenced on the lease row (``FOR SHARE``, a row only this holder uses). The
+  row is as durable as any reservation (a crashed call is charged its worst case by the
+  reconciler), but no shared row is locked. Settling writes the ledger row, the run's totals and
+  a rollup row sharded by lease (``budgets_settle2``) — again no shared row.
+* **Close.** On return (the job ends, the worker stops, the lease sits idle ``IDLE_S``) or when
+  the reconciler reclaims an expired lease (a crashed or stalled holder), ``budgets_escrow_close``
+  moves what the lease's calls settled into the counters' ``spent``, keeps calls still open
+  reserved (they settle later as plain reservations) and frees the rest. A crash therefore
+  holds at most one slice's unused remainder until the lease expires (``LEASE_S``).
+* **Slices shrink as the cap nears**: a slice is ``min(CALLS_PER_SLICE × the call's worst case,
+  MAX_SLICE, headroom / (SHARE × (open leases + 1)))``. When that is below ``EDGE`` × the call's
+  worst case the checkout refuses and the call takes the per-call path, whose conditional
+  UPDATE sees every outstanding slice as reserved — so the call that would overrun is refused.
+
+Why it cannot overspend: every counter keeps ``spent + reserved <= cap`` (slices are reserved
+money), and a lease never lets its calls reserve more than its amount: the holder is the only
+writer of its lease's reservations and checks the balance under a lock; a holder that stalled
+past its lease finds the lease closed at its next reserve (the fence) and falls back.
+
+Scopes: the lease covers the scopes many workers share (user day, user month — of the run's user,
+when there is one — and tenant month), all with the same amount, since every call reserves the
+same amount against each. The per-task cap stays per call: one worker drives a run at a time,
+so its row is never hot. PostgreSQL only: the portable (SQLite) path never uses escrow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from budgets.alerts import alert_counters
+from budgets.models import EscrowLease
+from budgets.policy import cap_policy
+
+log = logging.getLogger(__name__)
+
+MAX_SLICE = Decimal("5")  # USD: the most one holder takes at once
+CALLS_PER_SLICE = 200  # a slice aims to cover this many worst-case calls: one checkout per ~200 calls
+SHARE = 4  # a slice is at most 1 / (SHARE × holders) of the headroom left
+EDGE = 4  # below EDGE worst-case calls per slice, calls reserve per call
+
+clock = time.monotonic  # tests may replace it (idle timing)
+
+
+@dataclass
+class Lease:
+    id: int
+    tenant_id: int
+    user_id: int | None
+    day: date
+    balance: Decimal  # what calls may still reserve against this lease, locally
+    expires_at: datetime
+    used_at: float
+    open: dict[int, Decimal] = field(default_factory=dict)  # reservation id → amount, in flight
+
+
+class Holder:
+    """One process's leases. A forked child starts with none (see :func:`holder`)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.name = f"{socket.gethostname()[:60]}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.leases: dict[tuple[int, int | None, date], Lease] = {}
+        self.flags: dict[int, bool] = {}
+        self.key_users: dict[int, int | None] = {}
+        self.lock = threading.RLock()
+        self.backend_pid: int | None = None  # the PostgreSQL session the leases' balances were kept in
+
+
+_HOLDER: Holder | None = None
+
+
+def holder() -> Holder:
+    global _HOLDER
+    if _HOLDER is None or _HOLDER.pid != os.getpid():
+        _HOLDER = Holder()  # a fork's parent keeps (and returns) its own leases
+    return _HOLDER
+
+
+def lease_seconds() -> int:
+    return int(getattr(settings, "BUDGETS_ESCROW_LEASE_S", 60))
+
+
+def note_flag(tenant_id: int, on: bool) -> None:
+    """What the last reserve (``budgets_reserve4``) said of the tenant's ``hot_cap_escrow``."""
+    holder().flags[tenant_id] = bool(on)
+
+
+def _enabled(h: Holder, tenant_id: int) -> bool:
+    # Learnt from the previous reserve's answer, so the flag costs no statement of its own: the
+    # first call of a process for a tenant reserves per call, the next ones use a slice.
+    return h.flags.get(tenant_id, False)
+
+
+def _user_of(h: Holder, run: Any) -> int | None:
+    """The user whose caps apply: the submitter, else the API key's creator (as budgets_reserve4)."""
+    if run.submitted_by_id:
+        return int(run.submitted_by_id)
+    key = getattr(run, "api_key_id", None)
+    if not key:
+        return None
+    if key not in h.key_users:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT created_by_id FROM tenants_apikey WHERE id = %s AND tenant_id = %s",
+                [key, run.tenant_id],
+            )
+            row = cur.fetchone()
+        h.key_users[key] = row[0] if row else None
+    return h.key_users[key]
+
+
+def take(*, run: Any, amount: Decimal, day: date, now: datetime) -> Lease | None:
+    """Take ``amount`` from this process's lease for the run's shared caps, checking out or
+    topping up a slice when needed. ``None``: reserve per call (escrow off, or at the edge)."""
+    h = holder()
+    if connection.vendor != "postgresql" or not _enabled(h, run.tenant_id):
+        return None
+    user = _user_of(h, run)
+    with h.lock:
+        _forget_after_reconnect(h)
+        _return_idle(h, now)
+        key = (run.tenant_id, user, day)
+        lease = h.leases.get(key)
+        if (
+            lease is not None
+            and lease.expires_at - now < timedelta(seconds=lease_seconds() / 2)
+            and not _renew(lease, now)
+        ):
+            del h.leases[key]  # reclaimed while this holder stalled
+            lease = None
+        if lease is None or lease.balance < amount:
+            lease = _checkout(h, run, user, day, amount, lease, now)
+            if lease is None:
+                return None
+        lease.balance -= amount
+        lease.used_at = clock()
+        return lease
+
+
+def _forget_after_reconnect(h: Holder) -> None:
+    """A new database session may follow a PostgreSQL crash, which can lose settlements that
+    committed without waiting for fsync (the harness settles inside its relaxed step commit).
+    Their reservations are open again in the database while this holder already credited their
+    unused worst case: so its balances are no longer trusted. The leases are dropped, not closed;
+    the reconciler reclaims them once they expire and charges their open calls' worst case."""
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    if h.backend_pid != pid:
+        if h.leases:
+            log.warning("escrow leases dropped: new database session", extra={"leases": len(h.leases)})
+        h.leases.clear()
+        h.backend_pid = pid
+
+
+def _checkout(
+    h: Holder, run: Any, user: int | None, day: date, amount: Decimal, lease: Lease | None, now: datetime
+) -> Lease | None:
+    caps = cap_policy(run.tenant_id, run.submitted_by_id, run.agent_id, getattr(run, "api_key_id", None)).caps
+    want = min(MAX_SLICE, amount * CALLS_PER_SLICE)
+    expires = now + timedelta(seconds=lease_seconds())
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT * FROM budgets_escrow_checkout(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                lease.id if lease else None,
+                run.tenant_id,
+                h.name,
+                user,
+                day,
+                caps["user_day"],
+                caps["user_month"],
+                caps["tenant_month"],
+                want,
+                amount * EDGE,
+                SHARE,
+                now,
+                expires,
+            ],
+        )
+        lease_id, added, _room = cur.fetchone()
+    key = (run.tenant_id, user, day)
+    if lease is not None and lease_id is None:
+        h.leases.pop(key, None)  # closed by the reconciler: start a new one
+        return _checkout(h, run, user, day, amount, None, now)
+    if not added:
+        if lease is not None and not lease.open:
+            close(
+                lease.id, now=now
+            )  # at the edge: give back the crumbs so per-call reservations can use them
+            h.leases.pop(key, None)
+        return None
+    if lease is None:
+        lease = Lease(
+            id=lease_id,
+            tenant_id=run.tenant_id,
+            user_id=user,
+            day=day,
+            balance=Decimal(0),
+            expires_at=expires,
+            used_at=clock(),
+        )
+        h.leases[key] = lease
+    lease.balance += Decimal(added)
+    lease.expires_at = expires
+    return lease
+
+
+def _renew(lease: Lease, now: datetime) -> bool:
+    expires = now + timedelta(seconds=lease_seconds())
+    n = EscrowLease.unscoped.filter(pk=lease.id, status="open", expires_at__gt=now).update(expires_at=expires)
+    if n:
+        lease.expires_at = expires
+    return bool(n)
+
+
+def opened(lease: Lease, reservation_id: int, amount: Decimal) -> None:
+    with holder().lock:
+        lease.open[reservation_id] = amount
+
+
+def refund(lease: Lease, amount: Decimal, *, gone: bool = False) -> None:
+    """Give back a take whose reservation was refused; ``gone``: the lease closed under us."""
+    h = holder()
+    with h.lock:
+        lease.balance += amount
+        if gone:
+            h.leases.pop((lease.tenant_id, lease.user_id, lease.day), None)
+
+
+def settled(lease_id: int, reservation_id: int, cost: Decimal) -> None:
+    """A call of this holder's lease settled at ``cost`` (0 when released): the rest is free again."""
+    h = holder()
+    with h.lock:
+        for lease in h.leases.values():
+            if lease.id == lease_id:
+                amount = lease.open.pop(reservation_id, None)
+                if amount is not None:
+                    lease.balance += amount - cost
+                return
+
+
+def close(
+    lease_id: int, *, now: datetime | None = None, expired_only: bool = False
+) -> dict[str, Decimal] | None:
+    """Close one lease (``budgets_escrow_close``); ``None`` when it was closed already (or, with
+    ``expired_only``, has not expired). Calls still open stay reserved as plain reservations."""
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT * FROM budgets_escrow_close(%s, %s, %s)", [lease_id, now, expired_only])
+        rows = cur.fetchall()
+        tenant_id = (
+            EscrowLease.unscoped.filter(pk=lease_id).values_list("tenant_id", flat=True).first()
+            if rows
+            else None
+        )
+    if not rows:
+        return None
+    alert_counters(tenant_id=int(tenant_id), counters=[r[:5] for r in rows])  # type: ignore[arg-type]
+    return {"spent": Decimal(rows[0][5]), "freed": Decimal(rows[0][6])}
+
+
+def return_all(*, now: datetime | None = None) -> int:
+    """Return every lease this process holds (job end, shutdown). Safe to call at any time."""
+    h = holder()
+    with h.lock:
+        leases, h.leases = list(h.leases.values()), {}
+    n = 0
+    for lease in leases:
+        try:
+            n += close(lease.id, now=now) is not None
+        except Exception:  # the reconciler reclaims it once it expires
+            log.exception("escrow lease not returned", extra={"lease": lease.id})
+    return n
+
+
+def _return_idle(h: Holder, now: datetime) -> None:
+    idle = float(getattr(settings, "BUDGETS_ESCROW_IDLE_S", 30))
+    for key, lease in list(h.leases.items()):
+        if not lease.open and clock() - lease.used_at > idle:
+            del h.leases[key]
+            close(lease.id, now=now)
+
+
+def reclaim_expired(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """The reconciler's part: close leases whose holder stopped renewing them (crashed or stalled)."""
+    now = now or timezone.now()
+    ids = list(
+        EscrowLease.unscoped.filter(status="open", expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    closed = sum(close(pk, now=now, expired_only=True) is not None for pk in ids)
+    if closed:
+        log.info("escrow leases reclaimed", extra={"leases": closed})
+    return closed
+
+
+def _at_exit() -> None:
+    if _HOLDER is not None and _HOLDER.pid == os.getpid() and _HOLDER.leases:
+        return_all()
+
+
+atexit.register(_at_exit)
