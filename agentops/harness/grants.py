@@ -1,6 +1,6 @@
 """Which tools a run may use, and which calls must wait for a human.
 
-Offered tools = the agent's tools ∩ the registry ∩ the tenant's grants for the agent and the
+Offered tools = the agent's tools ∩ the registry (built-ins and the tenant's own MCP tools) ∩ the tenant's grants for the agent and the
 submitting role. The model's word is never authority: a ``tool_use`` outside this set is never
 executed, whatever it claims. The most specific grant wins (agent+role > agent > role > all).
 """
@@ -35,7 +35,7 @@ def offered_tools(run: RunRecord) -> dict[str, Offered]:
             best[grant.tool_name] = grant
     offered: dict[str, Offered] = {}
     for name in wanted:
-        spec = registry.get_tool(name)
+        spec = registry.get_tool(name, run.tenant_id)
         if spec is None:
             continue
         if getattr(spec, "handoff", False):
