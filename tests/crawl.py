@@ -157,6 +157,16 @@ def seed() -> World:
         for suffix in ("shown", "victim"):
             WebhookEndpoint.objects.create(tenant=tenant, url=f"https://hooks.example.com/{suffix}")
         victim_endpoint = WebhookEndpoint.objects.for_tenant(tenant).get(url="https://hooks.example.com/victim")
+        # MCP servers, stored directly on a staff command that does not exist: a refresh fails fast,
+        # offline (registration and refresh against real servers: tests/mcp/).
+        from agentops.mcp.models import McpServer, McpTool, StdioCommand
+
+        command = StdioCommand.objects.create(key="crawl-missing", label="crawl", command="/nonexistent/mcp-crawl")
+        mcp_servers = [McpServer.objects.create(tenant=tenant, name=f"crawl-{suffix}", transport="stdio", stdio_command=command)
+                       for suffix in ("shown", "victim")]
+        mcp_tools = [McpTool.objects.create(tenant=tenant, server=s, remote_name="lookup", name=f"mcp__{s.name.replace('-', '_')}__lookup",
+                                            description="Look something up.", input_schema={"type": "object", "properties": {"q": {"type": "string"}}})
+                     for s in mcp_servers]
         # Runs still mid-flight must not be crawled by the SSE endpoint (it would stream for minutes).
         terminal = Run.objects.for_tenant(tenant).filter(pk=run_ids["support:injection"]).get()
         assert terminal.is_terminal and terminal.status == RunStatus.SUCCEEDED, (terminal.status, terminal.error_message)
@@ -186,6 +196,8 @@ def seed() -> World:
                 "number": ["2", "1"],
                 "label": ["production", "staging"],
                 "version_id": [str(pk) for pk in PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
+                "server_id": [str(mcp_servers[0].pk)],
+                "tool_id": [str(mcp_tools[0].pk)],
             },
             victims={
                 "run_id": str(queued[3].pk), "escalation_id": str(pending[-1].pk), "agent_id": str(victim_agent.pk),
@@ -196,6 +208,7 @@ def seed() -> World:
                 "eval_run_id": str(regressed.pk), "alert_id": str(EvalAlert.objects.for_tenant(tenant).get().pk),
                 "prompt_name": "triage-router", "number": "1", "label": "staging",
                 "version_id": str(PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True).first()),
+                "server_id": str(mcp_servers[1].pk), "tool_id": str(mcp_tools[1].pk),
             },
         )
         world.objects["escalation_id"].sort(key=lambda pk: pk != str(pending[1].pk))  # a pending one first
