@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from agentops.mcp.models import McpServer, McpTool
+from agentops.mcp.models import McpServer, McpTool, StdioCommand
 from agentops.tools import registry
 from tenants.models import Role
+from tests.factories import UserFactory
 from tests.mcp.conftest import ServerProcess
 
 pytestmark = pytest.mark.django_db
@@ -56,3 +57,12 @@ def test_a_server_that_is_down_registers_with_the_failure_shown(tenant, members,
     html = resp.content.decode()
     assert resp.status_code == 200 and "listing its tools failed" in html and "unreachable" in html
     assert McpServer.objects.for_tenant(tenant).get(name="down").refresh_status == "failed"
+
+
+def test_staff_console_lists_the_stdio_allow_list_and_tenants_pick_only_from_it(client_for, stdio_command, tenant, members):
+    staff_user = UserFactory(username="platform", is_staff=True)
+    StdioCommand.objects.create(key="withdrawn", label="Old", command="/usr/bin/old-server", enabled=False)
+    html = client_for(staff_user).get("/staff/").content.decode()
+    assert 'id="staff-mcp-commands"' in html and "demo-orders" in html and "withdrawn" in html
+    form = client_for(members[Role.ADMIN]).get(reverse("runs:mcp_servers", kwargs={"slug": tenant.slug})).content.decode()
+    assert 'value="demo-orders"' in form and 'value="withdrawn"' not in form
