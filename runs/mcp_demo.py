@@ -45,8 +45,12 @@ def _free_port(preferred: int = 8765) -> int:
 def start_server(ctx: DemoContext) -> str:
     """Start the demo MCP server; the demo command stops it (``ctx.processes``). Returns its URL."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "agentops.mcp.demo_server", "http", "--port", str(port)],
-                            cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentops.mcp.demo_server", "http", "--port", str(port)],
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ctx.processes.append(proc)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -66,12 +70,20 @@ def run(ctx: DemoContext) -> None:
     if LOOPBACK not in settings.MCP_UNSAFE_ALLOW_NETWORKS:
         settings.MCP_UNSAFE_ALLOW_NETWORKS = [*settings.MCP_UNSAFE_ALLOW_NETWORKS, LOOPBACK]
     url = start_server(ctx)
-    StdioCommand.objects.get_or_create(key="demo-orders", defaults={
-        "label": "Demo orders server (stdio)", "command": sys.executable, "args": ["-m", "agentops.mcp.demo_server", "stdio"]})
+    StdioCommand.objects.get_or_create(
+        key="demo-orders",
+        defaults={
+            "label": "Demo orders server (stdio)",
+            "command": sys.executable,
+            "args": ["-m", "agentops.mcp.demo_server", "stdio"],
+        },
+    )
     tenant, admin = ctx.tenants[TENANT], ctx.admin(TENANT)
     server = McpServer.objects.for_tenant(tenant).filter(name=SERVER).first()
     if server is None:
-        server = mcp_services.server_register(tenant=tenant, actor=admin, name=SERVER, transport="http", url=url)
+        server = mcp_services.server_register(
+            tenant=tenant, actor=admin, name=SERVER, transport="http", url=url
+        )
     elif server.url != url:
         McpServer.objects.for_tenant(tenant).filter(pk=server.pk).update(url=url)  # a new port this time
         server.refresh_from_db()
@@ -82,18 +94,42 @@ def run(ctx: DemoContext) -> None:
         return
     lookup = McpTool.objects.for_tenant(tenant).get(server=server, remote_name="lookup_order")
     if lookup.side_effect != "read":
-        mcp_services.tool_update(tenant=tenant, actor=admin, tool_id=lookup.pk, side_effect="read", enabled=True)
-    ToolGrant.objects.get_or_create(tenant=tenant, tool_name=LOOKUP, agent=None, role="", defaults={"created_by": admin})
-    ToolGrant.objects.get_or_create(tenant=tenant, tool_name=CANCEL, agent=None, role="",
-                                    defaults={"requires_approval": True, "created_by": admin,
-                                              "allow": {"values": {"order_id": ["ORD-1001", "ORD-1002", "ORD-1003"]}}})
-    agent, _ = Agent.objects.get_or_create(tenant=tenant, name="orders-desk", defaults={
-        "description": "Demo agent whose tools come from an MCP server", "model": "claude-haiku-4-5",
-        "system_prompt": "You handle order questions with the order tools. Cancel only what the customer asked for.",
-        "tools": [LOOKUP, CANCEL]})
-    ctx.say(f"{TENANT}: MCP server {SERVER} at {url}: tools {counts}; {LOOKUP} is a read, {CANCEL} a write that needs approval")
+        mcp_services.tool_update(
+            tenant=tenant, actor=admin, tool_id=lookup.pk, side_effect="read", enabled=True
+        )
+    ToolGrant.objects.get_or_create(
+        tenant=tenant, tool_name=LOOKUP, agent=None, role="", defaults={"created_by": admin}
+    )
+    ToolGrant.objects.get_or_create(
+        tenant=tenant,
+        tool_name=CANCEL,
+        agent=None,
+        role="",
+        defaults={
+            "requires_approval": True,
+            "created_by": admin,
+            "allow": {"values": {"order_id": ["ORD-1001", "ORD-1002", "ORD-1003"]}},
+        },
+    )
+    agent, _ = Agent.objects.get_or_create(
+        tenant=tenant,
+        name="orders-desk",
+        defaults={
+            "description": "Demo agent whose tools come from an MCP server",
+            "model": "claude-haiku-4-5",
+            "system_prompt": "You handle order questions with the order tools. Cancel only what the customer asked for.",
+            "tools": [LOOKUP, CANCEL],
+        },
+    )
+    ctx.say(
+        f"{TENANT}: MCP server {SERVER} at {url}: tools {counts}; {LOOKUP} is a read, {CANCEL} a write that needs approval"
+    )
     operator = ctx.users[TENANT]["operator"]
-    traffic: list[tuple[str, str, str]] = [("orders-desk", "mcp_orders", "Customer ACC-1002 wants order ORD-1002 cancelled.")]
+    traffic: list[tuple[str, str, str]] = [
+        ("orders-desk", "mcp_orders", "Customer ACC-1002 wants order ORD-1002 cancelled.")
+    ]
     submitted = submit_traffic(tenant, {"orders-desk": agent}, operator, traffic, say=ctx.say, batch=BATCH)
     outcome: Any = wait_settled(tenant, timeout=60, batch=BATCH)
-    ctx.say(f"{TENANT}: MCP run {'submitted' if submitted else 'already present'}: {dict(outcome)} (the cancel waits in the escalation inbox)")
+    ctx.say(
+        f"{TENANT}: MCP run {'submitted' if submitted else 'already present'}: {dict(outcome)} (the cancel waits in the escalation inbox)"
+    )

@@ -24,14 +24,27 @@ ADMIN = (Role.ADMIN,)
 
 
 class ServerForm(forms.Form):
-    name = forms.CharField(max_length=24, help_text="Lower-case letters, digits, dashes. Tools are named mcp__<name>__<tool>.")
+    name = forms.CharField(
+        max_length=24, help_text="Lower-case letters, digits, dashes. Tools are named mcp__<name>__<tool>."
+    )
     transport = forms.ChoiceField(choices=Transport.choices, initial=Transport.HTTP)
-    url = forms.CharField(required=False, max_length=2048, label="URL (streamable HTTP)",
-                          help_text="e.g. https://mcp.example.com/mcp — must be a public address.")
-    command_key = forms.ChoiceField(required=False, label="Command (stdio)", help_text="Only commands platform staff allow.")
-    auth_header = forms.CharField(required=False, max_length=2000, label="Authorization header", strip=True,
-                                  widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-                                  help_text="Sent as Authorization to an HTTP server; stored, never shown again.")
+    url = forms.CharField(
+        required=False,
+        max_length=2048,
+        label="URL (streamable HTTP)",
+        help_text="e.g. https://mcp.example.com/mcp — must be a public address.",
+    )
+    command_key = forms.ChoiceField(
+        required=False, label="Command (stdio)", help_text="Only commands platform staff allow."
+    )
+    auth_header = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Authorization header",
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Sent as Authorization to an HTTP server; stored, never shown again.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -49,14 +62,24 @@ def _register(request: HttpRequest, ctx: TenantContext, form: ServerForm) -> Mcp
         return None
     data = form.cleaned_data
     try:
-        server = services.server_register(tenant=ctx.tenant, actor=request.user, name=data["name"], transport=data["transport"],
-                                          url=data["url"], command_key=data["command_key"], auth_header=data["auth_header"])
+        server = services.server_register(
+            tenant=ctx.tenant,
+            actor=request.user,
+            name=data["name"],
+            transport=data["transport"],
+            url=data["url"],
+            command_key=data["command_key"],
+            auth_header=data["auth_header"],
+        )
     except ValidationError as exc:
         form.add_error(None, exc)
         return None
     try:
         counts = services.server_refresh(tenant=ctx.tenant, actor=request.user, server=server)
-        messages.success(request, f"Registered {server.name}: {counts['added']} tools listed, each a write until you say otherwise.")
+        messages.success(
+            request,
+            f"Registered {server.name}: {counts['added']} tools listed, each a write until you say otherwise.",
+        )
     except ToolError as exc:
         messages.warning(request, f"Registered {server.name}, but listing its tools failed: {exc.message}")
     return server
@@ -73,8 +96,16 @@ def server_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         status = 400
     else:
         form = ServerForm()
-    return render(request, "runs/mcp_servers.html", {"form": form, "servers": selectors.servers_for_tenant(ctx.tenant),
-                                                     "commands": services.allowed_commands()}, status=status)
+    return render(
+        request,
+        "runs/mcp_servers.html",
+        {
+            "form": form,
+            "servers": selectors.servers_for_tenant(ctx.tenant),
+            "commands": services.allowed_commands(),
+        },
+        status=status,
+    )
 
 
 def _server_or_404(ctx: TenantContext, server_id: str) -> McpServer:
@@ -88,9 +119,21 @@ def _server_or_404(ctx: TenantContext, server_id: str) -> McpServer:
 def server_detail(request: HttpRequest, ctx: TenantContext, server_id: str) -> HttpResponse:
     server = _server_or_404(ctx, server_id)
     tools = list(selectors.tools_of(ctx.tenant, server))
-    granted = set(cs.grants_for_tenant(ctx.tenant).filter(tool_name__in=[t.name for t in tools]).values_list("tool_name", flat=True))
-    rows = [{"tool": t, "granted": t.name in granted,
-             "form": ToolForm(initial={"side_effect": t.side_effect, "enabled": t.enabled}, auto_id=f"id_t{t.pk}_%s")} for t in tools]
+    granted = set(
+        cs.grants_for_tenant(ctx.tenant)
+        .filter(tool_name__in=[t.name for t in tools])
+        .values_list("tool_name", flat=True)
+    )
+    rows = [
+        {
+            "tool": t,
+            "granted": t.name in granted,
+            "form": ToolForm(
+                initial={"side_effect": t.side_effect, "enabled": t.enabled}, auto_id=f"id_t{t.pk}_%s"
+            ),
+        }
+        for t in tools
+    ]
     return render(request, "runs/mcp_server.html", {"server": server, "rows": rows})
 
 
@@ -103,7 +146,12 @@ def server_refresh(request: HttpRequest, ctx: TenantContext, server_id: str) -> 
     except ToolError as exc:
         messages.error(request, f"Refresh failed: {exc.message}")
     else:
-        messages.success(request, "Refreshed: {added} new, {changed} changed, {unlisted} no longer listed, {unchanged} unchanged.".format(**counts))
+        messages.success(
+            request,
+            "Refreshed: {added} new, {changed} changed, {unlisted} no longer listed, {unchanged} unchanged.".format(
+                **counts
+            ),
+        )
     return redirect("runs:mcp_server", slug=ctx.tenant.slug, server_id=server.pk)
 
 
@@ -113,7 +161,9 @@ def server_enable(request: HttpRequest, ctx: TenantContext, server_id: str) -> H
     server = _server_or_404(ctx, server_id)
     enabled = request.POST.get("enabled") == "1"
     services.server_set_enabled(tenant=ctx.tenant, actor=request.user, server_id=server.pk, enabled=enabled)
-    messages.success(request, f"{server.name} {'enabled' if enabled else 'disabled: its tools are offered to no run'}.")
+    messages.success(
+        request, f"{server.name} {'enabled' if enabled else 'disabled: its tools are offered to no run'}."
+    )
     return redirect("runs:mcp_server", slug=ctx.tenant.slug, server_id=server.pk)
 
 
@@ -128,7 +178,15 @@ def tool_update(request: HttpRequest, ctx: TenantContext, server_id: str, tool_i
     tool = McpTool.objects.for_tenant(ctx.tenant).filter(server=server, pk=id_or_404(tool_id)).first()
     if tool is None:
         raise Http404("No such MCP tool.")
-    services.tool_update(tenant=ctx.tenant, actor=request.user, tool_id=tool.pk, side_effect=form.cleaned_data["side_effect"],
-                         enabled=form.cleaned_data["enabled"])
-    messages.success(request, f"{tool.name}: {form.cleaned_data['side_effect']}, {'enabled' if form.cleaned_data['enabled'] else 'disabled'}.")
+    services.tool_update(
+        tenant=ctx.tenant,
+        actor=request.user,
+        tool_id=tool.pk,
+        side_effect=form.cleaned_data["side_effect"],
+        enabled=form.cleaned_data["enabled"],
+    )
+    messages.success(
+        request,
+        f"{tool.name}: {form.cleaned_data['side_effect']}, {'enabled' if form.cleaned_data['enabled'] else 'disabled'}.",
+    )
     return redirect("runs:mcp_server", slug=ctx.tenant.slug, server_id=server.pk)

@@ -14,10 +14,20 @@ from tests.mcp.conftest import ServerProcess
 pytestmark = pytest.mark.django_db
 
 
-def test_admin_registers_a_server_and_manages_its_tools(tenant, members, client_for, mcp_server: ServerProcess):
+def test_admin_registers_a_server_and_manages_its_tools(
+    tenant, members, client_for, mcp_server: ServerProcess
+):
     admin = client_for(members[Role.ADMIN])
     listing = reverse("runs:mcp_servers", kwargs={"slug": tenant.slug})
-    resp = admin.post(listing, {"name": "orders", "transport": "http", "url": mcp_server.url, "auth_header": "Bearer hunter2-secret"})
+    resp = admin.post(
+        listing,
+        {
+            "name": "orders",
+            "transport": "http",
+            "url": mcp_server.url,
+            "auth_header": "Bearer hunter2-secret",
+        },
+    )
     server = McpServer.objects.for_tenant(tenant).get(name="orders")
     assert resp.status_code == 302 and resp["Location"].endswith(f"/mcp/{server.pk}/")
     page = admin.get(resp["Location"])
@@ -25,7 +35,9 @@ def test_admin_registers_a_server_and_manages_its_tools(tenant, members, client_
     assert page.status_code == 200 and "mcp__orders__cancel_order" in html and "set (never shown)" in html
     assert "hunter2" not in html and "hunter2" not in admin.get(listing).content.decode()
     cancel = McpTool.objects.for_tenant(tenant).get(remote_name="cancel_order")
-    update = reverse("runs:mcp_tool_update", kwargs={"slug": tenant.slug, "server_id": server.pk, "tool_id": cancel.pk})
+    update = reverse(
+        "runs:mcp_tool_update", kwargs={"slug": tenant.slug, "server_id": server.pk, "tool_id": cancel.pk}
+    )
     assert admin.post(update, {"side_effect": "irreversible", "enabled": "on"}).status_code == 302
     assert registry.get_tool(cancel.name, tenant).side_effect == "irreversible"
     assert admin.post(update, {"side_effect": "explosive"}).status_code == 302  # refused, nothing changed
@@ -44,25 +56,36 @@ def test_admin_registers_a_server_and_manages_its_tools(tenant, members, client_
 
 def test_a_refused_url_re_renders_the_form_with_a_400(tenant, members, client_for):
     admin = client_for(members[Role.ADMIN])
-    resp = admin.post(reverse("runs:mcp_servers", kwargs={"slug": tenant.slug}),
-                      {"name": "meta", "transport": "http", "url": "http://169.254.169.254/"})
+    resp = admin.post(
+        reverse("runs:mcp_servers", kwargs={"slug": tenant.slug}),
+        {"name": "meta", "transport": "http", "url": "http://169.254.169.254/"},
+    )
     assert resp.status_code == 400 and "URL refused" in resp.content.decode()
     assert not McpServer.objects.for_tenant(tenant).exists()
 
 
 def test_a_server_that_is_down_registers_with_the_failure_shown(tenant, members, client_for, mcp_loopback):
     admin = client_for(members[Role.ADMIN])
-    resp = admin.post(reverse("runs:mcp_servers", kwargs={"slug": tenant.slug}),
-                      {"name": "down", "transport": "http", "url": "http://127.0.0.1:9/mcp"}, follow=True)
+    resp = admin.post(
+        reverse("runs:mcp_servers", kwargs={"slug": tenant.slug}),
+        {"name": "down", "transport": "http", "url": "http://127.0.0.1:9/mcp"},
+        follow=True,
+    )
     html = resp.content.decode()
     assert resp.status_code == 200 and "listing its tools failed" in html and "unreachable" in html
     assert McpServer.objects.for_tenant(tenant).get(name="down").refresh_status == "failed"
 
 
-def test_staff_console_lists_the_stdio_allow_list_and_tenants_pick_only_from_it(client_for, stdio_command, tenant, members):
+def test_staff_console_lists_the_stdio_allow_list_and_tenants_pick_only_from_it(
+    client_for, stdio_command, tenant, members
+):
     staff_user = UserFactory(username="platform", is_staff=True)
     StdioCommand.objects.create(key="withdrawn", label="Old", command="/usr/bin/old-server", enabled=False)
     html = client_for(staff_user).get("/staff/").content.decode()
     assert 'id="staff-mcp-commands"' in html and "demo-orders" in html and "withdrawn" in html
-    form = client_for(members[Role.ADMIN]).get(reverse("runs:mcp_servers", kwargs={"slug": tenant.slug})).content.decode()
+    form = (
+        client_for(members[Role.ADMIN])
+        .get(reverse("runs:mcp_servers", kwargs={"slug": tenant.slug}))
+        .content.decode()
+    )
     assert 'value="demo-orders"' in form and 'value="withdrawn"' not in form

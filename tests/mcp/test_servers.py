@@ -19,15 +19,18 @@ from tests.mcp.conftest import ServerProcess, register, tool_named
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8765/mcp",  # loopback, not exempted here
-    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
-    "http://10.1.2.3/mcp",
-    "http://[::1]:8000/mcp",
-    "http://2130706433/mcp",  # 127.0.0.1 in disguise
-    "file:///etc/passwd",
-    "http://user:pw@example.com/mcp",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765/mcp",  # loopback, not exempted here
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://10.1.2.3/mcp",
+        "http://[::1]:8000/mcp",
+        "http://2130706433/mcp",  # 127.0.0.1 in disguise
+        "file:///etc/passwd",
+        "http://user:pw@example.com/mcp",
+    ],
+)
 def test_registration_refuses_urls_the_ssrf_guard_refuses(tenant, url):
     with pytest.raises(ValidationError, match="URL refused"):
         services.server_register(tenant=tenant, actor=None, name="x", transport="http", url=url)
@@ -45,7 +48,9 @@ def test_the_guard_runs_again_at_connect_time(tenant, mcp_server: ServerProcess,
 def test_a_rebinding_name_is_refused_at_connect_time(tenant, mcp_server: ServerProcess, monkeypatch):
     answers = {"mcp.example.com": ["93.184.216.34"]}
     monkeypatch.setattr(netguard, "RESOLVER", lambda host, port: answers[host])
-    server = services.server_register(tenant=tenant, actor=None, name="rebind", transport="http", url="http://mcp.example.com:8080/mcp")
+    server = services.server_register(
+        tenant=tenant, actor=None, name="rebind", transport="http", url="http://mcp.example.com:8080/mcp"
+    )
     answers["mcp.example.com"] = ["10.0.0.7"]  # the second answer points inside
     with pytest.raises(ToolError, match="private"):
         client.list_tools(tools.endpoint(server))
@@ -53,16 +58,22 @@ def test_a_rebinding_name_is_refused_at_connect_time(tenant, mcp_server: ServerP
 
 def test_stdio_commands_come_only_from_the_staff_allow_list(tenant, stdio_command):
     with pytest.raises(ValidationError, match="stdio commands the platform allows"):
-        services.server_register(tenant=tenant, actor=None, name="evil", transport="stdio", command_key="rm -rf /")
+        services.server_register(
+            tenant=tenant, actor=None, name="evil", transport="stdio", command_key="rm -rf /"
+        )
     stdio_command.enabled = False
     stdio_command.save()
     with pytest.raises(ValidationError):
-        services.server_register(tenant=tenant, actor=None, name="demo", transport="stdio", command_key="demo-orders")
+        services.server_register(
+            tenant=tenant, actor=None, name="demo", transport="stdio", command_key="demo-orders"
+        )
     assert not McpServer.objects.for_tenant(tenant).exists()
 
 
 def test_a_command_withdrawn_by_staff_stops_the_servers_that_use_it(tenant, stdio_command):
-    server = services.server_register(tenant=tenant, actor=None, name="orders", transport="stdio", command_key="demo-orders")
+    server = services.server_register(
+        tenant=tenant, actor=None, name="orders", transport="stdio", command_key="demo-orders"
+    )
     stdio_command.enabled = False
     stdio_command.save()
     server.refresh_from_db()
@@ -72,28 +83,49 @@ def test_a_command_withdrawn_by_staff_stops_the_servers_that_use_it(tenant, stdi
     assert server.refresh_status == "failed" and "no longer allowed" in server.refresh_error
 
 
-def test_refresh_records_tools_with_write_default_and_keeps_the_auth_header_out_of_the_audit(tenant, mcp_server: ServerProcess):
-    server = services.server_register(tenant=tenant, actor=None, name="orders", transport="http", url=mcp_server.url,
-                                      auth_header="Bearer s3cret-token")
+def test_refresh_records_tools_with_write_default_and_keeps_the_auth_header_out_of_the_audit(
+    tenant, mcp_server: ServerProcess
+):
+    server = services.server_register(
+        tenant=tenant,
+        actor=None,
+        name="orders",
+        transport="http",
+        url=mcp_server.url,
+        auth_header="Bearer s3cret-token",
+    )
     counts = services.server_refresh(tenant=tenant, actor=None, server=server)
     assert counts == {"added": 2, "changed": 0, "unlisted": 0, "unchanged": 0}
     lookup = tool_named(tenant, server, "lookup_order")
     assert lookup.name == "mcp__orders__lookup_order" and lookup.side_effect == "write" and lookup.listed
     spec = registry.get_tool(lookup.name, tenant)
-    assert spec is not None and spec.input_schema["additionalProperties"] is False and spec.allow_keys == ("values",)
+    assert (
+        spec is not None
+        and spec.input_schema["additionalProperties"] is False
+        and spec.allow_keys == ("values",)
+    )
     assert registry.get_tool("mcp__orders__cancel_order", tenant).threshold_args == ("refund_amount",)
     assert services.server_refresh(tenant=tenant, actor=None, server=server)["unchanged"] == 2
     audit = " ".join(str(e.after) + str(e.before) for e in AuditEvent.objects.filter(tenant=tenant))
-    assert "s3cret" not in audit and "mcp_server.register" in set(AuditEvent.objects.values_list("action", flat=True))
+    assert "s3cret" not in audit and "mcp_server.register" in set(
+        AuditEvent.objects.values_list("action", flat=True)
+    )
 
 
-def test_changed_schemas_are_recorded_and_vanished_tools_disabled_not_deleted(tenant, mcp_server: ServerProcess):
+def test_changed_schemas_are_recorded_and_vanished_tools_disabled_not_deleted(
+    tenant, mcp_server: ServerProcess
+):
     server = register(tenant, mcp_server.url)
     cancel = tool_named(tenant, server, "cancel_order")
     ToolGrant.objects.create(tenant=tenant, tool_name=cancel.name)
     McpTool.objects.filter(pk=cancel.pk).update(input_schema={"type": "object", "properties": {}})
-    McpTool.objects.create(tenant=tenant, server=server, remote_name="old_tool", name="mcp__orders__old_tool",
-                           input_schema={"type": "object", "properties": {}})
+    McpTool.objects.create(
+        tenant=tenant,
+        server=server,
+        remote_name="old_tool",
+        name="mcp__orders__old_tool",
+        input_schema={"type": "object", "properties": {}},
+    )
     counts = services.server_refresh(tenant=tenant, actor=None, server=server)
     assert counts["changed"] == 1 and counts["unlisted"] == 1
     cancel.refresh_from_db()
@@ -111,11 +143,15 @@ def test_the_admin_sets_the_side_effect_and_the_server_cannot(tenant, mcp_server
     assert spec.side_effect == "read" and spec.idempotent
     services.server_refresh(tenant=tenant, actor=None, server=server)
     assert registry.get_tool(lookup.name, tenant).side_effect == "read"
-    services.tool_update(tenant=tenant, actor=None, tool_id=lookup.pk, side_effect="irreversible", enabled=False)
+    services.tool_update(
+        tenant=tenant, actor=None, tool_id=lookup.pk, side_effect="irreversible", enabled=False
+    )
     assert registry.get_tool(lookup.name, tenant) is None  # disabled: not offered
 
 
-def test_a_tenant_never_sees_or_calls_another_tenants_mcp_tools(tenant, other_tenant, mcp_server: ServerProcess, orders_agent):
+def test_a_tenant_never_sees_or_calls_another_tenants_mcp_tools(
+    tenant, other_tenant, mcp_server: ServerProcess, orders_agent
+):
     register(tenant, mcp_server.url)
     name = "mcp__orders__lookup_order"
     assert registry.get_tool(name, tenant) is not None
@@ -128,5 +164,13 @@ def test_a_tenant_never_sees_or_calls_another_tenants_mcp_tools(tenant, other_te
     assert grants.offered_tools(run) == {}
 
     with pytest.raises(ValidationError):
-        grant_save(tenant=other_tenant, actor=None, tool_name="mcp__orders__cancel_order", agent=None, role="",
-                   requires_approval=False, allow={}, approval_over={})
+        grant_save(
+            tenant=other_tenant,
+            actor=None,
+            tool_name="mcp__orders__cancel_order",
+            agent=None,
+            role="",
+            requires_approval=False,
+            allow={},
+            approval_over={},
+        )
