@@ -3,10 +3,8 @@ free loopback port (streamable HTTP), and the same server as a staff-allowed std
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,12 +15,7 @@ import pytest
 from agentops.mcp import services
 from agentops.mcp.models import McpServer, McpTool, StdioCommand
 from runs.models import Agent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import free_port, wait_listening
 
 
 @dataclass
@@ -52,16 +45,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("the demo MCP server exited on start")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the demo MCP server did not start listening")
+        wait_listening(self.port, self.proc, "the demo MCP server", timeout=20)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -174,3 +174,14 @@ def test_a_tenant_never_sees_or_calls_another_tenants_mcp_tools(
             allow={},
             approval_over={},
         )
+
+
+def test_the_loopback_exemption_is_off_by_default_and_a_deploy_warning_when_set(settings):
+    from django.core.checks import run_checks
+
+    assert settings.MCP_UNSAFE_ALLOW_NETWORKS == []
+    assert "mcp.W001" not in {m.id for m in run_checks(include_deployment_checks=True)}
+    settings.MCP_UNSAFE_ALLOW_NETWORKS = ["127.0.0.1/32"]
+    assert "mcp.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
+    settings.MCP_UNSAFE_ALLOW_NETWORKS = ["not-a-network"]
+    assert "mcp.E001" in {m.id for m in run_checks()}
