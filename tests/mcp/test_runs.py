@@ -4,6 +4,7 @@ real SDK), calling tools on a REAL MCP server process through the harness's one 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from agentops.escalations.models import Escalation
 from agentops.escalations.services import escalation_decide
 from agentops.harness.loop import drive_run
+from agentops.tools import registry
 from runs.models import Run, RunStatus, ToolCall, ToolGrant
 from tenants.models import Role
 from tests.mcp.conftest import ServerProcess, register
@@ -187,3 +189,41 @@ def test_stdio_server_tools_run_through_the_same_path(orders_agent, stdio_comman
     ToolGrant.objects.create(tenant=orders_agent.tenant, tool_name=LOOKUP)
     run = start(orders_agent, scenario(tmp_path, (LOOKUP, {"order_id": "ORD-1003"})))
     assert call(run, LOOKUP).status == "succeeded" and "Support add-on" in call(run, LOOKUP).result
+
+
+def test_an_mcp_result_passes_the_online_evaluators_and_injected_instructions_hold_the_next_write(
+    orders_agent, mcp_server: ServerProcess, tmp_path
+):
+    register(orders_agent.tenant, mcp_server.url)
+    ToolGrant.objects.create(tenant=orders_agent.tenant, tool_name=LOOKUP)
+    ToolGrant.objects.create(tenant=orders_agent.tenant, tool_name=CANCEL)  # no approval needed, normally
+    run = start(
+        orders_agent,
+        scenario(
+            tmp_path, (LOOKUP, {"order_id": "ORD-1004"}), (CANCEL, {"order_id": "ORD-1004", "reason": "note"})
+        ),
+    )
+    assert "injection" in call(run, LOOKUP).flags
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    assert "Injected instructions" in Escalation.objects.get(run=run, tool_name=CANCEL).gate_reason
+    assert mcp_server.cancellations() == []
+
+
+def test_a_write_whose_connection_was_refused_is_retried_and_lands_once_when_the_server_is_back(
+    orders_agent, mcp_server: ServerProcess
+):
+    register(orders_agent.tenant, mcp_server.url)
+    spec = registry.get_tool(CANCEL, orders_agent.tenant)
+    assert spec.side_effect == "write" and not spec.idempotent
+    mcp_server.stop()
+    # Bring it back while execute() backs off: the refused attempts never reached it, so they are retried.
+    threading.Thread(target=mcp_server.start, daemon=True).start()
+    ctx = registry.ToolContext(
+        tenant_id=orders_agent.tenant_id, run_id=1, agent_id=orders_agent.pk, tool_use_id="toolu_back"
+    )
+    outcome = registry.execute(
+        spec, ctx, {"order_id": "ORD-1003", "reason": "back"}, max_attempts=8, backoff_s=0.3
+    )
+    assert not outcome.is_error, outcome.content
+    assert outcome.attempts > 1
+    assert len(mcp_server.cancellations()) == 1
