@@ -16,5 +16,9 @@ def mcp_allow_networks_parse(app_configs: Any = None, **kwargs: Any) -> list[Che
 
 @register(Tags.security, deploy=True)
 def mcp_allow_networks_empty(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return allow_networks_empty("MCP_UNSAFE_ALLOW_NETWORKS", "mcp.W001", "MCP servers",
-                                "It exists for tests and the local demo (a server on 127.0.0.1); leave it empty in production.")
+    return allow_networks_empty(
+        "MCP_UNSAFE_ALLOW_NETWORKS",
+        "mcp.W001",
+        "MCP servers",
+        "It exists for tests and the local demo (a server on 127.0.0.1); leave it empty in production.",
+    )

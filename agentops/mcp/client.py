@@ -9,7 +9,7 @@ Failures are sorted for the registry's retry rule (agentops.tools.errors):
 * connection refused / DNS temporarily failing / stdio process that would not start: the request
   never reached the server → :class:`TransientToolError` with ``not_delivered`` (retried even for a
   tool with side effects);
-* timeout, dropped connection, 5xx: → :class:`TransientToolError` (the call may have happened; only
+* timeout, dropped connection, 5xx or 429: → :class:`TransientToolError` (the call may have happened; only
   a ``read`` tool is retried);
 * a JSON-RPC error (unknown tool, invalid params) or an SSRF refusal: deterministic
   :class:`ToolError` — calling again fails the same way.
@@ -104,7 +104,11 @@ class _PinnedTransport(httpx2.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
-def _http_client(endpoint: Endpoint, timeout_s: float) -> tuple[httpx2.AsyncClient, str]:
+def _http_client(
+    endpoint: Endpoint, timeout_s: float, overloaded: list[int]
+) -> tuple[httpx2.AsyncClient, str]:
+    """The pinned client; every 5xx/429 status it receives is appended to ``overloaded`` (the SDK
+    reports those as a generic JSON-RPC error, which alone would read as deterministic)."""
     try:
         target = vet_url(endpoint.url)
         ip = netguard.resolve(target, allow_networks=allow_networks())[0]
@@ -113,11 +117,17 @@ def _http_client(endpoint: Endpoint, timeout_s: float) -> tuple[httpx2.AsyncClie
     except netguard.GuardError as exc:
         raise ToolPermissionError(f"MCP server {endpoint.name} may not be contacted: {exc}")
     headers = {"Authorization": endpoint.auth_header} if endpoint.auth_header else None
+
+    async def note_status(response: httpx2.Response) -> None:
+        if response.status_code >= 500 or response.status_code == 429:
+            overloaded.append(response.status_code)
+
     client = httpx2.AsyncClient(
         transport=_PinnedTransport(target.host, ip),
         headers=headers,
         timeout=httpx2.Timeout(timeout_s),
         follow_redirects=False,
+        event_hooks={"response": [note_status]},
     )
     return client, endpoint.url
 
@@ -128,12 +138,14 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _classify(endpoint: Endpoint, exc: BaseException) -> ToolError:
+def _classify(endpoint: Endpoint, exc: BaseException, overloaded: list[int]) -> ToolError:
     """The tool error for a failure of the SDK or the transport (see the module docstring)."""
     leaves = _leaves(exc)
     for leaf in leaves:
         if isinstance(leaf, ToolError):
             return leaf
+    if overloaded:
+        return TransientToolError(f"MCP server {endpoint.name} answered HTTP {overloaded[-1]}")
     for leaf in leaves:
         if isinstance(leaf, MCPError):
             return ToolError(f"MCP server {endpoint.name} refused the request: {str(leaf)[:300]}")
@@ -159,6 +171,8 @@ def _classify(endpoint: Endpoint, exc: BaseException) -> ToolError:
 def _run(endpoint: Endpoint, timeout_s: float, work: Callable[[Client], Awaitable[T]]) -> T:
     """Open a session to ``endpoint``, run ``work`` on it, close it; all within ``timeout_s``."""
 
+    overloaded: list[int] = []
+
     async def main() -> T:
         with anyio.fail_after(timeout_s):
             if endpoint.transport == "stdio":
@@ -169,7 +183,7 @@ def _run(endpoint: Endpoint, timeout_s: float, work: Callable[[Client], Awaitabl
                         stdio_client(params, errlog=errlog), read_timeout_seconds=timeout_s, cache=None
                     ) as client:
                         return await work(client)
-            http, url = _http_client(endpoint, timeout_s)
+            http, url = _http_client(endpoint, timeout_s, overloaded)
             async with (
                 http,
                 Client(
@@ -183,7 +197,7 @@ def _run(endpoint: Endpoint, timeout_s: float, work: Callable[[Client], Awaitabl
     except ToolError:
         raise
     except Exception as exc:  # the SDK's and the transport's failures, sorted by _classify
-        raise _classify(endpoint, exc) from None
+        raise _classify(endpoint, exc, overloaded) from None
 
 
 async def _list_all(client: Client) -> list[ListedTool]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -185,3 +188,41 @@ def test_the_loopback_exemption_is_off_by_default_and_a_deploy_warning_when_set(
     assert "mcp.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
     settings.MCP_UNSAFE_ALLOW_NETWORKS = ["not-a-network"]
     assert "mcp.E001" in {m.id for m in run_checks()}
+
+
+class _Status(BaseHTTPRequestHandler):
+    status = 503
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(self.status)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"oops!")
+
+    do_GET = do_POST
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("status", "transient"), [(503, True), (502, True), (429, True), (404, False)])
+def test_an_overloaded_server_is_transient_and_a_missing_endpoint_is_not(
+    tenant, mcp_loopback, status, transient
+):
+    handler = type("Handler", (_Status,), {"status": status})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        endpoint = client.Endpoint(
+            name="flaky", transport="http", url=f"http://127.0.0.1:{httpd.server_address[1]}/mcp"
+        )
+        with pytest.raises(ToolError) as err:
+            client.call_tool(endpoint, "lookup_order", {"order_id": "x"})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (err.value.error_class == "transient_error") is transient, err.value.message
+    if transient:
+        assert (
+            f"HTTP {status}" in err.value.message and not err.value.not_delivered
+        )  # it may have reached the tool
