@@ -34,8 +34,9 @@ def offered_tools(run: RunRecord) -> dict[str, Offered]:
         if grant.tool_name not in best or _specificity(grant) > _specificity(best[grant.tool_name]):
             best[grant.tool_name] = grant
     offered: dict[str, Offered] = {}
+    specs = registry.get_tools(wanted, run.tenant_id)
     for name in wanted:
-        spec = registry.get_tool(name, run.tenant_id)
+        spec = specs.get(name)
         if spec is None:
             continue
         if getattr(spec, "handoff", False):

@@ -80,6 +80,7 @@ __all__ = [
     "error_outcome",
     "execute",
     "get_tool",
+    "get_tools",
     "require_tool",
     "threshold_reason",
     "to_anthropic",
@@ -258,6 +259,19 @@ def get_tool(name: object, tenant: object = None) -> ToolSpec | None:
         if name.startswith(prefix):
             return source(tenant_id).get(name)
     return None
+
+
+def get_tools(names: list[str], tenant: object = None) -> dict[str, ToolSpec]:
+    """:func:`get_tool` for many names: each tenant source is asked once (one query for a run's
+    tool set), and not at all when no name carries its prefix. Unknown names are left out."""
+    found = {name: _REGISTRY[name] for name in names if isinstance(name, str) and name in _REGISTRY}
+    tenant_id = _tenant_id(tenant)
+    if tenant_id is not None:
+        for prefix, source in _TENANT_SOURCES.items():
+            if any(isinstance(name, str) and name.startswith(prefix) for name in names):
+                specs = source(tenant_id)
+                found.update({name: specs[name] for name in names if name in specs})
+    return found
 
 
 def require_tool(name: object, tenant: object = None) -> ToolSpec:

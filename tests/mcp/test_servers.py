@@ -226,3 +226,18 @@ def test_an_overloaded_server_is_transient_and_a_missing_endpoint_is_not(
         assert (
             f"HTTP {status}" in err.value.message and not err.value.not_delivered
         )  # it may have reached the tool
+
+
+def test_a_runs_tool_set_costs_one_query_for_its_mcp_tools_and_none_without(
+    tenant, mcp_server: ServerProcess, django_assert_num_queries
+):
+    register(tenant, mcp_server.url)
+    names = ["lookup_account", "mcp__orders__lookup_order", "mcp__orders__cancel_order", "mcp__orders__nope"]
+    with django_assert_num_queries(1):
+        found = registry.get_tools(names, tenant)
+    assert sorted(found) == ["lookup_account", "mcp__orders__cancel_order", "mcp__orders__lookup_order"]
+    with django_assert_num_queries(0):
+        assert list(registry.get_tools(["lookup_account", "check_policy"], tenant)) == [
+            "lookup_account",
+            "check_policy",
+        ]
