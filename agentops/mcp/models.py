@@ -8,6 +8,7 @@ recorded for reference only and never trusted.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -67,7 +68,7 @@ class McpServer(TenantOwned):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
-        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     refreshed_at = models.DateTimeField(null=True, blank=True)
     refresh_status = models.CharField(
