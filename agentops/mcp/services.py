@@ -5,6 +5,7 @@ Every change is written to the tenant's audit log; the auth header never is (nor
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agentops import netguard
+from agentops.harness import evaluators
 from agentops.mcp import client, tools
 from agentops.mcp.models import (
     SERVER_NAME_RE,
@@ -97,7 +99,8 @@ def server_refresh(
 ) -> dict[str, int]:
     """List the server's tools (over the network, outside any transaction) and record them.
 
-    New tools appear enabled, side effect ``write``; a changed schema or description is recorded
+    New tools appear enabled, side effect ``write``; one whose description or schema reads like
+    injected instructions is recorded with a problem and not offered; a changed schema or description is recorded
     (``schema_changed_at``); a tool no longer listed is kept, marked unlisted, and not offered.
     A failure is recorded on the server (status, error) and re-raised as ToolError."""
     now = now or timezone.now()
@@ -133,6 +136,10 @@ def _record_listing(
             continue
         seen.add(item.name)
         _, problem = tools.closed_schema(item.input_schema)
+        if not problem and evaluators.injection_flags(f"{item.description}\n{json.dumps(item.input_schema, default=str)}"):
+            # Tool poisoning: the description reaches the model as trusted text, so instructions
+            # hidden in it would steer every run. Not offered until the server's text changes.
+            problem = "its description reads like instructions to the model (injection evaluator); not offered"
         tool = existing.get(item.name)
         if tool is None:
             tool = McpTool(
