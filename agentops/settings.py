@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "agentops.evals",
     "agentops.toolbox",
     "agentops.memory",
+    "agentops.mcp",
 ]
 
 MIDDLEWARE = [
@@ -249,6 +250,12 @@ ESCALATION_EXPIRING_NOTICE_MINUTES = env.int("ESCALATION_EXPIRING_NOTICE_MINUTES
 # here (CIDR) are exempt from it. Tests only (a receiver on 127.0.0.1): deliberately not read from
 # the environment, and `check --deploy` warns when it is not empty.
 WEBHOOK_UNSAFE_ALLOW_NETWORKS: list[str] = []
+# MCP tool servers (agentops/mcp): each call opens a session and must finish within this many seconds.
+MCP_TIMEOUT_S = env.float("MCP_TIMEOUT_S", default=20.0)
+# MCP server URLs pass the SSRF guard at registration and at every connect. Networks listed here
+# (CIDR) are exempt: tests and the local demo (an MCP server on 127.0.0.1). Off (empty) by default;
+# `check --deploy` warns when it is set.
+MCP_UNSAFE_ALLOW_NETWORKS = env.list("MCP_UNSAFE_ALLOW_NETWORKS", default=[])
 # Context window guard: trim the oldest turns (with a notice) above this many input tokens.
 CONTEXT_TRIM_TOKENS = env.int("CONTEXT_TRIM_TOKENS", default=150_000)
 TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)

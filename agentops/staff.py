@@ -1,6 +1,6 @@
 """The platform staff console (``/staff/``): every tenant at a glance — tier, spend this month
 against its cap, runs today, open escalations, failing webhooks — and the tiers and model prices,
-read-only with links to Django admin for edits. Wiring floor: it reads every app's tables, which
+read-only with links to Django admin for edits, and the stdio commands tenants' MCP servers may run. Wiring floor: it reads every app's tables, which
 is why it lives here and not in any one app. Staff only (staff_member_required)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from agentops.escalations.models import Escalation, EscalationStatus
+from agentops.mcp.models import StdioCommand
 from budgets.models import DailyRollup, ModelPrice
 from budgets.services import effective_caps
 from runs.models import Run
@@ -58,4 +59,5 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "staff/home.html", {
         "rows": tenants_overview(now=now), "tiers": Tier.objects.order_by("tenant_month_cost_cap", "name"),
         "prices": ModelPrice.objects.filter(effective_to__isnull=True).order_by("model"), "max_tenants": MAX_TENANTS,
+        "mcp_commands": StdioCommand.objects.annotate(server_count=Count("servers")).order_by("key"),
     })

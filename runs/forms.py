@@ -236,7 +236,7 @@ class AgentForm(forms.Form):
                 choices=[("", f"default ({flag_policy.action(None, flag)})"), *((a, a) for a in flag_policy.ACTIONS)],
             )
             self.policy_fields.append(self[name])
-        specs = all_tools()
+        specs = all_tools(tenant)
         self.tool_specs = specs
         _choice(self, "tools").choices = [(name, name) for name in sorted(specs)]
         # The prompts app sits above runs: its model is reached through the FK, never imported.
@@ -306,13 +306,13 @@ class GrantForm(forms.Form):
     role = forms.ChoiceField(required=False, choices=[("", "All roles"), *Role.choices])
     requires_approval = forms.BooleanField(required=False, label="Every call needs approval")
     allow = forms.CharField(required=False, label="Allow-lists (JSON)", widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-                            help_text='e.g. {"domains": ["docs.example.com"]}, {"recipient_domains": ["example.com"]}, {"max_amount": "500.00"}')
+                            help_text='e.g. {"domains": ["docs.example.com"]}, {"recipient_domains": ["example.com"]}, {"max_amount": "500.00"}, MCP tools: {"values": {"order_id": ["ORD-1"]}}')
     approval_over = forms.CharField(required=False, label="Approval thresholds (JSON)", widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}),
                                     help_text='Gate calls whose argument is over a limit, e.g. {"amount": "100.00"}')
 
-    def __init__(self, *args: Any, agents: list[Agent], **kwargs: Any):
+    def __init__(self, *args: Any, agents: list[Agent], tenant: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.specs = all_tools()
+        self.specs = all_tools(tenant)  # built-ins, and the tenant's own MCP tools
         self.agents = {str(a.pk): a for a in agents}
         _choice(self, "tool_name").choices = [
             (name, f"{name} · {spec.side_effect}") for name, spec in sorted(self.specs.items()) if not spec.handoff

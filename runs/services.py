@@ -274,7 +274,8 @@ AGENT_FIELDS = ["name", "description", "system_prompt", "model", "routing", "fal
 
 @transaction.atomic
 def agent_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], agent: Agent | None = None) -> Agent:
-    unknown = [t for t in data.get("tools", []) if t not in all_tools()]
+    known = all_tools(tenant)
+    unknown = [t for t in data.get("tools", []) if t not in known]
     if unknown:
         raise ValidationError(f"Unknown tools: {', '.join(unknown)}")
     prompt_id = data.get("prompt_id")
@@ -302,7 +303,7 @@ def _jsonable(value: Any) -> Any:
 def grant_save(*, tenant: Tenant, actor: Any, tool_name: str, agent: Agent | None, role: str, requires_approval: bool,
                allow: dict[str, Any], approval_over: dict[str, Any]) -> ToolGrant:
 
-    if get_tool(tool_name) is None:
+    if get_tool(tool_name, tenant) is None:
         raise ValidationError(f"Unknown tool {tool_name!r}.")
     if agent is not None and agent.tenant_id != tenant.pk:
         raise Agent.DoesNotExist

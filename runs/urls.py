@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import views
+from runs import mcp_views, views
 
 app_name = "runs"
 
@@ -20,4 +20,9 @@ urlpatterns = [
     path("agents/<str:agent_id>/kill-switch/", views.agent_killswitch, name="agent_killswitch"),
     path("grants/", views.grant_list, name="grants"),
     path("grants/<str:grant_id>/revoke/", views.grant_revoke, name="grant_revoke"),
+    path("mcp/", mcp_views.server_list, name="mcp_servers"),
+    path("mcp/<str:server_id>/", mcp_views.server_detail, name="mcp_server"),
+    path("mcp/<str:server_id>/refresh/", mcp_views.server_refresh, name="mcp_server_refresh"),
+    path("mcp/<str:server_id>/enable/", mcp_views.server_enable, name="mcp_server_enable"),
+    path("mcp/<str:server_id>/tools/<str:tool_id>/", mcp_views.tool_update, name="mcp_tool_update"),
 ]

@@ -289,7 +289,7 @@ def grant_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     status = 200
     editing: ToolGrant | None = None
     if request.method == "POST":
-        form = GrantForm(request.POST, agents=agents)
+        form = GrantForm(request.POST, agents=agents, tenant=ctx.tenant)
         status = 400
         if form.is_valid():
             data = form.cleaned_data
@@ -309,7 +309,7 @@ def grant_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
             editing = cs.grants_for_tenant(ctx.tenant).filter(pk=id_or_404(edit_id)).first()
             if editing is None:
                 raise Http404("No such grant.")
-        form = GrantForm(initial=grant_form_initial(editing) if editing else None, agents=agents)
+        form = GrantForm(initial=grant_form_initial(editing) if editing else None, agents=agents, tenant=ctx.tenant)
     return render(
         request, "runs/grants.html",
         {"form": form, "grants": cs.grants_for_tenant(ctx.tenant), "editing": editing, "tool_specs": form.specs},

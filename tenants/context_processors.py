@@ -17,6 +17,7 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Evals", "evals:overview", ()),
     ("Agents", "runs:agents", ("admin", "prompt_editor")),
     ("Tool grants", "runs:grants", ("admin",)),
+    ("MCP servers", "runs:mcp_servers", ("admin",)),
     ("Escalations", "escalations:inbox", ("admin", "operator")),
     ("Memory", "memory:list", ()),
     ("Spend", "budgets:spend", ("admin", "finance")),

@@ -217,7 +217,26 @@ def _make_fact(tenant):  # type: ignore[no-untyped-def]
                       agent_id=None, now=timezone.now()).pk
 
 
+def _make_mcp_server(tenant):  # type: ignore[no-untyped-def]
+    from agentops.mcp.models import McpServer, StdioCommand
+
+    # Stored directly, on a command that does not exist: a refresh fails fast without any network
+    # (registration and refresh are tested in tests/mcp/).
+    command, _ = StdioCommand.objects.get_or_create(key="iso-missing", defaults={"label": "iso", "command": "/nonexistent/mcp-iso"})
+    return McpServer.objects.get_or_create(tenant=tenant, name="iso", defaults={"transport": "stdio", "stdio_command": command})[0].pk
+
+
+def _make_mcp_tool(tenant):  # type: ignore[no-untyped-def]
+    from agentops.mcp.models import McpTool
+
+    server_id = _make_mcp_server(tenant)
+    return McpTool.objects.get_or_create(tenant=tenant, server_id=server_id, remote_name="lookup", defaults={
+        "name": "mcp__iso__lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}}})[0].pk
+
+
 CONSOLE_OBJECT_FACTORIES = {
+    "server_id": _make_mcp_server,
+    "tool_id": _make_mcp_tool,
     "prompt_name": API_OBJECT_FACTORIES["prompt_name"],
     "number": lambda tenant: API_OBJECT_FACTORIES["prompt_name"](tenant) and 1,
     "label": API_OBJECT_FACTORIES["label"],

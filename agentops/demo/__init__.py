@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from agentops.demo.context import DemoContext
 
-DEMO_STEPS: list[str] = ["budgets.demo.run", "runs.demo.run", "agentops.escalations.demo.run", "agentops.prompts.demo.run", "agentops.evals.demo.run", "runs.demo_memory.run"]
+DEMO_STEPS: list[str] = [
+    "budgets.demo.run",
+    "runs.demo.run",
+    "agentops.escalations.demo.run",
+    "agentops.prompts.demo.run",
+    "agentops.evals.demo.run",
+    "runs.demo_memory.run",
+    "runs.mcp_demo.run",
+]
 
 __all__ = ["DEMO_STEPS", "DemoContext"]

@@ -27,6 +27,8 @@ class DemoContext:
     key_rows: dict[str, ApiKey] = field(default_factory=dict)
     extra_logins: list[tuple[str, str]] = field(default_factory=list)
     """Further ``(username, what it shows)`` lines a step wants printed in the final block."""
+    processes: list[Any] = field(default_factory=list)
+    """Processes a step starts (``subprocess.Popen``, e.g. the demo MCP server); the demo command stops them."""
 
     def say(self, message: str) -> None:
         self.stdout.write(f"==> {message}")

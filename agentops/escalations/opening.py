@@ -22,7 +22,7 @@ def escalation_open(
     gate_reason: str, reason: str = "", context_summary: str = "", urgency: str = "",
 ) -> Escalation:
     if urgency not in SLA_BY_URGENCY:
-        urgency = "high" if kind == Escalation.KIND_TOOL and _looks_risky(tool_name) else "normal"
+        urgency = "high" if kind == Escalation.KIND_TOOL and _looks_risky(tool_name, run.tenant_id) else "normal"
     now = timezone.now()
     sla = timedelta(minutes=settings.ESCALATION_SLA_MINUTES * SLA_BY_URGENCY[urgency])
     escalation, created = Escalation.unscoped.get_or_create(
@@ -57,8 +57,8 @@ def escalation_reopen(*, escalation: Escalation, gate_reason: str) -> Escalation
     return escalation
 
 
-def _looks_risky(tool_name: str) -> bool:
-    spec = get_tool(tool_name)
+def _looks_risky(tool_name: str, tenant_id: int) -> bool:
+    spec = get_tool(tool_name, tenant_id)
     return spec is not None and spec.side_effect == "irreversible"
 
 

@@ -207,7 +207,7 @@ def failed_deliveries(*, tenant: Tenant | int, days: int = 1) -> QuerySet[Webhoo
 
 def escalation_detail(*, escalation: Escalation) -> dict[str, Any]:
     run = escalation.run
-    spec = get_tool(escalation.tool_name)
+    spec = get_tool(escalation.tool_name, escalation.tenant_id)
     call = ToolCall.objects.for_tenant(escalation.tenant_id).filter(run=run, tool_use_id=escalation.tool_use_id).first()
     return {
         "run": run,

@@ -62,8 +62,9 @@ class EvalProblems(ValidationError):
         self.problems = problems
 
 
-def known_tools() -> list[str]:
-    return sorted(all_tools())
+def known_tools(tenant: Any = None) -> list[str]:
+    """Tool names a case may name: the built-ins, and the tenant's own MCP tools when it is given."""
+    return sorted(all_tools(tenant))
 
 
 # --- suites and cases ---------------------------------------------------------------------------
@@ -88,7 +89,7 @@ def suite_save(*, tenant: Tenant, actor: Any, data: dict[str, Any], suite: EvalS
 
 @transaction.atomic
 def case_save(*, suite: EvalSuite, actor: Any, data: Any, case: EvalCase | None = None, source_run_id: int | None = None) -> EvalCase:
-    problems = case_problems(data, known_tools=known_tools())
+    problems = case_problems(data, known_tools=known_tools(suite.tenant_id))
     if problems:
         raise EvalProblems(problems)
     fields = clean_case(data)

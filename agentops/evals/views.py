@@ -138,7 +138,7 @@ def _import(ctx: TenantContext, s: EvalSuite, form: ImportForm, request: HttpReq
             text = upload.read().decode("utf-8")
         except UnicodeDecodeError:
             return ["the file is not UTF-8 text"]
-    cases, problems = parse_jsonl(text, known_tools=services.known_tools())
+    cases, problems = parse_jsonl(text, known_tools=services.known_tools(s.tenant_id))
     if problems:
         return problems
     counts = services.cases_import(suite=s, actor=ctx.user, cases=cases, replace=form.cleaned_data["replace"])

@@ -1,6 +1,6 @@
 """Which tools a run may use, and which calls must wait for a human.
 
-Offered tools = the agent's tools ∩ the registry ∩ the tenant's grants for the agent and the
+Offered tools = the agent's tools ∩ the registry (built-ins and the tenant's own MCP tools) ∩ the tenant's grants for the agent and the
 submitting role. The model's word is never authority: a ``tool_use`` outside this set is never
 executed, whatever it claims. The most specific grant wins (agent+role > agent > role > all).
 """
@@ -34,8 +34,9 @@ def offered_tools(run: RunRecord) -> dict[str, Offered]:
         if grant.tool_name not in best or _specificity(grant) > _specificity(best[grant.tool_name]):
             best[grant.tool_name] = grant
     offered: dict[str, Offered] = {}
+    specs = registry.get_tools(wanted, run.tenant_id)
     for name in wanted:
-        spec = registry.get_tool(name)
+        spec = specs.get(name)
         if spec is None:
             continue
         if getattr(spec, "handoff", False):

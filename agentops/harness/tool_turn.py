@@ -93,7 +93,7 @@ class ToolTurn:
                 # A crash cut this call off between start and finish: it may have taken effect.
                 # Only a tool declared idempotent runs again on its own (same idempotency key);
                 # for any other, a human decides: retry, mark done with a result, or fail.
-                spec = registry.get_tool(name)
+                spec = registry.get_tool(name, self.run.tenant_id)
                 if spec is not None and spec.idempotent and call.status == ToolCallStatus.STARTED and tool_use_id not in unknown:
                     self.event("tool_reexecuted", tool=name[:200], tool_use_id=tool_use_id, reason="outcome_unknown")
                 else:
@@ -112,7 +112,7 @@ class ToolTurn:
                 continue
             entry = offered.get(name)
             if entry is None:
-                kind = "unknown_tool" if registry.get_tool(name) is None else "tool_not_granted"
+                kind = "unknown_tool" if registry.get_tool(name, self.run.tenant_id) is None else "tool_not_granted"
                 results.append(self.refuse(tool_use_id, name, arguments, kind, f"Tool '{name[:100]}' is not available to this agent. Available: {', '.join(sorted(offered)) or 'none'}."))
                 continue
             if repetition_count(messages, name, arguments) >= self.agent.repetition_threshold:

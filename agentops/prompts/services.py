@@ -149,9 +149,9 @@ def version_check(*, tenant: Tenant, data: dict[str, Any]) -> Checked:
         problems["tools"] = "Tools must be a list of tool names."
         tools = []
     else:
-        missing = [t for t in tools if registry.get_tool(t) is None]
+        missing = [t for t in tools if registry.get_tool(t, tenant) is None]
         granted = set(ToolGrant.objects.for_tenant(tenant).filter(tool_name__in=tools).values_list("tool_name", flat=True))
-        ungranted = [t for t in tools if t not in granted and t not in missing and not getattr(registry.get_tool(t), "handoff", False)]
+        ungranted = [t for t in tools if t not in granted and t not in missing and not getattr(registry.get_tool(t, tenant), "handoff", False)]
         if missing:
             problems["tools"] = f"Unknown tools: {', '.join(t[:100] for t in missing)}."
         elif ungranted:

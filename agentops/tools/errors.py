@@ -45,3 +45,9 @@ class TransientToolError(ToolError):
 
     error_class = "transient_error"
     deterministic = False
+
+    def __init__(self, message: str, *, not_delivered: bool = False) -> None:
+        super().__init__(message)
+        # True when the call provably never reached the tool (e.g. connection refused before the
+        # request was sent): retrying it cannot repeat an effect, so even a non-idempotent tool is retried.
+        self.not_delivered = not_delivered

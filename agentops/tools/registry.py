@@ -24,6 +24,9 @@ Allow-list keys a grant's ``allow`` dict may carry (see :data:`ALLOW_KEYS`):
 ``max_amount`` (issue_refund, argument ``amount``)
     Decimal ceiling per call. Missing means no ceiling beyond the charge itself. A value that is not
     a decimal refuses every call (a broken grant fails closed).
+``values`` (tools that declare it, e.g. every MCP tool; any argument)
+    ``{"argument": [allowed values]}``: a call whose argument is present and not in its list is
+    refused. Arguments not named are unrestricted; a malformed entry refuses every call.
 """
 
 from __future__ import annotations
@@ -71,11 +74,13 @@ __all__ = [
     "TransientToolError",
     "all_tools",
     "allow_problems",
+    "register_tenant_source",
     "arguments_sha256",
     "canonical_arguments",
     "error_outcome",
     "execute",
     "get_tool",
+    "get_tools",
     "require_tool",
     "threshold_reason",
     "to_anthropic",
@@ -94,6 +99,7 @@ ALLOW_KEYS: dict[str, str] = {
     "recipient_domains": "send_email: recipient domains (exact or subdomain); missing allows any, empty refuses all",
     "max_amount": 'issue_refund: largest amount per call, a decimal string such as "500.00"',
     "max_facts": "remember: most facts one run may write, a whole number (enforced by the tool: it counts the run's facts)",
+    "values": 'MCP tools: {"argument": [allowed values]}; a call with another value is refused',
 }
 
 # A practical address check: no network, no DNS; rejects header-injection characters by construction.
@@ -184,6 +190,27 @@ class ToolOutcome:
 
 _REGISTRY: dict[str, ToolSpec] = {}
 
+# Tools that belong to one tenant (MCP servers a tenant registered: agentops.mcp). A source maps a
+# tenant id to that tenant's extra tools; it is registered at start-up (AppConfig.ready) so this
+# floor never imports the apps that own them. Their names carry ``prefix``, which no built-in uses,
+# so a tenant's tool can never shadow a built-in and a name alone says which source to ask.
+TenantSource = Callable[[int], Mapping[str, "ToolSpec"]]
+_TENANT_SOURCES: dict[str, TenantSource] = {}
+
+
+def register_tenant_source(prefix: str, source: TenantSource) -> None:
+    """Let ``source(tenant_id)`` add per-tenant tools whose names start with ``prefix``."""
+    clash = [name for name in _REGISTRY if name.startswith(prefix)]
+    if clash:
+        raise ValueError(f"built-in tools {clash} use the tenant tool prefix {prefix!r}")
+    _TENANT_SOURCES[prefix] = source
+
+
+def _tenant_id(tenant: object) -> int | None:
+    if tenant is None or isinstance(tenant, int):
+        return tenant
+    return int(tenant.pk)  # type: ignore[attr-defined]
+
 
 def tool(
     *,
@@ -209,6 +236,8 @@ def tool(
             allow_keys=tuple(allow_keys),
             threshold_args=tuple(threshold_args),
         )
+        if any(name.startswith(prefix) for prefix in _TENANT_SOURCES):
+            raise ValueError(f"tool {name!r} uses a prefix reserved for tenant tools")
         existing = _REGISTRY.get(name)
         # Re-importing the same module (autoreload) re-registers the same function: allowed.
         if existing is not None and existing.func.__qualname__ != func.__qualname__:
@@ -219,23 +248,53 @@ def tool(
     return decorator
 
 
-def get_tool(name: object) -> ToolSpec | None:
-    """The spec for ``name``, or None (a hallucinated name, or not a string at all)."""
+def get_tool(name: object, tenant: object = None) -> ToolSpec | None:
+    """The spec for ``name``, or None (a hallucinated name, or not a string at all).
+
+    With ``tenant`` (a tenant or its id), that tenant's own tools are found too; without it only
+    built-ins are. Another tenant's tool is None, exactly like a name nobody registered.
+    """
     if not isinstance(name, str):
         return None
-    return _REGISTRY.get(name)
+    spec = _REGISTRY.get(name)
+    tenant_id = _tenant_id(tenant)
+    if spec is not None or tenant_id is None:
+        return spec
+    for prefix, source in _TENANT_SOURCES.items():
+        if name.startswith(prefix):
+            return source(tenant_id).get(name)
+    return None
 
 
-def require_tool(name: object) -> ToolSpec:
-    spec = get_tool(name)
+def get_tools(names: list[str], tenant: object = None) -> dict[str, ToolSpec]:
+    """:func:`get_tool` for many names: each tenant source is asked once (one query for a run's
+    tool set), and not at all when no name carries its prefix. Unknown names are left out."""
+    found = {name: _REGISTRY[name] for name in names if isinstance(name, str) and name in _REGISTRY}
+    tenant_id = _tenant_id(tenant)
+    if tenant_id is not None:
+        for prefix, source in _TENANT_SOURCES.items():
+            if any(isinstance(name, str) and name.startswith(prefix) for name in names):
+                specs = source(tenant_id)
+                found.update({name: specs[name] for name in names if name in specs})
+    return found
+
+
+def require_tool(name: object, tenant: object = None) -> ToolSpec:
+    spec = get_tool(name, tenant)
     if spec is None:
         shown = name[:100] if isinstance(name, str) else type(name).__name__
         raise ToolNotFoundError(f"unknown tool {shown!r}; use only the tools you were given")
     return spec
 
 
-def all_tools() -> dict[str, ToolSpec]:
-    return dict(_REGISTRY)
+def all_tools(tenant: object = None) -> dict[str, ToolSpec]:
+    """Built-ins, plus ``tenant``'s own tools when a tenant (or its id) is given."""
+    tools = dict(_REGISTRY)
+    tenant_id = _tenant_id(tenant)
+    if tenant_id is not None:
+        for source in _TENANT_SOURCES.values():
+            tools.update(source(tenant_id))
+    return tools
 
 
 def to_anthropic(spec: ToolSpec) -> dict[str, Any]:
@@ -352,11 +411,31 @@ def _enforced_by_tool(spec: ToolSpec, arguments: dict[str, Any], allow: Mapping[
     """A key the tool itself enforces, because it needs stored state (e.g. how many facts the run wrote)."""
 
 
+def _enforce_values(spec: ToolSpec, arguments: dict[str, Any], allow: Mapping[str, Any]) -> None:
+    if "values" not in allow:
+        return
+    rules = allow["values"]
+    if not isinstance(rules, Mapping) or not all(isinstance(v, list) for v in rules.values()):
+        raise ToolPermissionError("the grant's allowed values are malformed; refusing every call until it is fixed")
+    for arg, allowed in rules.items():
+        if arg in arguments and not any(_same_value(arguments[arg], a) for a in allowed):
+            raise ToolPermissionError(f"{str(arg)[:64]} is not one of the values the grant allows")
+
+
+def _same_value(value: object, allowed: object) -> bool:
+    # True == 1 in Python; a grant listing 1 must not allow true.
+    return type(value) is type(allowed) and value == allowed or (
+        isinstance(value, int | float) and isinstance(allowed, int | float)
+        and not isinstance(value, bool) and not isinstance(allowed, bool) and value == allowed
+    )
+
+
 _ALLOW_ENFORCERS: dict[str, Callable[[ToolSpec, dict[str, Any], Mapping[str, Any]], None]] = {
     "domains": _enforce_domains,
     "recipient_domains": _enforce_recipient_domains,
     "max_amount": _enforce_max_amount,
     "max_facts": _enforced_by_tool,
+    "values": _enforce_values,
 }
 
 
@@ -387,6 +466,15 @@ def allow_problems(spec: ToolSpec, allow: object) -> list[str]:
             problems.append(f"{key} must be a list of domain names")
     if "max_facts" in allow and (type(allow["max_facts"]) is not int or allow["max_facts"] < 0):
         problems.append("max_facts must be a whole number, 0 or more")
+    if "values" in allow:
+        rules = allow["values"]
+        properties = spec.input_schema.get("properties", {})
+        if not isinstance(rules, dict) or not all(
+            isinstance(v, list) and all(isinstance(x, str | int | float | bool) for x in v) for v in rules.values()
+        ):
+            problems.append('values must map argument names to lists of allowed values, e.g. {"order_id": ["A-1"]}')
+        else:
+            problems.extend(f"{spec.name} has no argument {k!r}" for k in rules if k not in properties)
     if "max_amount" in allow:
         try:
             if _decimal(allow["max_amount"], "max_amount") < 0:
@@ -472,8 +560,9 @@ def execute(
     The arguments are validated again here (against ``ctx.allow``), so nothing the model wrote
     reaches a tool unchecked even if a caller skipped :func:`validate_arguments`. Only
     :class:`TransientToolError` is retried, ``max_attempts`` times in all, sleeping
-    ``backoff_s * 2**(n-1)`` between attempts — and only for a tool declared ``idempotent``: a
-    "transient" failure of any other may have taken effect, so it goes back to the model once.
+    ``backoff_s * 2**(n-1)`` between attempts — and only for a tool declared ``idempotent`` or a
+    failure marked ``not_delivered`` (the call never reached the tool): a "transient" failure of any
+    other may have taken effect, so it goes back to the model once.
     """
     started = time.monotonic()
 
@@ -491,13 +580,14 @@ def execute(
         return error_outcome(exc, duration_ms=elapsed_ms())
 
     attempts = 0
-    max_attempts = max(1, max_attempts) if spec.idempotent else 1
+    max_attempts = max(1, max_attempts)
     while True:
         attempts += 1
         try:
             result = spec.func(ctx, **checked)
         except TransientToolError as exc:
-            if attempts >= max_attempts:
+            # Retry an idempotent tool, or any tool whose call provably never reached it.
+            if attempts >= max_attempts or not (spec.idempotent or exc.not_delivered):
                 logger.warning(
                     "tool %s gave up after %d attempts: %s", spec.name, attempts, redact(exc.message)
                 )

@@ -104,6 +104,7 @@ class Command(BaseCommand):
         redis_ok = redis_available(refresh=True)
         self._say("seeding tiers, tenants, users and API keys")
         ctx = seed(stdout=self.stdout, redis_ok=redis_ok, base_url=base_url)
+        ctx.processes = self.children  # what a step starts stops with the demo
 
         if redis_ok:
             self._start_workers()
@@ -129,6 +130,8 @@ class Command(BaseCommand):
         env["PYTHONUNBUFFERED"] = "1"
         # Workers stream scripted answers at a reading pace: the run page types them out.
         env.setdefault("AGENTOPS_SCRIPTED_PACE_MS", "25")
+        # The demo MCP server listens on the loopback (runs/mcp_demo.py): exempt it from the SSRF guard.
+        env.setdefault("MCP_UNSAFE_ALLOW_NETWORKS", "127.0.0.1/32")
         return env
 
     def _start_workers(self) -> None:
