@@ -128,6 +128,13 @@ class RunStore:
         # One INSERT … ON CONFLICT (run, tool_use_id) DO UPDATE: the idempotency key decides.
         ToolCall.unscoped.bulk_create([call], update_conflicts=True, unique_fields=["run", "tool_use_id"], update_fields=list(fields))
 
+    def record_tool_calls(self, run: RunRecord, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        by_fields: dict[tuple[str, ...], list[ToolCall]] = {}
+        for tool_use_id, fields in calls:
+            by_fields.setdefault(tuple(fields), []).append(ToolCall(tenant_id=run.tenant_id, run_id=run.pk, tool_use_id=tool_use_id, **fields))
+        for names, rows in by_fields.items():
+            ToolCall.unscoped.bulk_create(rows, update_conflicts=True, unique_fields=["run", "tool_use_id"], update_fields=list(names))
+
     def add_events(self, run: RunRecord, events: Iterable[EventRow]) -> None:
         RunEvent.unscoped.bulk_create(
             [RunEvent(tenant_id=run.tenant_id, run_id=run.pk, type=e.type, data=e.data, at=e.at) for e in events]

@@ -239,6 +239,9 @@ class RunStore(Protocol):
     def record_tool_call(self, run: RunRecord, tool_use_id: str, fields: dict[str, Any]) -> None:
         """Upsert the ledger row for (run, tool_use_id) in one statement."""
 
+    def record_tool_calls(self, run: RunRecord, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Upsert several ledger rows ``(tool_use_id, fields)`` in one statement (per set of fields)."""
+
     def add_events(self, run: RunRecord, events: Iterable[EventRow]) -> None: ...
 
     def add_spans(self, run: RunRecord, spans: Iterable[SpanRow]) -> None: ...
