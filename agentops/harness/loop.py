@@ -125,14 +125,10 @@ class RunDriver(ToolTurn):
         self.events.append(EventRow(type=type_, data=redact_obj(data)))
 
     def flush(self) -> None:
-        """Write buffered ledger rows, events and spans; callers hold the transaction and the fence."""
-        if self.pending_calls:
-            self.store.record_tool_calls(self.run, self.pending_calls)
-            self.pending_calls = []
-        if self.events:
-            self.store.add_events(self.run, self.events)
-            self.events = []
-        self.tracer.flush()
+        """Write buffered ledger rows, events and spans (in one round trip); callers hold the transaction and the fence."""
+        if self.pending_calls or self.events or self.tracer.pending:
+            self.store.add_rows(self.run, tool_calls=self.pending_calls, events=self.events, spans=self.tracer.pending)
+            self.pending_calls, self.events, self.tracer.pending = [], [], []
 
     def load_log(self) -> list[MessageRecord]:
         if self._log is None:
