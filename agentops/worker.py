@@ -12,8 +12,9 @@ the job timeout (RQ's death penalty, ``SIGALRM`` in this process), the worker's 
 (``bench throughput`` measures both) and for deployments that load untrusted job code.
 
 RQ's warm shutdown (first SIGTERM) waits for the current job; an agent run can take many
-minutes, longer than any deploy grace period. This worker tells the job (SIGUSR1 to the work
-horse) to hand its run back after the current step, so a deploy loses nothing and waits seconds.
+minutes, longer than any deploy grace period. This worker tells the job (a flag in process;
+SIGUSR1 to ForkingAgentWorker's work horse) to hand its run back after the current step, so a
+deploy loses nothing and waits seconds.
 
 It also rides out a Redis restart. Stock RQ 2.12 only retries Redis while it waits for a job
 (``dequeue_job_and_maintain_ttl``); anywhere else — the heartbeat it sends every
@@ -35,9 +36,10 @@ import signal
 from typing import Any
 
 import redis
+from django.db import close_old_connections
+from rq.defaults import DEFAULT_WORKER_TTL
 from rq.job import Job
 from rq.queue import Queue
-from rq.defaults import DEFAULT_WORKER_TTL
 from rq.worker import Worker, WorkerStatus
 
 # Imported once at worker start (and, for ForkingAgentWorker, before it forks a work horse per
@@ -47,6 +49,7 @@ import agentops.harness.loop  # noqa: F401, E402
 import agentops.llm.gateway  # noqa: F401, E402
 from agentops import telemetry
 from agentops.harness import shutdown
+from agentops.jobs import DB_UNAVAILABLE, drop_db_connections
 from agentops.llm import gateway
 
 log = logging.getLogger(__name__)
@@ -75,8 +78,13 @@ class AgentWorker(Worker):
             if self.fork_per_job:
                 return super().perform_job(job, queue)
             # A fresh context per job, as a fresh horse had: nothing one job binds reaches the next.
+            # Database connections outlive a job here (CONN_MAX_AGE), so each job starts and ends
+            # as a Django request does: a connection broken (a PostgreSQL restart) or too old is dropped.
+            _close_old_connections_quietly()
             return contextvars.Context().run(super().perform_job, job, queue)
         finally:
+            if not self.fork_per_job:
+                _close_old_connections_quietly()
             telemetry.flush()
 
     def handle_warm_shutdown_request(self) -> None:
@@ -184,6 +192,12 @@ class ForkingAgentWorker(AgentWorker):
 
     fork_per_job = True
 
+
+def _close_old_connections_quietly() -> None:
+    try:
+        close_old_connections()
+    except DB_UNAVAILABLE:  # the database is down: the next job finds out and retries
+        drop_db_connections()
 
 
 def warm_up() -> None:

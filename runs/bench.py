@@ -30,7 +30,6 @@ from agentops.toolbox.seed import seed_demo_data
 from runs.models import Agent, Run, RunStatus, ToolGrant
 from tenants.models import Tenant, Tier
 
-
 # LiteLLM's published proxy overhead ("LiteLLM Overhead Duration", 2 instances against a fake
 # OpenAI endpoint, https://docs.litellm.ai/docs/benchmarks): median 12 ms, average 14.74 ms.
 LITELLM_OVERHEAD_MEDIAN_MS = 12.0

@@ -58,7 +58,9 @@ def count_commits() -> Iterator[CommitCount]:
     def commit() -> None:
         if postgres and connection.connection is not None:
             with connection.connection.cursor() as cur:  # the raw connection: not counted, not wrapped
-                cur.execute("SELECT pg_current_xact_id_if_assigned() IS NOT NULL, current_setting('synchronous_commit')")
+                cur.execute(
+                    "SELECT pg_current_xact_id_if_assigned() IS NOT NULL, current_setting('synchronous_commit')"
+                )
                 wrote, sync = cur.fetchone()
             counts.writing += int(bool(wrote))
             counts.durable += int(bool(wrote) and sync != "off")

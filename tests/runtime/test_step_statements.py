@@ -47,21 +47,42 @@ def test_a_steps_ledger_rows_events_and_spans_are_one_round_trip_and_all_land(ag
     """RunStore.add_rows sends its INSERTs together; every row must still arrive (issue 14)."""
     run = make_run(agent, "default")
     now = timezone.now()
-    calls = [("toolu_a", {"tool_name": "search_knowledge_base", "status": "succeeded", "result": "50%"}),
-             ("toolu_b", {"tool_name": "search_knowledge_base", "status": "succeeded", "result": "b"})]
+    calls = [
+        ("toolu_a", {"tool_name": "search_knowledge_base", "status": "succeeded", "result": "50%"}),
+        ("toolu_b", {"tool_name": "search_knowledge_base", "status": "succeeded", "result": "b"}),
+    ]
     events = [EventRow(type="tool_end", data={"n": 1}), EventRow(type="turn", data={"text": "it's 100%"})]
-    spans = [SpanRow(trace_id="t" * 32, span_id="s" * 16, parent_span_id="", name="execute_tool x", started_at=now, ended_at=now,
-                     duration_ms=1.5, attributes={"a": "%s"}, status="ok")]
+    spans = [
+        SpanRow(
+            trace_id="t" * 32,
+            span_id="s" * 16,
+            parent_span_id="",
+            name="execute_tool x",
+            started_at=now,
+            ended_at=now,
+            duration_ms=1.5,
+            attributes={"a": "%s"},
+            status="ok",
+        )
+    ]
     with CaptureQueriesContext(connection) as ctx:
         RunStore().add_rows(run, tool_calls=calls, events=events, spans=spans)
     assert len(ctx.captured_queries) == 1
-    assert dict(ToolCall.objects.filter(run=run).values_list("tool_use_id", "result")) == {"toolu_a": "50%", "toolu_b": "b"}
+    assert dict(ToolCall.objects.filter(run=run).values_list("tool_use_id", "result")) == {
+        "toolu_a": "50%",
+        "toolu_b": "b",
+    }
     assert sorted(RunEvent.objects.filter(run=run).values_list("type", flat=True)) == ["tool_end", "turn"]
     assert RunEvent.objects.get(run=run, type="turn").data == {"text": "it's 100%"}
     assert Span.objects.get(run=run).attributes == {"a": "%s"}
     # The same key again updates the ledger row (the idempotency key decides), in one statement too.
     with CaptureQueriesContext(connection) as ctx:
-        RunStore().add_rows(run, tool_calls=[("toolu_a", {"tool_name": "search_knowledge_base", "status": "error", "result": "x"})],
-                            events=[EventRow(type="tool_end", data={})])
+        RunStore().add_rows(
+            run,
+            tool_calls=[
+                ("toolu_a", {"tool_name": "search_knowledge_base", "status": "error", "result": "x"})
+            ],
+            events=[EventRow(type="tool_end", data={})],
+        )
     assert len(ctx.captured_queries) == 1
     assert ToolCall.objects.get(run=run, tool_use_id="toolu_a").status == "error"
