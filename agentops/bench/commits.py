@@ -53,7 +53,8 @@ def count_commits() -> Iterator[CommitCount]:
                 counts.durable += 1
         return execute(sql, params, many, context)
 
-    original = connection._commit
+    db: Any = connection  # the default alias's wrapper; _commit is the backend's commit, below atomic()
+    original = db._commit
 
     def commit() -> None:
         if postgres and connection.connection is not None:
@@ -67,9 +68,9 @@ def count_commits() -> Iterator[CommitCount]:
         counts.transactions += 1
         original()
 
-    connection._commit = commit  # type: ignore[method-assign]
+    db._commit = commit
     try:
         with connection.execute_wrapper(wrapper):
             yield counts
     finally:
-        del connection._commit  # back to the class's method
+        del db._commit  # back to the class's method

@@ -193,7 +193,7 @@ class ToolTurn:
         flags = evaluated.flags
         for flag_name, score in online.nonzero(evaluated.scores).items():
             self._result_scores[flag_name] = max(score, self._result_scores.get(flag_name, 0.0))
-        finished = {"status": ToolCallStatus.ERROR if outcome.is_error else ToolCallStatus.SUCCEEDED, "result": content,
+        finished: dict[str, Any] = {"status": ToolCallStatus.ERROR if outcome.is_error else ToolCallStatus.SUCCEEDED, "result": content,
                     "is_error": outcome.is_error, "error_class": outcome.error_class or "", "attempts": outcome.attempts,
                     "duration_ms": outcome.duration_ms, "result_size": outcome.size, "finished_at": timezone.now(), "flags": flags}
         if deferred:
