@@ -4,13 +4,15 @@ add round trips to a step (counted with Django's CaptureQueriesContext on a whol
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from agentops.bench.commits import count_commits
+from agentops.harness.durability import relax_commit
 from agentops.harness.loop import drive_run
 from agentops.harness.store import EventRow, SpanRow
-from runs.models import RunEvent, RunStatus, Span, ToolCall
+from runs.models import Agent, Run, RunEvent, RunStatus, Span, ToolCall
 from runs.store import RunStore
 from tests.runtime.conftest import make_run
 
@@ -86,3 +88,23 @@ def test_a_steps_ledger_rows_events_and_spans_are_one_round_trip_and_all_land(ag
         )
     assert len(ctx.captured_queries) == 1
     assert ToolCall.objects.get(run=run, tool_use_id="toolu_a").status == "error"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_commit_counter_tells_durable_commits_from_relaxed_and_read_only_ones(agent):
+    """agentops.bench.commits: what the benches report as durable commits per step."""
+    with count_commits() as counts:
+        with transaction.atomic():  # matches no row: no transaction id, nothing written
+            Run.objects.filter(pk=0).update(iterations=1)
+        with transaction.atomic():  # writes, waits for the WAL flush: durable
+            Agent.objects.filter(pk=agent.pk).update(max_tokens=1024)
+            ToolCall.objects.filter(pk=0).update(attempts=1)
+        with transaction.atomic():  # writes with synchronous_commit = off: not durable
+            relax_commit()
+            Agent.objects.filter(pk=agent.pk).update(max_tokens=512)
+        with transaction.atomic():  # reads only
+            list(Agent.objects.filter(pk=agent.pk))
+        Agent.objects.filter(pk=agent.pk).update(max_tokens=256)  # autocommit write: durable
+        list(Agent.objects.all())  # autocommit read
+    assert (counts.transactions, counts.writing, counts.durable) == (6, 3, 2)
+    assert counts.statements == 8
