@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import django_rq
@@ -158,3 +159,18 @@ def test_every_job_leases_runs_under_an_owner_of_its_own():
     reconciler's job and a retry chain of the same run could both hold its lease at once."""
     ids = {worker_identity() for _ in range(50)}
     assert len(ids) == 50 and all(i.rsplit(":", 2)[1] == str(os.getpid()) for i in ids)
+
+
+def test_a_job_over_its_timeout_is_stopped_in_process_and_the_worker_carries_on():
+    """RQ's death penalty (SIGALRM) still ends a job that outlives its timeout when no horse is forked."""
+    queue = django_rq.get_queue("default")
+    slow = queue.enqueue(time.sleep, 30, job_timeout=1)
+    after = queue.enqueue(os.getpid)
+    proc = start_worker("default")
+    try:
+        wait_for(lambda: slow.get_status(refresh=True) == "failed", timeout=60, message="the slow job to time out")
+        assert "JobTimeoutException" in (slow.latest_result().exc_string or "")
+        wait_for(lambda: after.get_status(refresh=True) == "finished", timeout=30, message="the next job")
+        assert int(after.return_value()) == proc.pid and proc.poll() is None
+    finally:
+        stop(proc)
