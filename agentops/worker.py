@@ -1,8 +1,20 @@
 """The RQ worker class for AgentOps: ``manage.py rqworker runs default --worker-class agentops.worker.AgentWorker``.
 
+It runs each job in the worker process itself, not in a work horse forked per job (issue 14): a
+fork bought no isolation a run needs — a run's state lives in PostgreSQL behind its lease, so a
+job killed with the worker (``kill -9``, OOM) is taken over when the lease expires, exactly as
+when a horse died — but cost every job a fork, a new database connection, a new ``anthropic``
+client and the SDK's pydantic validators built again. Kept as RQ's ``SimpleWorker`` keeps them:
+the job timeout (RQ's death penalty, ``SIGALRM`` in this process), the worker's TTL in Redis
+(job timeout + 60 s while busy), warm and cold shutdown. Each job runs in a fresh
+``contextvars.Context``, so log fields and trace context bound by one job never leak into the next.
+:class:`ForkingAgentWorker` is the former fork-per-job behaviour, kept for comparison
+(``bench throughput`` measures both) and for deployments that load untrusted job code.
+
 RQ's warm shutdown (first SIGTERM) waits for the current job; an agent run can take many
-minutes, longer than any deploy grace period. This worker tells the job (SIGUSR1 to the work
-horse) to hand its run back after the current step, so a deploy loses nothing and waits seconds.
+minutes, longer than any deploy grace period. This worker tells the job (a flag in process;
+SIGUSR1 to ForkingAgentWorker's work horse) to hand its run back after the current step, so a
+deploy loses nothing and waits seconds.
 
 It also rides out a Redis restart. Stock RQ 2.12 only retries Redis while it waits for a job
 (``dequeue_job_and_maintain_ttl``); anywhere else — the heartbeat it sends every
@@ -17,22 +29,28 @@ Redis answers, not at the next 10-minute maintenance.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import signal
 from typing import Any
 
 import redis
+from django.db import close_old_connections
+from rq.defaults import DEFAULT_WORKER_TTL
 from rq.job import Job
 from rq.queue import Queue
-from rq.worker import Worker
+from rq.worker import Worker, WorkerStatus
 
-# Imported once in the worker, before it forks a work horse per job: otherwise every job pays
-# ~0.85 s to import the anthropic SDK again, which an operator feels as approval latency.
+# Imported once at worker start (and, for ForkingAgentWorker, before it forks a work horse per
+# job): otherwise the first job pays ~0.85 s to import the anthropic SDK, which an operator feels
+# as approval latency.
 import agentops.harness.loop  # noqa: F401, E402
 import agentops.llm.gateway  # noqa: F401, E402
 from agentops import telemetry
 from agentops.harness import shutdown
+from agentops.jobs import DB_UNAVAILABLE, drop_db_connections
+from agentops.llm import gateway
 from budgets import escrow
 
 log = logging.getLogger(__name__)
@@ -42,26 +60,53 @@ DEQUEUE_TIMEOUT_S = 30
 
 
 class AgentWorker(Worker):
+    # False: run each job in this process (the default). True: RQ's fork of a work horse per job.
+    fork_per_job = False
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        if not self.fork_per_job:
+            warm_up()
+
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()
         shutdown.install()
 
     def perform_job(self, job, queue):  # type: ignore[no-untyped-def]
-        # The work horse ends with os._exit: spans and logs of this job go out now or never, and
-        # a hot cap's escrow slices go back now rather than when their lease expires.
+        # A work horse ends with os._exit: spans and logs of this job go out now or never (in
+        # process they would go out anyway; flushing keeps a job's spans with the job), and a hot
+        # cap's escrow slices go back now rather than when their lease expires.
         try:
-            return super().perform_job(job, queue)
+            if self.fork_per_job:
+                return super().perform_job(job, queue)
+            # A fresh context per job, as a fresh horse had: nothing one job binds reaches the next.
+            # Database connections outlive a job here (CONN_MAX_AGE), so each job starts and ends
+            # as a Django request does: a connection broken (a PostgreSQL restart) or too old is dropped.
+            _close_old_connections_quietly()
+            return contextvars.Context().run(super().perform_job, job, queue)
         finally:
-            escrow.return_all()
+            escrow.return_all()  # before the connection may be dropped: a new session drops leases
+            if not self.fork_per_job:
+                _close_old_connections_quietly()
             telemetry.flush()
 
     def handle_warm_shutdown_request(self) -> None:
         super().handle_warm_shutdown_request()
-        if self.horse_pid:
+        if not self.fork_per_job:
+            # The job runs here: the loop sees the flag between steps and hands its run back.
+            shutdown.requested = True
+        elif self.horse_pid:
             try:
                 os.kill(self.horse_pid, signal.SIGUSR1)
             except ProcessLookupError:
                 pass
+
+    def get_heartbeat_ttl(self, job: Job) -> int:
+        if self.fork_per_job:
+            return super().get_heartbeat_ttl(job)
+        # No monitoring parent renews the worker's key while a job runs in process (RQ's SimpleWorker
+        # rule): it must outlive the job's own timeout.
+        return DEFAULT_WORKER_TTL if job.timeout == -1 else int(job.timeout or DEFAULT_WORKER_TTL) + 60
 
     # -- riding out a Redis restart ---------------------------------------------------------
     @property
@@ -109,11 +154,16 @@ class AgentWorker(Worker):
             self._redis_down("run_maintenance_tasks", exc)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        # After the horse exits RQ reads the job's status from Redis. If that fails the job's
-        # bookkeeping is lost, not the run: its state is in PostgreSQL and the reconciler
-        # re-enqueues a run that is queued without a job or whose lease expired.
+        # After the job RQ records its status in Redis. If that fails the job's bookkeeping is
+        # lost, not the run: its state is in PostgreSQL and the reconciler re-enqueues a run that
+        # is queued without a job or whose lease expired.
         try:
-            super().execute_job(job, queue)
+            if self.fork_per_job:
+                super().execute_job(job, queue)
+            else:  # RQ's SimpleWorker.execute_job: no fork, the death penalty still applies in perform_job
+                self.prepare_execution(job)
+                self.perform_job(job, queue)
+                self.set_state(WorkerStatus.IDLE)
         except REDIS_DOWN as exc:
             self._redis_down(f"execute_job({job.id})", exc)
             if self._horse_pid:
@@ -138,3 +188,24 @@ class AgentWorker(Worker):
             scheduler.acquire_locks(auto_start=True)
         except REDIS_DOWN as exc:
             self._redis_down("acquire_locks", exc)
+
+
+class ForkingAgentWorker(AgentWorker):
+    """The fork-per-job worker AgentOps ran before issue 14 (``--worker-class agentops.worker.ForkingAgentWorker``)."""
+
+    fork_per_job = True
+
+
+def _close_old_connections_quietly() -> None:
+    try:
+        close_old_connections()
+    except DB_UNAVAILABLE:  # the database is down: the next job finds out and retries
+        drop_db_connections()
+
+
+def warm_up() -> None:
+    """Once per worker process: the SDK's client and lazily built models (agentops.llm.gateway.warm_up)."""
+    try:
+        gateway.warm_up()
+    except Exception:  # an optimisation only: the first job builds what it needs anyway
+        log.warning("worker warm-up failed; the first job builds the client itself", exc_info=True)

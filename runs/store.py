@@ -14,7 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q
+from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce, Now
+from django.db.models.sql import InsertQuery
 
 from agentops.harness.store import Control, EventRow, RunRecord, RunStatus, SpanRow
 from runs.models import Message, Run, RunEvent, Span, ToolCall, ToolGrant
@@ -128,18 +130,39 @@ class RunStore:
         # One INSERT … ON CONFLICT (run, tool_use_id) DO UPDATE: the idempotency key decides.
         ToolCall.unscoped.bulk_create([call], update_conflicts=True, unique_fields=["run", "tool_use_id"], update_fields=list(fields))
 
+    def record_tool_calls(self, run: RunRecord, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        self.add_rows(run, tool_calls=calls)
+
     def add_events(self, run: RunRecord, events: Iterable[EventRow]) -> None:
-        RunEvent.unscoped.bulk_create(
-            [RunEvent(tenant_id=run.tenant_id, run_id=run.pk, type=e.type, data=e.data, at=e.at) for e in events]
-        )
+        self.add_rows(run, events=events)
 
     def add_spans(self, run: RunRecord, spans: Iterable[SpanRow]) -> None:
-        Span.unscoped.bulk_create([
-            Span(tenant_id=run.tenant_id, run_id=run.pk, trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_span_id,
-                 name=s.name, started_at=s.started_at, ended_at=s.ended_at, duration_ms=s.duration_ms, attributes=s.attributes,
-                 status=s.status)
-            for s in spans
-        ])
+        self.add_rows(run, spans=spans)
+
+    def add_rows(self, run: RunRecord, *, tool_calls: Sequence[tuple[str, dict[str, Any]]] = (), events: Iterable[EventRow] = (),
+                 spans: Iterable[SpanRow] = ()) -> None:
+        """One INSERT per table, sent to PostgreSQL together in one round trip (issue 14: a step's
+        ledger rows, events and spans cost one statement, not three)."""
+        inserts: list[tuple[Any, list[Any], list[str] | None]] = []  # (model, rows, ledger fields to update on conflict)
+        by_fields: dict[tuple[str, ...], list[ToolCall]] = {}
+        for tool_use_id, fields in tool_calls:
+            by_fields.setdefault(tuple(fields), []).append(ToolCall(tenant_id=run.tenant_id, run_id=run.pk, tool_use_id=tool_use_id, **fields))
+        inserts += [(ToolCall, rows, list(names)) for names, rows in by_fields.items()]
+        event_rows = [RunEvent(tenant_id=run.tenant_id, run_id=run.pk, type=e.type, data=e.data, at=e.at) for e in events]
+        span_rows = [Span(tenant_id=run.tenant_id, run_id=run.pk, trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_span_id,
+                          name=s.name, started_at=s.started_at, ended_at=s.ended_at, duration_ms=s.duration_ms, attributes=s.attributes,
+                          status=s.status) for s in spans]
+        inserts += [(model, rows, None) for model, rows in ((RunEvent, event_rows), (Span, span_rows)) if rows]
+        if connection.vendor != "postgresql" or len(inserts) < 2:
+            for model, rows, update in inserts:
+                if update is None:
+                    model.unscoped.bulk_create(rows)
+                else:
+                    model.unscoped.bulk_create(rows, update_conflicts=True, unique_fields=["run", "tool_use_id"], update_fields=update)
+            return
+        statements = [_insert_sql(model, rows, update) for model, rows, update in inserts]
+        with connection.cursor() as cur:
+            cur.execute("; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params])
 
     # -- grants ------------------------------------------------------------------------
     def grants(self, run: RunRecord, tool_names: Sequence[str]) -> list[ToolGrant]:
@@ -148,3 +171,19 @@ class RunStore:
             Q(role="") | Q(role=run.submitter_role),
             tool_name__in=tool_names,
         ))
+
+
+def _insert_sql(model: Any, rows: list[Any], update_fields: list[str] | None) -> tuple[str, tuple[Any, ...]]:
+    """The SQL and parameters of ``bulk_create(rows)`` (with ``update_conflicts`` on the ledger's
+    key when ``update_fields`` is given), compiled by Django but not executed: field conversions
+    and ``auto_now_add`` apply as in bulk_create; no RETURNING (the ids are not needed)."""
+    opts = model._meta
+    query = InsertQuery(
+        model,
+        on_conflict=OnConflict.UPDATE if update_fields else None,
+        update_fields=[opts.get_field(name) for name in update_fields] if update_fields else None,
+        unique_fields=[opts.get_field("run"), opts.get_field("tool_use_id")] if update_fields else None,
+    )
+    query.insert_values([f for f in opts.concrete_fields if not f.generated and not f.primary_key], rows, raw=False)
+    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+    return sql, tuple(params)

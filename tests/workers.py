@@ -45,8 +45,8 @@ def worker_env(*, database_url: str | None = None, redis_url: str | None = None,
 
 
 def start_worker(*queues: str, burst: bool = False, database_url: str | None = None, redis_url: str | None = None,
-                 **env: str) -> subprocess.Popen[bytes]:
-    args = ["rqworker", *(queues or ("runs", "default")), "--worker-class", "agentops.worker.AgentWorker", "--with-scheduler"]
+                 worker_class: str = "agentops.worker.AgentWorker", **env: str) -> subprocess.Popen[bytes]:
+    args = ["rqworker", *(queues or ("runs", "default")), "--worker-class", worker_class, "--with-scheduler"]
     if burst:
         args.append("--burst")
     return start_manage(*args, name="worker", database_url=database_url, redis_url=redis_url, **env)

@@ -42,13 +42,13 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{connection.settings_dict['NAME']}"
 
 
-def _start_workers(n: int, *, preload: bool = False) -> list[subprocess.Popen[bytes]]:
+def _start_workers(n: int, *, preload: bool = False, worker_class: str = "agentops.worker.AgentWorker") -> list[subprocess.Popen[bytes]]:
     env = dict(os.environ)
     env.update({"DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL, "DJANGO_SETTINGS_MODULE": "agentops.settings",
                 "ANTHROPIC_API_KEY": "", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"})
-    # agentops.worker imports the harness and the SDK before RQ forks its work horses, so the
-    # ``preload`` figures and the plain ones now run the same worker (kept for comparable runs).
-    worker_class = "agentops.worker.AgentWorker"
+    # agentops.worker imports the harness and the SDK at start, so the ``preload`` figures and the
+    # plain ones run the same worker (kept for comparable runs). ``bench throughput`` passes
+    # agentops.worker.ForkingAgentWorker to measure the fork-per-job worker beside the default.
     args = [sys.executable, str(settings.BASE_DIR / "manage.py"), "rqworker", "runs", "default",
             "--worker-class", worker_class, "--with-scheduler"]
     procs = []

@@ -84,12 +84,14 @@ class DeltaRelay:
         if self._down or (delta.get("kind") in _PIECE and not delta[_PIECE[delta["kind"]]]):
             return
         try:
-            client = _client()
-            client.xadd(
-                self.key, {"d": json.dumps({**delta, "seq": self.seq})}, maxlen=MAXLEN, approximate=True
-            )
-            if self.sent == 0:
-                client.expire(self.key, TTL_S)
+            fields = {"d": json.dumps({**delta, "seq": self.seq})}
+            if self.sent == 0:  # the first delta sets the stream's expiry in the same round trip
+                pipe = _client().pipeline(transaction=False)
+                pipe.xadd(self.key, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
+                pipe.expire(self.key, TTL_S)
+                pipe.execute()
+            else:
+                _client().xadd(self.key, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
             self.sent += 1
         except (redis.RedisError, OSError) as exc:
             self._down = True

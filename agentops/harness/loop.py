@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import time
 from datetime import timedelta
@@ -32,6 +33,7 @@ from django.utils import timezone
 
 from agentops.harness import costs, deltas, evaluators, grants, hooks, lease, online, shutdown
 from agentops.harness.context import build_api_messages
+from agentops.harness.durability import relax_commit
 from agentops.harness.store import TERMINAL_STATUSES, EventRow, MessageRecord, RunRecord, RunStatus
 from agentops.harness.tool_turn import Stop, ToolTurn, Wait
 from agentops.harness.tracing import RunTracer
@@ -62,7 +64,11 @@ def sdk_sampling(sampling: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_identity() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """A lease owner id unique to this job: host, pid and a random part. The pid alone was unique
+    while every job ran in a work horse of its own; a worker now runs its jobs in one process
+    (agentops.worker), and two jobs of one worker — a run's retry chain resumed elsewhere and a
+    reconciler's job — must never pass for the same owner (the lease lets its owner back in)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def drive_run(run_id: int, *, worker_id: str | None = None, max_steps: int = 10_000,
@@ -101,6 +107,8 @@ class RunDriver(ToolTurn):
         self.worker_id = worker_id
         self.tracer = RunTracer(run)
         self.events: list[EventRow] = []
+        self.pending_calls = []  # finished ledger rows of read-only tools, written by flush() (tool_turn.execute)
+        self._trace_id_saved = False
         # Set by benchmarks: a list that receives (step kind, seconds, model seconds) per step.
         self.step_log: list[tuple[str, float, float]] | None = None
         self._model_s = 0.0
@@ -118,11 +126,10 @@ class RunDriver(ToolTurn):
         self.events.append(EventRow(type=type_, data=redact_obj(data)))
 
     def flush(self) -> None:
-        """Write buffered events and spans; callers hold the transaction and the fence."""
-        if self.events:
-            self.store.add_events(self.run, self.events)
-            self.events = []
-        self.tracer.flush()
+        """Write buffered ledger rows, events and spans (in one round trip); callers hold the transaction and the fence."""
+        if self.pending_calls or self.events or self.tracer.pending:
+            self.store.add_rows(self.run, tool_calls=self.pending_calls, events=self.events, spans=self.tracer.pending)
+            self.pending_calls, self.events, self.tracer.pending = [], [], []
 
     def load_log(self) -> list[MessageRecord]:
         if self._log is None:
@@ -156,6 +163,9 @@ class RunDriver(ToolTurn):
             fields["result"] = stop.result
         if stop.status in TERMINAL_STATUSES:
             fields["finished_at"] = now
+        if self.tracer.trace_id and not self.run.trace_id:
+            # In the release's UPDATE rather than a statement (and a durable commit) of its own after the run.
+            fields["trace_id"], self._trace_id_saved = self.tracer.trace_id, True
         with transaction.atomic():
             self.event("status", status=stop.status, outcome=stop.outcome)
             self.flush()
@@ -170,7 +180,7 @@ class RunDriver(ToolTurn):
         return stop.status
 
     def crashed(self, exc: Exception) -> None:
-        self.events, self.tracer.pending = [], []
+        self.events, self.tracer.pending, self.pending_calls = [], [], []
         if self.store.attempt(self.run.pk) >= 5:
             self.finish(Stop(RunStatus.FAILED, "internal_error", type(exc).__name__, str(exc)))
         else:
@@ -192,8 +202,9 @@ class RunDriver(ToolTurn):
                              "agentops.prompt_sha256": self.run.prompt_sha256})
         if self.tracer.pending:
             with transaction.atomic():
+                relax_commit()  # spans only: nothing to fsync for (agentops/harness/durability.py)
                 self.tracer.flush()
-        if self.tracer.trace_id and not self.run.trace_id:
+        if self.tracer.trace_id and not self.run.trace_id and not self._trace_id_saved:
             self.store.set_trace_id(self.run.pk, self.tracer.trace_id)
         return outcome
 
@@ -372,6 +383,7 @@ class RunDriver(ToolTurn):
             settled = True
             self.iterations += 1
             self.load_log().append(turn)
+            self.fresh_turn_seq = turn.seq  # its tool calls have no ledger rows yet (tool_turn.answer_tools)
         except IntegrityError:
             raise lease.LeaseLost(self.run.pk)
         finally:

@@ -2,7 +2,7 @@
 
 The loop, the lease, the grants check and the tracer talk to a :class:`RunStore`; the ``runs`` app
 implements it over its models (``runs.store``) and registers it in ``RunsConfig.ready()`` through
-:mod:`agentops.harness.hooks`. Every method is one statement (or none), so the interface adds no
+:mod:`agentops.harness.hooks`. Every method is one statement (or none; ``add_rows`` sends its INSERTs as one), so the interface adds no
 round trip to a step: the step's statement count is checked by tests/runtime/test_step_statements.py.
 
 Records are read through Protocols of read-only properties: a model instance satisfies them as is.
@@ -239,9 +239,16 @@ class RunStore(Protocol):
     def record_tool_call(self, run: RunRecord, tool_use_id: str, fields: dict[str, Any]) -> None:
         """Upsert the ledger row for (run, tool_use_id) in one statement."""
 
+    def record_tool_calls(self, run: RunRecord, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Upsert several ledger rows ``(tool_use_id, fields)`` in one statement (per set of fields)."""
+
     def add_events(self, run: RunRecord, events: Iterable[EventRow]) -> None: ...
 
     def add_spans(self, run: RunRecord, spans: Iterable[SpanRow]) -> None: ...
+
+    def add_rows(self, run: RunRecord, *, tool_calls: Sequence[tuple[str, dict[str, Any]]] = (), events: Iterable[EventRow] = (),
+                 spans: Iterable[SpanRow] = ()) -> None:
+        """Ledger rows (as :meth:`record_tool_calls`), events and spans, in one round trip."""
 
     # -- grants ------------------------------------------------------------------------
     def grants(self, run: RunRecord, tool_names: Sequence[str]) -> Sequence[GrantRecord]:

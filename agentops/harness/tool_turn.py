@@ -57,6 +57,10 @@ class ToolTurn:
     agent: AgentRecord
     store: RunStore
     tracer: RunTracer
+    # Ledger rows written with the tool_result turn (RunDriver.flush), and the seq of the assistant
+    # turn this job's model call wrote (-1: none yet).
+    pending_calls: list[tuple[str, dict[str, Any]]]
+    fresh_turn_seq: int = -1
 
     def event(self, type_: str, **data: Any) -> None:
         raise NotImplementedError
@@ -70,11 +74,16 @@ class ToolTurn:
     def answer_tools(self, messages: list[MessageRecord], last: MessageRecord, tool_uses: list[dict[str, Any]]) -> Stop | None:
         """Produce exactly one tool_result per tool_use and persist them as the next user turn."""
         ids = [b["id"] for b in tool_uses]
-        calls = self.store.tool_calls(self.run.pk, ids)
+        calls: dict[str, ToolCallRecord] = {}
         escalations: dict[str, hooks.EscalationRecord] = {}
         unknown: dict[str, hooks.EscalationRecord] = {}
-        for e in hooks.escalation_store().for_run(run_id=self.run.pk, tool_use_ids=ids):
-            (unknown if e.kind == hooks.KIND_OUTCOME_UNKNOWN else escalations)[e.tool_use_id] = e
+        # Issue 14: a turn this job's own model call just wrote has no ledger rows or escalations
+        # yet (only the lease holder's tool half writes them, and it has not run for these fresh
+        # ids), so the two reads are skipped. A turn read back from the log (a resumed run) reads both.
+        if last.seq != self.fresh_turn_seq:
+            calls = dict(self.store.tool_calls(self.run.pk, ids))
+            for e in hooks.escalation_store().for_run(run_id=self.run.pk, tool_use_ids=ids):
+                (unknown if e.kind == hooks.KIND_OUTCOME_UNKNOWN else escalations)[e.tool_use_id] = e
         offered = self.offered_tools()
         # Flags whose policy is "hold": on the tool results just before, or on this very turn.
         held_for = online.held_flags(self.agent, [*(messages[-2].flags if len(messages) >= 2 else []), *(last.flags or [])])
@@ -148,9 +157,7 @@ class ToolTurn:
 
     def _record(self, tool_use_id: str, name: str, arguments: Any, *, durable: bool = False, **fields: Any) -> None:
         """Upsert the idempotency-ledger row; ``durable`` before an effect leaves the database."""
-        row = {"tool_name": name[:200], "arguments": redact_obj(arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}),
-               "arguments_sha256": arguments_sha256(arguments) if isinstance(arguments, dict) else ""}
-        row.update(fields)
+        row = _ledger_row(name, arguments, **fields)
         with transaction.atomic():
             if not durable:
                 relax_commit()
@@ -165,8 +172,13 @@ class ToolTurn:
     def execute(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], call: ToolCallRecord | None,
                 seq: int | None = None) -> tuple[dict[str, Any], list[str]]:
         spec = entry.spec
-        self._record(tool_use_id, spec.name, args, status=ToolCallStatus.STARTED, side_effect=spec.side_effect,
-                     durable=spec.side_effect != "read")
+        # Issue 14: a read-only tool declared idempotent needs no "started" row before it runs — a
+        # crash re-runs it either way, as it would re-run a started idempotent call — and its
+        # finished row is written with the tool_result turn, in that step's one transaction.
+        deferred = spec.side_effect == "read" and spec.idempotent
+        if not deferred:
+            self._record(tool_use_id, spec.name, args, status=ToolCallStatus.STARTED, side_effect=spec.side_effect,
+                         durable=spec.side_effect != "read")
         self.event("tool_start", tool=spec.name, tool_use_id=tool_use_id)
         ctx = registry.ToolContext(tenant_id=self.run.tenant_id, run_id=self.run.pk, agent_id=self.agent.pk, tool_use_id=tool_use_id,
                                    allow=(entry.grant.allow if entry.grant else {}) or {}, seq=seq,
@@ -183,9 +195,13 @@ class ToolTurn:
         flags = evaluated.flags
         for flag_name, score in online.nonzero(evaluated.scores).items():
             self._result_scores[flag_name] = max(score, self._result_scores.get(flag_name, 0.0))
-        self._record(tool_use_id, spec.name, args, status=ToolCallStatus.ERROR if outcome.is_error else ToolCallStatus.SUCCEEDED,
-                     result=content, is_error=outcome.is_error, error_class=outcome.error_class or "", attempts=outcome.attempts,
-                     duration_ms=outcome.duration_ms, result_size=outcome.size, finished_at=timezone.now(), flags=flags)
+        finished: dict[str, Any] = {"status": ToolCallStatus.ERROR if outcome.is_error else ToolCallStatus.SUCCEEDED, "result": content,
+                    "is_error": outcome.is_error, "error_class": outcome.error_class or "", "attempts": outcome.attempts,
+                    "duration_ms": outcome.duration_ms, "result_size": outcome.size, "finished_at": timezone.now(), "flags": flags}
+        if deferred:
+            self.pending_calls.append((tool_use_id, _ledger_row(spec.name, args, side_effect=spec.side_effect, **finished)))
+        else:
+            self._record(tool_use_id, spec.name, args, **finished)
         self.event("tool_end", tool=spec.name, tool_use_id=tool_use_id, is_error=outcome.is_error, duration_ms=round(outcome.duration_ms, 2), flags=flags)
         return _result_block(tool_use_id, content, outcome.is_error), flags
 
@@ -265,6 +281,13 @@ class ToolTurn:
         self._record(tool_use_id, name, args, status=ToolCallStatus.SUCCEEDED if ok else ToolCallStatus.REJECTED, result=content,
                      is_error=not ok, finished_at=timezone.now())
         return _result_block(tool_use_id, content, not ok)
+
+
+def _ledger_row(name: str, arguments: Any, **fields: Any) -> dict[str, Any]:
+    row = {"tool_name": name[:200], "arguments": redact_obj(arguments if isinstance(arguments, dict) else {"_raw": str(arguments)[:2000]}),
+           "arguments_sha256": arguments_sha256(arguments) if isinstance(arguments, dict) else ""}
+    row.update(fields)
+    return row
 
 
 def _result_block(tool_use_id: str, content: Any, is_error: bool) -> dict[str, Any]:

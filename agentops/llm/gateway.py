@@ -191,6 +191,22 @@ def get_client(*, max_retries: int | None = None) -> anthropic.Anthropic:
     return client
 
 
+def warm_up() -> None:
+    """Build, once per worker process, what a job would otherwise build on its first model call
+    (issue 14): the process's client (its connection pool) and the SDK's lazily built request
+    transforms and pydantic response models, by one streamed call with a tool through a private
+    scripted client. Offline whatever the mode (no request leaves the process); counted in process."""
+    get_client()
+    warm = anthropic.Anthropic(api_key=SCRIPTED_API_KEY, base_url=SCRIPTED_BASE_URL, max_retries=0, timeout=10.0,
+                               http_client=httpx2.Client(transport=ScriptedTransport(redis_url="", default_scenario=DEFAULT_SCENARIO)))
+    tool = {"name": "warm_up", "description": "Warms the SDK.", "input_schema": {"type": "object", "properties": {}}}
+    try:
+        _stream(warm, "claude-haiku-4-5", {"max_tokens": 16, "messages": [{"role": "user", "content": "warm up"}], "tools": [tool]},
+                on_delta=None)
+    finally:
+        warm.close()
+
+
 def reset_clients() -> None:
     """Forget the cached clients (tests that patch a client in; clients are per process anyway)."""
     with _clients_lock:

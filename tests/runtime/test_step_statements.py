@@ -4,19 +4,27 @@ add round trips to a step (counted with Django's CaptureQueriesContext on a whol
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from agentops.bench.commits import count_commits
+from agentops.harness.durability import relax_commit
 from agentops.harness.loop import drive_run
-from runs.models import RunStatus
+from agentops.harness.store import EventRow, SpanRow
+from runs.models import Agent, Run, RunEvent, RunStatus, Span, ToolCall
+from runs.store import RunStore
 from tests.runtime.conftest import make_run
 
 pytestmark = pytest.mark.django_db
 
-# Measured before the harness stopped importing runs.models (plain run / four-step refund run).
-# A change that adds a statement to a step raises these on purpose, with a reason in the commit.
-PLAIN_RUN_STATEMENTS = 27
-REFUND_RUN_STATEMENTS = 107
+# Plain run / four-step refund run, BEGIN and COMMIT included. A change that adds a statement to a
+# step raises these on purpose, with a reason in the commit. Issue 14 lowered them from 27 and 107:
+# a turn this job's model call just wrote skips the ledger and escalation reads, a read-only
+# idempotent tool writes its ledger row once, in the tool_result turn's transaction, and a step's
+# ledger rows, events and spans go to PostgreSQL as one round trip (RunStore.add_rows).
+PLAIN_RUN_STATEMENTS = 26
+REFUND_RUN_STATEMENTS = 78
 
 
 def _count(run) -> int:  # type: ignore[no-untyped-def]
@@ -35,3 +43,68 @@ def test_a_plain_run_stays_within_its_statement_budget(agent):
 def test_a_tool_using_run_stays_within_its_statement_budget(agent):
     _count(make_run(agent, "support_refund"))  # warm-up, as above
     assert _count(make_run(agent, "support_refund")) <= REFUND_RUN_STATEMENTS
+
+
+def test_a_steps_ledger_rows_events_and_spans_are_one_round_trip_and_all_land(agent):
+    """RunStore.add_rows sends its INSERTs together; every row must still arrive (issue 14)."""
+    run = make_run(agent, "default")
+    now = timezone.now()
+    calls = [
+        ("toolu_a", {"tool_name": "search_knowledge_base", "status": "succeeded", "result": "50%"}),
+        ("toolu_b", {"tool_name": "search_knowledge_base", "status": "succeeded", "result": "b"}),
+    ]
+    events = [EventRow(type="tool_end", data={"n": 1}), EventRow(type="turn", data={"text": "it's 100%"})]
+    spans = [
+        SpanRow(
+            trace_id="t" * 32,
+            span_id="s" * 16,
+            parent_span_id="",
+            name="execute_tool x",
+            started_at=now,
+            ended_at=now,
+            duration_ms=1.5,
+            attributes={"a": "%s"},
+            status="ok",
+        )
+    ]
+    with CaptureQueriesContext(connection) as ctx:
+        RunStore().add_rows(run, tool_calls=calls, events=events, spans=spans)
+    assert len(ctx.captured_queries) == 1
+    assert dict(ToolCall.objects.filter(run=run).values_list("tool_use_id", "result")) == {
+        "toolu_a": "50%",
+        "toolu_b": "b",
+    }
+    assert sorted(RunEvent.objects.filter(run=run).values_list("type", flat=True)) == ["tool_end", "turn"]
+    assert RunEvent.objects.get(run=run, type="turn").data == {"text": "it's 100%"}
+    assert Span.objects.get(run=run).attributes == {"a": "%s"}
+    # The same key again updates the ledger row (the idempotency key decides), in one statement too.
+    with CaptureQueriesContext(connection) as ctx:
+        RunStore().add_rows(
+            run,
+            tool_calls=[
+                ("toolu_a", {"tool_name": "search_knowledge_base", "status": "error", "result": "x"})
+            ],
+            events=[EventRow(type="tool_end", data={})],
+        )
+    assert len(ctx.captured_queries) == 1
+    assert ToolCall.objects.get(run=run, tool_use_id="toolu_a").status == "error"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_commit_counter_tells_durable_commits_from_relaxed_and_read_only_ones(agent):
+    """agentops.bench.commits: what the benches report as durable commits per step."""
+    with count_commits() as counts:
+        with transaction.atomic():  # matches no row: no transaction id, nothing written
+            Run.objects.filter(pk=0).update(iterations=1)
+        with transaction.atomic():  # writes, waits for the WAL flush: durable
+            Agent.objects.filter(pk=agent.pk).update(max_tokens=1024)
+            ToolCall.objects.filter(pk=0).update(attempts=1)
+        with transaction.atomic():  # writes with synchronous_commit = off: not durable
+            relax_commit()
+            Agent.objects.filter(pk=agent.pk).update(max_tokens=512)
+        with transaction.atomic():  # reads only
+            list(Agent.objects.filter(pk=agent.pk))
+        Agent.objects.filter(pk=agent.pk).update(max_tokens=256)  # autocommit write: durable
+        list(Agent.objects.all())  # autocommit read
+    assert (counts.transactions, counts.writing, counts.durable) == (6, 3, 2)
+    assert counts.statements == 8

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import django_rq
 import pytest
 from rq.registry import FinishedJobRegistry
 
+from agentops.harness.loop import worker_identity
 from agentops.toolbox.models import Refund, SentEmail
 from runs.models import Message, Run, RunStatus, ToolCall
 from runs.services import enqueue_run_now, reconcile_runs
@@ -127,3 +129,48 @@ def test_queued_run_without_a_job_is_recovered(agent):
         wait_for(lambda: _done(run), timeout=60, message="the recovered run")
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
+
+
+def _job_pid(worker_class: str) -> tuple[int, int]:
+    """(the worker's pid, the pid a job ran in) on a real worker of ``worker_class``."""
+    queue = django_rq.get_queue("default")
+    job = queue.enqueue(os.getpid)  # the job reports the process it ran in
+    proc = start_worker("default", worker_class=worker_class)
+    try:
+        wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=60, message="the job")
+        return proc.pid, int(job.return_value())
+    finally:
+        stop(proc)
+
+
+def test_agent_worker_runs_jobs_in_its_own_process():
+    """No work horse forked per job (issue 14): the job's pid is the worker's."""
+    worker_pid, job_pid = _job_pid("agentops.worker.AgentWorker")
+    assert job_pid == worker_pid
+
+
+def test_forking_agent_worker_still_forks_a_work_horse_per_job():
+    worker_pid, job_pid = _job_pid("agentops.worker.ForkingAgentWorker")
+    assert job_pid != worker_pid
+
+
+def test_every_job_leases_runs_under_an_owner_of_its_own():
+    """Jobs of one worker process share a pid: the lease owner id must still tell them apart, or a
+    reconciler's job and a retry chain of the same run could both hold its lease at once."""
+    ids = {worker_identity() for _ in range(50)}
+    assert len(ids) == 50 and all(i.rsplit(":", 2)[1] == str(os.getpid()) for i in ids)
+
+
+def test_a_job_over_its_timeout_is_stopped_in_process_and_the_worker_carries_on():
+    """RQ's death penalty (SIGALRM) still ends a job that outlives its timeout when no horse is forked."""
+    queue = django_rq.get_queue("default")
+    slow = queue.enqueue(time.sleep, 30, job_timeout=1)
+    after = queue.enqueue(os.getpid)
+    proc = start_worker("default")
+    try:
+        wait_for(lambda: slow.get_status(refresh=True) == "failed", timeout=60, message="the slow job to time out")
+        assert "JobTimeoutException" in (slow.latest_result().exc_string or "")
+        wait_for(lambda: after.get_status(refresh=True) == "finished", timeout=30, message="the next job")
+        assert int(after.return_value()) == proc.pid and proc.poll() is None
+    finally:
+        stop(proc)
