@@ -270,7 +270,7 @@ def build_message(
     scenario: Scenario, step_index: int, body: dict[str, Any], conversation: str
 ) -> dict[str, Any]:
     """The ``Message`` body for ``step_index`` of ``scenario`` (pure: same inputs, same output)."""
-    step = scenario.step(step_index)
+    step = scenario.step_for(step_index, body)
     model = str(body.get("model", ""))
     content: list[dict[str, Any]] = []
     tool_index = 0

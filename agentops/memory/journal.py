@@ -35,7 +35,8 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +56,25 @@ NOTE_MESSAGE_CHARS = 160
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:/#\-]*\d[A-Za-z0-9_.:/#\-]*$")
 _NUMBER_RE = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
+# The journal's clock: every "now" it does not get passed. Tests and the demo set it (see ``clock_at``)
+# to record a failure "yesterday" through the real harness.
+_clock: list[Callable[[], datetime]] = [timezone.now]
+
+
+def now_() -> datetime:
+    return _clock[-1]()
+
+
+@contextmanager
+def clock_at(when: datetime) -> Iterator[None]:
+    """Within the block the journal's clock reads ``when`` (and the TTL counts from it)."""
+    _clock.append(lambda: when)
+    try:
+        yield
+    finally:
+        _clock.pop()
 
 
 def ttl() -> timedelta:
@@ -132,7 +152,7 @@ def reset_cache() -> None:
 
 def known_for(*, tenant_id: int, agent_id: int, now: datetime | None = None) -> list[Known]:
     """The agent's entries that are not cleared and not expired at ``now``, most recent first."""
-    now = now or timezone.now()
+    now = now or now_()
     key = (tenant_id, agent_id)
     with _cache_lock:
         hit = _cache.get(key)
@@ -164,7 +184,7 @@ ON CONFLICT (tenant_id, agent_id, tool, pattern_sha256, error_type, subject) DO 
 def record(*, tenant_id: int, agent_id: int, tool: str, arguments: Any, kind: str, error_type: str, message: str,
            subject: str = "", run_id: int | None = None, now: datetime | None = None) -> None:
     """Record one failure: a single INSERT … ON CONFLICT statement (see the module docstring)."""
-    now = now or timezone.now()
+    now = now or now_()
     pattern = pattern_of(arguments)
     with connection.cursor() as cur:
         cur.execute(_UPSERT, [tenant_id, agent_id, tool[:200], pattern, pattern, kind, error_type[:100], redact(message)[:2000],
@@ -238,7 +258,7 @@ def entries_for_agent(*, tenant_id: int, agent_id: int, limit: int = 200) -> Seq
 
 def clear(*, entry: FailureEntry, by: str, now: datetime | None = None) -> bool:
     """Clear one entry (it leaves every note and the breaker); False when it was already cleared."""
-    now = now or timezone.now()
+    now = now or now_()
     done = FailureEntry.objects.for_tenant(entry.tenant_id).filter(pk=entry.pk, cleared_at__isnull=True).update(
         cleared_at=now, cleared_by=by[:150])
     _forget(entry.tenant_id, entry.agent_id)
@@ -247,7 +267,7 @@ def clear(*, entry: FailureEntry, by: str, now: datetime | None = None) -> bool:
 
 def purge(*, now: datetime | None = None, keep_days: int = 30) -> int:
     """Delete entries expired or cleared more than ``keep_days`` ago (the page shows them until then)."""
-    cutoff = (now or timezone.now()) - timedelta(days=keep_days)
+    cutoff = (now or now_()) - timedelta(days=keep_days)
     deleted, _ = FailureEntry.unscoped.filter(expires_at__lt=cutoff).delete()  # platform-wide sweep
     gone, _ = FailureEntry.unscoped.filter(cleared_at__lt=cutoff).delete()
     return deleted + gone
