@@ -15,3 +15,4 @@ class RunsConfig(AppConfig):
 
         hooks.register(store=store.RunStore(), runs=services.RunQueue())
         subjects.register(budget_subjects.RunSubjects())
+        store.register_memory_hooks()

@@ -10,6 +10,6 @@ from __future__ import annotations
 
 from agentops.demo.context import DemoContext
 
-DEMO_STEPS: list[str] = ["budgets.demo.run", "runs.demo.run", "agentops.escalations.demo.run", "agentops.prompts.demo.run", "agentops.evals.demo.run"]
+DEMO_STEPS: list[str] = ["budgets.demo.run", "runs.demo.run", "agentops.escalations.demo.run", "agentops.prompts.demo.run", "agentops.evals.demo.run", "runs.journal_demo.run"]
 
 __all__ = ["DEMO_STEPS", "DemoContext"]

@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 DEFAULT_SCENARIO = "extract_facts"
 
 
-def on_trim(run: RunRecord, turns: Sequence[MessageRecord], *, model: str, event: Callable[..., None]) -> int:
+def on_trim(
+    run: RunRecord, turns: Sequence[MessageRecord], *, model: str, event: Callable[..., None], gateway: Any
+) -> int:
     """Extract and store facts from ``turns`` (the ones this call's trim drops); returns how many were stored.
-    ``event`` is the run driver's buffered event writer (the events commit with the step)."""
-    # Here, not at the top: the anthropic SDK is slow to import and web processes import the harness.
-    from agentops.llm import gateway
-
+    ``event`` is the run driver's buffered event writer (the events commit with the step); ``gateway`` is
+    ``agentops.llm.gateway`` as the loop imported it (lazily: the anthropic SDK stays out of web processes)."""
     if not turns:
         return 0
     span = {"from_seq": turns[0].seq, "to_seq": turns[-1].seq}
@@ -45,29 +45,56 @@ def on_trim(run: RunRecord, turns: Sequence[MessageRecord], *, model: str, event
     messages = extraction.request_messages([(m.seq, m.role, m.content) for m in turns], subject=subject)
     bound = gateway.input_tokens_bound(system=extraction.SYSTEM, messages=messages, tools=[])
     try:
-        reservation = costs.reserve(run=run, model=model, max_tokens=extraction.MAX_TOKENS, input_tokens_bound=bound)
+        reservation = costs.reserve(
+            run=run, model=model, max_tokens=extraction.MAX_TOKENS, input_tokens_bound=bound
+        )
     except (costs.CostCapExceeded, costs.UnknownModelPrice, costs.ModelNotAllowed) as exc:
         event("facts_extraction_skipped", reason=type(exc).__name__, detail=str(exc)[:300], **span)
         return 0
     metadata: Any = run.metadata if isinstance(run.metadata, dict) else {}
     try:
-        result = gateway.create_message(model=model, fallback_model=None, system=extraction.SYSTEM, messages=messages, tools=[],
-                                        max_tokens=extraction.MAX_TOKENS, scenario=metadata.get("extraction_scenario") or DEFAULT_SCENARIO,
-                                        conversation_key=f"extract-{run.pk}-{span['from_seq']}")
+        result = gateway.create_message(
+            model=model,
+            fallback_model=None,
+            system=extraction.SYSTEM,
+            messages=messages,
+            tools=[],
+            max_tokens=extraction.MAX_TOKENS,
+            scenario=metadata.get("extraction_scenario") or DEFAULT_SCENARIO,
+            conversation_key=f"extract-{run.pk}-{span['from_seq']}",
+        )
     except (gateway.ModelUnavailable, gateway.ModelRequestError) as exc:
         costs.release(reservation=reservation)
         event("facts_extraction_skipped", reason=exc.error_type, **span)
         return 0
     message = result.message
-    entry = costs.settle(reservation=reservation, usage=message.usage.model_dump(mode="json") if message.usage else {},
-                         model=result.model, response_id=message.id)
+    entry = costs.settle(
+        reservation=reservation,
+        usage=message.usage.model_dump(mode="json") if message.usage else {},
+        model=result.model,
+        response_id=message.id,
+    )
     cost = getattr(entry, "cost", None)
     found = extraction.parse("".join(getattr(b, "text", "") for b in message.content))
     now = timezone.now()
     agent_id = getattr(run, "agent_id", None)
     for text in found:
-        facts.write_fact(tenant_id=run.tenant_id, subject=subject, text=text, source=Fact.Source.EXTRACTION, run_id=run.pk,
-                         seq=turns[-1].seq, agent_id=agent_id, now=now)
-    event("facts_extracted", facts=len(found), model=result.model, cost=str(cost) if cost is not None else None,
-          summary=f"extracted {len(found)} fact{'s' if len(found) != 1 else ''} from turns {span['from_seq']}–{span['to_seq']}", **span)
+        facts.write_fact(
+            tenant_id=run.tenant_id,
+            subject=subject,
+            text=text,
+            source=Fact.Source.EXTRACTION,
+            run_id=run.pk,
+            seq=turns[-1].seq,
+            agent_id=agent_id,
+            now=now,
+        )
+    event(
+        "facts_extracted",
+        facts=len(found),
+        model=result.model,
+        cost=str(cost) if cost is not None else None,
+        summary=f"extracted {len(found)} fact{'s' if len(found) != 1 else ''} from turns {span['from_seq']}–{span['to_seq']}",
+        **span,
+    )
     return len(found)

@@ -305,7 +305,7 @@ class RunDriver(ToolTurn):
         model = gateway.route_model(model=prompt.model or self.agent.model, routing=self.agent.routing or {}, run_input=self.run.input)
         if newly_dropped:
             # Before these turns leave the context for good: their facts, through a priced, capped call.
-            extract.on_trim(self.run, messages[newly_dropped.start:newly_dropped.stop], model=model, event=self.event)
+            extract.on_trim(self.run, messages[newly_dropped.start:newly_dropped.stop], model=model, event=self.event, gateway=gateway)
         bound = gateway.input_tokens_bound(system=system, messages=api_messages, tools=tools)
         fallback = self.agent.fallback_model if self.agent.fallback_model and self.agent.fallback_model != model else None
         try:

@@ -36,7 +36,9 @@ def _render_block(block: Any) -> str:
     if kind == "text":
         return str(block.get("text", ""))
     if kind == "tool_use":
-        return f"[call {block.get('name')} {json.dumps(block.get('input'), sort_keys=True, ensure_ascii=False)}]"
+        return (
+            f"[call {block.get('name')} {json.dumps(block.get('input'), sort_keys=True, ensure_ascii=False)}]"
+        )
     if kind == "tool_result":
         content = block.get("content")
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
@@ -49,7 +51,7 @@ def request_messages(turns: Sequence[tuple[int, str, Any]], *, subject: str) -> 
     parts = []
     for seq, role, content in turns:
         text = " ".join(t for t in (_render_block(b) for b in (content or [])) if t)
-        parts.append(f"<turn seq=\"{seq}\" role=\"{role}\">\n{text}\n</turn>")
+        parts.append(f'<turn seq="{seq}" role="{role}">\n{text}\n</turn>')
     rendered = "\n".join(parts)
     if len(rendered) > MAX_INPUT_CHARS:
         rendered = rendered[:MAX_INPUT_CHARS] + "\n[… cut]"
@@ -81,5 +83,5 @@ def parse(reply: str) -> list[str]:
         if text not in facts:
             facts.append(text)
     if bad:
-        log.warning("fact extraction: %d line(s) of the reply were not {\"fact\": ...} objects", bad)
+        log.warning('fact extraction: %d line(s) of the reply were not {"fact": ...} objects', bad)
     return facts[:MAX_FACTS]

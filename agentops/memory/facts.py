@@ -9,7 +9,24 @@ from agentops.memory.models import Fact
 from agentops.redact import redact
 
 
-def write_fact(*, tenant_id: int, subject: str, text: str, source: str, run_id: int | None, seq: int | None,
-               agent_id: int | None, now: datetime) -> Fact:
-    return Fact.objects.create(tenant_id=tenant_id, subject=subject[:200], text=redact(text)[:2000], source=source,
-                               source_run_id=run_id, source_seq=seq, agent_id=agent_id, created_at=now)
+def write_fact(
+    *,
+    tenant_id: int,
+    subject: str,
+    text: str,
+    source: str,
+    run_id: int | None,
+    seq: int | None,
+    agent_id: int | None,
+    now: datetime,
+) -> Fact:
+    return Fact.objects.create(
+        tenant_id=tenant_id,
+        subject=subject[:200],
+        text=redact(text)[:2000],
+        source=source,
+        source_run_id=run_id,
+        source_seq=seq,
+        agent_id=agent_id,
+        created_at=now,
+    )

@@ -76,8 +76,10 @@ class FailureEntry(TenantOwned):
         ]
         constraints = [
             # One entry per failure shape: a repeat adds to ``occurrences`` (agentops.memory.journal.record).
-            models.UniqueConstraint(fields=["tenant", "agent_id", "tool", "pattern_sha256", "error_type", "subject"],
-                                    name="memory_failure_unique_shape"),
+            models.UniqueConstraint(
+                fields=["tenant", "agent_id", "tool", "pattern_sha256", "error_type", "subject"],
+                name="memory_failure_unique_shape",
+            ),
         ]
 
     def __str__(self) -> str:

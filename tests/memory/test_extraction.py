@@ -10,6 +10,7 @@ import pytest
 
 from agentops.harness import extract
 from agentops.harness.loop import drive_run
+from agentops.llm import gateway
 from agentops.memory import extraction
 from agentops.memory.models import Fact
 from budgets.models import Reservation, SpendEntry
@@ -18,7 +19,10 @@ from tenants.models import Role
 from tests.runtime.conftest import assert_log_consistent
 
 pytestmark = pytest.mark.django_db
-FACTS = {"The customer prefers to be contacted by email, not phone.", "The customer's business plan renews in March."}
+FACTS = {
+    "The customer prefers to be contacted by email, not phone.",
+    "The customer's business plan renews in March.",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +31,13 @@ def _small_context(settings):  # type: ignore[no-untyped-def]
 
 
 def _drive(agent, **metadata) -> Run:  # type: ignore[no-untyped-def]
-    run = Run.objects.create(tenant=agent.tenant, agent=agent, input="What is the refund policy?", submitter_role=Role.OPERATOR,
-                             metadata={"scenario": "long_lookup", **metadata})
+    run = Run.objects.create(
+        tenant=agent.tenant,
+        agent=agent,
+        input="What is the refund policy?",
+        submitter_role=Role.OPERATOR,
+        metadata={"scenario": "long_lookup", **metadata},
+    )
     drive_run(run.pk, worker_id="test-worker")
     run.refresh_from_db()
     assert_log_consistent(run)
@@ -46,7 +55,9 @@ def test_trimming_a_long_run_stores_extracted_facts_and_charges_them_to_the_run(
     assert extracted[0].data["summary"] == f"extracted 2 facts from turns {spans[0][0]}–{spans[0][1]}"
     facts = Fact.objects.for_tenant(agent.tenant).filter(source_run_id=run.pk)
     assert {f.text for f in facts} == FACTS
-    assert {(f.subject, f.source, f.agent_id) for f in facts} == {("ACC-1002", Fact.Source.EXTRACTION, agent.pk)}
+    assert {(f.subject, f.source, f.agent_id) for f in facts} == {
+        ("ACC-1002", Fact.Source.EXTRACTION, agent.pk)
+    }
     # The ledger: one entry per model call of the run plus one per extraction, and the run's cost is their sum.
     spend = SpendEntry.objects.for_tenant(agent.tenant).filter(run_id=run.pk)
     assert spend.count() == run.iterations + len(extracted)
@@ -61,7 +72,9 @@ def test_a_reply_that_is_not_json_lines_stores_nothing_but_is_still_charged(agen
     extracted = list(run.events.filter(type="facts_extracted"))
     assert extracted and all(e.data["facts"] == 0 for e in extracted)
     assert not Fact.objects.for_tenant(agent.tenant).exists()
-    assert SpendEntry.objects.for_tenant(agent.tenant).filter(run_id=run.pk).count() == run.iterations + len(extracted)
+    assert SpendEntry.objects.for_tenant(agent.tenant).filter(run_id=run.pk).count() == run.iterations + len(
+        extracted
+    )
 
 
 def test_a_run_without_a_subject_asks_nothing(agent):
@@ -77,34 +90,78 @@ def test_a_cap_refusal_skips_the_extraction_and_says_so(agent, tier_generous):
     # stored, and the caller (the loop) goes on to its own call, which the cap then stops as usual.
     tier_generous.task_cost_cap = Decimal("0.000001")
     tier_generous.save()
-    run = Run.objects.create(tenant=agent.tenant, agent=agent, input="x", submitter_role=Role.OPERATOR,
-                             metadata={"scenario": "long_lookup", "subject": "ACC-1002"})
-    turns = [Message(seq=1, role="assistant", content=[{"type": "text", "text": "The customer prefers email."}]),
-             Message(seq=2, role="user", content=[{"type": "text", "text": "ok"}])]
+    run = Run.objects.create(
+        tenant=agent.tenant,
+        agent=agent,
+        input="x",
+        submitter_role=Role.OPERATOR,
+        metadata={"scenario": "long_lookup", "subject": "ACC-1002"},
+    )
+    turns = [
+        Message(seq=1, role="assistant", content=[{"type": "text", "text": "The customer prefers email."}]),
+        Message(seq=2, role="user", content=[{"type": "text", "text": "ok"}]),
+    ]
     events: list[tuple[str, dict]] = []
-    stored = extract.on_trim(run, turns, model=agent.model, event=lambda type_, **data: events.append((type_, data)))
+    stored = extract.on_trim(
+        run,
+        turns,
+        model=agent.model,
+        event=lambda type_, **data: events.append((type_, data)),
+        gateway=gateway,
+    )
     assert stored == 0
-    assert events == [("facts_extraction_skipped", {"reason": "CostCapExceeded", "detail": events[0][1]["detail"], "from_seq": 1, "to_seq": 2})]
+    assert events == [
+        (
+            "facts_extraction_skipped",
+            {"reason": "CostCapExceeded", "detail": events[0][1]["detail"], "from_seq": 1, "to_seq": 2},
+        )
+    ]
     assert "cap" in events[0][1]["detail"].lower()
-    assert not Reservation.objects.filter(run_id=run.pk).exists() and not SpendEntry.objects.filter(run_id=run.pk).exists()
+    assert (
+        not Reservation.objects.filter(run_id=run.pk).exists()
+        and not SpendEntry.objects.filter(run_id=run.pk).exists()
+    )
     assert not Fact.objects.for_tenant(agent.tenant).exists()
 
 
-@pytest.mark.parametrize(("reply", "facts"), [
-    ('{"fact": "A"}\n{"fact": "B"}', ["A", "B"]),
-    ('```json\n{"fact": "A"},\n\n{"fact": "A"}\n```', ["A"]),
-    ('{"fact": "A"}\nnot json\n{"fact": ""}\n{"other": 1}\n[1]', ["A"]),
-    ("Sure! The customer likes email.", []),
-    ("", []),
-    ("\n".join(f'{{"fact": "F{i}"}}' for i in range(30)), [f"F{i}" for i in range(extraction.MAX_FACTS)]),
-])
+@pytest.mark.parametrize(
+    ("reply", "facts"),
+    [
+        ('{"fact": "A"}\n{"fact": "B"}', ["A", "B"]),
+        ('```json\n{"fact": "A"},\n\n{"fact": "A"}\n```', ["A"]),
+        ('{"fact": "A"}\nnot json\n{"fact": ""}\n{"other": 1}\n[1]', ["A"]),
+        ("Sure! The customer likes email.", []),
+        ("", []),
+        ("\n".join(f'{{"fact": "F{i}"}}' for i in range(30)), [f"F{i}" for i in range(extraction.MAX_FACTS)]),
+    ],
+)
 def test_parse_reads_json_lines_and_nothing_else(reply, facts):
     assert extraction.parse(reply) == facts
 
 
 def test_the_request_carries_the_dropped_turns_and_the_subject():
-    turns = [(1, "assistant", [{"type": "tool_use", "id": "t", "name": "lookup_account", "input": {"account_id": "ACC-1"}}]),
-             (2, "user", [{"type": "tool_result", "tool_use_id": "t", "content": '{"plan": "business"}', "is_error": True}])]
+    turns = [
+        (
+            1,
+            "assistant",
+            [{"type": "tool_use", "id": "t", "name": "lookup_account", "input": {"account_id": "ACC-1"}}],
+        ),
+        (
+            2,
+            "user",
+            [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t",
+                    "content": '{"plan": "business"}',
+                    "is_error": True,
+                }
+            ],
+        ),
+    ]
     text = extraction.request_messages(turns, subject="ACC-1")[0]["content"][0]["text"]
     assert text.startswith("Subject: ACC-1") and '<turn seq="1" role="assistant">' in text
-    assert '[call lookup_account {"account_id": "ACC-1"}]' in text and '[result (error) {"plan": "business"}]' in text
+    assert (
+        '[call lookup_account {"account_id": "ACC-1"}]' in text
+        and '[result (error) {"plan": "business"}]' in text
+    )

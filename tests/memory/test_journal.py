@@ -22,7 +22,13 @@ pytestmark = pytest.mark.django_db
 
 def _run(agent, scenario: str, subject: str = "ACC-1002", **metadata) -> Run:  # type: ignore[no-untyped-def]
     meta = {"scenario": scenario, **({"subject": subject} if subject else {}), **metadata}
-    return Run.objects.create(tenant=agent.tenant, agent=agent, input="Refund Marcus's cancelled plan.", submitter_role=Role.OPERATOR, metadata=meta)
+    return Run.objects.create(
+        tenant=agent.tenant,
+        agent=agent,
+        input="Refund Marcus's cancelled plan.",
+        submitter_role=Role.OPERATOR,
+        metadata=meta,
+    )
 
 
 def _drive(run: Run) -> Run:
@@ -43,8 +49,16 @@ def test_a_failure_yesterday_is_a_note_today_and_the_scripted_agent_takes_the_ot
     assert _tools(first) == ["lookup_account", "issue_refund"]
     entry = FailureEntry.objects.for_tenant(agent.tenant).get()
     assert (entry.agent_id, entry.tool, entry.kind, entry.error_type, entry.subject, entry.run_id) == (
-        agent.pk, "issue_refund", "tool_error", "validation_error", "ACC-1002", first.pk)
-    assert entry.pattern == '{"account_id":"<id>","amount":"<number>","reason":"<text>","transaction_id":"<id>"}'
+        agent.pk,
+        "issue_refund",
+        "tool_error",
+        "validation_error",
+        "ACC-1002",
+        first.pk,
+    )
+    assert (
+        entry.pattern == '{"account_id":"<id>","amount":"<number>","reason":"<text>","transaction_id":"<id>"}'
+    )
     assert "more than the 900.00 left to refund" in entry.message
     assert entry.last_seen_at == yesterday and entry.expires_at == yesterday + timedelta(days=14)
 
@@ -66,17 +80,31 @@ def test_same_failure_again_adds_an_occurrence_and_a_cleared_one_starts_over(age
     # still fails the same way (different subject: its own entry).
     entry = FailureEntry.objects.for_tenant(agent.tenant).get()
     assert entry.occurrences == 1
-    journal.record(tenant_id=agent.tenant_id, agent_id=agent.pk, tool="issue_refund",
-                   arguments={"account_id": "ACC-1", "transaction_id": "TX-9", "amount": "1.00", "reason": "a b"},
-                   kind="tool_error", error_type="validation_error", message="again", subject="ACC-1002")
+    journal.record(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.pk,
+        tool="issue_refund",
+        arguments={"account_id": "ACC-1", "transaction_id": "TX-9", "amount": "1.00", "reason": "a b"},
+        kind="tool_error",
+        error_type="validation_error",
+        message="again",
+        subject="ACC-1002",
+    )
     entry.refresh_from_db()
     assert entry.occurrences == 2 and entry.message == "again"
     assert journal.clear(entry=entry, by="olga") is True
     assert journal.clear(entry=entry, by="olga") is False
     assert journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund"]) == ""
-    journal.record(tenant_id=agent.tenant_id, agent_id=agent.pk, tool="issue_refund",
-                   arguments={"account_id": "ACC-1", "transaction_id": "TX-9", "amount": "1.00", "reason": "a b"},
-                   kind="tool_error", error_type="validation_error", message="once more", subject="ACC-1002")
+    journal.record(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.pk,
+        tool="issue_refund",
+        arguments={"account_id": "ACC-1", "transaction_id": "TX-9", "amount": "1.00", "reason": "a b"},
+        kind="tool_error",
+        error_type="validation_error",
+        message="once more",
+        subject="ACC-1002",
+    )
     entry.refresh_from_db()
     assert (entry.occurrences, entry.cleared_at, entry.cleared_by) == (1, None, "")
     assert FailureEntry.objects.for_tenant(agent.tenant).count() == 1
@@ -84,14 +112,35 @@ def test_same_failure_again_adds_an_occurrence_and_a_cleared_one_starts_over(age
 
 def test_entries_age_out_of_the_note(agent, settings):
     settings.MEMORY_JOURNAL_TTL_DAYS = 14
-    args = {"account_id": "ACC-1002", "transaction_id": "TX-5002", "amount": "975.00", "reason": "cancelled early"}
+    args = {
+        "account_id": "ACC-1002",
+        "transaction_id": "TX-5002",
+        "amount": "975.00",
+        "reason": "cancelled early",
+    }
     now = timezone.now()
-    journal.record(tenant_id=agent.tenant_id, agent_id=agent.pk, tool="issue_refund", arguments=args, kind="tool_error",
-                   error_type="validation_error", message="too much", subject="ACC-1002", now=now - timedelta(days=15))
+    journal.record(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.pk,
+        tool="issue_refund",
+        arguments=args,
+        kind="tool_error",
+        error_type="validation_error",
+        message="too much",
+        subject="ACC-1002",
+        now=now - timedelta(days=15),
+    )
     assert journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund"], now=now) == ""
-    assert journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund"], now=now - timedelta(days=2))
+    assert journal.note(
+        tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund"], now=now - timedelta(days=2)
+    )
     # A tool the run is not offered is not in its note.
-    assert journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["send_email"], now=now - timedelta(days=2)) == ""
+    assert (
+        journal.note(
+            tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["send_email"], now=now - timedelta(days=2)
+        )
+        == ""
+    )
     # The purge deletes what expired a month ago and keeps the rest for the page.
     assert journal.purge(now=now + timedelta(days=10)) == 0
     assert journal.purge(now=now + timedelta(days=30)) == 1
@@ -99,9 +148,16 @@ def test_entries_age_out_of_the_note(agent, settings):
 
 def test_the_note_is_short(agent):
     for word in ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"):
-        journal.record(tenant_id=agent.tenant_id, agent_id=agent.pk, tool="send_email",
-                       arguments={"to": "a@example.com", "subject": word, "body": "x " * 900}, kind="refused",
-                       error_type="permission_denied", message="y" * 500, subject="")
+        journal.record(
+            tenant_id=agent.tenant_id,
+            agent_id=agent.pk,
+            tool="send_email",
+            arguments={"to": "a@example.com", "subject": word, "body": "x " * 900},
+            kind="refused",
+            error_type="permission_denied",
+            message="y" * 500,
+            subject="",
+        )
     note = journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["send_email"])
     assert note.count("\n- ") == journal.NOTE_MAX_ENTRIES and len(note) < 2500
     assert "[REDACTED]" not in note and '"to":"<email>"' in note and '"body":"<text>"' in note
@@ -110,10 +166,22 @@ def test_the_note_is_short(agent):
 def test_a_journal_entry_of_the_same_subject_counts_toward_the_repetition_breaker(agent):
     agent.repetition_threshold = 2
     agent.save()
-    args = {"account_id": "ACC-1002", "transaction_id": "TX-5002", "amount": "975.00",
-            "reason": "Customer cancelled the business plan in its first week"}
-    journal.record(tenant_id=agent.tenant_id, agent_id=agent.pk, tool="issue_refund", arguments=args, kind="tool_error",
-                   error_type="validation_error", message="too much", subject="ACC-1002")
+    args = {
+        "account_id": "ACC-1002",
+        "transaction_id": "TX-5002",
+        "amount": "975.00",
+        "reason": "Customer cancelled the business plan in its first week",
+    }
+    journal.record(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.pk,
+        tool="issue_refund",
+        arguments=args,
+        kind="tool_error",
+        error_type="validation_error",
+        message="too much",
+        subject="ACC-1002",
+    )
     # Another subject's entry is not this call's: the refund is tried (and fails on its own).
     other = _drive(_run(agent, "refund_over_limit", subject="ACC-1003", known="x"))
     assert other.outcome != "repetition"
@@ -134,12 +202,22 @@ def test_refusals_and_validation_failures_are_recorded_transient_ones_are_not(ag
     assert ("delete_database", "refused", "unknown_tool") in kinds
     assert ("issue_refund", "validation", "validation_error") in kinds
     # A hallucinated tool is never offered, so it is on the page but in no note.
-    assert "delete_database" not in journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund", "lookup_account"])
+    assert "delete_database" not in journal.note(
+        tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund", "lookup_account"]
+    )
 
 
 def test_an_eval_run_neither_reads_nor_writes_the_journal(agent):
-    journal.record(tenant_id=agent.tenant_id, agent_id=agent.pk, tool="lookup_account", arguments={"account_id": "ACC-1"},
-                   kind="tool_error", error_type="not_found", message="no such account", subject="")
+    journal.record(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.pk,
+        tool="lookup_account",
+        arguments={"account_id": "ACC-1"},
+        kind="tool_error",
+        error_type="not_found",
+        message="no such account",
+        subject="",
+    )
     run = _drive(_run(agent, "unknown_tool", eval={"case_id": 1, "fixtures": {}}))
     assert len(run.messages.get(seq=0).content) == 1
     assert not FailureEntry.objects.for_tenant(agent.tenant).filter(run_id=run.pk).exists()
@@ -156,6 +234,7 @@ def test_a_run_that_meets_no_failure_reads_the_journal_from_the_cache(agent):
 
 
 def test_the_pattern_generalises_volatile_values():
-    assert journal.pattern_of({"b": [1, "TX-1"], "a": "high", "url": "https://docs.example.com/x?y=1", "n": None, "ok": True}) == (
-        '{"a":"high","b":["<number>","<id>"],"n":null,"ok":true,"url":"<url:docs.example.com>"}')
+    assert journal.pattern_of(
+        {"b": [1, "TX-1"], "a": "high", "url": "https://docs.example.com/x?y=1", "n": None, "ok": True}
+    ) == ('{"a":"high","b":["<number>","<id>"],"n":null,"ok":true,"url":"<url:docs.example.com>"}')
     assert journal.pattern_of("not an object") == '{"_raw":"<text>"}'

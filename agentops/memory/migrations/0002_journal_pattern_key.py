@@ -4,20 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('memory', '0001_initial'),
-        ('tenants', '0005_time_zones'),
+        ("memory", "0001_initial"),
+        ("tenants", "0005_time_zones"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='failureentry',
-            name='pattern_sha256',
-            field=models.CharField(default='', max_length=64),
+            model_name="failureentry",
+            name="pattern_sha256",
+            field=models.CharField(default="", max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='failureentry',
-            constraint=models.UniqueConstraint(fields=('tenant', 'agent_id', 'tool', 'pattern_sha256', 'error_type', 'subject'), name='memory_failure_unique_shape'),
+            model_name="failureentry",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "agent_id", "tool", "pattern_sha256", "error_type", "subject"),
+                name="memory_failure_unique_shape",
+            ),
         ),
     ]
