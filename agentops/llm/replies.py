@@ -152,8 +152,8 @@ def step_of(messages: list[Any]) -> int:
     so a long scripted run still moves through its steps after the harness trims it."""
     steps = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
     first = messages[0] if messages and isinstance(messages[0], dict) else {}
-    content = first.get("content") if isinstance(first.get("content"), list) else []
-    for block in content:
+    content = first.get("content")
+    for block in content if isinstance(content, list) else []:
         m = _TRIM_NOTICE.match(block.get("text", "")) if isinstance(block, dict) and isinstance(block.get("text"), str) else None
         if m:
             steps += int(m.group(1)) // 2
