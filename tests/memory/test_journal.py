@@ -37,6 +37,28 @@ def _drive(run: Run) -> Run:
     return run
 
 
+REFUND = {
+    "account_id": "ACC-1002",
+    "transaction_id": "TX-5002",
+    "amount": "975.00",
+    "reason": "Customer cancelled the business plan in its first week",
+}
+
+
+def _refund_failed(agent, message: str = "too much", **kwargs) -> None:  # type: ignore[no-untyped-def]
+    """File a failed refund for ACC-1002 (the shape refund_remembered and refund_over_limit call)."""
+    journal.record(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.pk,
+        tool="issue_refund",
+        arguments=REFUND,
+        kind="tool_error",
+        error_type="validation_error",
+        message=message,
+        **{"subject": "ACC-1002", **kwargs},
+    )
+
+
 def _tools(run: Run) -> list[str]:
     return list(ToolCall.objects.filter(run=run).order_by("id").values_list("tool_name", flat=True))
 
@@ -76,35 +98,16 @@ def test_a_failure_yesterday_is_a_note_today_and_the_scripted_agent_takes_the_ot
 def test_same_failure_again_adds_an_occurrence_and_a_cleared_one_starts_over(agent):
     for _ in range(2):
         _drive(_run(agent, "refund_remembered", extraction_scenario="extract_facts"))
-    # The second run read the note and escalated: one failure only. A third without a subject
-    # still fails the same way (different subject: its own entry).
+    # The second run read the note and escalated: one failure only. The same shape again adds to it.
     entry = FailureEntry.objects.for_tenant(agent.tenant).get()
     assert entry.occurrences == 1
-    journal.record(
-        tenant_id=agent.tenant_id,
-        agent_id=agent.pk,
-        tool="issue_refund",
-        arguments={"account_id": "ACC-1", "transaction_id": "TX-9", "amount": "1.00", "reason": "a b"},
-        kind="tool_error",
-        error_type="validation_error",
-        message="again",
-        subject="ACC-1002",
-    )
+    _refund_failed(agent, "again")
     entry.refresh_from_db()
     assert entry.occurrences == 2 and entry.message == "again"
     assert journal.clear(entry=entry, by="olga") is True
     assert journal.clear(entry=entry, by="olga") is False
     assert journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund"]) == ""
-    journal.record(
-        tenant_id=agent.tenant_id,
-        agent_id=agent.pk,
-        tool="issue_refund",
-        arguments={"account_id": "ACC-1", "transaction_id": "TX-9", "amount": "1.00", "reason": "a b"},
-        kind="tool_error",
-        error_type="validation_error",
-        message="once more",
-        subject="ACC-1002",
-    )
+    _refund_failed(agent, "once more")
     entry.refresh_from_db()
     assert (entry.occurrences, entry.cleared_at, entry.cleared_by) == (1, None, "")
     assert FailureEntry.objects.for_tenant(agent.tenant).count() == 1
@@ -112,24 +115,8 @@ def test_same_failure_again_adds_an_occurrence_and_a_cleared_one_starts_over(age
 
 def test_entries_age_out_of_the_note(agent, settings):
     settings.MEMORY_JOURNAL_TTL_DAYS = 14
-    args = {
-        "account_id": "ACC-1002",
-        "transaction_id": "TX-5002",
-        "amount": "975.00",
-        "reason": "cancelled early",
-    }
     now = timezone.now()
-    journal.record(
-        tenant_id=agent.tenant_id,
-        agent_id=agent.pk,
-        tool="issue_refund",
-        arguments=args,
-        kind="tool_error",
-        error_type="validation_error",
-        message="too much",
-        subject="ACC-1002",
-        now=now - timedelta(days=15),
-    )
+    _refund_failed(agent, now=now - timedelta(days=15))
     assert journal.note(tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund"], now=now) == ""
     assert journal.note(
         tenant_id=agent.tenant_id, agent_id=agent.pk, offered=["issue_refund"], now=now - timedelta(days=2)
@@ -166,24 +153,9 @@ def test_the_note_is_short(agent):
 def test_a_journal_entry_of_the_same_subject_counts_toward_the_repetition_breaker(agent):
     agent.repetition_threshold = 2
     agent.save()
-    args = {
-        "account_id": "ACC-1002",
-        "transaction_id": "TX-5002",
-        "amount": "975.00",
-        "reason": "Customer cancelled the business plan in its first week",
-    }
-    journal.record(
-        tenant_id=agent.tenant_id,
-        agent_id=agent.pk,
-        tool="issue_refund",
-        arguments=args,
-        kind="tool_error",
-        error_type="validation_error",
-        message="too much",
-        subject="ACC-1002",
-    )
-    # Another subject's entry is not this call's: the refund is tried (and fails on its own).
-    other = _drive(_run(agent, "refund_over_limit", subject="ACC-1003", known="x"))
+    _refund_failed(agent)
+    # Another subject's entry is not this call's: the refund is tried (and goes through).
+    other = _drive(_run(agent, "refund_over_limit", subject="ACC-1003"))
     assert other.outcome != "repetition"
     # Same subject: one call plus the journal's entry reaches the threshold of 2 before the call runs.
     # (refund_over_limit carries no note branch, so the model tries the refund anyway.)
@@ -208,16 +180,7 @@ def test_refusals_and_validation_failures_are_recorded_transient_ones_are_not(ag
 
 
 def test_an_eval_run_neither_reads_nor_writes_the_journal(agent):
-    journal.record(
-        tenant_id=agent.tenant_id,
-        agent_id=agent.pk,
-        tool="lookup_account",
-        arguments={"account_id": "ACC-1"},
-        kind="tool_error",
-        error_type="not_found",
-        message="no such account",
-        subject="",
-    )
+    _refund_failed(agent, subject="")
     run = _drive(_run(agent, "unknown_tool", eval={"case_id": 1, "fixtures": {}}))
     assert len(run.messages.get(seq=0).content) == 1
     assert not FailureEntry.objects.for_tenant(agent.tenant).filter(run_id=run.pk).exists()
