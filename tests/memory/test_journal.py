@@ -4,6 +4,7 @@ what is (not) recorded, and the statement budget of a run that meets no failure.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from django.utils import timezone
 from agentops.harness.loop import drive_run
 from agentops.memory import journal
 from agentops.memory.models import FailureEntry
-from runs.models import Run, RunStatus, ToolCall
+from runs.models import Agent, Run, RunStatus, ToolCall
 from tenants.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -201,3 +202,29 @@ def test_the_pattern_generalises_volatile_values():
         {"b": [1, "TX-1"], "a": "high", "url": "https://docs.example.com/x?y=1", "n": None, "ok": True}
     ) == ('{"a":"high","b":["<number>","<id>"],"n":null,"ok":true,"url":"<url:docs.example.com>"}')
     assert journal.pattern_of("not an object") == '{"_raw":"<text>"}'
+
+
+def test_a_final_answer_out_of_validation_retries_is_filed_and_noted(agent, monkeypatch):
+    original = Agent.resolve_prompt
+
+    def resolve(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return replace(
+            original(self, *args, **kwargs),
+            validators=({"type": "regex", "pattern": r"^Ticket #\d+"},),
+            params={"validation_retries": 0},
+        )
+
+    monkeypatch.setattr(Agent, "resolve_prompt", resolve)
+    run = _drive(_run(agent, "default"))
+    assert (run.status, run.outcome) == (RunStatus.FAILED, "validation")
+    entry = FailureEntry.objects.for_tenant(agent.tenant).get()
+    assert (entry.tool, entry.kind, entry.error_type, entry.pattern) == (
+        journal.FINAL_ANSWER,
+        "validation",
+        "OutputValidation",
+        "{}",
+    )
+    # A failed final answer is in every note, whatever tools the run is offered.
+    assert "a final answer failed with OutputValidation" in journal.note(
+        tenant_id=agent.tenant_id, agent_id=agent.pk, offered=[]
+    )
