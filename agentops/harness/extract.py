@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from agentops.harness import costs
@@ -78,23 +79,31 @@ def on_trim(
     found = extraction.parse("".join(getattr(b, "text", "") for b in message.content))
     now = timezone.now()
     agent_id = getattr(run, "agent_id", None)
+    stored = 0
     for text in found:
-        facts.write_fact(
-            tenant_id=run.tenant_id,
-            subject=subject,
-            text=text,
-            source=Fact.Source.EXTRACTION,
-            run_id=run.pk,
-            seq=turns[-1].seq,
-            agent_id=agent_id,
-            now=now,
-        )
+        try:
+            facts.write_fact(
+                tenant_id=run.tenant_id,
+                subject=subject,
+                text=text,
+                source=Fact.Source.EXTRACTION,
+                run_id=run.pk,
+                seq=turns[-1].seq,
+                agent_id=agent_id,
+                now=now,
+            )
+        except (ValueError, ValidationError) as exc:
+            # A fact write_fact refuses (invalid, too long, …) is dropped; the others are kept.
+            log.warning("extracted fact refused: %s", type(exc).__name__)
+            continue
+        stored += 1
     event(
         "facts_extracted",
-        facts=len(found),
+        facts=stored,
+        refused=len(found) - stored,
         model=result.model,
         cost=str(cost) if cost is not None else None,
-        summary=f"extracted {len(found)} fact{'s' if len(found) != 1 else ''} from turns {span['from_seq']}–{span['to_seq']}",
+        summary=f"extracted {stored} fact{'s' if stored != 1 else ''} from turns {span['from_seq']}–{span['to_seq']}",
         **span,
     )
-    return len(found)
+    return stored

@@ -165,3 +165,23 @@ def test_the_request_carries_the_dropped_turns_and_the_subject():
         '[call lookup_account {"account_id": "ACC-1"}]' in text
         and '[result (error) {"plan": "business"}]' in text
     )
+
+
+def test_a_fact_the_store_refuses_is_dropped_and_the_others_kept(agent, monkeypatch):
+    from agentops.memory import facts
+
+    write = facts.write_fact
+
+    def picky(**kwargs):  # type: ignore[no-untyped-def]
+        if "March" in kwargs["text"]:
+            raise ValueError("refused")
+        return write(**kwargs)
+
+    monkeypatch.setattr(facts, "write_fact", picky)
+    run = _drive(agent, subject="ACC-1002")
+    assert run.status == RunStatus.SUCCEEDED
+    first = run.events.filter(type="facts_extracted").order_by("id").first()
+    assert (first.data["facts"], first.data["refused"]) == (1, 1)
+    assert set(Fact.objects.for_tenant(agent.tenant).values_list("text", flat=True)) == {
+        "The customer prefers to be contacted by email, not phone."
+    }
