@@ -40,6 +40,7 @@ from rq.registry import clean_registries
 from agentops.escalations.jobs import escalations_sweep_job
 from agentops.evals.services import sweep as evals_sweep
 from agentops.jobs import DB_UNAVAILABLE, drop_db_connections, redis_available
+from agentops.memory import journal
 from budgets.jobs import budget_alerts, budgets_tick
 from budgets.services import reconcile_reservations
 from runs.flag_stats import flag_drift_check
@@ -79,6 +80,8 @@ def periodic_jobs() -> list[PeriodicJob]:
                     "alert when an online evaluator flag's rate per agent doubles week over week"),
         PeriodicJob("retention", retention_sweep, settings.PERIODIC_RETENTION_SECONDS,
                     "delete old finished webhook deliveries; clean RQ's job registries"),
+        PeriodicJob("journal_purge", journal.purge, settings.PERIODIC_RETENTION_SECONDS,
+                    "delete failure-journal entries expired or cleared more than 30 days ago"),
     ]
 
 

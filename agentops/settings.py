@@ -258,6 +258,10 @@ MCP_TIMEOUT_S = env.float("MCP_TIMEOUT_S", default=20.0)
 MCP_UNSAFE_ALLOW_NETWORKS = env.list("MCP_UNSAFE_ALLOW_NETWORKS", default=[])
 # Context window guard: trim the oldest turns (with a notice) above this many input tokens.
 CONTEXT_TRIM_TOKENS = env.int("CONTEXT_TRIM_TOKENS", default=150_000)
+# The failure journal (agentops.memory.journal): how long an entry stays live after it was last seen,
+# and how long a worker process reuses an agent's entries before reading them again.
+MEMORY_JOURNAL_TTL_DAYS = env.float("MEMORY_JOURNAL_TTL_DAYS", default=14.0)
+MEMORY_JOURNAL_CACHE_S = env.float("MEMORY_JOURNAL_CACHE_S", default=30.0)
 TOOL_OUTPUT_LIMIT_CHARS = env.int("TOOL_OUTPUT_LIMIT_CHARS", default=16_000)
 # Extra modules that register tools with @agentops.tools.registry.tool (imported with the built-ins).
 AGENTOPS_TOOL_MODULES = env.list("AGENTOPS_TOOL_MODULES", default=[])

@@ -13,6 +13,7 @@ tenant_patterns = [
     path("spend/", include("budgets.urls")),
     path("prompts/", include("agentops.prompts.urls")),
     path("evals/", include("agentops.evals.urls")),
+    path("memory/journal/", include("agentops.memory.journal_urls")),
     path("memory/", include("agentops.memory.urls")),
 ]
 

@@ -18,3 +18,4 @@ class RunsConfig(AppConfig):
         subjects.register(budget_subjects.RunSubjects())
         # A fact is data that will be put in a later run's context: it gets the checks a tool result gets.
         memory_checks.register_checker(lambda text: evaluators.evaluate_tool_result(text).flags)
+        store.register_memory_hooks()

@@ -19,7 +19,8 @@ from django.db.models.functions import Coalesce, Now
 from django.db.models.sql import InsertQuery
 
 from agentops.harness.store import Control, EventRow, RunRecord, RunStatus, SpanRow
-from runs.models import Message, Run, RunEvent, Span, ToolCall, ToolGrant
+from agentops.memory import journal
+from runs.models import Agent, Message, Run, RunEvent, Span, ToolCall, ToolGrant
 
 
 def _lease_duration() -> timedelta:
@@ -187,3 +188,16 @@ def _insert_sql(model: Any, rows: list[Any], update_fields: list[str] | None) ->
     query.insert_values([f for f in opts.concrete_fields if not f.generated and not f.primary_key], rows, raw=False)
     [(sql, params)] = query.get_compiler(connection=connection).as_sql()
     return sql, tuple(params)
+
+
+def register_memory_hooks() -> None:
+    """What agentops.memory (a floor below) asks of runs: the failure journal's pages name agents."""
+    journal.register_agent_names(agent_names)
+
+
+def agent_names(tenant_id: int, ids: Iterable[int] | None = None) -> dict[int, str]:
+    """The tenant's agents by id (the failure journal's pages name them; agentops.memory sits below runs)."""
+    qs = Agent.objects.for_tenant(tenant_id)
+    if ids is not None:
+        qs = qs.filter(pk__in=list(ids))
+    return dict(qs.values_list("pk", "name"))

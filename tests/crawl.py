@@ -141,6 +141,13 @@ def seed() -> World:
         estimate_set(tenant=tenant, actor=admin, agent=agents["support"], values={
             "model": "claude-sonnet-4-6", "input_tokens": 2000, "output_tokens": 500, "tool_calls": 2,
             "tool_result_tokens": 300, "runs_per_day": 40})
+        # Failure-journal entries: one to show, one for the clear POST (traffic may have added more).
+        from agentops.memory import journal
+        from agentops.memory.models import FailureEntry
+
+        for error_type in ("validation_error", "not_found"):
+            journal.record(tenant_id=tenant.pk, agent_id=agents["support"].pk, tool="issue_refund", arguments={"amount": "975.00"},
+                           kind="tool_error", error_type=error_type, message="crawl", subject="ACC-1002")
         # Things POSTs may change or remove, so the GET pass above them stays undisturbed.
         victim_user = get_user_model().objects.create(username="crawl-victim")
         victim_member = Membership.objects.create(tenant=tenant, user=victim_user, role=Role.VIEWER)
@@ -201,6 +208,7 @@ def seed() -> World:
                 "case_id": [str(pk) for pk in EvalCase.objects.for_tenant(tenant).order_by("suite_id", "pk").values_list("pk", flat=True)],
                 "eval_run_id": [str(pk) for pk in EvalRun.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
                 "alert_id": [str(a.pk) for a in EvalAlert.objects.for_tenant(tenant)],
+                "failure_id": [str(pk) for pk in FailureEntry.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)],
                 # Every demo prompt has versions 1 and 2 and both built-in labels, so any pairing is real.
                 "prompt_name": list(Prompt.objects.for_tenant(tenant).order_by("pk").values_list("name", flat=True)),
                 "number": ["2", "1"],
@@ -217,6 +225,7 @@ def seed() -> World:
                 "suite_id": str(EvalSuite.objects.for_tenant(tenant).order_by("pk").last().pk),
                 "case_id": str(EvalCase.objects.for_tenant(tenant).order_by("pk").last().pk),
                 "eval_run_id": str(regressed.pk), "alert_id": str(EvalAlert.objects.for_tenant(tenant).get().pk),
+                "failure_id": str(FailureEntry.objects.for_tenant(tenant).order_by("pk").last().pk),
                 "prompt_name": "triage-router", "number": "1", "label": "staging",
                 "version_id": str(PromptVersion.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True).first()),
                 "fact_id": str(victim_fact.pk),

@@ -195,6 +195,13 @@ def _make_invitation(tenant):  # type: ignore[no-untyped-def]
     ).pk
 
 
+def _make_failure_entry(tenant):  # type: ignore[no-untyped-def]
+    from agentops.memory.models import FailureEntry
+
+    return FailureEntry.objects.get_or_create(tenant=tenant, agent_id=_make_agent(tenant), tool="issue_refund", pattern="{}",
+                                              kind="tool_error", error_type="validation_error", defaults={"message": "iso"})[0].pk
+
+
 def _make_eval_alert(tenant):  # type: ignore[no-untyped-def]
     from agentops.evals.models import EvalAlert, EvalRun
 
@@ -254,6 +261,7 @@ CONSOLE_OBJECT_FACTORIES = {
     "case_id": lambda tenant: _make_eval_suite(tenant).cases.get().pk,
     "alert_id": _make_eval_alert,
     "fact_id": _make_fact,
+    "failure_id": _make_failure_entry,
 }
 OBJECT_ROUTES = [r for r in TENANT_ROUTES if set(r.converters) - {"slug"}]
 

@@ -18,6 +18,7 @@ DEMO_STEPS: list[str] = [
     "agentops.evals.demo.run",
     "runs.demo_memory.run",
     "runs.mcp_demo.run",
+    "runs.journal_demo.run",
 ]
 
 __all__ = ["DEMO_STEPS", "DemoContext"]

@@ -31,14 +31,16 @@ from typing import Any
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from agentops.harness import costs, deltas, evaluators, grants, hooks, lease, online, shutdown
-from agentops.harness.context import build_api_messages
+from agentops.harness import costs, deltas, evaluators, extract, grants, hooks, lease, online, shutdown
+from agentops.harness.context import plan_context
 from agentops.harness.durability import relax_commit
 from agentops.harness.store import TERMINAL_STATUSES, EventRow, MessageRecord, RunRecord, RunStatus
 from agentops.harness.tool_turn import Stop, ToolTurn, Wait
 from agentops.harness.tracing import RunTracer
 from agentops.logs import bind
 from agentops.memory import facts as memory
+from agentops.memory import journal
+from agentops.memory.models import FailureEntry
 from agentops.redact import redact_obj
 from agentops.tools.registry import to_anthropic
 
@@ -249,7 +251,14 @@ class RunDriver(ToolTurn):
         messages = self.load_log()
         if not messages:
             self.event("status", status=RunStatus.RUNNING)
-            self.append_message(0, "user", [{"type": "text", "text": self.run.input}])
+            content = [{"type": "text", "text": self.run.input}]
+            # The agent's known failures (agentops.memory.journal), as data after the input; an eval run
+            # is kept reproducible: it neither reads nor writes the journal.
+            note = "" if self.is_eval else journal.note(tenant_id=self.run.tenant_id, agent_id=self.agent.pk, offered=self.offered_tools())
+            if note:
+                content.append({"type": "text", "text": note})
+                self.event("known_failures", lines=note.count("\n- ") + 1)
+            self.append_message(0, "user", content)
             return None
         last = messages[-1]
         failing = online.failing_flag(self.agent, last.flags)
@@ -262,6 +271,7 @@ class RunDriver(ToolTurn):
                 feedback = online.validate_final(self.agent.resolve_prompt(), text, messages, run=self.run)
                 if feedback is not None:
                     if feedback.exhausted:
+                        self.journal(journal.FINAL_ANSWER, {}, FailureEntry.Kind.VALIDATION, "OutputValidation", feedback.message)
                         return self.finish(Stop(RunStatus.FAILED, "validation", "OutputValidation", feedback.message, result=text))
                     self.event("validation_failed", seq=last.seq, attempt=feedback.attempt, failures=feedback.failures)
                     self.append_message(last.seq + 1, "user", [{"type": "text", "text": feedback.message}], flags=["validation_failed"])
@@ -303,8 +313,11 @@ class RunDriver(ToolTurn):
             offered = {name: o for name, o in offered.items() if name in prompt.tools}
 
         tools = [to_anthropic(o.spec) for o in offered.values()]
-        api_messages = build_api_messages(messages)
+        api_messages, newly_dropped = plan_context(messages)
         model = gateway.route_model(model=prompt.model or self.agent.model, routing=self.agent.routing or {}, run_input=self.run.input)
+        if newly_dropped:
+            # Before these turns leave the context for good: their facts, through a priced, capped call.
+            extract.on_trim(self.run, messages[newly_dropped.start:newly_dropped.stop], model=model, event=self.event, gateway=gateway)
         bound = gateway.input_tokens_bound(system=system, messages=api_messages, tools=tools)
         fallback = self.agent.fallback_model if self.agent.fallback_model and self.agent.fallback_model != model else None
         try:

@@ -27,10 +27,20 @@ from agentops.harness.store import (
     ToolCallStatus,
 )
 from agentops.harness.tracing import RunTracer
+from agentops.memory import journal
+from agentops.memory.models import FailureEntry
 from agentops.redact import redact_obj
 from agentops.tools import registry
 from agentops.tools.registry import arguments_sha256, canonical_arguments
 
+# Refusals the failure journal records, by the kind it files them under. The rest (a call cut off by
+# max_tokens, one not executed because the run stopped, changed arguments after approval) say nothing
+# about the call itself.
+JOURNALED_REFUSALS = {
+    "unknown_tool": FailureEntry.Kind.REFUSED, "tool_not_granted": FailureEntry.Kind.REFUSED,
+    "permission_denied": FailureEntry.Kind.REFUSED, "validation_error": FailureEntry.Kind.VALIDATION,
+    "not_found": FailureEntry.Kind.VALIDATION,
+}
 FINISHED_CALL_STATUSES = {ToolCallStatus.SUCCEEDED, ToolCallStatus.ERROR, ToolCallStatus.REFUSED, ToolCallStatus.REJECTED}
 # A call in one of these states may or may not have taken effect (a crash cut it off).
 UNKNOWN_CALL_STATUSES = {ToolCallStatus.STARTED, ToolCallStatus.OUTCOME_UNKNOWN}
@@ -70,6 +80,18 @@ class ToolTurn:
 
     def append_message(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
         raise NotImplementedError
+
+    @property
+    def is_eval(self) -> bool:
+        return fixtures.eval_metadata(self.run.metadata) is not None
+
+    def journal(self, tool: str, arguments: Any, kind: str, error_type: str, message: str) -> None:
+        """File a failure in the agent's journal (one statement; never for an eval run, which must stay
+        reproducible and must not teach production runs what its fixtures made fail)."""
+        if self.is_eval:
+            return
+        journal.record(tenant_id=self.run.tenant_id, agent_id=self.agent.pk, tool=tool, arguments=arguments, kind=kind,
+                       error_type=error_type, message=message, subject=journal.subject_of(self.run.metadata), run_id=self.run.pk)
 
     def answer_tools(self, messages: list[MessageRecord], last: MessageRecord, tool_uses: list[dict[str, Any]]) -> Stop | None:
         """Produce exactly one tool_result per tool_use and persist them as the next user turn."""
@@ -124,9 +146,15 @@ class ToolTurn:
                 kind = "unknown_tool" if registry.get_tool(name, self.run.tenant_id) is None else "tool_not_granted"
                 results.append(self.refuse(tool_use_id, name, arguments, kind, f"Tool '{name[:100]}' is not available to this agent. Available: {', '.join(sorted(offered)) or 'none'}."))
                 continue
-            if repetition_count(messages, name, arguments) >= self.agent.repetition_threshold:
+            repeated = repetition_count(messages, name, arguments)
+            # A call that failed before for this subject (a live journal entry) counts as one earlier call.
+            known = None if self.is_eval else journal.matches(tenant_id=self.run.tenant_id, agent_id=self.agent.pk, tool=name,
+                                                             arguments=arguments, subject=journal.subject_of(self.run.metadata))
+            if repeated + (1 if known else 0) >= self.agent.repetition_threshold:
+                why = " (counting the failure journal's entry for this subject)" if known else ""
                 breaker = Stop(RunStatus.FAILED, "repetition", "RepetitionBreaker",
-                               f"{name} was called with the same arguments {self.agent.repetition_threshold} times.")
+                               f"{name} was called with the same arguments {self.agent.repetition_threshold} times{why}.")
+                self.journal(name, arguments, FailureEntry.Kind.BREAKER, "RepetitionBreaker", breaker.error_message)
                 results.append(self.refuse(tool_use_id, name, arguments, "not_executed", f"Not executed: the run stopped ({breaker.outcome})."))
                 continue
             try:
@@ -167,6 +195,8 @@ class ToolTurn:
         content = json.dumps({"error": {"type": error_class, "message": message}})
         self._record(tool_use_id, name, arguments, status=ToolCallStatus.REFUSED, result=content, is_error=True, error_class=error_class, finished_at=timezone.now())
         self.event("tool_refused", tool=name[:200], tool_use_id=tool_use_id, error=error_class)
+        if error_class in JOURNALED_REFUSALS:
+            self.journal(name, arguments, JOURNALED_REFUSALS[error_class], error_class, message)
         return _result_block(tool_use_id, content, True)
 
     def execute(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], call: ToolCallRecord | None,
@@ -203,6 +233,9 @@ class ToolTurn:
         else:
             self._record(tool_use_id, spec.name, args, **finished)
         self.event("tool_end", tool=spec.name, tool_use_id=tool_use_id, is_error=outcome.is_error, duration_ms=round(outcome.duration_ms, 2), flags=flags)
+        if outcome.is_error and outcome.error_class != "transient_error":
+            # Deterministic: the same call fails the same way again (a transient one may not).
+            self.journal(spec.name, args, FailureEntry.Kind.TOOL_ERROR, outcome.error_class or "tool_error", _error_message(content))
         return _result_block(tool_use_id, content, outcome.is_error), flags
 
     def gate(self, tool_use_id: str, entry: grants.Offered, args: dict[str, Any], reason: str, escalation: hooks.EscalationRecord | None) -> dict[str, Any] | None:
@@ -295,6 +328,16 @@ def _result_block(tool_use_id: str, content: Any, is_error: bool) -> dict[str, A
     if is_error:
         block["is_error"] = True
     return block
+
+
+def _error_message(content: str) -> str:
+    """The message of a structured ``{"error": {"type", "message"}}`` result, else the text itself."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content[:2000]
+    error = data.get("error") if isinstance(data, dict) else None
+    return str(error.get("message", "")) if isinstance(error, dict) else content[:2000]
 
 
 def repetition_count(messages: list[MessageRecord], name: str, arguments: Any) -> int:

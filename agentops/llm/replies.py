@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,9 +142,22 @@ def cache_usage(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+# The notice the harness adds to the first message when it trims the context (agentops.harness.context).
+_TRIM_NOTICE = re.compile(r"^\[AgentOps: (\d+) earlier messages were omitted")
+
+
 def step_of(messages: list[Any]) -> int:
-    """The conversation step: how many assistant turns the request already carries."""
-    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+    """The conversation step: how many assistant turns the request already carries, counting the ones
+    a trimmed context left out (its notice says how many messages: half of them were the assistant's),
+    so a long scripted run still moves through its steps after the harness trims it."""
+    steps = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+    first = messages[0] if messages and isinstance(messages[0], dict) else {}
+    content = first.get("content")
+    for block in content if isinstance(content, list) else []:
+        m = _TRIM_NOTICE.match(block.get("text", "")) if isinstance(block, dict) and isinstance(block.get("text"), str) else None
+        if m:
+            steps += int(m.group(1)) // 2
+    return steps
 
 
 def conversation_fingerprint(body: dict[str, Any], header: str | None) -> str:
@@ -270,7 +284,7 @@ def build_message(
     scenario: Scenario, step_index: int, body: dict[str, Any], conversation: str
 ) -> dict[str, Any]:
     """The ``Message`` body for ``step_index`` of ``scenario`` (pure: same inputs, same output)."""
-    step = scenario.step(step_index)
+    step = scenario.step_for(step_index, body)
     model = str(body.get("model", ""))
     content: list[dict[str, Any]] = []
     tool_index = 0

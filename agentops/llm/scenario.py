@@ -99,6 +99,9 @@ class Step:
     pace_ms: int = 0
     cut_stream_after: int | None = None
     cut_stream_count: int = 0
+    # Replies in place of this one when the request reads a certain way: (strings that must all be in
+    # the request's text, the step to answer instead), first match wins (``branches`` in the README).
+    branches: tuple[tuple[tuple[str, ...], Step], ...] = ()
 
     def errors_apply_to(self, model: str) -> bool:
         if self.errors_for_models is not None and model not in self.errors_for_models:
@@ -117,6 +120,36 @@ class Scenario:
         # Past the end, the last step repeats: a scenario whose last step calls a tool never ends
         # (`loop_forever`, `never_ends`); one whose last step is end_turn keeps answering it.
         return self.steps[min(index, len(self.steps) - 1)]
+
+    def step_for(self, index: int, body: dict[str, Any]) -> Step:
+        """The step for ``index``, or the first of its branches whose strings are all in the request's text."""
+        step = self.step(index)
+        if step.branches:
+            text = request_text(body)
+            for needles, branch in step.branches:
+                if all(n in text for n in needles):
+                    return branch
+        return step
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """The text a model reads in a request: the system prompt, the messages' text and tool results."""
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for key in ("text", "content"):
+                if key in value:
+                    walk(value[key])
+
+    walk(body.get("system"))
+    walk(body.get("messages"))
+    return "\n".join(parts)
 
 
 def _parse_block(raw: Any, where: str) -> dict[str, Any]:
@@ -144,6 +177,24 @@ def _non_negative_int(raw: dict[str, Any], key: str, where: str, default: int = 
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ScenarioError(f"{where}.{key}: must be an integer >= 0")
     return value
+
+
+def _parse_branches(raw: Any, where: str, base: Path, pace_ms: int) -> tuple[tuple[tuple[str, ...], Step], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ScenarioError(f"{where}: must be a list")
+    branches = []
+    for i, b in enumerate(raw):
+        needles = b.get("when_request_contains") if isinstance(b, dict) else None
+        if isinstance(needles, str):
+            needles = [needles]
+        if not isinstance(needles, list) or not needles or not all(isinstance(n, str) and n for n in needles):
+            raise ScenarioError(f"{where}[{i}].when_request_contains: a string or a non-empty list of strings")
+        if "branches" in b:
+            raise ScenarioError(f"{where}[{i}]: a branch cannot have branches")
+        branches.append((tuple(needles), _parse_step(b, f"{where}[{i}]", base, pace_ms)))
+    return tuple(branches)
 
 
 def _parse_step(raw: Any, where: str, base: Path, pace_ms: int = 0) -> Step:
@@ -213,6 +264,7 @@ def _parse_step(raw: Any, where: str, base: Path, pace_ms: int = 0) -> Step:
         pace_ms=_non_negative_int(raw, "pace_ms", where, pace_ms),
         cut_stream_after=cut_after,
         cut_stream_count=cut_count,
+        branches=_parse_branches(raw.get("branches"), f"{where}.branches", base, pace_ms),
     )
 
 

@@ -157,7 +157,7 @@ class ScriptedAPI:
             return invalid_request(pairing)
 
         step_index = step_of(messages)
-        step = scenario.step(step_index)
+        step = scenario.step_for(step_index, data)
         conversation = conversation_fingerprint(data, headers.get(CONVERSATION_HEADER))
         try:
             attempt = int(headers.get("x-stainless-retry-count", "0"))

@@ -67,6 +67,8 @@ class FailureEntry(TenantOwned):
     tool = models.CharField(max_length=200)
     # Canonical argument pattern: the arguments' JSON with volatile values generalised.
     pattern = models.TextField(max_length=4000)
+    # sha256 of ``pattern``: the upsert key (a btree cannot index long text), set by the journal's SQL.
+    pattern_sha256 = models.CharField(max_length=64, default="")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     error_type = models.CharField(max_length=100)
     message = models.TextField(max_length=2000)
@@ -82,6 +84,13 @@ class FailureEntry(TenantOwned):
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "agent_id", "tool"], name="memory_failure_agent_tool"),
+        ]
+        constraints = [
+            # One entry per failure shape: a repeat adds to ``occurrences`` (agentops.memory.journal.record).
+            models.UniqueConstraint(
+                fields=["tenant", "agent_id", "tool", "pattern_sha256", "error_type", "subject"],
+                name="memory_failure_unique_shape",
+            ),
         ]
 
     def __str__(self) -> str:

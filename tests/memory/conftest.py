@@ -1,4 +1,5 @@
-"""Memory fixtures: the runtime's agent with ``remember`` granted, and a transport recording requests."""
+"""Memory fixtures: the runtime's agent with ``remember`` granted, a transport recording requests,
+and a fresh failure-journal cache per test."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from agentops.memory import facts
+from agentops.memory import facts, journal
 from agentops.memory.models import Fact
 from runs.models import Run, ToolGrant
 from tenants.models import Role
 from tests.prompts.test_sampling import recording  # noqa: F401 - fixture: the scripted API, recording request bodies
 from tests.runtime.conftest import _scripted, agent, demo_data, tier_generous  # noqa: F401 - fixtures
+
+
+@pytest.fixture(autouse=True)
+def _fresh_journal_cache():  # type: ignore[no-untyped-def]
+    journal.reset_cache()
+    yield
+    journal.reset_cache()
 
 
 @pytest.fixture

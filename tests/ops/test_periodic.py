@@ -24,7 +24,8 @@ class Clock:
 
 def test_one_list_names_every_periodic_job():
     assert [j.name for j in periodic_jobs()] == [
-        "reconcile_runs", "escalations_sweep", "reconcile_reservations", "budget_alerts", "evals_sweep", "flag_drift", "retention"]
+        "reconcile_runs", "escalations_sweep", "reconcile_reservations", "budget_alerts", "evals_sweep", "flag_drift", "retention",
+        "journal_purge"]
     assert all(j.every_s > 0 and j.what for j in periodic_jobs())
 
 
