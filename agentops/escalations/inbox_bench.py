@@ -21,7 +21,7 @@ from django.utils import timezone
 from agentops.bench import benchmark, median_ms
 from agentops.escalations.models import Escalation, EscalationStatus
 from agentops.escalations.selectors import pending_top
-from runs.list_bench import SEED_SQL
+from runs.list_bench import insert_runs
 from runs.models import Agent, Run
 from tenants.models import Membership, Role, Tenant, Tier
 
@@ -39,8 +39,7 @@ def bench_inbox(*, stdout: Any, pending: int, repeat: int) -> dict[str, Any]:
     have = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING).count()
     if have < pending:
         runs_have = Run.objects.filter(tenant=tenant).count()
-        with connection.cursor() as cursor:
-            cursor.execute(SEED_SQL, {"tenant": tenant.pk, "agent": agent.pk, "first": runs_have + 1, "last": runs_have + pending - have})
+        insert_runs(tenant.pk, [agent.pk], runs_have + 1, runs_have + pending - have)
         new_runs = list(Run.objects.filter(tenant=tenant).order_by("-id").values_list("pk", flat=True)[: pending - have])
         now = timezone.now()
         Escalation.objects.bulk_create([
