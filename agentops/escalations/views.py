@@ -17,12 +17,15 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from agentops.escalations import selectors, services
+from agentops.keyset import BadCursor
 from agentops.escalations.models import Escalation, EscalationStatus
 from runs.models import TERMINAL_STATUSES, RunStatus
 from tenants.access import TenantContext, tenant_view
 from tenants.models import Role
 
 OPERATORS = (Role.ADMIN, Role.OPERATOR)
+# The inbox shows this many at a time, most urgent first; "Next" continues by a keyset cursor (no OFFSET).
+INBOX_SHOWN = 50
 
 
 def _escalation_or_404(ctx: TenantContext, escalation_id: str) -> Escalation:
@@ -48,9 +51,15 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 @tenant_view(read=OPERATORS, write=())
 def inbox(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    pending = selectors.decorate(selectors.pending_top(tenant=ctx.tenant, limit=200))
+    after = request.GET.get("after", "")
+    try:
+        rows = selectors.pending_top(tenant=ctx.tenant, limit=INBOX_SHOWN + 1, after=after)
+    except BadCursor as exc:
+        raise BadRequest(str(exc)) from exc
+    pending = selectors.decorate(rows[:INBOX_SHOWN])
     context: dict[str, Any] = {
-        "ctx": ctx, "pending": pending, "counts": selectors.escalation_counts(tenant=ctx.tenant),
+        "ctx": ctx, "pending": pending, "counts": selectors.escalation_counts(tenant=ctx.tenant), "after": after,
+        "next_cursor": selectors.pending_cursor(pending[-1]) if len(rows) > INBOX_SHOWN else "",
         "failed_deliveries": list(selectors.failed_deliveries(tenant=ctx.tenant)[:5]),
     }
     # The table polls itself so SLA timers and new arrivals appear without a reload.

@@ -37,6 +37,25 @@ def test_inbox_lists_pending_by_urgency_then_age_with_sla(agent, members, client
     assert "Escalations" in html and 'href="/t/acme/escalations/"' in html  # the nav entry
 
 
+def test_inbox_pages_by_a_keyset_cursor_across_urgencies(agent, members, client_for, monkeypatch):
+    from agentops.escalations import views
+
+    monkeypatch.setattr(views, "INBOX_SHOWN", 1)
+    email, refund, other = gated(agent, "email_customer"), gated(agent, "refund_over_limit"), gated(agent, "email_customer")
+    client = client_for(members[Role.OPERATOR])
+    seen, url = [], "/t/acme/escalations/"
+    for _ in range(4):
+        html = client.get(url).content.decode()
+        seen += [e.pk for e in (email, refund, other) if f'data-escalation="{e.pk}"' in html]
+        if "Next 1 →" not in html:
+            break
+        url = "/t/acme/escalations/" + html[html.index('href="?after=') + 6:].split('"', 1)[0]
+    assert seen == [refund.pk, email.pk, other.pk]  # high first, then normal oldest first, one page each
+    assert "← Most urgent" in html and "?after=" in client.get("/t/acme/escalations/").content.decode()
+    assert client.get("/t/acme/escalations/", {"after": "7:1.1"}).status_code == 400
+    assert client.get("/t/acme/escalations/", {"after": "zzz"}).status_code == 400
+
+
 def test_inbox_table_refreshes_as_a_fragment(agent, members, client_for):
     gated(agent)
     resp = client_for(members[Role.OPERATOR]).get("/t/acme/escalations/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="inbox-table")
