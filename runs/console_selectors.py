@@ -432,9 +432,10 @@ def run_page(run: Run, *, after_seq: int | None = None) -> RunPage:
     )
     message_flags = {m.response_id: list(m.flags or []) for m in messages if m.response_id}
     call_flags = {c.tool_use_id: list(c.flags or []) for c in calls}
-    # The run's flags come from every turn and call, reading only their flags column.
-    every_flag = [*Message.objects.for_tenant(run.tenant_id).filter(run=run).values_list("flags", flat=True),
-                  *ToolCall.objects.for_tenant(run.tenant_id).filter(run=run).values_list("flags", flat=True)]
+    # The run's flags come from every turn and call: the database returns each distinct non-empty flag list
+    # once, not one row per turn (a 2,000-turn run's flags decoded in Python cost more than the rest of the page).
+    every_flag = [*Message.objects.for_tenant(run.tenant_id).filter(run=run).exclude(flags=[]).order_by().values_list("flags", flat=True).distinct(),
+                  *ToolCall.objects.for_tenant(run.tenant_id).filter(run=run).exclude(flags=[]).order_by().values_list("flags", flat=True).distinct()]
     flags = sorted({f for fl in every_flag for f in (fl or []) if isinstance(f, str)})
     if any(e.kind != hooks.KIND_REVIEW for e in escalations):
         flags.append("gated")
