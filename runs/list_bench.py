@@ -4,7 +4,8 @@ For each size in ``sizes`` the runs are spread over three tenants of their own (
 seeded in SQL (``INSERT … SELECT generate_series``, in chunks; only the missing rows are added, so a second
 invocation reuses them: seeding is keyed by size). Then, in the same run and on the same rows, it times the
 full page request (view and template, the ``-a`` tenant, an admin) for the first page, a deep page (reached by
-its keyset cursor), a status filter, an agent filter, a rare and a common text search; beside each, the old
+its keyset cursor), a status filter, an agent filter, a rare and a common text search, and the spend page's "most expensive runs" query (30 days, first and next
+page); beside each page, the old
 path (``Paginator``: ``COUNT(*)`` and ``OFFSET``, ``SELECT DISTINCT outcome`` per request). Reports the p50
 of each, the growth from the second-largest size to the largest (the 100k → 1M ratio by default) and the load.
 """
@@ -13,16 +14,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 
 from agentops.bench import benchmark, machine_load, median_ms
 from agentops.keyset import encode, keyset_page
 from runs import console_selectors as cs
+from runs.budget_subjects import RunSubjects
 from runs.models import Agent, Run
 from tenants.models import Membership, Role, Tenant, Tier
 
@@ -135,6 +139,15 @@ def _measure(size: int, tenant: Tenant, agent: Agent, *, deep_page: int, repeat:
             figures[f"{size}_{name}_baseline_over_new"] = round(old_ms / new_ms, 1) if new_ms else None
             line += f" vs OFFSET/COUNT {old_ms:8.2f} ms"
         stdout.write(line)
+    # The spend page's "most expensive runs" over the tenant's 30 days: its first page and the next (by cursor).
+    now = timezone.now()
+    costly = RunSubjects().costly_runs
+    window = {"tenant_id": tenant.pk, "start": now - timedelta(days=31), "end": now + timedelta(days=1), "limit": 11}
+    last = costly(**window)[9]
+    for name, after in (("expensive_runs", None), ("expensive_runs_next", (last.cost, last.pk))):
+        ms = median_ms(lambda after=after: costly(**window, after=after), repeat)  # type: ignore[misc]
+        figures[f"{size}_{name}_queries_ms"] = round(ms, 2)
+        stdout.write(f"{size:>8} {name:19} queries {ms:7.2f} ms (30 days, 11 rows)")
     figures[f"{size}_deep_page_used"] = deep + 1
     return figures
 

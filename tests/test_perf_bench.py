@@ -36,6 +36,7 @@ TINY: dict[str, list[str]] = {
     "reservations": ["processes=1", "seconds=1"],
     "run-page": ["sizes=10,30", "repeat=2"],
     "runs-list": ["sizes=300,3000", "repeat=1"],
+    "audit-log": ["events=300", "repeat=1"],
     "spend-page": ["rows=500", "repeat=2"],
     "step-overhead": ["runs=2", "steps_per_run=3", "bare_calls=20"],
     "stream-latency": ["calls=2", "pace_ms=5"],

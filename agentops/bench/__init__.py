@@ -19,7 +19,7 @@ from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
 BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "runs.page_bench", "runs.stream_bench",
-                             "agentops.escalations.bench", "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench",
+                             "agentops.escalations.bench", "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench", "tenants.audit_bench",
                              "agentops.prompts.bench", "agentops.evals.bench", "agentops.evals.throughput_bench"]
 
 
