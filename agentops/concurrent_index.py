@@ -64,7 +64,9 @@ def create_trigram_index(schema_editor: Any, *, table: str, name: str, column: s
         return
     how = "CONCURRENTLY " if concurrent(schema_editor) else ""
     quote = schema_editor.quote_name
-    schema_editor.execute(f"CREATE INDEX {how}IF NOT EXISTS {quote(name)} ON {quote(table)} USING gin ((UPPER({quote(column)})) gin_trgm_ops)")
+    schema_editor.execute(
+        f"CREATE INDEX {how}IF NOT EXISTS {quote(name)} ON {quote(table)} USING gin ((UPPER({quote(column)})) gin_trgm_ops)"
+    )
 
 
 def drop_index(schema_editor: Any, *, name: str) -> None:

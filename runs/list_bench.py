@@ -51,16 +51,26 @@ FROM generate_series(%(first)s, %(last)s) AS g
 """
 
 
-def insert_runs(tenant_id: int, agent_ids: list[int], first: int, last: int, *, spacing_s: float = 1.0) -> None:
+def insert_runs(
+    tenant_id: int, agent_ids: list[int], first: int, last: int, *, spacing_s: float = 1.0
+) -> None:
     """Runs ``first``…``last`` of a tenant in one INSERT … SELECT (run g is ``g * spacing_s`` seconds old)."""
     with connection.cursor() as cursor:
-        cursor.execute(SEED_SQL, {"tenant": tenant_id, "agents": agent_ids, "first": first, "last": last, "spacing": spacing_s})
+        cursor.execute(
+            SEED_SQL,
+            {"tenant": tenant_id, "agents": agent_ids, "first": first, "last": last, "spacing": spacing_s},
+        )
 
 
 def _tenant(slug: str) -> tuple[Tenant, list[Agent]]:
     tier, _ = Tier.objects.get_or_create(slug="bench", defaults={"name": "Benchmark"})
     tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": slug, "tier": tier})
-    agents = [Agent.objects.get_or_create(tenant=tenant, name=name, defaults={"system_prompt": "Benchmark agent."})[0] for name in AGENTS]
+    agents = [
+        Agent.objects.get_or_create(tenant=tenant, name=name, defaults={"system_prompt": "Benchmark agent."})[
+            0
+        ]
+        for name in AGENTS
+    ]
     return tenant, agents
 
 
@@ -74,7 +84,13 @@ def seed(size: int, stdout: Any) -> list[tuple[Tenant, list[Agent]]]:
         t0 = time.perf_counter()
         for first in range(have + 1, want + 1, CHUNK):
             with transaction.atomic():
-                insert_runs(tenant.pk, [a.pk for a in agents], first, min(first + CHUNK - 1, want), spacing_s=SPREAD_S / want)
+                insert_runs(
+                    tenant.pk,
+                    [a.pk for a in agents],
+                    first,
+                    min(first + CHUNK - 1, want),
+                    spacing_s=SPREAD_S / want,
+                )
         if have < want:
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE runs_run")
@@ -85,18 +101,30 @@ def seed(size: int, stdout: Any) -> list[tuple[Tenant, list[Agent]]]:
 
 def _old_path(tenant: Tenant, page: int, **filters: Any) -> Callable[[], Any]:
     """The list as it was: Paginator (COUNT(*) and OFFSET) and SELECT DISTINCT outcome per request."""
+
     def fetch() -> int:
         paginator = Paginator(cs.runs_for_list(tenant=tenant, **filters), 50)
         rows = list(paginator.get_page(page).object_list)
-        list(Run.objects.for_tenant(tenant).exclude(outcome="").order_by("outcome").values_list("outcome", flat=True).distinct()[:100])
+        list(
+            Run.objects.for_tenant(tenant)
+            .exclude(outcome="")
+            .order_by("outcome")
+            .values_list("outcome", flat=True)
+            .distinct()[:100]
+        )
         return len(rows) + paginator.count
+
     return fetch
 
 
 def _new_path(tenant: Tenant, filters: dict[str, Any], after: str) -> Callable[[], Any]:
     """The list now: one keyset page and the cached outcome facet."""
+
     def fetch() -> Any:
-        return keyset_page(cs.runs_for_list(tenant=tenant, **filters), field="created_at", after=after, size=50), cs.outcomes_for_tenant(tenant)
+        return keyset_page(
+            cs.runs_for_list(tenant=tenant, **filters), field="created_at", after=after, size=50
+        ), cs.outcomes_for_tenant(tenant)
+
     return fetch
 
 
@@ -104,12 +132,17 @@ def _page(client: Client, url: str, params: dict[str, str]) -> Callable[[], Any]
     def fetch() -> Any:
         resp = client.get(url, params)
         if resp.status_code != 200 or b'<tr data-run="' not in resp.content:
-            raise RuntimeError(f"{url} {params} answered {resp.status_code} with no rows: the benchmark measured nothing")
+            raise RuntimeError(
+                f"{url} {params} answered {resp.status_code} with no rows: the benchmark measured nothing"
+            )
         return resp
+
     return fetch
 
 
-def _measure(size: int, tenant: Tenant, agent: Agent, *, deep_page: int, repeat: int, baseline: bool, stdout: Any) -> dict[str, Any]:
+def _measure(
+    size: int, tenant: Tenant, agent: Agent, *, deep_page: int, repeat: int, baseline: bool, stdout: Any
+) -> dict[str, Any]:
     in_tenant = size // 3
     user, _ = get_user_model().objects.get_or_create(username="bench-list-admin")
     Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.ADMIN})
@@ -120,8 +153,12 @@ def _measure(size: int, tenant: Tenant, agent: Agent, *, deep_page: int, repeat:
     # The cursor a reader holds after ``deep`` pages (found once with OFFSET here; the page itself never uses one).
     deep_cursor = encode(*cs.runs_for_list(tenant=tenant).values_list("created_at", "pk")[deep * 50 - 1])
     cases: dict[str, dict[str, str]] = {
-        "first_page": {}, "deep_page": {"after": deep_cursor}, "filter_failed": {"status": "failed"},
-        "filter_agent": {"agent": str(agent.pk)}, "search_rare": {"q": "chargeback"}, "search_common": {"q": "refund"},
+        "first_page": {},
+        "deep_page": {"after": deep_cursor},
+        "filter_failed": {"status": "failed"},
+        "filter_agent": {"agent": str(agent.pk)},
+        "search_rare": {"q": "chargeback"},
+        "search_common": {"q": "refund"},
     }
     figures: dict[str, Any] = {}
     for name, params in cases.items():
@@ -142,7 +179,12 @@ def _measure(size: int, tenant: Tenant, agent: Agent, *, deep_page: int, repeat:
     # The spend page's "most expensive runs" over the tenant's 30 days: its first page and the next (by cursor).
     now = timezone.now()
     costly = RunSubjects().costly_runs
-    window = {"tenant_id": tenant.pk, "start": now - timedelta(days=31), "end": now + timedelta(days=1), "limit": 11}
+    window = {
+        "tenant_id": tenant.pk,
+        "start": now - timedelta(days=31),
+        "end": now + timedelta(days=1),
+        "limit": 11,
+    }
     last = costly(**window)[9]
     for name, after in (("expensive_runs", None), ("expensive_runs_next", (last.cost, last.pk))):
         ms = median_ms(lambda after=after: costly(**window, after=after), repeat)  # type: ignore[misc]
@@ -152,8 +194,14 @@ def _measure(size: int, tenant: Tenant, agent: Agent, *, deep_page: int, repeat:
     return figures
 
 
-@benchmark("runs-list", help="Run list at 10k/100k/1M runs in 3 tenants: first/deep page, filters, text search; keyset vs OFFSET/COUNT.",
-           sizes="10000,100000,1000000", deep_page=200, repeat=7, baseline=1)
+@benchmark(
+    "runs-list",
+    help="Run list at 10k/100k/1M runs in 3 tenants: first/deep page, filters, text search; keyset vs OFFSET/COUNT.",
+    sizes="10000,100000,1000000",
+    deep_page=200,
+    repeat=7,
+    baseline=1,
+)
 def runs_list(*, stdout: Any, sizes: Any, deep_page: int, repeat: int, baseline: Any) -> dict[str, Any]:
     if connection.vendor != "postgresql":
         raise RuntimeError("runs-list seeds with generate_series: run it against PostgreSQL (DATABASE_URL).")
@@ -161,16 +209,27 @@ def runs_list(*, stdout: Any, sizes: Any, deep_page: int, repeat: int, baseline:
     figures: dict[str, Any] = {"database": connection.vendor, "sizes": chosen, "load_before": machine_load()}
     for size in chosen:
         tenant, agents = seed(size, stdout)[0]
-        figures.update(_measure(size, tenant, agents[1], deep_page=deep_page, repeat=repeat,
-                                baseline=str(baseline) not in ("0", "false", "no"), stdout=stdout))
+        figures.update(
+            _measure(
+                size,
+                tenant,
+                agents[1],
+                deep_page=deep_page,
+                repeat=repeat,
+                baseline=str(baseline) not in ("0", "false", "no"),
+                stdout=stdout,
+            )
+        )
         stdout.write(f"{size:>8} runs ({size // 3} in {tenant.slug}): load {machine_load()}")
     if len(chosen) >= 2:
         small, big = chosen[-2], chosen[-1]
         for key in [k for k in figures if k.startswith(f"{big}_") and k.endswith("_page_ms")]:
-            case = key[len(f"{big}_"):-len("_page_ms")]
+            case = key[len(f"{big}_") : -len("_page_ms")]
             before = figures[f"{small}_{case}_page_ms"]
             figures[f"growth_{case}"] = round(figures[key] / before, 2) if before else None
-        stdout.write(f"growth {small} -> {big} runs (page p50): "
-                     + ", ".join(f"{k[len('growth_'):]} {v}x" for k, v in figures.items() if k.startswith("growth_")))
+        stdout.write(
+            f"growth {small} -> {big} runs (page p50): "
+            + ", ".join(f"{k[len('growth_') :]} {v}x" for k, v in figures.items() if k.startswith("growth_"))
+        )
     figures["load_after"] = machine_load()
     return figures

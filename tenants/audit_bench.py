@@ -37,8 +37,11 @@ def _page(client: Client, url: str, params: dict[str, str]) -> Callable[[], Any]
     def fetch() -> Any:
         resp = client.get(url, params)
         if resp.status_code != 200 or b"<td><code>" not in resp.content:
-            raise RuntimeError(f"{url} {params} answered {resp.status_code} with no events: the benchmark measured nothing")
+            raise RuntimeError(
+                f"{url} {params} answered {resp.status_code} with no events: the benchmark measured nothing"
+            )
         return resp
+
     return fetch
 
 
@@ -47,11 +50,17 @@ def _old(tenant: Tenant, page: int, action: str) -> Callable[[], Any]:
         qs = AuditEvent.objects.for_tenant(tenant).select_related("actor", "actor_key")
         paginator = Paginator(qs.filter(action__startswith=action) if action else qs, 50)
         return len(list(paginator.get_page(page).object_list)) + paginator.count
+
     return fetch
 
 
-@benchmark("audit-log", help="Audit log at volume: first/deep page, an action, a rare action, a prefix; keyset vs OFFSET/COUNT.",
-           events=300_000, deep_page=200, repeat=7)
+@benchmark(
+    "audit-log",
+    help="Audit log at volume: first/deep page, an action, a rare action, a prefix; keyset vs OFFSET/COUNT.",
+    events=300_000,
+    deep_page=200,
+    repeat=7,
+)
 def audit_log(*, stdout: Any, events: int, deep_page: int, repeat: int) -> dict[str, Any]:
     if connection.vendor != "postgresql":
         raise RuntimeError("audit-log seeds with generate_series: run it against PostgreSQL (DATABASE_URL).")
@@ -69,15 +78,28 @@ def audit_log(*, stdout: Any, events: int, deep_page: int, repeat: int) -> dict[
     client.force_login(user)
     url = f"/t/{SLUG}/audit/"
     deep = max(1, min(deep_page, events // 50 - 2))
-    deep_cursor = encode(*AuditEvent.objects.for_tenant(tenant).order_by("-at", "-id").values_list("at", "pk")[deep * 50 - 1])
-    cases = {"first_page": {}, "deep_page": {"after": deep_cursor}, "action_common": {"action": "run.start"},
-             "action_rare": {"action": "tenant.kill_switch"}, "action_prefix": {"action": "member."}}
+    deep_cursor = encode(
+        *AuditEvent.objects.for_tenant(tenant).order_by("-at", "-id").values_list("at", "pk")[deep * 50 - 1]
+    )
+    cases = {
+        "first_page": {},
+        "deep_page": {"after": deep_cursor},
+        "action_common": {"action": "run.start"},
+        "action_rare": {"action": "tenant.kill_switch"},
+        "action_prefix": {"action": "member."},
+    }
     selectors.audit_actions(tenant)  # the filter's choices, cached as on any request after the first
-    figures: dict[str, Any] = {"database": connection.vendor, "events_in_tenant": max(have, events), "deep_page_used": deep + 1,
-                               "load_before": machine_load()}
+    figures: dict[str, Any] = {
+        "database": connection.vendor,
+        "events_in_tenant": max(have, events),
+        "deep_page_used": deep + 1,
+        "load_before": machine_load(),
+    }
     for name, params in cases.items():
         page_ms = median_ms(_page(client, url, params), repeat)
-        old_ms = median_ms(_old(tenant, deep + 1 if "after" in params else 1, params.get("action", "")), repeat)
+        old_ms = median_ms(
+            _old(tenant, deep + 1 if "after" in params else 1, params.get("action", "")), repeat
+        )
         figures[f"{name}_page_ms"] = round(page_ms, 2)
         figures[f"{name}_baseline_queries_ms"] = round(old_ms, 2)
         stdout.write(f"{name:14} page p50 {page_ms:7.2f} ms | OFFSET/COUNT queries alone {old_ms:8.2f} ms")

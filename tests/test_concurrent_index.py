@@ -17,7 +17,9 @@ NAME = "runs_run_test_concurrent"
 def _states():  # type: ignore[no-untyped-def]
     loader = MigrationLoader(connection)
     before = loader.project_state(("runs", "0008_list_indexes_concurrently"))
-    op = AddIndexConcurrently(model_name="run", index=models.Index(fields=["tenant", "iterations"], name=NAME))
+    op = AddIndexConcurrently(
+        model_name="run", index=models.Index(fields=["tenant", "iterations"], name=NAME)
+    )
     after = before.clone()
     op.state_forwards("runs", after)
     return op, before, after
@@ -25,7 +27,10 @@ def _states():  # type: ignore[no-untyped-def]
 
 def _index_valid() -> bool | None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s", [NAME])
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+            [NAME],
+        )
         row = cursor.fetchone()
     return None if row is None else bool(row[0])
 
@@ -54,6 +59,10 @@ def test_inside_a_transaction_it_falls_back_to_a_plain_index():
 
 def test_the_list_index_migrations_run_outside_a_transaction():
     loader = MigrationLoader(connection)
-    for key in (("runs", "0006_list_indexes"), ("runs", "0008_list_indexes_concurrently"),
-                ("tenants", "0006_list_indexes_concurrently"), ("escalations", "0002_pending_urgency_index")):
+    for key in (
+        ("runs", "0006_list_indexes"),
+        ("runs", "0008_list_indexes_concurrently"),
+        ("tenants", "0006_list_indexes_concurrently"),
+        ("escalations", "0002_pending_urgency_index"),
+    ):
         assert loader.graph.nodes[key].atomic is False, key

@@ -11,14 +11,14 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('runs', '0007_merge'),
-        ('tenants', '0006_list_indexes_concurrently'),
+        ("runs", "0007_merge"),
+        ("tenants", "0006_list_indexes_concurrently"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         AddIndexConcurrently(
-            model_name='run',
-            index=models.Index(fields=['tenant', '-cost', '-id'], name='runs_run_tenant_cost'),
+            model_name="run",
+            index=models.Index(fields=["tenant", "-cost", "-id"], name="runs_run_tenant_cost"),
         ),
     ]

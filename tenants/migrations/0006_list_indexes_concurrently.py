@@ -11,13 +11,13 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('tenants', '0005_time_zones'),
+        ("tenants", "0005_time_zones"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         AddIndexConcurrently(
-            model_name='auditevent',
-            index=models.Index(fields=['tenant', 'action', '-at', '-id'], name='tenants_audit_action_at'),
+            model_name="auditevent",
+            index=models.Index(fields=["tenant", "action", "-at", "-id"], name="tenants_audit_action_at"),
         ),
     ]

@@ -18,7 +18,9 @@ def _run_ids(html: str) -> list[int]:
     return [int(n) for n in re.findall(r'/runs/(\d+)/"', table)]
 
 
-def test_most_expensive_runs_page_by_a_cost_cursor_with_ties_and_the_range_kept(tenant, members, client_for, other_tenant):
+def test_most_expensive_runs_page_by_a_cost_cursor_with_ties_and_the_range_kept(
+    tenant, members, client_for, other_tenant
+):
     agent = AgentFactory(tenant=tenant)
     # 23 runs: costs with ties (every cost twice), so the order needs the id too.
     runs = [RunFactory(agent=agent, cost=Decimal(f"0.{(i // 2) + 10:02d}")) for i in range(23)]

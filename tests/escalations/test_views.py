@@ -179,6 +179,27 @@ def test_history_filters(agent, members, client_for, django_capture_on_commit_ca
     assert client.get("/t/acme/escalations/history/?status=<script>&days=x&run=1e9").status_code == 200
 
 
+def test_history_pages_newest_decision_first_by_a_keyset_cursor(agent, members, client_for, monkeypatch):
+    from agentops.escalations import views
+
+    monkeypatch.setattr(views, "HISTORY_SHOWN", 1)
+    escalations = [gated(agent, "email_customer") for _ in range(3)]
+    now = timezone.now()
+    for age, esc in zip((5, 1, 3), escalations, strict=True):  # decided 5, 1 and 3 minutes ago
+        Escalation.objects.filter(pk=esc.pk).update(status="rejected", decided_at=now - timedelta(minutes=age))
+    client = client_for(members[Role.OPERATOR])
+    seen, url = [], "/t/acme/escalations/history/?kind=tool_call"
+    for _ in range(5):
+        html = client.get(url).content.decode()
+        seen += [e.pk for e in escalations if f"/escalations/{e.pk}/" in html]
+        if 'rel="next"' not in html:
+            break
+        url = "/t/acme/escalations/history/" + html.split('rel="next" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert "kind=tool_call" in url
+    assert seen == [escalations[1].pk, escalations[2].pk, escalations[0].pk] and "← Newest" in html
+    assert client.get("/t/acme/escalations/history/", {"after": "x.y"}).status_code == 400
+
+
 def test_home_shows_the_pending_count(agent, members, client_for):
     esc = gated(agent)
     Escalation.objects.filter(pk=esc.pk).update(sla_due_at=timezone.now() - timedelta(minutes=1))
