@@ -118,12 +118,11 @@ def _old_path(tenant: Tenant, page: int, **filters: Any) -> Callable[[], Any]:
 
 
 def _new_path(tenant: Tenant, filters: dict[str, Any], after: str) -> Callable[[], Any]:
-    """The list now: one keyset page and the cached outcome facet."""
+    """The list now: one keyset page, its gated flags and the cached outcome facet."""
 
     def fetch() -> Any:
-        return keyset_page(
-            cs.runs_for_list(tenant=tenant, **filters), field="created_at", after=after, size=50
-        ), cs.outcomes_for_tenant(tenant)
+        page = keyset_page(cs.runs_for_list(tenant=tenant, **filters), field="created_at", after=after, size=50)
+        return cs.mark_gated(page.items, tenant=tenant), cs.outcomes_for_tenant(tenant)
 
     return fetch
 
