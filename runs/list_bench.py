@@ -12,6 +12,7 @@ of each, the growth from the second-largest size to the largest (the 100k → 1M
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,7 +24,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from agentops.bench import benchmark, machine_load, median_ms
+from agentops.bench import benchmark, machine_load
 from agentops.keyset import encode, keyset_page
 from runs import console_selectors as cs
 from runs.budget_subjects import RunSubjects
@@ -121,7 +122,9 @@ def _new_path(tenant: Tenant, filters: dict[str, Any], after: str) -> Callable[[
     """The list now: one keyset page, its gated flags and the cached outcome facet."""
 
     def fetch() -> Any:
-        page = keyset_page(cs.runs_for_list(tenant=tenant, **filters), field="created_at", after=after, size=50)
+        page = keyset_page(
+            cs.runs_for_list(tenant=tenant, **filters), field="created_at", after=after, size=50
+        )
         return cs.mark_gated(page.items, tenant=tenant), cs.outcomes_for_tenant(tenant)
 
     return fetch
@@ -139,19 +142,38 @@ def _page(client: Client, url: str, params: dict[str, str]) -> Callable[[], Any]
     return fetch
 
 
-def _measure(
-    size: int, tenant: Tenant, agent: Agent, *, deep_page: int, repeat: int, baseline: bool, stdout: Any
-) -> dict[str, Any]:
-    in_tenant = size // 3
+def _interleaved(fns: dict[int, Callable[[], Any]], repeat: int) -> dict[int, float]:
+    """Median ms of each size's ``fn``, the sizes timed in turn within each round (each warmed once first):
+    a burst of load on this shared machine then falls on every size alike, not on the one being timed."""
+    for fn in fns.values():
+        fn()
+    samples: dict[int, list[float]] = {size: [] for size in fns}
+    for _ in range(repeat):
+        for size, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[size].append((time.perf_counter() - t0) * 1000)
+    return {size: statistics.median(ms) for size, ms in samples.items()}
+
+
+def _deep(size: int, deep_page: int) -> int:
+    """The deep page's number less one, kept inside the tenant's runs."""
+    return max(1, min(deep_page, size // 3 // 50 - 2))
+
+
+def _cases(
+    size: int, tenant: Tenant, agent: Agent, *, deep_page: int
+) -> dict[str, dict[str, Callable[[], Any]]]:
+    """What is timed at one size: per case, the page request, its queries now and the OFFSET/COUNT path."""
     user, _ = get_user_model().objects.get_or_create(username="bench-list-admin")
     Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.ADMIN})
     client = Client()
     client.force_login(user)
     url = f"/t/{tenant.slug}/runs/"
-    deep = max(1, min(deep_page, in_tenant // 50 - 2))
+    deep = _deep(size, deep_page)
     # The cursor a reader holds after ``deep`` pages (found once with OFFSET here; the page itself never uses one).
     deep_cursor = encode(*cs.runs_for_list(tenant=tenant).values_list("created_at", "pk")[deep * 50 - 1])
-    cases: dict[str, dict[str, str]] = {
+    params_of: dict[str, dict[str, str]] = {
         "first_page": {},
         "deep_page": {"after": deep_cursor},
         "filter_failed": {"status": "failed"},
@@ -159,22 +181,16 @@ def _measure(
         "search_rare": {"q": "chargeback"},
         "search_common": {"q": "refund"},
     }
-    figures: dict[str, Any] = {}
-    for name, params in cases.items():
+    cases: dict[str, dict[str, Callable[[], Any]]] = {}
+    for name, params in params_of.items():
         filters: dict[str, Any] = {k: v for k, v in params.items() if k not in ("after", "agent")}
         if "agent" in params:
             filters["agent_id"] = agent.pk
-        page_ms = median_ms(_page(client, url, params), repeat)
-        new_ms = median_ms(_new_path(tenant, filters, params.get("after", "")), repeat)
-        figures[f"{size}_{name}_page_ms"] = round(page_ms, 2)
-        figures[f"{size}_{name}_queries_ms"] = round(new_ms, 2)
-        line = f"{size:>8} {name:14} page p50 {page_ms:7.2f} ms | queries {new_ms:7.2f} ms"
-        if baseline:
-            old_ms = median_ms(_old_path(tenant, deep + 1 if "after" in params else 1, **filters), repeat)
-            figures[f"{size}_{name}_baseline_queries_ms"] = round(old_ms, 2)
-            figures[f"{size}_{name}_baseline_over_new"] = round(old_ms / new_ms, 1) if new_ms else None
-            line += f" vs OFFSET/COUNT {old_ms:8.2f} ms"
-        stdout.write(line)
+        cases[name] = {
+            "page": _page(client, url, params),
+            "queries": _new_path(tenant, filters, params.get("after", "")),
+            "baseline_queries": _old_path(tenant, deep + 1 if "after" in params else 1, **filters),
+        }
     # The spend page's "most expensive runs" over the tenant's 30 days: its first page and the next (by cursor).
     now = timezone.now()
     costly = RunSubjects().costly_runs
@@ -186,11 +202,8 @@ def _measure(
     }
     last = costly(**window)[9]
     for name, after in (("expensive_runs", None), ("expensive_runs_next", (last.cost, last.pk))):
-        ms = median_ms(lambda after=after: costly(**window, after=after), repeat)  # type: ignore[misc]
-        figures[f"{size}_{name}_queries_ms"] = round(ms, 2)
-        stdout.write(f"{size:>8} {name:19} queries {ms:7.2f} ms (30 days, 11 rows)")
-    figures[f"{size}_deep_page_used"] = deep + 1
-    return figures
+        cases[name] = {"queries": lambda after=after: costly(**window, after=after)}  # type: ignore[misc]
+    return cases
 
 
 @benchmark(
@@ -198,7 +211,7 @@ def _measure(
     help="Run list at 10k/100k/1M runs in 3 tenants: first/deep page, filters, text search; keyset vs OFFSET/COUNT.",
     sizes="10000,100000,1000000",
     deep_page=200,
-    repeat=7,
+    repeat=9,
     baseline=1,
 )
 def runs_list(*, stdout: Any, sizes: Any, deep_page: int, repeat: int, baseline: Any) -> dict[str, Any]:
@@ -206,20 +219,32 @@ def runs_list(*, stdout: Any, sizes: Any, deep_page: int, repeat: int, baseline:
         raise RuntimeError("runs-list seeds with generate_series: run it against PostgreSQL (DATABASE_URL).")
     chosen = sorted(int(s) for s in str(sizes).split(",") if s.strip())
     figures: dict[str, Any] = {"database": connection.vendor, "sizes": chosen, "load_before": machine_load()}
+    per_size = {}
     for size in chosen:
         tenant, agents = seed(size, stdout)[0]
-        figures.update(
-            _measure(
-                size,
-                tenant,
-                agents[1],
-                deep_page=deep_page,
-                repeat=repeat,
-                baseline=str(baseline) not in ("0", "false", "no"),
-                stdout=stdout,
-            )
-        )
-        stdout.write(f"{size:>8} runs ({size // 3} in {tenant.slug}): load {machine_load()}")
+        per_size[size] = _cases(size, tenant, agents[1], deep_page=deep_page)
+        figures[f"{size}_runs_in_tenant"] = Run.objects.filter(tenant=tenant).count()
+        figures[f"{size}_deep_page_used"] = _deep(size, deep_page) + 1
+    with_baseline = str(baseline) not in ("0", "false", "no")
+    for name, kinds in per_size[chosen[0]].items():
+        for kind in kinds:
+            if kind == "baseline_queries" and not with_baseline:
+                continue
+            for size, ms in _interleaved(
+                {size: per_size[size][name][kind] for size in chosen}, repeat
+            ).items():
+                figures[f"{size}_{name}_{kind}_ms"] = round(ms, 2)
+        for size in chosen:
+            new, old = figures[f"{size}_{name}_queries_ms"], figures.get(f"{size}_{name}_baseline_queries_ms")
+            line = f"{size:>8} {name:19}"
+            if f"{size}_{name}_page_ms" in figures:
+                line += f" page p50 {figures[f'{size}_{name}_page_ms']:7.2f} ms |"
+            line += f" queries {new:7.2f} ms"
+            if old is not None:
+                figures[f"{size}_{name}_baseline_over_new"] = round(old / new, 1) if new else None
+                line += f" vs OFFSET/COUNT {old:8.2f} ms"
+            stdout.write(line)
+        stdout.write(f"load {machine_load()}")
     if len(chosen) >= 2:
         small, big = chosen[-2], chosen[-1]
         for key in [k for k in figures if k.startswith(f"{big}_") and k.endswith("_page_ms")]:
