@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -193,16 +194,14 @@ def _cases(
         }
     # The spend page's "most expensive runs" over the tenant's 30 days: its first page and the next (by cursor).
     now = timezone.now()
-    costly = RunSubjects().costly_runs
-    window = {
-        "tenant_id": tenant.pk,
-        "start": now - timedelta(days=31),
-        "end": now + timedelta(days=1),
-        "limit": 11,
-    }
-    last = costly(**window)[9]
-    for name, after in (("expensive_runs", None), ("expensive_runs_next", (last.cost, last.pk))):
-        cases[name] = {"queries": lambda after=after: costly(**window, after=after)}  # type: ignore[misc]
+    start, end = now - timedelta(days=31), now + timedelta(days=1)
+
+    def costly(after: tuple[Decimal, int] | None = None) -> list[Run]:
+        return RunSubjects().costly_runs(tenant_id=tenant.pk, start=start, end=end, limit=11, after=after)
+
+    last = costly()[9]
+    cases["expensive_runs"] = {"queries": costly}
+    cases["expensive_runs_next"] = {"queries": lambda: costly((last.cost, last.pk))}
     return cases
 
 
