@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-from agentops.bench import benchmark, machine_load
+from agentops.bench import benchmark, machine_load, page_get
 from agentops.keyset import encode, keyset_page
 from runs import console_selectors as cs
 from runs.budget_subjects import RunSubjects
@@ -131,18 +131,6 @@ def _new_path(tenant: Tenant, filters: dict[str, Any], after: str) -> Callable[[
     return fetch
 
 
-def _page(client: Client, url: str, params: dict[str, str]) -> Callable[[], Any]:
-    def fetch() -> Any:
-        resp = client.get(url, params)
-        if resp.status_code != 200 or b'<tr data-run="' not in resp.content:
-            raise RuntimeError(
-                f"{url} {params} answered {resp.status_code} with no rows: the benchmark measured nothing"
-            )
-        return resp
-
-    return fetch
-
-
 def _interleaved(fns: dict[int, Callable[[], Any]], repeat: int) -> dict[int, float]:
     """Median ms of each size's ``fn``, the sizes timed in turn within each round (each warmed once first):
     a burst of load on this shared machine then falls on every size alike, not on the one being timed."""
@@ -188,7 +176,7 @@ def _cases(
         if "agent" in params:
             filters["agent_id"] = agent.pk
         cases[name] = {
-            "page": _page(client, url, params),
+            "page": page_get(client, url, params, must=b'<tr data-run="'),
             "queries": _new_path(tenant, filters, params.get("after", "")),
             "baseline_queries": _old_path(tenant, deep + 1 if "after" in params else 1, **filters),
         }

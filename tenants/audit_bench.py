@@ -17,7 +17,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.test import Client
 
-from agentops.bench import benchmark, machine_load, median_ms
+from agentops.bench import benchmark, machine_load, median_ms, page_get
 from agentops.keyset import encode
 from tenants import selectors
 from tenants.models import AuditEvent, Membership, Role, Tenant, Tier
@@ -31,18 +31,6 @@ SELECT %(tenant)s,
     'run', g::text, 'Run #' || g, NULL, '{"status": "queued"}', now() - make_interval(secs => g * 5)
 FROM generate_series(%(first)s, %(last)s) AS g
 """
-
-
-def _page(client: Client, url: str, params: dict[str, str]) -> Callable[[], Any]:
-    def fetch() -> Any:
-        resp = client.get(url, params)
-        if resp.status_code != 200 or b"<td><code>" not in resp.content:
-            raise RuntimeError(
-                f"{url} {params} answered {resp.status_code} with no events: the benchmark measured nothing"
-            )
-        return resp
-
-    return fetch
 
 
 def _old(tenant: Tenant, page: int, action: str) -> Callable[[], Any]:
@@ -96,7 +84,7 @@ def audit_log(*, stdout: Any, events: int, deep_page: int, repeat: int) -> dict[
         "load_before": machine_load(),
     }
     for name, params in cases.items():
-        page_ms = median_ms(_page(client, url, params), repeat)
+        page_ms = median_ms(page_get(client, url, params, must=b"<td><code>"), repeat)
         old_ms = median_ms(
             _old(tenant, deep + 1 if "after" in params else 1, params.get("action", "")), repeat
         )

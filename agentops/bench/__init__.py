@@ -65,6 +65,18 @@ def median_ms(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(samples)
 
 
+def page_get(client: Any, url: str, params: dict[str, str], *, must: bytes) -> Callable[[], Any]:
+    """A GET of ``url`` through the test ``client`` that fails unless it answers 200 with ``must`` in the
+    body (a page with nothing on it measured nothing)."""
+    def fetch() -> Any:
+        resp = client.get(url, params)
+        if resp.status_code != 200 or must not in resp.content:
+            raise RuntimeError(f"{url} {params} answered {resp.status_code} without {must!r}: the benchmark measured nothing")
+        return resp
+
+    return fetch
+
+
 def machine_load() -> str:
     """The load average (1, 5, 15 min) and the core count, printed beside every figure."""
     one, five, fifteen = os.getloadavg()
