@@ -12,7 +12,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import plotly.graph_objects as go
@@ -222,10 +222,33 @@ def projection(*, tenant: Tenant | None, today: date | None = None, cap: Decimal
     return {"figure": json.loads(fig.to_json()), "spent": cum, "projected": projected, "cap": cap, "over": cap is not None and projected > cap}
 
 
-def expensive_runs(*, tenant: Tenant, rng: DateRange, limit: int = 10) -> list[dict[str, Any]]:
+class BadRunsCursor(ValueError):
+    pass
+
+
+def expensive_runs_cursor(run: Any) -> str:
+    """Where the next page of "most expensive runs" starts: after this run (its cost, then id)."""
+    return f"{run.cost}:{run.pk}"
+
+
+def _costly_after(cursor: str) -> tuple[Decimal, int] | None:
+    if not cursor:
+        return None
+    cost, sep, pk = cursor.partition(":")
+    try:
+        value = Decimal(cost) if sep and len(cursor) <= 60 and pk.isascii() and pk.isdigit() else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise BadRunsCursor("The 'runs_after' cursor is not one this page gave out; start from the most expensive.")
+    return value, int(pk)
+
+
+def expensive_runs(*, tenant: Tenant, rng: DateRange, limit: int = 10, after: str = "") -> list[dict[str, Any]]:
+    """The range's dearest runs, ``limit`` of them after the cursor ``after`` (``BadRunsCursor`` if malformed)."""
     start = timezone.make_aware(datetime.combine(rng.start, time.min))
     end = timezone.make_aware(datetime.combine(rng.end + timedelta(days=1), time.min))
-    runs = subjects().costly_runs(tenant_id=tenant.pk, start=start, end=end, limit=limit)
+    runs = subjects().costly_runs(tenant_id=tenant.pk, start=start, end=end, limit=limit, after=_costly_after(after))
     out = []
     for r in runs:
         # Backfilled demo history (budgets.demo) is spend without a trace, log or times: it is

@@ -42,6 +42,24 @@ def _plain(value: Decimal | None) -> str | None:
     return f"{cents if cents == value else value.normalize():f}"
 
 
+# "Most expensive runs" shows this many; "Next" continues by a (cost, id) cursor, never an OFFSET.
+RUNS_SHOWN = 10
+
+
+def _expensive_runs(request: HttpRequest, ctx: TenantContext, rng: Any) -> dict[str, Any]:
+    after = request.GET.get("runs_after", "")
+    try:
+        rows = selectors.expensive_runs(tenant=ctx.tenant, rng=rng, limit=RUNS_SHOWN + 1, after=after)
+    except selectors.BadRunsCursor as exc:
+        raise BadRequest(str(exc)) from exc
+    query = request.GET.copy()
+    query.pop("runs_after", None)
+    more = len(rows) > RUNS_SHOWN
+    rows = rows[:RUNS_SHOWN]
+    return {"runs": rows, "runs_after": after, "runs_query": query.urlencode(),
+            "runs_next": selectors.expensive_runs_cursor(rows[-1]["run"]) if more else ""}
+
+
 @tenant_view(read=FINANCE, write=())
 def spend(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     rng = _range_or_400(request)
@@ -57,7 +75,7 @@ def spend(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return render(request, "budgets/spend.html", {
         "ctx": ctx, "rng": rng, "by": by, "per_day": per_day, "projection": proj,
         "utilisation": util, "utilisation_figure": selectors.utilisation_figure(util),
-        "runs": selectors.expensive_runs(tenant=ctx.tenant, rng=rng), "alerts": selectors.alerts_recent(tenant=ctx.tenant),
+        **_expensive_runs(request, ctx, rng), "alerts": selectors.alerts_recent(tenant=ctx.tenant),
         "unknown": selectors.unknown_outcomes(tenant=ctx.tenant, rng=rng),
         "cache": cache_savings(tenant=ctx.tenant, start=rng.start, end=rng.end),
         "dimensions": ["model", "agent", "user", "prompt_version"], "query": request.GET.urlencode(),

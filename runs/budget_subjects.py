@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Avg, F
+from django.db.models import Avg, F, Q
 
 from budgets.subjects import Reply, SeedRun
 from runs.models import Agent, Message, Run, RunStatus
@@ -47,11 +47,15 @@ class RunSubjects:
             return None
         return Reply(usage=msg.usage, model=msg.model, response_id=msg.response_id)
 
-    def costly_runs(self, *, tenant_id: int, start: datetime, end: datetime, limit: int) -> list[Run]:
-        return list(
-            Run.objects.for_tenant(tenant_id).filter(created_at__gte=start, created_at__lt=end, cost__gt=0)
-            .select_related("agent").order_by("-cost")[:limit]
-        )
+    def costly_runs(self, *, tenant_id: int, start: datetime, end: datetime, limit: int,
+                    after: tuple[Decimal, int] | None = None) -> list[Run]:
+        # Walked down the (tenant, cost, id) index from the dearest, the date range a filter; ``after`` is
+        # the (cost, id) of the last run of the page before (keyset: no OFFSET).
+        qs = Run.objects.for_tenant(tenant_id).filter(created_at__gte=start, created_at__lt=end, cost__gt=0)
+        if after is not None:
+            cost, pk = after
+            qs = qs.filter(Q(cost__lt=cost) | Q(cost=cost, pk__lt=pk), cost__lte=cost)
+        return list(qs.select_related("agent").order_by("-cost", "-id")[:limit])
 
     def average_run_cost(self, *, tenant_id: int, agent_id: int, start: datetime, end: datetime) -> Decimal | None:
         qs = Run.objects.for_tenant(tenant_id).filter(agent_id=agent_id, created_at__gte=start, created_at__lt=end, cost__gt=0)

@@ -94,6 +94,10 @@ def scenario_choices() -> list[tuple[str, str]]:
 RUN_FLAGS = all_flags()
 
 
+# The shortest text the run list searches for (a trigram).
+MIN_SEARCH_CHARS = 3
+
+
 class RunFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *RunStatus.choices])
     agent = forms.TypedChoiceField(required=False, coerce=int, empty_value=None)
@@ -114,6 +118,15 @@ class RunFilterForm(forms.Form):
     def __init__(self, *args: Any, agents: list[Agent], **kwargs: Any):
         super().__init__(*args, **kwargs)
         _choice(self, "agent").choices = [("", "Any agent")] + [(str(a.pk), a.name) for a in agents]
+
+    def clean_q(self) -> str:
+        """Text search reads the trigram indexes, which need three characters: a shorter term would read
+        every run of the tenant (hundreds of ms at 1M runs). A run number (``123`` or ``#123``) is always fine."""
+        q = str(self.cleaned_data.get("q") or "").strip()
+        ident = q.lstrip("#")
+        if q and len(q) < MIN_SEARCH_CHARS and not (ident.isascii() and ident.isdigit()):
+            raise ValidationError(f"Search for at least {MIN_SEARCH_CHARS} characters, or a run number.")
+        return q
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -157,6 +157,8 @@ class Run(TenantOwned):
             models.Index(fields=["tenant", "status", "-created_at"], name="runs_run_status_created"),
             models.Index(fields=["tenant", "agent", "-created_at"], name="runs_run_agent_created"),
             models.Index(fields=["tenant", "outcome", "-created_at"], name="runs_run_outcome_created"),
+            # The spend page's "most expensive runs": walked from the dearest down, the date range a filter.
+            models.Index(fields=["tenant", "-cost", "-id"], name="runs_run_tenant_cost"),
             models.Index(fields=["status", "lease_expires_at"]),
             # Text search (icontains is UPPER(col) LIKE '%…%') has trigram GIN indexes on UPPER(input)
             # and UPPER(result), PostgreSQL only: migration 0006 creates them in SQL (Django renders

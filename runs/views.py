@@ -71,6 +71,7 @@ def run_list(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         page = keyset_page(runs, field="created_at", after=request.GET.get("after", ""), size=PAGE_SIZE)
     except BadCursor as exc:
         raise BadRequest(str(exc)) from exc
+    cs.mark_gated(page.items, tenant=ctx.tenant)
     outcomes = cs.outcomes_for_tenant(ctx.tenant)
     chosen = form.data.get("outcome", "") if form.is_bound else ""
     if chosen and chosen not in outcomes and len(chosen) <= 64:

@@ -167,7 +167,8 @@ class AuditEvent(TenantOwned):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["tenant", "-at"])]
+        # The audit log newest first, and filtered by one action (a page is an index range either way).
+        indexes = [models.Index(fields=["tenant", "-at"]), models.Index(fields=["tenant", "action", "-at", "-id"], name="tenants_audit_action_at")]
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"

@@ -100,9 +100,14 @@ def webhook_deliveries_recent(tenant: Tenant, *, limit: int = 25) -> list[Webhoo
 
 
 def audit_for_tenant(tenant: Tenant, *, action: str = "") -> QuerySet[AuditEvent]:
+    """The tenant's audit log; ``action`` is one action or a prefix of several (``member.``).
+
+    One known action is an equality, a range of the (tenant, action, at, id) index; a prefix matches
+    with ``LIKE 'prefix%'`` (the planner walks the (tenant, at) index and filters)."""
     qs = AuditEvent.objects.for_tenant(tenant).select_related("actor", "actor_key")
     if action:
-        qs = qs.filter(action__startswith=action)
+        matching = [a for a in audit_actions(tenant) if a.startswith(action)]
+        qs = qs.filter(action=action) if matching == [action] else qs.filter(action__startswith=action)
     return qs
 
 

@@ -36,7 +36,8 @@ TINY: dict[str, list[str]] = {
     "prompt-fetch": ["requests=20", "warmup=2"],
     "reservations": ["processes=1", "seconds=1", "rounds=1"],
     "run-page": ["sizes=10,30", "repeat=2"],
-    "runs-list": ["runs=3000", "repeat=1"],
+    "runs-list": ["sizes=300,3000", "repeat=1"],
+    "audit-log": ["events=300", "repeat=1"],
     "spend-page": ["rows=500", "repeat=2"],
     "step-overhead": ["runs=2", "steps_per_run=3", "bare_calls=20"],
     "stream-latency": ["calls=2", "pace_ms=5"],
@@ -108,16 +109,19 @@ def test_manage_py_bench_runs_model_call_and_exits_zero():
     assert figures["calls"] == 10 and figures["p50_ms"] > 0 and "cpus" in figures["load_after"]
 
 
-def test_runs_list_bench_reports_keyset_beside_the_offset_count_baseline():
-    figures, text = _bench("runs-list", "--opt", "runs=3000", "--opt", "repeat=1")
-    assert figures["runs_in_tenant"] == 1000 and "cpus" in figures["load_after"]
-    for case in ("first_page", "deep_page", "filter_failed", "search_chargeback", "search_refund"):
-        assert (
-            figures[f"{case}_page_ms"] > 0
-            and figures[f"{case}_queries_ms"] > 0
-            and figures[f"{case}_baseline_queries_ms"] > 0
-        )
-    assert "vs OFFSET/COUNT" in text and "load" in text
+def test_runs_list_bench_reports_each_size_beside_the_offset_count_baseline_and_the_growth():
+    figures, text = _bench("runs-list", "--opt", "sizes=300,3000", "--opt", "repeat=1")
+    assert figures["sizes"] == [300, 3000] and "cpus" in figures["load_after"]
+    for size in (300, 3000):
+        for case in ("first_page", "deep_page", "filter_failed", "filter_agent", "search_rare", "search_common"):
+            assert figures[f"{size}_{case}_page_ms"] > 0 and figures[f"{size}_{case}_queries_ms"] > 0
+            assert figures[f"{size}_{case}_baseline_queries_ms"] > 0
+        assert figures[f"{size}_first_page_page_ms"] > 0
+    assert figures["growth_first_page"] > 0 and figures["3000_deep_page_used"] == 19
+    assert "vs OFFSET/COUNT" in text and "growth 300 -> 3000" in text
+    # Seeding is keyed by size: a second invocation adds no rows.
+    _, again = _bench("runs-list", "--opt", "sizes=300", "--opt", "repeat=1", "--opt", "baseline=0")
+    assert "seeded" not in again and "baseline_queries_ms" not in again
 
 
 def test_export_bench_compares_copy_with_python_on_the_same_bytes():

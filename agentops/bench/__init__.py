@@ -19,8 +19,9 @@ from typing import Any
 
 # Modules that register benchmarks; each capability adds its own.
 BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "runs.page_bench", "runs.stream_bench",
-                             "agentops.escalations.bench", "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench",
-                             "agentops.prompts.bench", "agentops.evals.bench", "agentops.evals.throughput_bench", "agentops.memory.bench"]
+                             "agentops.escalations.bench", "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench", "tenants.audit_bench",
+                             "agentops.prompts.bench", "agentops.evals.bench", "agentops.evals.throughput_bench",
+                             "agentops.memory.bench"]
 
 
 @dataclass
@@ -63,6 +64,18 @@ def median_ms(fn: Callable[[], Any], repeat: int) -> float:
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
     return statistics.median(samples)
+
+
+def page_get(client: Any, url: str, params: dict[str, str], *, must: bytes) -> Callable[[], Any]:
+    """A GET of ``url`` through the test ``client`` that fails unless it answers 200 with ``must`` in the
+    body (a page with nothing on it measured nothing)."""
+    def fetch() -> Any:
+        resp = client.get(url, params)
+        if resp.status_code != 200 or must not in resp.content:
+            raise RuntimeError(f"{url} {params} answered {resp.status_code} without {must!r}: the benchmark measured nothing")
+        return resp
+
+    return fetch
 
 
 def machine_load() -> str:

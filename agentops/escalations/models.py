@@ -65,6 +65,8 @@ class Escalation(TenantOwned):
             models.Index(fields=["tenant", "status", "-requested_at"]),
             # The inbox: pending, by urgency, oldest first — each urgency an index range (selectors.pending_top).
             models.Index(fields=["tenant", "status", "urgency", "requested_at", "id"], name="runs_esc_pending_urgency"),
+            # History: the newest decisions first, a page an index range (keyset on decided_at, id).
+            models.Index(fields=["tenant", "-decided_at", "-id"], name="runs_esc_decided"),
         ]
         # A gated call that was approved and then cut off by a crash gets a second, outcome_unknown one.
         constraints = [models.UniqueConstraint(fields=["run", "tool_use_id", "kind"], name="one_escalation_per_tool_use_kind")]

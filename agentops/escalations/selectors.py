@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
+from agentops import keyset
 from agentops.escalations.models import Escalation, EscalationStatus
 from agentops.redact import redact, redact_obj
 from agentops.tools.registry import get_tool
@@ -37,19 +38,45 @@ def escalation_get(*, tenant: Tenant | int, escalation_id: Any) -> Escalation:
     )
 
 
-def pending_top(*, tenant: Tenant | int, limit: int = 200, related: tuple[str, ...] = ("run", "run__agent")) -> list[Escalation]:
-    """Pending escalations, most urgent first, then oldest first (the one waiting longest): the first ``limit``.
+def pending_top(*, tenant: Tenant | int, limit: int = 200, related: tuple[str, ...] = ("run", "run__agent"),
+                after: str = "") -> list[Escalation]:
+    """Pending escalations, most urgent first, then oldest first (the one waiting longest): the first ``limit``
+    (after the cursor ``after``, from :func:`pending_cursor`, for the inbox's next page).
 
     One query per urgency (high, normal, the rest), each an index range on (tenant, status,
     urgency, requested_at) cut at ``limit``: the join to run and agent touches only the rows shown.
+    A malformed cursor is a ``keyset.BadCursor``.
     """
+    start, at, pk = _decode_pending(after) if after else (0, None, 0)
     base = Escalation.objects.for_tenant(tenant).filter(status=EscalationStatus.PENDING).select_related(*related)
+    buckets = (base.filter(urgency="high"), base.filter(urgency="normal"), base.exclude(urgency__in=["high", "normal"]))
     rows: list[Escalation] = []
-    for bucket in (base.filter(urgency="high"), base.filter(urgency="normal"), base.exclude(urgency__in=["high", "normal"])):
+    for index, bucket in enumerate(buckets):
         if len(rows) >= limit:
             break
+        if index < start:
+            continue
+        if index == start and at is not None:
+            bucket = bucket.filter(Q(requested_at__gt=at) | Q(requested_at=at, pk__gt=pk), requested_at__gte=at)
         rows.extend(bucket.order_by("requested_at", "id")[: limit - len(rows)])
     return rows
+
+
+def _bucket(escalation: Escalation) -> int:
+    return {"high": 0, "normal": 1}.get(escalation.urgency, 2)
+
+
+def pending_cursor(escalation: Escalation) -> str:
+    """Where the inbox's next page starts: after ``escalation`` (its urgency, then age)."""
+    return f"{_bucket(escalation)}:{keyset.encode(escalation.requested_at, escalation.pk)}"
+
+
+def _decode_pending(cursor: str) -> tuple[int, datetime, int]:
+    bucket, sep, rest = cursor.partition(":")
+    if not sep or bucket not in ("0", "1", "2"):
+        raise keyset.BadCursor("The 'after' cursor is not one the inbox gave out; start from the most urgent.")
+    at, pk = keyset.decode(rest)
+    return int(bucket), at, pk
 
 
 @dataclass

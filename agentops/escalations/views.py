@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import BadRequest, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -18,11 +17,15 @@ from django.views.decorators.http import require_POST
 
 from agentops.escalations import selectors, services
 from agentops.escalations.models import Escalation, EscalationStatus
+from agentops.keyset import BadCursor, keyset_page
 from runs.models import TERMINAL_STATUSES, RunStatus
 from tenants.access import TenantContext, tenant_view
 from tenants.models import Role
 
 OPERATORS = (Role.ADMIN, Role.OPERATOR)
+# The inbox shows this many at a time, most urgent first; "Next" continues by a keyset cursor (no OFFSET).
+INBOX_SHOWN = 50
+HISTORY_SHOWN = 50
 
 
 def _escalation_or_404(ctx: TenantContext, escalation_id: str) -> Escalation:
@@ -48,9 +51,15 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 @tenant_view(read=OPERATORS, write=())
 def inbox(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    pending = selectors.decorate(selectors.pending_top(tenant=ctx.tenant, limit=200))
+    after = request.GET.get("after", "")
+    try:
+        rows = selectors.pending_top(tenant=ctx.tenant, limit=INBOX_SHOWN + 1, after=after)
+    except BadCursor as exc:
+        raise BadRequest(str(exc)) from exc
+    pending = selectors.decorate(rows[:INBOX_SHOWN])
     context: dict[str, Any] = {
-        "ctx": ctx, "pending": pending, "counts": selectors.escalation_counts(tenant=ctx.tenant),
+        "ctx": ctx, "pending": pending, "counts": selectors.escalation_counts(tenant=ctx.tenant), "after": after,
+        "next_cursor": selectors.pending_cursor(pending[-1]) if len(rows) > INBOX_SHOWN else "",
         "failed_deliveries": list(selectors.failed_deliveries(tenant=ctx.tenant)[:5]),
     }
     # The table polls itself so SLA timers and new arrivals appear without a reload.
@@ -62,7 +71,15 @@ def inbox(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 @tenant_view(read=OPERATORS, write=())
 def history(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     filters = selectors.HistoryFilters.from_query(request.GET)
-    page = Paginator(selectors.escalations_history(tenant=ctx.tenant, filters=filters), 50).get_page(request.GET.get("page"))
+    # Newest decision first (pending ones, which have none, by when they were asked), 50 a page by a keyset
+    # cursor: no COUNT(*) and no OFFSET over a long history.
+    field = "requested_at" if filters.status == EscalationStatus.PENDING else "decided_at"
+    qs = selectors.escalations_history(tenant=ctx.tenant, filters=filters)
+    try:
+        page = keyset_page(qs if field == "requested_at" else qs.exclude(decided_at=None), field=field,
+                           after=request.GET.get("after", ""), size=HISTORY_SHOWN)
+    except BadCursor as exc:
+        raise BadRequest(str(exc)) from exc
     return render(request, "escalations/history.html", {
         "ctx": ctx, "page": page, "filters": filters, "choices": selectors.history_choices(tenant=ctx.tenant),
     })

@@ -37,6 +37,25 @@ def test_inbox_lists_pending_by_urgency_then_age_with_sla(agent, members, client
     assert "Escalations" in html and 'href="/t/acme/escalations/"' in html  # the nav entry
 
 
+def test_inbox_pages_by_a_keyset_cursor_across_urgencies(agent, members, client_for, monkeypatch):
+    from agentops.escalations import views
+
+    monkeypatch.setattr(views, "INBOX_SHOWN", 1)
+    email, refund, other = gated(agent, "email_customer"), gated(agent, "refund_over_limit"), gated(agent, "email_customer")
+    client = client_for(members[Role.OPERATOR])
+    seen, url = [], "/t/acme/escalations/"
+    for _ in range(4):
+        html = client.get(url).content.decode()
+        seen += [e.pk for e in (email, refund, other) if f'data-escalation="{e.pk}"' in html]
+        if "Next 1 →" not in html:
+            break
+        url = "/t/acme/escalations/" + html[html.index('href="?after=') + 6:].split('"', 1)[0]
+    assert seen == [refund.pk, email.pk, other.pk]  # high first, then normal oldest first, one page each
+    assert "← Most urgent" in html and "?after=" in client.get("/t/acme/escalations/").content.decode()
+    assert client.get("/t/acme/escalations/", {"after": "7:1.1"}).status_code == 400
+    assert client.get("/t/acme/escalations/", {"after": "zzz"}).status_code == 400
+
+
 def test_inbox_table_refreshes_as_a_fragment(agent, members, client_for):
     gated(agent)
     resp = client_for(members[Role.OPERATOR]).get("/t/acme/escalations/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="inbox-table")
@@ -158,6 +177,27 @@ def test_history_filters(agent, members, client_for, django_capture_on_commit_ca
     html = client.get("/t/acme/escalations/history/?decided_by=acme-operator&tool=send_email&days=7").content.decode()
     assert "<code>send_email</code></a>" in html and "Too big" not in html
     assert client.get("/t/acme/escalations/history/?status=<script>&days=x&run=1e9").status_code == 200
+
+
+def test_history_pages_newest_decision_first_by_a_keyset_cursor(agent, members, client_for, monkeypatch):
+    from agentops.escalations import views
+
+    monkeypatch.setattr(views, "HISTORY_SHOWN", 1)
+    escalations = [gated(agent, "email_customer") for _ in range(3)]
+    now = timezone.now()
+    for age, esc in zip((5, 1, 3), escalations, strict=True):  # decided 5, 1 and 3 minutes ago
+        Escalation.objects.filter(pk=esc.pk).update(status="rejected", decided_at=now - timedelta(minutes=age))
+    client = client_for(members[Role.OPERATOR])
+    seen, url = [], "/t/acme/escalations/history/?kind=tool_call"
+    for _ in range(5):
+        html = client.get(url).content.decode()
+        seen += [e.pk for e in escalations if f"/escalations/{e.pk}/" in html]
+        if 'rel="next"' not in html:
+            break
+        url = "/t/acme/escalations/history/" + html.split('rel="next" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert "kind=tool_call" in url
+    assert seen == [escalations[1].pk, escalations[2].pk, escalations[0].pk] and "← Newest" in html
+    assert client.get("/t/acme/escalations/history/", {"after": "x.y"}).status_code == 400
 
 
 def test_home_shows_the_pending_count(agent, members, client_for):

@@ -56,6 +56,14 @@ def test_it_searches_input_text_and_run_id(agent, admin):
     assert _ids(admin.get(runs_url("list"), {"q": f"#{other.pk}"})) == [other.pk]
 
 
+def test_a_search_shorter_than_a_trigram_is_refused_unless_it_is_a_run_number(agent, admin):
+    run = RunFactory(agent=agent, input="ok then")
+    resp = admin.get(runs_url("list"), {"q": " ok "})
+    assert resp.status_code == 400 and "at least 3 characters" in resp.content.decode()
+    assert admin.get(runs_url("list"), {"q": "#1"}).status_code == 200 and admin.get(runs_url("list"), {"q": "7"}).status_code == 200
+    assert _ids(admin.get(runs_url("list"), {"q": "ok t"})) == [run.pk]
+
+
 def test_bad_filters_are_a_400_not_a_500(agent, other_tenant, admin):
     foreign = AgentFactory(tenant=other_tenant)
     assert admin.get(runs_url("list"), {"status": "exploded"}).status_code == 400

@@ -3,8 +3,13 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from agentops.concurrent_index import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # Built CONCURRENTLY on PostgreSQL (agentops/concurrent_index.py): the escalations table keeps taking
+    # writes while it builds. Same operation and name as before, so applied databases keep their history.
+    atomic = False
 
     dependencies = [
         ('escalations', '0001_initial'),
@@ -14,7 +19,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='escalation',
             index=models.Index(fields=['tenant', 'status', 'urgency', 'requested_at', 'id'], name='runs_esc_pending_urgency'),
         ),
