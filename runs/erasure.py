@@ -49,7 +49,14 @@ def _scrub_result(result: Any) -> Any:
         data = {**data, "stored": MARKER}
         return json.dumps(data) if isinstance(result, str) else data
     if isinstance(data, dict) and "error" in data:  # a refused call: its message may quote the text
-        return json.dumps({"error": {"type": data["error"].get("type", "") if isinstance(data["error"], dict) else "", "message": MARKER}})
+        return json.dumps(
+            {
+                "error": {
+                    "type": data["error"].get("type", "") if isinstance(data["error"], dict) else "",
+                    "message": MARKER,
+                }
+            }
+        )
     return MARKER
 
 
@@ -59,16 +66,27 @@ def _candidate_runs(erased: Erased) -> dict[int, Any]:
     # KT (->>) as the indexes are built (a plain key lookup compares jsonb and misses them); three
     # indexed lookups rather than one OR, which PostgreSQL would answer by reading the tenant's runs.
     by_subject = (
-        Run.objects.for_tenant(erased.tenant_id).alias(subject=KT("metadata__subject")).filter(subject__in=subjects)
+        Run.objects.for_tenant(erased.tenant_id)
+        .alias(subject=KT("metadata__subject"))
+        .filter(subject__in=subjects)
     )
     named = (
         ToolCall.unscoped.filter(tenant_id=erased.tenant_id, tool_name=REMEMBER)
         .alias(named=KT("arguments__subject"))
         .filter(named__in=sorted({*subjects, *(redact(s) for s in subjects)}))
     )
-    ids = {*by_subject.values_list("pk", flat=True), *named.values_list("run_id", flat=True), *erased.source_run_ids}
+    ids = {
+        *by_subject.values_list("pk", flat=True),
+        *named.values_list("run_id", flat=True),
+        *erased.source_run_ids,
+    }
     runs = Run.objects.for_tenant(erased.tenant_id).filter(pk__in=sorted(ids))
     return dict(runs.values_list("pk", "metadata"))
+
+
+def _escalation_model() -> Any:
+    """escalations.models.Escalation: runs sits below that app and never imports it."""
+    return Run._meta.get_field("escalations").related_model
 
 
 def _effective_subject(arguments: Any, metadata: Any) -> Any:
@@ -83,7 +101,9 @@ def scrub(erased: Erased) -> Scrubbed:
         return Scrubbed()
     fact_ids = set(erased.fact_ids)
     whole = {erased.whole_subject, redact(erased.whole_subject)} if erased.whole_subject else set()
-    texts = sorted({t for t in erased.texts if t}, key=len, reverse=True)  # the longest first: no half-replaced text
+    texts = sorted(
+        {t for t in erased.texts if t}, key=len, reverse=True
+    )  # the longest first: no half-replaced text
     touched: set[int] = set()
 
     # The remember calls: the ledger says which fact each wrote.
@@ -91,14 +111,37 @@ def scrub(erased: Erased) -> Scrubbed:
     hit: set[tuple[int, str]] = set()
     n_calls = 0
     for call in calls:
-        if _fact_id(call.result) in fact_ids or _effective_subject(call.arguments, runs[call.run_id]) in whole:
+        if (
+            _fact_id(call.result) in fact_ids
+            or _effective_subject(call.arguments, runs[call.run_id]) in whole
+        ):
             hit.add((call.run_id, call.tool_use_id))
-            arguments = {**call.arguments, "text": MARKER} if isinstance(call.arguments, dict) else {"text": MARKER}
+            arguments = (
+                {**call.arguments, "text": MARKER} if isinstance(call.arguments, dict) else {"text": MARKER}
+            )
             result = _scrub_result(call.result) if call.result is not None else None
             if arguments != call.arguments or result != call.result:
                 ToolCall.unscoped.filter(pk=call.pk).update(arguments=arguments, result=result)
                 n_calls += 1
                 touched.add(call.run_id)
+
+    # A gated remember call waits with its arguments on an escalation (an app above runs: reached
+    # through Run.escalations). Its stored hash is left as it was, so the scrubbed call can be
+    # rejected but never approved (which would store the marker as a fact).
+    n_escalations = 0
+    escalations = _escalation_model().objects.for_tenant(erased.tenant_id).filter(run_id__in=list(runs))
+    for esc in escalations:
+        arguments = esc.arguments
+        if (esc.run_id, esc.tool_use_id) in hit and isinstance(arguments, dict):
+            arguments = {**arguments, "text": MARKER}
+        arguments = replace_texts(arguments, texts)
+        reason, summary = replace_texts(esc.reason, texts), replace_texts(esc.context_summary, texts)
+        if (arguments, reason, summary) != (esc.arguments, esc.reason, esc.context_summary):
+            type(esc).objects.filter(pk=esc.pk).update(
+                arguments=arguments, reason=reason, context_summary=summary
+            )
+            n_escalations += 1
+            touched.add(esc.run_id)
 
     n_messages = 0
     for message in Message.unscoped.filter(tenant_id=erased.tenant_id, run_id__in=list(runs)):
@@ -116,7 +159,9 @@ def scrub(erased: Erased) -> Scrubbed:
                 RunEvent.unscoped.filter(pk=event.pk).update(data=data)
                 n_events += 1
                 touched.add(event.run_id)
-        for pk, result in Run.unscoped.filter(pk__in=list(runs)).exclude(result="").values_list("pk", "result"):
+        for pk, result in (
+            Run.unscoped.filter(pk__in=list(runs)).exclude(result="").values_list("pk", "result")
+        ):
             cleaned = replace_texts(result, texts)
             if cleaned != result:
                 Run.unscoped.filter(pk=pk).update(result=cleaned)
@@ -124,7 +169,9 @@ def scrub(erased: Erased) -> Scrubbed:
 
     run_ids = sorted(touched)
     transaction.on_commit(lambda: deltas.drop(run_ids))
-    return Scrubbed(runs=len(touched), messages=n_messages, tool_calls=n_calls, events=n_events)
+    return Scrubbed(
+        runs=len(touched), messages=n_messages, tool_calls=n_calls, events=n_events, escalations=n_escalations
+    )
 
 
 def _scrub_blocks(run_id: int, content: Any, hit: set[tuple[int, str]], texts: list[str]) -> Any:
@@ -134,8 +181,15 @@ def _scrub_blocks(run_id: int, content: Any, hit: set[tuple[int, str]], texts: l
     for block in content:
         if isinstance(block, dict) and block.get("type") == "tool_use" and (run_id, block.get("id")) in hit:
             given = block.get("input")
-            block = {**block, "input": {**given, "text": MARKER} if isinstance(given, dict) else {"text": MARKER}}
-        elif isinstance(block, dict) and block.get("type") == "tool_result" and (run_id, block.get("tool_use_id")) in hit:
+            block = {
+                **block,
+                "input": {**given, "text": MARKER} if isinstance(given, dict) else {"text": MARKER},
+            }
+        elif (
+            isinstance(block, dict)
+            and block.get("type") == "tool_result"
+            and (run_id, block.get("tool_use_id")) in hit
+        ):
             block = {**block, "content": _scrub_result(block.get("content"))}
         out.append(replace_texts(block, texts))
     return out

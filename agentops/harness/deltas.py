@@ -148,4 +148,9 @@ def drop(run_ids: list[int]) -> None:
     try:
         _client().delete(*(key(r) for r in run_ids))
     except (redis.RedisError, OSError) as exc:  # they expire within TTL_S anyway
-        log.warning("live deltas of %d runs not dropped (%s); they expire within %d s", len(run_ids), type(exc).__name__, TTL_S)
+        log.warning(
+            "live deltas of %d runs not dropped (%s); they expire within %d s",
+            len(run_ids),
+            type(exc).__name__,
+            TTL_S,
+        )

@@ -6,20 +6,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0008_agent_memory_token_budget'),
-        ('tenants', '0005_time_zones'),
+        ("runs", "0008_agent_memory_token_budget"),
+        ("tenants", "0005_time_zones"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(models.F('tenant'), django.db.models.fields.json.KeyTextTransform('subject', 'metadata'), name='runs_run_subject'),
+            model_name="run",
+            index=models.Index(
+                models.F("tenant"),
+                django.db.models.fields.json.KeyTextTransform("subject", "metadata"),
+                name="runs_run_subject",
+            ),
         ),
         migrations.AddIndex(
-            model_name='toolcall',
-            index=models.Index(models.F('tenant'), django.db.models.fields.json.KeyTextTransform('subject', 'arguments'), condition=models.Q(('tool_name', 'remember')), name='runs_toolcall_remember_subject'),
+            model_name="toolcall",
+            index=models.Index(
+                models.F("tenant"),
+                django.db.models.fields.json.KeyTextTransform("subject", "arguments"),
+                condition=models.Q(("tool_name", "remember")),
+                name="runs_toolcall_remember_subject",
+            ),
         ),
     ]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agentops.escalations.models import Escalation
-from agentops.escalations.services import escalation_decide
+from agentops.escalations.services import ArgumentsMismatch, escalation_decide
 from agentops.harness.loop import drive_run
 from agentops.memory import services
 from agentops.memory.models import Fact
@@ -50,7 +50,11 @@ def test_erasing_a_subject_scrubs_the_run_that_remembered_it_from_pages_and_apis
     assert drive_run(second.pk, worker_id="w") == RunStatus.SUCCEEDED
     fact = Fact.objects.get(tenant=tenant, subject="ACC-1001")
     stranger = Agent.objects.create(
-        tenant=other_tenant, name="support", system_prompt="S", model="claude-sonnet-4-6", max_tokens=256,
+        tenant=other_tenant,
+        name="support",
+        system_prompt="S",
+        model="claude-sonnet-4-6",
+        max_tokens=256,
         tools=["remember"],
     )
     ToolGrant.objects.create(tenant=other_tenant, tool_name="remember")
@@ -72,17 +76,29 @@ def test_erasing_a_subject_scrubs_the_run_that_remembered_it_from_pages_and_apis
     (use,) = [b for m in first.messages.all() for b in m.content if b.get("type") == "tool_use"]
     assert use["name"] == "remember" and use["input"] == {"text": MARKER}
     (result,) = [b for m in first.messages.all() for b in m.content if b.get("type") == "tool_result"]
-    assert json.loads(result["content"]) == {"fact_id": fact.pk, "subject": "ACC-1001", "stored": MARKER, "flagged": False}
+    assert json.loads(result["content"]) == {
+        "fact_id": fact.pk,
+        "subject": "ACC-1001",
+        "stored": MARKER,
+        "flagged": False,
+    }
     assert_log_consistent(first)
     # Another subject's run and another tenant's run are untouched.
     assert REMEMBERED in everything_about(other_subject) and REMEMBERED in everything_about(theirs)
-    assert Fact.objects.filter(subject="ACC-2002").count() == 1 and Fact.objects.filter(tenant=other_tenant).count() == 1
+    assert (
+        Fact.objects.filter(subject="ACC-2002").count() == 1
+        and Fact.objects.filter(tenant=other_tenant).count() == 1
+    )
 
     # Pages and APIs: the run page, the messages API, the events API.
     html = viewer.get(f"/t/{tenant.slug}/runs/{first.pk}/").content.decode()
     assert REMEMBERED not in html and MARKER in html
     recalled = viewer.get(f"/t/{tenant.slug}/runs/{second.pk}/").content.decode()
-    assert f"fact #{fact.pk}" in recalled and "erased" in recalled and f"/memory/facts/{fact.pk}/" not in recalled
+    assert (
+        f"fact #{fact.pk}" in recalled
+        and "erased" in recalled
+        and f"/memory/facts/{fact.pk}/" not in recalled
+    )
     key = api_key_create(tenant=tenant, actor=None, name="runs", scopes=["runs"])[1]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
     messages = client.get(f"/api/v1/runs/{first.pk}/messages", **auth)
@@ -94,23 +110,45 @@ def test_erasing_a_subject_scrubs_the_run_that_remembered_it_from_pages_and_apis
 
     audit = AuditEvent.objects.get(tenant=tenant, action="memory.subject_erase")
     assert audit.after == {
-        "facts_erased": 1, "runs_scrubbed": 1, "messages_scrubbed": 2, "tool_calls_scrubbed": 1,
-        "events_scrubbed": 0, "escalations_scrubbed": 0,
+        "facts_erased": 1,
+        "runs_scrubbed": 1,
+        "messages_scrubbed": 2,
+        "tool_calls_scrubbed": 1,
+        "events_scrubbed": 0,
+        "escalations_scrubbed": 0,
     }
     assert REMEMBERED not in json.dumps([audit.before, audit.after, audit.target_repr])
 
 
-def test_deleting_one_fact_scrubs_only_that_fact_from_the_log(memory_agent, members):  # type: ignore[no-untyped-def]
+def test_deleting_one_fact_scrubs_only_that_fact_from_the_log(memory_agent, members, tmp_path: Path):  # type: ignore[no-untyped-def]
     run = subject_run(memory_agent, "remember_customer", "ACC-1001")
     assert drive_run(run.pk, worker_id="w") == RunStatus.SUCCEEDED
     fact = Fact.objects.get(subject="ACC-1001")
     Run.objects.filter(pk=run.pk).update(result=f"Noted: {REMEMBERED} Anything else?")  # a word-for-word copy
-    kept = subject_run(memory_agent, "remember_customer", "ACC-1001", text="Another note.")
+    other_fact = "Likes short answers."
+    scenario = tmp_path / "short.json"
+    scenario.write_text(
+        json.dumps(
+            {
+                "steps": [
+                    {"content": [{"type": "tool_use", "name": "remember", "input": {"text": other_fact}}]},
+                    {"content": [{"type": "text", "text": "Noted."}]},
+                ]
+            }
+        )
+    )
+    kept = subject_run(memory_agent, str(scenario), "ACC-1001")
+    assert drive_run(kept.pk, worker_id="w") == RunStatus.SUCCEEDED
+    before = everything_about(kept)
+
     services.fact_delete(tenant=memory_agent.tenant, actor=members[Role.ADMIN], fact_id=fact.pk)
     run.refresh_from_db()
     assert run.result == f"Noted: {MARKER} Anything else?"
     assert REMEMBERED not in everything_about(run)
-    assert everything_about(kept) == everything_about(Run.objects.get(pk=kept.pk))  # not run: nothing in it
+    assert (
+        everything_about(kept) == before and other_fact in before
+    )  # the subject's other fact stays, in its run too
+    assert Fact.objects.filter(subject="ACC-1001").count() == 1
     audit = AuditEvent.objects.get(action="memory.fact_delete")
     assert audit.after["runs_scrubbed"] == 1 and audit.after["tool_calls_scrubbed"] == 1
     assert REMEMBERED not in json.dumps([audit.before, audit.after])
@@ -122,16 +160,34 @@ def test_a_run_waiting_for_approval_continues_after_its_subject_is_erased(
     """The run remembered a fact and asked for a refund over the limit in the same turn; the subject
     is erased while a human decides; approved, it re-sends its (scrubbed) log and finishes."""
     scenario = tmp_path / "remember_and_refund.json"
-    scenario.write_text(json.dumps({"steps": [
-        {"content": [
-            {"type": "text", "text": "Noting that, and asking for the refund."},
-            {"type": "tool_use", "name": "remember", "input": {"text": REMEMBERED}},
-            {"type": "tool_use", "name": "issue_refund", "input": {
-                "account_id": "ACC-1002", "transaction_id": "TX-5002", "amount": "900.00", "reason": "Requested"}},
-        ]},
-        {"content": [{"type": "text", "text": "The refund went through."}]},
-    ]}))
-    ToolGrant.objects.filter(tenant=memory_agent.tenant, tool_name="issue_refund").update(approval_over={"amount": "100.00"})
+    scenario.write_text(
+        json.dumps(
+            {
+                "steps": [
+                    {
+                        "content": [
+                            {"type": "text", "text": "Noting that, and asking for the refund."},
+                            {"type": "tool_use", "name": "remember", "input": {"text": REMEMBERED}},
+                            {
+                                "type": "tool_use",
+                                "name": "issue_refund",
+                                "input": {
+                                    "account_id": "ACC-1002",
+                                    "transaction_id": "TX-5002",
+                                    "amount": "900.00",
+                                    "reason": "Requested",
+                                },
+                            },
+                        ]
+                    },
+                    {"content": [{"type": "text", "text": "The refund went through."}]},
+                ]
+            }
+        )
+    )
+    ToolGrant.objects.filter(tenant=memory_agent.tenant, tool_name="issue_refund").update(
+        approval_over={"amount": "100.00"}
+    )
     run = subject_run(memory_agent, str(scenario), "ACC-1001")
     assert drive_run(run.pk, worker_id="w") == RunStatus.AWAITING_APPROVAL
     assert Fact.objects.filter(subject="ACC-1001").count() == 1
@@ -141,12 +197,56 @@ def test_a_run_waiting_for_approval_continues_after_its_subject_is_erased(
 
     escalation = Escalation.objects.get(run=run)
     with django_capture_on_commit_callbacks(execute=True):  # the decision re-queues the run on commit
-        escalation_decide(escalation_id=escalation.pk, tenant=run.tenant, decision="approve", comment="ok",
-                          actor=members[Role.ADMIN], arguments_sha256=escalation.arguments_sha256)
-    drive_run(run.pk, worker_id="w")  # "not_leased" when the approval's job already ran it (tests run jobs inline)
+        escalation_decide(
+            escalation_id=escalation.pk,
+            tenant=run.tenant,
+            decision="approve",
+            comment="ok",
+            actor=members[Role.ADMIN],
+            arguments_sha256=escalation.arguments_sha256,
+        )
+    drive_run(
+        run.pk, worker_id="w"
+    )  # "not_leased" when the approval's job already ran it (tests run jobs inline)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, (run.outcome, run.error_message)
     assert run.result == "The refund went through."
     assert_log_consistent(run)
     assert REMEMBERED not in everything_about(run)
     assert not Fact.objects.filter(subject="ACC-1001").exists()  # the resumed run did not write it again
+
+
+def test_a_gated_remember_call_erased_while_pending_can_be_rejected_not_approved(
+    memory_agent, members, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    ToolGrant.objects.filter(tenant=memory_agent.tenant, tool_name="remember").update(requires_approval=True)
+    run = subject_run(memory_agent, "remember_customer", "ACC-1001")
+    assert drive_run(run.pk, worker_id="w") == RunStatus.AWAITING_APPROVAL
+    escalation = Escalation.objects.get(run=run)
+    assert escalation.arguments == {"text": REMEMBERED}
+    services.subject_erase(tenant=memory_agent.tenant, actor=members[Role.ADMIN], subject="ACC-1001")
+    escalation.refresh_from_db()
+    assert escalation.arguments == {"text": MARKER} and REMEMBERED not in everything_about(run)
+    assert AuditEvent.objects.get(action="memory.subject_erase").after["escalations_scrubbed"] == 1
+    with pytest.raises(ArgumentsMismatch):  # approving would store the marker as a fact
+        escalation_decide(
+            escalation_id=escalation.pk,
+            tenant=run.tenant,
+            decision="approve",
+            comment="",
+            actor=members[Role.ADMIN],
+            arguments_sha256=escalation.arguments_sha256,
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        escalation_decide(
+            escalation_id=escalation.pk,
+            tenant=run.tenant,
+            decision="reject",
+            comment="erased",
+            actor=members[Role.ADMIN],
+        )
+    drive_run(run.pk, worker_id="w")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and not Fact.objects.exists()
+    assert_log_consistent(run)
+    assert REMEMBERED not in everything_about(run)
