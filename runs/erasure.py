@@ -131,7 +131,7 @@ def scrub(erased: Erased) -> Scrubbed:
     n_escalations = 0
     escalations = _escalation_model().objects.for_tenant(erased.tenant_id).filter(run_id__in=list(runs))
     for esc in escalations:
-        arguments = esc.arguments
+        arguments: object = esc.arguments
         if (esc.run_id, esc.tool_use_id) in hit and isinstance(arguments, dict):
             arguments = {**arguments, "text": MARKER}
         arguments = replace_texts(arguments, texts)
