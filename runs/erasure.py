@@ -131,15 +131,13 @@ def scrub(erased: Erased) -> Scrubbed:
     n_escalations = 0
     escalations = _escalation_model().objects.for_tenant(erased.tenant_id).filter(run_id__in=list(runs))
     for esc in escalations:
-        arguments: object = esc.arguments
-        if (esc.run_id, esc.tool_use_id) in hit and isinstance(arguments, dict):
-            arguments = {**arguments, "text": MARKER}
-        arguments = replace_texts(arguments, texts)
+        args: object = esc.arguments
+        if (esc.run_id, esc.tool_use_id) in hit and isinstance(args, dict):
+            args = {**args, "text": MARKER}
+        args = replace_texts(args, texts)
         reason, summary = replace_texts(esc.reason, texts), replace_texts(esc.context_summary, texts)
-        if (arguments, reason, summary) != (esc.arguments, esc.reason, esc.context_summary):
-            type(esc).objects.filter(pk=esc.pk).update(
-                arguments=arguments, reason=reason, context_summary=summary
-            )
+        if (args, reason, summary) != (esc.arguments, esc.reason, esc.context_summary):
+            type(esc).objects.filter(pk=esc.pk).update(arguments=args, reason=reason, context_summary=summary)
             n_escalations += 1
             touched.add(esc.run_id)
 
