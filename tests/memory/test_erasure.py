@@ -38,6 +38,17 @@ def everything_about(run: Run) -> str:
     return json.dumps(rows)
 
 
+def decide(escalation: Escalation, decision: str, actor: Any, comment: str = "") -> None:
+    escalation_decide(
+        escalation_id=escalation.pk,
+        tenant=escalation.tenant,
+        decision=decision,
+        comment=comment,
+        actor=actor,
+        arguments_sha256=escalation.arguments_sha256,
+    )
+
+
 def test_erasing_a_subject_scrubs_the_run_that_remembered_it_from_pages_and_apis(
     memory_agent, members, other_tenant, client_for, client
 ):  # type: ignore[no-untyped-def]
@@ -197,17 +208,9 @@ def test_a_run_waiting_for_approval_continues_after_its_subject_is_erased(
 
     escalation = Escalation.objects.get(run=run)
     with django_capture_on_commit_callbacks(execute=True):  # the decision re-queues the run on commit
-        escalation_decide(
-            escalation_id=escalation.pk,
-            tenant=run.tenant,
-            decision="approve",
-            comment="ok",
-            actor=members[Role.ADMIN],
-            arguments_sha256=escalation.arguments_sha256,
-        )
-    drive_run(
-        run.pk, worker_id="w"
-    )  # "not_leased" when the approval's job already ran it (tests run jobs inline)
+        decide(escalation, "approve", members[Role.ADMIN])
+    # "not_leased" when the approval's job already ran it (tests run jobs inline)
+    drive_run(run.pk, worker_id="w")
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, (run.outcome, run.error_message)
     assert run.result == "The refund went through."
@@ -229,22 +232,9 @@ def test_a_gated_remember_call_erased_while_pending_can_be_rejected_not_approved
     assert escalation.arguments == {"text": MARKER} and REMEMBERED not in everything_about(run)
     assert AuditEvent.objects.get(action="memory.subject_erase").after["escalations_scrubbed"] == 1
     with pytest.raises(ArgumentsMismatch):  # approving would store the marker as a fact
-        escalation_decide(
-            escalation_id=escalation.pk,
-            tenant=run.tenant,
-            decision="approve",
-            comment="",
-            actor=members[Role.ADMIN],
-            arguments_sha256=escalation.arguments_sha256,
-        )
+        decide(escalation, "approve", members[Role.ADMIN])
     with django_capture_on_commit_callbacks(execute=True):
-        escalation_decide(
-            escalation_id=escalation.pk,
-            tenant=run.tenant,
-            decision="reject",
-            comment="erased",
-            actor=members[Role.ADMIN],
-        )
+        decide(escalation, "reject", members[Role.ADMIN], "The customer asked us to forget this.")
     drive_run(run.pk, worker_id="w")
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and not Fact.objects.exists()
