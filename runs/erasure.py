@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.fields.json import KT
 
 from agentops.harness import deltas
@@ -63,17 +63,12 @@ def _scrub_result(result: Any) -> Any:
 def _candidate_runs(erased: Erased) -> dict[int, Any]:
     """run id -> the run's metadata, for every run that may hold the erased text."""
     subjects = list(erased.subjects)
-    # KT (->>) as the indexes are built (a plain key lookup compares jsonb and misses them); three
-    # indexed lookups rather than one OR, which PostgreSQL would answer by reading the tenant's runs.
-    by_subject = (
-        Run.objects.for_tenant(erased.tenant_id)
-        .alias(subject=KT("metadata__subject"))
-        .filter(subject__in=subjects)
-    )
-    named = (
-        ToolCall.unscoped.filter(tenant_id=erased.tenant_id, tool_name=REMEMBER)
-        .alias(named=KT("arguments__subject"))
-        .filter(named__in=sorted({*subjects, *(redact(s) for s in subjects)}))
+    # Three indexed lookups rather than one OR, which PostgreSQL would answer by reading the tenant's runs.
+    by_subject = _subject_in(Run.objects.for_tenant(erased.tenant_id), "metadata", subjects)
+    named = _subject_in(
+        ToolCall.unscoped.filter(tenant_id=erased.tenant_id, tool_name=REMEMBER),
+        "arguments",
+        sorted({*subjects, *(redact(s) for s in subjects)}),
     )
     ids = {
         *by_subject.values_list("pk", flat=True),
@@ -82,6 +77,16 @@ def _candidate_runs(erased: Erased) -> dict[int, Any]:
     }
     runs = Run.objects.for_tenant(erased.tenant_id).filter(pk__in=sorted(ids))
     return dict(runs.values_list("pk", "metadata"))
+
+
+def _subject_in(qs: Any, field: str, values: list[str]) -> Any:
+    """Rows whose ``field->>'subject'`` is one of ``values``. On PostgreSQL as the expression indexes
+    are built (``->>``; a plain key lookup compares jsonb and misses them); elsewhere (the SQLite demo,
+    where Django renders ``KT`` comparisons as JSON of the value) the plain key lookup."""
+    qs = qs.order_by()  # no ordering: ToolCall's default one (by run) would join runs_run
+    if connection.vendor != "postgresql":
+        return qs.filter(**{f"{field}__subject__in": values})
+    return qs.alias(key=KT(f"{field}__subject")).filter(key__in=values)
 
 
 def _escalation_model() -> Any:
