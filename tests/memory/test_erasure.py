@@ -136,6 +136,10 @@ def test_deleting_one_fact_scrubs_only_that_fact_from_the_log(memory_agent, memb
     assert drive_run(run.pk, worker_id="w") == RunStatus.SUCCEEDED
     fact = Fact.objects.get(subject="ACC-1001")
     Run.objects.filter(pk=run.pk).update(result=f"Noted: {REMEMBERED} Anything else?")  # a word-for-word copy
+    # An event that lists fact texts (as an extraction event could): the text goes, the shape stays.
+    RunEvent.objects.create(
+        tenant=run.tenant, run=run, type="facts_extracted", data={"facts": 1, "texts": [REMEMBERED]}
+    )
     other_fact = "Likes short answers."
     scenario = tmp_path / "short.json"
     scenario.write_text(
@@ -155,6 +159,7 @@ def test_deleting_one_fact_scrubs_only_that_fact_from_the_log(memory_agent, memb
     services.fact_delete(tenant=memory_agent.tenant, actor=members[Role.ADMIN], fact_id=fact.pk)
     run.refresh_from_db()
     assert run.result == f"Noted: {MARKER} Anything else?"
+    assert RunEvent.objects.get(run=run, type="facts_extracted").data == {"facts": 1, "texts": [MARKER]}
     assert REMEMBERED not in everything_about(run)
     assert (
         everything_about(kept) == before and other_fact in before
@@ -162,6 +167,7 @@ def test_deleting_one_fact_scrubs_only_that_fact_from_the_log(memory_agent, memb
     assert Fact.objects.filter(subject="ACC-1001").count() == 1
     audit = AuditEvent.objects.get(action="memory.fact_delete")
     assert audit.after["runs_scrubbed"] == 1 and audit.after["tool_calls_scrubbed"] == 1
+    assert audit.after["events_scrubbed"] == 1
     assert REMEMBERED not in json.dumps([audit.before, audit.after])
 
 
