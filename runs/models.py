@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import F, Q
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from agentops.harness import prompting
@@ -160,6 +162,8 @@ class Run(TenantOwned):
             # The spend page's "most expensive runs": walked from the dearest down, the date range a filter.
             models.Index(fields=["tenant", "-cost", "-id"], name="runs_run_tenant_cost"),
             models.Index(fields=["status", "lease_expires_at"]),
+            # Memory erasure finds a subject's runs (agentops.memory.transcripts, runs.erasure).
+            models.Index(F("tenant"), KT("metadata__subject"), name="runs_run_subject"),
             # Text search (icontains is UPPER(col) LIKE '%…%') has trigram GIN indexes on UPPER(input)
             # and UPPER(result), PostgreSQL only: migration 0006 creates them in SQL (Django renders
             # OpClass around an expression inside GinIndex as invalid SQL).
@@ -228,6 +232,11 @@ class ToolCall(TenantOwned):
     class Meta:
         ordering = ["run", "created_at", "id"]
         constraints = [models.UniqueConstraint(fields=["run", "tool_use_id"], name="toolcall_idempotency_key")]
+        indexes = [
+            # Memory erasure finds the remember calls that named a subject (runs.erasure).
+            models.Index(F("tenant"), KT("arguments__subject"), name="runs_toolcall_remember_subject",
+                         condition=Q(tool_name="remember")),
+        ]
 
 
 class Span(TenantOwned):

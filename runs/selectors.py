@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from agentops.memory import selectors as memory_selectors
 from agentops.redact import redact, redact_obj
 from runs.models import Agent, Message, Run, RunEvent
 from tenants.access import parse_id
@@ -141,3 +142,23 @@ def message_as_dict(message: Message) -> dict[str, Any]:
         "flags": list(message.flags or []),
         "scores": dict(message.scores or {}),
     }
+
+
+@dataclass(frozen=True)
+class RecalledFact:
+    fact_id: int
+    fact: Any  # agentops.memory.models.Fact, or None: deleted or erased since the run recalled it
+
+
+def recalled_facts(run: Run) -> tuple[str, list[RecalledFact]] | None:
+    """The subject and the facts the run started with (its ``memory_recalled`` event), each still
+    stored or erased; None when the run recalled nothing. Two indexed reads: the event is among the
+    run's first (written at its first model call)."""
+    event = (
+        RunEvent.objects.for_tenant(run.tenant_id).filter(run=run, type="memory_recalled").order_by("id").first()
+    )
+    if event is None or not isinstance(event.data, dict):
+        return None
+    ids = [i for i in event.data.get("fact_ids") or [] if isinstance(i, int)]
+    found = memory_selectors.facts_by_id(tenant=run.tenant_id, fact_ids=ids)
+    return str(event.data.get("subject") or ""), [RecalledFact(i, found.get(i)) for i in ids]

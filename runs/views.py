@@ -142,6 +142,7 @@ def run_detail(request: HttpRequest, ctx: TenantContext, run_id: str, live: bool
         context["clear_flash"] = bool(shown) and shown != run.status
         return render(request, "runs/partials/run_live.html", context)
     context = _run_context(ctx, run)
+    context["recalled"] = selectors.recalled_facts(run)  # the full page only: the run recalls at its first call
     return render(request, "runs/detail.html", context)
 
 

@@ -94,7 +94,7 @@ def seed() -> World:
     from agentops.prompts.models import Prompt, PromptVersion
     from budgets.services import estimate_set, user_cap_set
     from runs import demo
-    from runs.models import Run, RunStatus, ToolGrant
+    from runs.models import Run, RunEvent, RunStatus, ToolGrant
     from runs.services import grant_save, run_cancel, run_pause
     from tenants.models import ApiKey, Invitation, Membership, Role, WebhookEndpoint
     from tenants.services import api_key_create, invitation_create
@@ -184,6 +184,9 @@ def seed() -> World:
         mcp_tools = [McpTool.objects.create(tenant=tenant, server=s, remote_name="lookup", name=f"mcp__{s.name.replace('-', '_')}__lookup",
                                             description="Look something up.", input_schema={"type": "object", "properties": {"q": {"type": "string"}}})
                      for s in mcp_servers]
+        # The run page's "Memory recalled" panel: a fact still stored and one erased since.
+        RunEvent.objects.create(tenant=tenant, run_id=run_ids["support:injection"], type="memory_recalled",
+                                data={"subject": "ACC-1001", "fact_ids": [shown_facts[0].pk, victim_fact.pk + 1000]})
         # Runs still mid-flight must not be crawled by the SSE endpoint (it would stream for minutes).
         terminal = Run.objects.for_tenant(tenant).filter(pk=run_ids["support:injection"]).get()
         assert terminal.is_terminal and terminal.status == RunStatus.SUCCEEDED, (terminal.status, terminal.error_message)

@@ -141,3 +141,18 @@ async def read_async(
     except (redis.RedisError, OSError):
         return None
     return _decode(reply[0][1]) if reply else []
+
+
+def drop(run_ids: list[int]) -> None:
+    """Delete these runs' delta streams (an erasure scrubbed their logs); never raises."""
+    if not run_ids:
+        return
+    try:
+        _client().delete(*(key(r) for r in run_ids))
+    except (redis.RedisError, OSError) as exc:  # they expire within TTL_S anyway
+        log.warning(
+            "live deltas of %d runs not dropped (%s); they expire within %d s",
+            len(run_ids),
+            type(exc).__name__,
+            TTL_S,
+        )

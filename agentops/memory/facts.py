@@ -30,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils.module_loading import import_string
 
+from agentops.memory import transcripts
 from agentops.memory.checks import flags_for
 from agentops.memory.models import Fact
 from agentops.redact import redact
@@ -146,13 +147,32 @@ def write_fact(
     return existing
 
 
-def delete_fact(*, tenant_id: int, fact_id: int) -> bool:
-    return bool(Fact.objects.for_tenant(tenant_id).filter(pk=fact_id).delete()[0])
+def _erase(tenant_id: int, qs: Any, whole_subject: str | None) -> tuple[int, transcripts.Scrubbed]:
+    rows = list(qs.values_list("pk", "text", "subject", "source_run_id"))
+    erased = transcripts.Erased(
+        tenant_id=tenant_id,
+        fact_ids=tuple(r[0] for r in rows),
+        texts=tuple(r[1] for r in rows),
+        subjects=tuple(sorted({r[2] for r in rows} | ({whole_subject} if whole_subject else set()))),
+        source_run_ids=tuple(sorted({r[3] for r in rows if r[3] is not None})),
+        whole_subject=whole_subject,
+    )
+    with transaction.atomic():  # the facts and their copies in the runs' logs go together
+        deleted = int(qs.filter(pk__in=erased.fact_ids).delete()[0]) if rows else 0
+        return deleted, transcripts.scrub(erased)
 
 
-def erase_subject(*, tenant_id: int, subject: str) -> int:
-    """Delete every fact about ``subject`` in the tenant; returns how many. The caller audits it."""
-    return int(Fact.objects.for_tenant(tenant_id).filter(subject=subject).delete()[0])
+def delete_fact(*, tenant_id: int, fact_id: int) -> tuple[bool, transcripts.Scrubbed]:
+    """Delete one fact, and its text from the logs of the runs that wrote or repeated it."""
+    deleted, scrubbed = _erase(tenant_id, Fact.objects.for_tenant(tenant_id).filter(pk=fact_id), None)
+    return bool(deleted), scrubbed
+
+
+def erase_subject(*, tenant_id: int, subject: str) -> tuple[int, transcripts.Scrubbed]:
+    """Delete every fact about ``subject`` in the tenant, and scrub them (and every ``remember`` call
+    about the subject) from the tenant's run logs; returns how many facts and what was scrubbed.
+    The caller audits it."""
+    return _erase(tenant_id, Fact.objects.for_tenant(tenant_id).filter(subject=subject), subject)
 
 
 def facts_this_run(*, tenant_id: int, run_id: int) -> int:

@@ -36,3 +36,8 @@ def fact_get(*, tenant: Tenant | int, fact_id: int) -> Fact | None:
 def subject_count(*, tenant: Tenant | int, subject: str) -> dict[str, int]:
     row = Fact.objects.for_tenant(tenant).filter(subject=subject).aggregate(n=Count("pk"))
     return {"facts": int(row["n"] or 0)}
+
+
+def facts_by_id(*, tenant: Tenant | int, fact_ids: list[int]) -> dict[int, Fact]:
+    """The tenant's facts among ``fact_ids`` (a missing id was deleted or erased, or is not the tenant's)."""
+    return {f.pk: f for f in Fact.objects.for_tenant(tenant).filter(pk__in=fact_ids)}

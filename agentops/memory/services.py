@@ -43,7 +43,7 @@ class MemoryFact:
 def fact_delete(*, tenant: Tenant, actor: Any, fact_id: int, actor_key: ApiKey | None = None) -> Fact:
     """Raises Fact.DoesNotExist for another tenant's or a missing fact."""
     fact = Fact.objects.for_tenant(tenant).select_for_update().get(pk=fact_id)
-    facts.delete_fact(tenant_id=tenant.pk, fact_id=fact.pk)
+    _, scrubbed = facts.delete_fact(tenant_id=tenant.pk, fact_id=fact.pk)
     audit_record(
         tenant=tenant,
         actor=actor,
@@ -51,20 +51,22 @@ def fact_delete(*, tenant: Tenant, actor: Any, fact_id: int, actor_key: ApiKey |
         action="memory.fact_delete",
         target=MemoryFact(fact_id, fact.subject),
         before={"source": fact.source, "source_run_id": fact.source_run_id, "flags": fact.flags},
+        after=scrubbed.as_audit(),
     )
     return fact
 
 
 @transaction.atomic
 def subject_erase(*, tenant: Tenant, actor: Any, subject: str, actor_key: ApiKey | None = None) -> int:
-    """Every fact about ``subject`` goes from the store (so from recall and every page); the audit row stays."""
-    erased = facts.erase_subject(tenant_id=tenant.pk, subject=subject)
+    """Every fact about ``subject`` goes from the store (so from recall and every page) and from the
+    tenant's run logs (the ``remember`` calls, word-for-word repeats); the audit row stays, with counts."""
+    erased, scrubbed = facts.erase_subject(tenant_id=tenant.pk, subject=subject)
     audit_record(
         tenant=tenant,
         actor=actor,
         actor_key=actor_key,
         action="memory.subject_erase",
         target=MemorySubject(subject),
-        after={"facts_erased": erased},
+        after={"facts_erased": erased, **scrubbed.as_audit()},
     )
     return erased
