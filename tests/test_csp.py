@@ -63,7 +63,14 @@ def _objects(tenant, members) -> dict[str, object]:  # type: ignore[no-untyped-d
     case = EvalCase.objects.create(tenant=tenant, suite=suite, name="csp-case", input="<script>alert(1)</script>")
     eval_run = EvalRun.objects.create(tenant=tenant, suite=suite, prompt_version=version)
     alert = EvalAlert.objects.create(tenant=tenant, eval_run=eval_run, message="csp: a drift alert")
+    # MCP servers and tools, memory facts and failure-journal entries: the isolation tests' factories.
+    from tests.test_isolation import _make_fact, _make_failure_entry, _make_mcp_server, _make_mcp_tool
+
     return {
+        "server_id": _make_mcp_server(tenant),
+        "tool_id": _make_mcp_tool(tenant),
+        "fact_id": _make_fact(tenant),
+        "failure_id": _make_failure_entry(tenant),
         "suite_id": suite.pk,
         "case_id": case.pk,
         "eval_run_id": eval_run.pk,

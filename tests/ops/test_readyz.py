@@ -34,7 +34,7 @@ def test_the_token_shows_workers_queues_and_when_each_periodic_job_last_ran(clie
     body = client.get("/readyz", HTTP_AUTHORIZATION="Bearer s3cret-token").json()
     assert body["errors"] == {}
     assert set(body["workers"]) == {"alive", "busy", "queues"}
-    assert set(body["periodic"]) == {"reconcile_runs", "escalations_sweep", "reconcile_reservations", "budget_alerts", "evals_sweep", "flag_drift", "retention"}
+    assert set(body["periodic"]) == {"reconcile_runs", "escalations_sweep", "reconcile_reservations", "budget_alerts", "evals_sweep", "flag_drift", "journal_purge", "retention"}
     ran = body["periodic"]["reconcile_runs"]
     assert ran["last_run"]["ok"] is True and 0 <= ran["seconds_since_ok"] < 60
     assert body["periodic"]["retention"]["last_run"] is None  # never ran: a monitor sees it
