@@ -91,8 +91,12 @@ class Lease:
     run_id: int | None = None  # as on the lease row: the run a reclaim charges
     model: str = ""
     open: dict[int, tuple[int, Decimal]] = field(default_factory=dict)  # local seq → (run, amount), in flight
-    policies: dict[tuple[int | None, int | None], Any] = field(default_factory=dict)  # (agent, key) → CapPolicy
-    tasks: dict[int, Decimal] = field(default_factory=dict)  # run → its task counter's spent + reserved + in flight
+    policies: dict[tuple[int | None, int | None], Any] = field(
+        default_factory=dict
+    )  # (agent, key) → CapPolicy
+    tasks: dict[int, Decimal] = field(
+        default_factory=dict
+    )  # run → its task counter's spent + reserved + in flight
     seq: int = 0
 
 
@@ -216,7 +220,9 @@ def _task_used(lease: Lease, run_id: int) -> Decimal:
     run; then kept in memory (one worker drives a run; its per-call reservations forget it)."""
     if run_id not in lease.tasks:
         row = (
-            CapCounter.unscoped.filter(tenant_id=lease.tenant_id, scope="task", subject_id=run_id, window_start=TASK_WINDOW)
+            CapCounter.unscoped.filter(
+                tenant_id=lease.tenant_id, scope="task", subject_id=run_id, window_start=TASK_WINDOW
+            )
             .values_list("spent", "reserved")
             .first()
         )
@@ -233,11 +239,10 @@ def forget_task(run_id: int) -> None:
 
 
 def _forget_after_reconnect(h: Holder) -> None:
-    """A new database session may follow a PostgreSQL crash, which can lose settlements that
-    committed without waiting for fsync (the harness settles inside its relaxed step commit).
-    Their reservations are open again in the database while this holder already credited their
-    unused worst case: so its balances are no longer trusted. The leases are dropped, not closed;
-    the reconciler reclaims them once they expire and charges their open calls' worst case."""
+    """A new database session may follow a PostgreSQL crash or a failover, after which the
+    database may not hold what this holder last saw (a failover to an asynchronous standby can
+    lose commits): its balances are no longer trusted. The leases are dropped, not closed; the
+    reconciler reclaims them once they expire (charging each one's possible call in flight)."""
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     if h.backend_pid != pid:
@@ -248,7 +253,14 @@ def _forget_after_reconnect(h: Holder) -> None:
 
 
 def _checkout(
-    h: Holder, run: Any, user: int | None, day: date, amount: Decimal, model: str, lease: Lease | None, now: datetime
+    h: Holder,
+    run: Any,
+    user: int | None,
+    day: date,
+    amount: Decimal,
+    model: str,
+    lease: Lease | None,
+    now: datetime,
 ) -> Lease | None:
     caps = cap_policy(run.tenant_id, run.submitted_by_id, run.agent_id, getattr(run, "api_key_id", None)).caps
     want = min(MAX_SLICE, amount * CALLS_PER_SLICE)

@@ -5,35 +5,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('budgets', '0009_escrow_functions'),
+        ("budgets", "0009_escrow_functions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='escrowlease',
-            name='late_settled',
-            field=models.BooleanField(default=False, help_text='The call the reclaim charged settled afterwards (its charge stands).'),
+            model_name="escrowlease",
+            name="late_settled",
+            field=models.BooleanField(
+                default=False,
+                help_text="The call the reclaim charged settled afterwards (its charge stands).",
+            ),
         ),
         migrations.AddField(
-            model_name='escrowlease',
-            name='max_call',
-            field=models.DecimalField(decimal_places=10, default=Decimal('0'), max_digits=20),
+            model_name="escrowlease",
+            name="max_call",
+            field=models.DecimalField(decimal_places=10, default=Decimal("0"), max_digits=20),
         ),
         migrations.AddField(
-            model_name='escrowlease',
-            name='model',
-            field=models.CharField(blank=True, default='', max_length=100),
+            model_name="escrowlease",
+            name="model",
+            field=models.CharField(blank=True, default="", max_length=100),
         ),
         migrations.AddField(
-            model_name='escrowlease',
-            name='reclaim_entry_id',
+            model_name="escrowlease",
+            name="reclaim_entry_id",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='escrowlease',
-            name='run_id',
+            model_name="escrowlease",
+            name="run_id",
             field=models.BigIntegerField(blank=True, null=True),
         ),
     ]

@@ -4,7 +4,8 @@
   holder's run and model and the largest worst case it lets a call reserve (``max_call``).
 * ``budgets_settle_local`` settles a call reserved against a lease in memory (it has no
   Reservation row): the ledger row, the run's totals, the rollup (sharded by lease), the run's
-  task counter and the lease's ``spent`` — no shared row. On a lease the reconciler reclaimed
+  task counter and the lease's ``spent`` — no shared row — and commits durably (the call has no
+  durable reservation a lost settlement could fall back to). On a lease the reconciler reclaimed
   (the holder stalled past it) the reclaim already charged this call's worst case: that charge
   stands, once (``late_settled``); nothing more is written.
 * ``budgets_escrow_close2`` is budgets_escrow_close reading the lease's own ``spent``. A reclaim
@@ -112,6 +113,9 @@ DECLARE
     v_entry bigint; v_agent bigint; v_pv bigint; v_shard smallint; v_month date := date_trunc('month', p_day)::date;
     v_scopes text[]; v_subjects bigint[]; v_windows date[]; i int; v_spent numeric; v_cap numeric;
 BEGIN
+    -- Durable, even inside the harness's relaxed step commit: this call has no Reservation row
+    -- that a lost settlement would fall back to, so its ledger row must survive a crash.
+    PERFORM set_config('synchronous_commit', 'on', true);
     UPDATE budgets_escrowlease SET spent = spent + p_cost WHERE id = p_lease AND status = 'open';
     IF FOUND THEN
         v_shard := 1 + (p_lease % 16);
@@ -223,12 +227,32 @@ END
 $fn$;
 """.replace(
     "__ROLLUP_SETTLE__",
-    _rollup(T="p_tenant", DAY="p_day", MODEL="p_model", USER="p_user", COST="p_cost", IN="p_in", OUT="p_out", W5="p_w5",
-            W1H="p_w1h", READ="p_read").strip(),
+    _rollup(
+        T="p_tenant",
+        DAY="p_day",
+        MODEL="p_model",
+        USER="p_user",
+        COST="p_cost",
+        IN="p_in",
+        OUT="p_out",
+        W5="p_w5",
+        W1H="p_w1h",
+        READ="p_read",
+    ).strip(),
 ).replace(
     "__ROLLUP_RECLAIM__",
-    _rollup(T="l.tenant_id", DAY="l.day", MODEL="l.model", USER="l.user_id", COST="v_charge", IN="0", OUT="0", W5="0",
-            W1H="0", READ="0").strip(),
+    _rollup(
+        T="l.tenant_id",
+        DAY="l.day",
+        MODEL="l.model",
+        USER="l.user_id",
+        COST="v_charge",
+        IN="0",
+        OUT="0",
+        W5="0",
+        W1H="0",
+        READ="0",
+    ).strip(),
 )
 
 DROP = """

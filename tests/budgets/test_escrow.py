@@ -101,7 +101,9 @@ def test_a_second_call_in_flight_on_a_lease_reserves_per_call(tenant, make_run):
     run = make_run()
     first, second = _open(run), _open(run)
     assert first.escrow_lease_id and first.pk is None
-    assert second.escrow_lease_id is None and second.pk is not None  # a durable row: one unrecorded call per lease at most
+    assert (
+        second.escrow_lease_id is None and second.pk is not None
+    )  # a durable row: one unrecorded call per lease at most
     reservation_settle(reservation=second, usage=_workers.FULL_USAGE, model="claude-sonnet-4-5")
     reservation_settle(reservation=first, usage=_workers.FULL_USAGE, model="claude-sonnet-4-5")
     escrow.return_all()
@@ -170,10 +172,19 @@ def test_a_reclaim_charges_the_call_in_flight_at_its_worst_case_and_the_stalled_
     later = timezone.now() + timedelta(seconds=escrow.lease_seconds() + 1)
     assert reconcile_reservations(stale_after_s=0)["checked"] == 0  # a live lease is left alone
     escrow_result = escrow.close(lease.pk, now=later, expired_only=True)
-    assert escrow_result == {"spent": AMOUNT + big.amount, "freed": lease.amount - AMOUNT - big.amount, "charged": big.amount}
+    assert escrow_result == {
+        "spent": AMOUNT + big.amount,
+        "freed": lease.amount - AMOUNT - big.amount,
+        "charged": big.amount,
+    }
     lease.refresh_from_db()
     charge = SpendEntry.unscoped.get(pk=lease.reclaim_entry_id)
-    assert charge.unknown_outcome and charge.cost == big.amount and charge.run_id == run.pk and charge.reservation_id is None
+    assert (
+        charge.unknown_outcome
+        and charge.cost == big.amount
+        and charge.run_id == run.pk
+        and charge.reservation_id is None
+    )
     for scope in ("user_day", "user_month", "tenant_month", "task"):
         assert (_counter(tenant, scope).spent, _counter(tenant, scope).reserved) == (AMOUNT + big.amount, 0)
     assert Run.objects.get(pk=run.pk).cost == AMOUNT + big.amount
@@ -203,7 +214,10 @@ def test_a_reclaim_between_calls_overcharges_by_at_most_one_worst_case_within_th
     reservation_settle(reservation=_open(run), usage=_workers.FULL_USAGE, model="claude-sonnet-4-5")
     lease2 = EscrowLease.unscoped.get(status="open")
     EscrowLease.unscoped.filter(pk=lease2.pk).update(max_call=lease2.amount)  # a call as large as the slice
-    assert escrow.close(lease2.pk, now=later + timedelta(seconds=120), expired_only=True)["charged"] == lease2.amount - AMOUNT
+    assert (
+        escrow.close(lease2.pk, now=later + timedelta(seconds=120), expired_only=True)["charged"]
+        == lease2.amount - AMOUNT
+    )
     c = _counter(tenant)
     assert c.spent + c.reserved <= c.cap and c.reserved == 0
 
