@@ -347,7 +347,7 @@ def _charge_local(
     Idempotent within the process (the harness settles a reservation once; a retry gets the entry)."""
     done = getattr(reservation, "escrow_entry", None)
     if done is not None:
-        return done  # type: ignore[no-any-return]
+        return done
     with connection.cursor() as cur:
         cur.execute(
             "SELECT * FROM budgets_settle_local(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -357,7 +357,6 @@ def _charge_local(
         )
         rows = cur.fetchall()
     entry_id, late = rows[0][0], rows[0][1]
-    escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, cost, late=late)  # type: ignore[arg-type, attr-defined]
     if late:  # the reclaim charged this call's worst case already: that entry stands for it
         entry = SpendEntry.unscoped.get(pk=entry_id)
     else:
@@ -369,7 +368,14 @@ def _charge_local(
         )
         entry._state.adding = False
         alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
-    reservation.escrow_entry = entry  # type: ignore[attr-defined]
+
+    def committed() -> None:
+        # Only once the settle commits: inside the harness's step transaction it may still roll
+        # back (lease lost), and the harness then settles the call again.
+        escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, cost, late=late)  # type: ignore[arg-type, attr-defined]
+        reservation.escrow_entry = entry  # type: ignore[attr-defined]
+
+    transaction.on_commit(committed)
     return entry
 
 
@@ -444,7 +450,7 @@ def reservation_release(*, reservation: Reservation) -> None:
     now = timezone.now()
     if _pg() and reservation.pk is None and reservation.escrow_lease_id:
         if getattr(reservation, "escrow_entry", None) is None:
-            escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, Decimal(0))  # type: ignore[attr-defined]
+            escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, Decimal(0))
         return  # reserved in memory: the money goes back to the slice, no statement
     if _pg():
         with connection.cursor() as cur:

@@ -15,7 +15,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -62,7 +62,7 @@ def _fresh_holder():  # type: ignore[no-untyped-def]
     escrow._HOLDER = None
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_a_slice_is_reserved_on_the_counters_and_calls_reserve_against_it_in_memory(
     tenant, make_run, django_assert_num_queries
 ):
@@ -95,7 +95,7 @@ def test_a_slice_is_reserved_on_the_counters_and_calls_reserve_against_it_in_mem
     assert Run.objects.get(pk=run.pk).cost == AMOUNT == SpendEntry.unscoped.get().cost
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_a_second_call_in_flight_on_a_lease_reserves_per_call(tenant, make_run):
     _hot(tenant, "10")
     run = make_run()
@@ -111,7 +111,7 @@ def test_a_second_call_in_flight_on_a_lease_reserves_per_call(tenant, make_run):
     assert _counter(tenant, "task").spent == 2 * AMOUNT and _counter(tenant, "task").reserved == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_the_run_task_cap_holds_under_a_lease(tenant, make_run):
     _hot(tenant, "10")
     agent_run = make_run()
@@ -125,7 +125,28 @@ def test_the_run_task_cap_holds_under_a_lease(tenant, make_run):
     assert _counter(tenant, "task").spent == AMOUNT * 3 == _counter(tenant).spent
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
+def test_a_settle_rolled_back_with_the_harness_step_is_settled_again(tenant, make_run):
+    _hot(tenant, "10")
+    run = make_run()
+    res = _open(run)
+    with (
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):  # the step's transaction (e.g. the run lease lost)
+        reservation_settle(reservation=res, usage=_workers.FULL_USAGE, model="claude-sonnet-4-5")
+        raise RuntimeError
+    assert not SpendEntry.unscoped.exists()
+    assert (
+        _open(run).escrow_lease_id is None
+    )  # the call is still open on the lease: the next reserves per call
+    entry = reservation_settle(reservation=res, usage=_workers.FULL_USAGE, model="claude-sonnet-4-5")
+    assert SpendEntry.unscoped.get().pk == entry.pk and entry.cost == AMOUNT
+    escrow.return_all()
+    assert _counter(tenant).spent == AMOUNT and EscrowLease.unscoped.get().spent == AMOUNT
+
+
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_near_the_edge_calls_reserve_per_call_and_the_overrunning_call_is_refused(tenant, make_run):
     # $0.09 is 12 worst cases; a slice would be $0.09 / 4 = 3 calls' worth, under the edge of 4.
     _hot(tenant, str(AMOUNT * 12))
@@ -139,7 +160,7 @@ def test_near_the_edge_calls_reserve_per_call_and_the_overrunning_call_is_refuse
     assert c.spent + c.reserved == AMOUNT * 12 == c.cap
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_slices_shrink_with_the_headroom_and_a_drained_slice_tops_up(tenant, make_run):
     _hot(tenant, "0.60")
     run = make_run()
@@ -159,7 +180,7 @@ def test_slices_shrink_with_the_headroom_and_a_drained_slice_tops_up(tenant, mak
     assert c.reserved == Decimal("0.2625") and c.spent == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_a_reclaim_charges_the_call_in_flight_at_its_worst_case_and_the_stalled_holder_settles_into_it(
     tenant, make_run
 ):
@@ -196,7 +217,7 @@ def test_a_reclaim_charges_the_call_in_flight_at_its_worst_case_and_the_stalled_
     assert nxt.escrow_lease_id not in (None, lease.pk)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_a_reclaim_between_calls_overcharges_by_at_most_one_worst_case_within_the_slice(tenant, make_run):
     _hot(tenant, str(AMOUNT * 40))  # a slice of 10 worst cases
     run = make_run()
@@ -307,7 +328,7 @@ def test_many_processes_with_crashes_and_reclaim_never_pass_the_hot_cap(
     assert final["counter"] == final["books"] == ledger
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # settles credit the slice on commit
 def test_an_idle_slice_goes_back_and_a_new_database_session_drops_the_balances(tenant, make_run, monkeypatch):
     _hot(tenant, "10")
     run = make_run()
