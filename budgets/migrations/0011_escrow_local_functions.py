@@ -14,6 +14,8 @@
   the run's task headroom — as an ``unknown_outcome`` ledger entry.
 """
 
+from importlib import import_module
+
 from django.db import migrations
 
 ROLLUP = r"""
@@ -269,12 +271,18 @@ def forwards(apps, schema_editor):
         return  # SQLite (local demo) uses the portable Python path, without escrow
     with schema_editor.connection.cursor() as cur:  # no params: the bodies contain literal '%'
         cur.execute(FUNCTIONS)
+        cur.execute(
+            "DROP FUNCTION IF EXISTS budgets_escrow_checkout(bigint, bigint, text, bigint, date, numeric, numeric, numeric, numeric,"
+            " numeric, int, timestamptz, timestamptz)"
+        )
+        cur.execute("DROP FUNCTION IF EXISTS budgets_escrow_close(bigint, timestamptz, boolean)")
 
 
 def backwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cur:
+        cur.execute(import_module("budgets.migrations.0009_escrow_functions").FUNCTIONS)
         cur.execute(DROP)
 
 
