@@ -1,3 +1,4 @@
+# Over 400 lines: the escrow protocol (checkout, in-memory reserve, settle, return, reclaim) reads best as one module.
 """Escrow for hot caps: a tenant's shared caps serving hundreds of calls a second.
 
 Per call, the plain hot path (budgets.services) locks the shared counter rows — user day, user
