@@ -213,6 +213,15 @@ class EscrowLease(TenantOwned):
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     spent = models.DecimalField(**MONEY, null=True, blank=True, help_text="Settled under this lease, moved to the counters at close.")
+    # Calls reserve against the slice in the holder's memory, with no row of their own: one call
+    # at most is in flight per lease (a holder is one work horse, running one job). A reclaim
+    # charges it at its worst case, ``max_call`` (the largest call the lease has let through),
+    # to ``run_id`` / ``model`` (the holder's current run and model), as ``reclaim_entry_id``.
+    max_call = models.DecimalField(**MONEY, default=Decimal("0"))
+    run_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=100, blank=True, default="")
+    reclaim_entry_id = models.BigIntegerField(null=True, blank=True)
+    late_settled = models.BooleanField(default=False, help_text="The call the reclaim charged settled afterwards (its charge stands).")
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "expires_at"], name="escrowlease_open_idx", condition=models.Q(status="open"))]

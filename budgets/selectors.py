@@ -29,7 +29,6 @@ from budgets.models import (
     CapScope,
     DailyRollup,
     EscrowLease,
-    Reservation,
     SpendEntry,
 )
 from budgets.policy import effective_caps
@@ -160,19 +159,19 @@ def cap_utilisation(*, tenant: Tenant, today: date | None = None) -> list[dict[s
 
 
 def _escrow_settled(tenant: Tenant, *, today: date) -> dict[tuple[str, int], Decimal]:
-    """What calls under the tenant's open escrow leases settled so far, per current-window counter."""
+    """What calls under the tenant's open escrow leases settled so far (each lease keeps its own
+    ``spent``), per current-window counter."""
     month = today.replace(day=1)
     out: dict[tuple[str, int], Decimal] = {}
-    rows = (SpendEntry.objects.for_tenant(tenant).filter(reservation_id__in=Reservation.objects.for_tenant(tenant).filter(
-        escrow_lease_id__in=EscrowLease.objects.for_tenant(tenant).filter(status="open").values("pk")).values("pk"))
-        .values("user_id", "day").annotate(s=Sum("cost")).order_by())
+    rows = (EscrowLease.objects.for_tenant(tenant).filter(status="open").values("user_id", "day")
+            .annotate(s=Sum("spent")).order_by())
     for r in rows:
         keys = [(CapScope.TENANT_MONTH.value, tenant.pk)] if r["day"] >= month else []
         if r["user_id"]:
             keys += [(CapScope.USER_MONTH.value, r["user_id"])] if r["day"] >= month else []
             keys += [(CapScope.USER_DAY.value, r["user_id"])] if r["day"] == today else []
         for k in keys:
-            out[k] = out.get(k, Decimal(0)) + r["s"]
+            out[k] = out.get(k, Decimal(0)) + (r["s"] or Decimal(0))
     return out
 
 

@@ -194,22 +194,28 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
     day = now.date()
     refused: tuple[str, Decimal, Decimal] | None = None
     if _pg():
-        # One statement: policy, allowed models, reservation row and every counter — or, under an
-        # escrow lease (a hot cap, budgets.escrow), the run's task counter only.
-        for lease in (escrow.take(run=run, amount=amount, day=day, now=now), None):
-            with connection.cursor() as cur:
-                cur.execute(
-                    "SELECT * FROM budgets_reserve4(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [lease.id if lease else None, run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model,
-                     model_family(model), fallback_model, model_family(fallback_model) if fallback_model else None, amount, day, now],
-                )
-                res_id, user_id, r_scope, r_used, r_cap, hot = cur.fetchone()
-            escrow.note_flag(run.tenant_id, hot)
-            if lease is not None and res_id is None:
-                escrow.refund(lease, amount, gone=r_scope == "escrow_lease_gone")
-                if r_scope == "escrow_lease_gone":
-                    continue  # the lease was reclaimed under a stalled holder: reserve per call
-            break
+        # Under an escrow lease (a hot cap, budgets.escrow): reserved in this process's memory,
+        # against the slice the lease holds reserved on the shared counters — no statement.
+        taken = escrow.take(run=run, amount=amount, day=day, now=now, model=model, fallback_model=fallback_model)
+        if taken is not None:
+            lease, seq, task_cap = taken
+            reservation = Reservation(
+                tenant_id=run.tenant_id, run_id=run.pk, user_id=lease.user_id, model=model, amount=amount, day=day, created_at=now,
+                escrow_lease_id=lease.id,
+            )
+            reservation._state.adding = False  # no row: settled by budgets_settle_local
+            reservation.escrow_seq, reservation.escrow_task_cap = seq, task_cap  # type: ignore[attr-defined]
+            return reservation
+        # One statement: policy, allowed models, reservation row and every counter.
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT * FROM budgets_reserve4(NULL, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [run.tenant_id, run.pk, run.submitted_by_id, run.api_key_id, run.agent_id, model,
+                 model_family(model), fallback_model, model_family(fallback_model) if fallback_model else None, amount, day, now],
+            )
+            res_id, user_id, r_scope, r_used, r_cap, hot = cur.fetchone()
+        escrow.note_flag(run.tenant_id, hot)
+        escrow.forget_task(run.pk)
         if r_scope == "model_not_allowed":
             raise ModelNotAllowed(model)
         if r_scope == "fallback_not_allowed":
@@ -218,12 +224,9 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
             refused = (r_scope, Decimal(r_cap), Decimal(r_used))
         else:
             reservation = Reservation(
-                pk=res_id, tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, model=model, amount=amount, day=day, created_at=now,
-                escrow_lease_id=lease.id if lease else None,
+                pk=res_id, tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, model=model, amount=amount, day=day, created_at=now
             )
             reservation._state.adding = False
-            if lease is not None:
-                escrow.opened(lease, res_id, amount)
     else:
         policy = cap_policy(run.tenant_id, run.submitted_by_id, run.agent_id, run.api_key_id)
         for m in (model, fallback_model):
@@ -302,6 +305,8 @@ def reservation_settle_unknown(*, reservation: Reservation) -> SpendEntry:
 def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool = False) -> SpendEntry:
     now = timezone.now()
     response_id = (response_id or "")[:100]
+    if _pg() and reservation.pk is None and reservation.escrow_lease_id:
+        return _charge_local(reservation, tokens, cost, model, response_id, unknown_outcome, now)
     if _pg():
         with connection.cursor() as cur:
             cur.execute(
@@ -313,12 +318,7 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
         entry_id, existing = rows[0][0], rows[0][1]
         counters = [] if existing else [(r[2], r[3], r[4], r[5], r[6]) for r in rows]
         if existing:
-            entry = SpendEntry.unscoped.get(pk=entry_id)
-            if reservation.escrow_lease_id:
-                escrow.settled(reservation.escrow_lease_id, reservation.pk, entry.cost)
-            return entry
-        if reservation.escrow_lease_id:
-            escrow.settled(reservation.escrow_lease_id, reservation.pk, cost)
+            return SpendEntry.unscoped.get(pk=entry_id)
         if unknown_outcome:
             SpendEntry.unscoped.filter(pk=entry_id).update(unknown_outcome=True)
         entry = SpendEntry(
@@ -337,6 +337,45 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
             found.unknown_outcome = True
         entry, counters = found, found._counters  # type: ignore[attr-defined]
     alert_counters(tenant_id=reservation.tenant_id, counters=counters)
+    return entry
+
+
+def _charge_local(
+    reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool, now: Any
+) -> SpendEntry:
+    """Settle a call reserved in memory against an escrow lease: one statement, no shared row.
+    Idempotent within the process (the harness settles a reservation once; a retry gets the entry)."""
+    done = getattr(reservation, "escrow_entry", None)
+    if done is not None:
+        return done
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT * FROM budgets_settle_local(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [reservation.escrow_lease_id, reservation.tenant_id, reservation.run_id, reservation.user_id, reservation.day,
+             model[:100], cost, tokens.input, tokens.output, tokens.cache_write_5m, tokens.cache_write_1h, tokens.cache_read,
+             response_id, unknown_outcome, now, reservation.escrow_task_cap],  # type: ignore[attr-defined]
+        )
+        rows = cur.fetchall()
+    entry_id, late = rows[0][0], rows[0][1]
+    if late:  # the reclaim charged this call's worst case already: that entry stands for it
+        entry = SpendEntry.unscoped.get(pk=entry_id)
+    else:
+        entry = SpendEntry(
+            pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=None,
+            response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
+            output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
+            cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
+        )
+        entry._state.adding = False
+        alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
+
+    def committed() -> None:
+        # Only once the settle commits: inside the harness's step transaction it may still roll
+        # back (lease lost), and the harness then settles the call again.
+        escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, cost, late=late)  # type: ignore[arg-type, attr-defined]
+        reservation.escrow_entry = entry  # type: ignore[attr-defined]
+
+    transaction.on_commit(committed)
     return entry
 
 
@@ -409,14 +448,16 @@ def _rollup_add(cur: Any, e: SpendEntry, *, calls: int = 1) -> None:
 def reservation_release(*, reservation: Reservation) -> None:
     """Give a reservation's money back (the call failed or never happened). Idempotent."""
     now = timezone.now()
+    if _pg() and reservation.pk is None and reservation.escrow_lease_id:
+        if getattr(reservation, "escrow_entry", None) is None:
+            escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, Decimal(0))
+        return  # reserved in memory: the money goes back to the slice, no statement
     if _pg():
         with connection.cursor() as cur:
             cur.execute(
                 "SELECT * FROM budgets_settle2(%s, 'released', '', 0, 0, 0, 0, 0, 0, '', %s)", [reservation.pk, now]
             )
             cur.fetchall()
-        if reservation.escrow_lease_id:
-            escrow.settled(reservation.escrow_lease_id, reservation.pk, Decimal(0))
         return
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute(_CLOSE_SQL, [ReservationStatus.RELEASED, now, reservation.pk])
