@@ -133,6 +133,13 @@ class RunDriver(ToolTurn):
             self.store.add_rows(self.run, tool_calls=self.pending_calls, events=self.events, spans=self.tracer.pending)
             self.pending_calls, self.events, self.tracer.pending = [], [], []
 
+    def add_turn(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
+        """Insert a turn with the buffered ledger rows, events and spans, in one round trip; callers hold the transaction and the fence."""
+        msg = self.store.add_turn(self.run, seq=seq, role=role, content=content, fields=fields, tool_calls=self.pending_calls,
+                                  events=self.events, spans=self.tracer.pending)
+        self.pending_calls, self.events, self.tracer.pending = [], [], []
+        return msg
+
     def load_log(self) -> list[MessageRecord]:
         if self._log is None:
             self._log = list(self.store.messages(self.run.pk))
@@ -149,9 +156,8 @@ class RunDriver(ToolTurn):
         try:
             with transaction.atomic(savepoint=False):
                 lease.fence_relaxed(self.run.pk, self.worker_id, flags=self.flags.new(fields.get("flags") or ()))
-                msg = self.store.add_message(self.run, seq=seq, role=role, content=content, **fields)
+                msg = self.add_turn(seq, role, content, **fields)
                 online.after_turn(self.run, msg)
-                self.flush()
         except IntegrityError:
             # Someone else wrote this step: the lease fence makes that "we were too slow".
             raise lease.LeaseLost(self.run.pk)
@@ -387,12 +393,11 @@ class RunDriver(ToolTurn):
                     self.tracer.pending[-1].attributes["agentops.cost_usd"] = str(span_cost)
                 self.event("turn", role="assistant", seq=messages[-1].seq + 1, stop_reason=message.stop_reason, model=result.model,
                            cost=str(span_cost) if span_cost is not None else None, flags=flags)
-                turn = self.store.add_message(
-                    self.run, seq=messages[-1].seq + 1, role="assistant", content=content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
+                turn = self.add_turn(
+                    messages[-1].seq + 1, "assistant", content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
                     usage=usage, flags=flags, scores=scores,
                 )
                 online.after_turn(self.run, turn)
-                self.flush()
             settled = True
             self.iterations += 1
             self.load_log().append(turn)

@@ -234,6 +234,11 @@ class RunStore(Protocol):
     def add_message(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
         """Insert a turn; IntegrityError when ``seq`` is taken."""
 
+    def add_turn(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], fields: dict[str, Any],
+                 tool_calls: Sequence[tuple[str, dict[str, Any]]] = (), events: Iterable[EventRow] = (),
+                 spans: Iterable[SpanRow] = ()) -> MessageRecord:
+        """:meth:`add_message` (``fields`` its keyword fields) and :meth:`add_rows` in one round trip."""
+
     def tool_calls(self, run_id: int, tool_use_ids: Sequence[str]) -> Mapping[str, ToolCallRecord]: ...
 
     def record_tool_call(self, run: RunRecord, tool_use_id: str, fields: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ add round trips to a step (counted with Django's CaptureQueriesContext on a whol
 from __future__ import annotations
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -12,7 +12,7 @@ from agentops.bench.commits import count_commits
 from agentops.harness.durability import relax_commit
 from agentops.harness.loop import drive_run
 from agentops.harness.store import EventRow, SpanRow
-from runs.models import Agent, Run, RunEvent, RunStatus, Span, ToolCall
+from runs.models import Agent, Message, Run, RunEvent, RunStatus, Span, ToolCall
 from runs.store import RunStore
 from tests.runtime.conftest import make_run
 
@@ -22,12 +22,13 @@ pytestmark = pytest.mark.django_db
 # step raises these on purpose, with a reason in the commit. Issue 14 lowered them from 27 and 107:
 # a turn this job's model call just wrote skips the ledger and escalation reads, a read-only
 # idempotent tool writes its ledger row once, in the tool_result turn's transaction, and a step's
-# ledger rows, events and spans go to PostgreSQL as one round trip (RunStore.add_rows).
-PLAIN_RUN_STATEMENTS = 26
+# ledger rows, events and spans go to PostgreSQL as one round trip (RunStore.add_rows). Issue 14 again
+# (26 -> 24, 79 -> 71): a turn's INSERT travels in that same round trip (RunStore.add_turn).
+PLAIN_RUN_STATEMENTS = 24
 # The refund run's measured pass is not all success: the warm-up pass already refunded TX-5001, so its
 # issue_refund fails (deterministically) and the failure journal files it: one statement (78 -> 79).
 # A run that meets no failure adds none (the plain run, and tests/memory/test_journal.py).
-REFUND_RUN_STATEMENTS = 79
+REFUND_RUN_STATEMENTS = 71
 
 
 def _count(run) -> int:  # type: ignore[no-untyped-def]
@@ -91,6 +92,53 @@ def test_a_steps_ledger_rows_events_and_spans_are_one_round_trip_and_all_land(ag
         )
     assert len(ctx.captured_queries) == 1
     assert ToolCall.objects.get(run=run, tool_use_id="toolu_a").status == "error"
+
+
+def test_a_turn_and_its_steps_rows_are_one_round_trip_and_a_taken_seq_writes_none(agent):
+    """RunStore.add_turn: the turn comes back with its id; when its seq is taken, nothing of it lands."""
+    run = make_run(agent, "default")
+    store = RunStore()
+    with CaptureQueriesContext(connection) as ctx:
+        msg = store.add_turn(
+            run,
+            seq=0,
+            role="user",
+            content=[{"type": "text", "text": "50% off"}],
+            fields={"flags": ["x"]},
+            tool_calls=[
+                ("toolu_a", {"tool_name": "search_knowledge_base", "status": "succeeded", "result": "r"})
+            ],
+            events=[EventRow(type="turn", data={"seq": 0})],
+        )
+    assert len(ctx.captured_queries) == 1
+    stored = Message.objects.get(pk=msg.pk)
+    assert (stored.seq, stored.role, stored.content, stored.flags) == (
+        0,
+        "user",
+        [{"type": "text", "text": "50% off"}],
+        ["x"],
+    )
+    assert list(RunEvent.objects.filter(run=run).values_list("data", flat=True)) == [{"seq": 0}]
+    assert ToolCall.objects.get(run=run).result == "r"
+    # A second turn compiles from the cached one-row SQL: its own values, not the first's.
+    second = store.add_turn(
+        run,
+        seq=1,
+        role="assistant",
+        content=[{"type": "text", "text": "ok"}],
+        fields={"model": "m", "usage": {"output_tokens": 3}},
+    )
+    assert Message.objects.filter(pk=second.pk).values_list("seq", "model", "usage").get() == (
+        1,
+        "m",
+        {"output_tokens": 3},
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        store.add_turn(
+            run, seq=1, role="user", content=[], fields={}, events=[EventRow(type="late", data={})]
+        )
+    assert not RunEvent.objects.filter(run=run, type="late").exists()
+    assert Message.objects.filter(run=run).count() == 2
 
 
 @pytest.mark.django_db(transaction=True)
