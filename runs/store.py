@@ -28,6 +28,22 @@ _CONTROL_SQL = (
 )
 
 
+def _fence_sql(run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
+               prompt_version_id: int | None = None, flags: list[str] | None = None) -> tuple[str, list[Any]]:
+    """PostgreSQL's relaxed fence: the lease UPDATE and ``SET LOCAL synchronous_commit = off`` (two results)."""
+    sets = ["lease_expires_at = statement_timestamp() + make_interval(secs => %s)", "heartbeat_at = statement_timestamp()",
+            "iterations = iterations + %s"]
+    params: list[Any] = [settings.RUN_LEASE_SECONDS, iterations_inc]
+    if model_used is not None:
+        sets += ["model_used = %s", "prompt_version_id = %s"]
+        params += [model_used, prompt_version_id]
+    if flags is not None:
+        sets.append("flags = %s::jsonb")
+        params.append(json.dumps(flags))
+    sql = f"UPDATE runs_run SET {', '.join(sets)} WHERE id = %s AND lease_owner = %s; SET LOCAL synchronous_commit = off"  # noqa: S608 - fixed column names
+    return sql, [*params, run_id, worker_id]
+
+
 def _lease_duration() -> timedelta:
     return timedelta(seconds=settings.RUN_LEASE_SECONDS)
 
@@ -72,18 +88,10 @@ class RunStore:
             if flags is not None:
                 fields["flags"] = flags
             return self.fence(run_id, worker_id, **fields)
-        sets = ["lease_expires_at = statement_timestamp() + make_interval(secs => %s)", "heartbeat_at = statement_timestamp()",
-                "iterations = iterations + %s"]
-        params: list[Any] = [settings.RUN_LEASE_SECONDS, iterations_inc]
-        if model_used is not None:
-            sets += ["model_used = %s", "prompt_version_id = %s"]
-            params += [model_used, prompt_version_id]
-        if flags is not None:
-            sets.append("flags = %s::jsonb")
-            params.append(json.dumps(flags))
-        sql = f"UPDATE runs_run SET {', '.join(sets)} WHERE id = %s AND lease_owner = %s; SET LOCAL synchronous_commit = off"  # noqa: S608 - fixed column names
+        sql, params = _fence_sql(run_id, worker_id, iterations_inc=iterations_inc, model_used=model_used,
+                                 prompt_version_id=prompt_version_id, flags=flags)
         with connection.cursor() as cur:
-            cur.execute(sql, [*params, run_id, worker_id])
+            cur.execute(sql, params)
             return cur.rowcount == 1
 
     def release(self, run_id: int, worker_id: str, *, unless_stop_requested: bool = False, count_reschedule: bool = False,
@@ -138,19 +146,30 @@ class RunStore:
 
     def add_turn(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], fields: dict[str, Any],
                  tool_calls: Sequence[tuple[str, dict[str, Any]]] = (), events: Iterable[EventRow] = (),
-                 spans: Iterable[SpanRow] = ()) -> Message:
-        """:meth:`add_message` and :meth:`add_rows` in one round trip on PostgreSQL (issue 14): the turn's
-        INSERT … RETURNING id goes first (the cursor stays on its result), the step's rows follow."""
+                 spans: Iterable[SpanRow] = (), fence: tuple[str, dict[str, Any]] | None = None) -> Message | None:
+        """:meth:`fence_relaxed` (``fence``: the worker id and its keyword arguments), :meth:`add_message`
+        and :meth:`add_rows` in one round trip on PostgreSQL (issue 14): the fence, then the turn's
+        INSERT … RETURNING id, then the step's rows. None when the fence failed: the caller rolls back."""
         message = Message(tenant_id=run.tenant_id, run_id=run.pk, seq=seq, role=role, content=content, **fields)
         statements = self._row_inserts(run, tool_calls, events, spans)
         if connection.vendor != "postgresql":
+            if fence is not None and not self.fence_relaxed(run.pk, fence[0], **fence[1]):
+                return None
             message.save(force_insert=True, using="default")
             self._insert_rows(statements)
             return message
         sql, params = _insert_sql(Message, [message], None)
         statements.insert(0, (Message, [message], f'{sql} RETURNING "{Message._meta.pk.column}"', params))
+        lead: list[tuple[str, list[Any]]] = [_fence_sql(run.pk, fence[0], **fence[1])] if fence is not None else []
         with connection.cursor() as cur:
-            cur.execute("; ".join(s[2] for s in statements), [p for s in statements for p in s[3]])
+            cur.execute("; ".join([*(q for q, _ in lead), *(s[2] for s in statements)]),
+                        [*(p for _, ps in lead for p in ps), *(p for s in statements for p in s[3])])
+            if lead:
+                # Results in order: the fence's UPDATE, its SET LOCAL, then the turn's RETURNING.
+                if cur.rowcount != 1:
+                    return None
+                cur.nextset()
+                cur.nextset()
             message.pk = cur.fetchone()[0]
         message._state.adding, message._state.db = False, "default"
         return message

@@ -133,10 +133,14 @@ class RunDriver(ToolTurn):
             self.store.add_rows(self.run, tool_calls=self.pending_calls, events=self.events, spans=self.tracer.pending)
             self.pending_calls, self.events, self.tracer.pending = [], [], []
 
-    def add_turn(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
-        """Insert a turn with the buffered ledger rows, events and spans, in one round trip; callers hold the transaction and the fence."""
+    def add_turn(self, seq: int, role: str, content: list[dict[str, Any]], fence: dict[str, Any], **fields: Any) -> MessageRecord:
+        """The lease fence (lease.fence_relaxed's arguments), then the turn with the buffered ledger rows,
+        events and spans, in one round trip; callers hold the transaction. LeaseLost when the fence fails:
+        the exception rolls the transaction back, so nothing of the step is written."""
         msg = self.store.add_turn(self.run, seq=seq, role=role, content=content, fields=fields, tool_calls=self.pending_calls,
-                                  events=self.events, spans=self.tracer.pending)
+                                  events=self.events, spans=self.tracer.pending, fence=(self.worker_id, fence))
+        if msg is None:
+            raise lease.LeaseLost(self.run.pk)
         self.pending_calls, self.events, self.tracer.pending = [], [], []
         return msg
 
@@ -155,8 +159,7 @@ class RunDriver(ToolTurn):
     def append_message(self, seq: int, role: str, content: list[dict[str, Any]], **fields: Any) -> MessageRecord:
         try:
             with transaction.atomic(savepoint=False):
-                lease.fence_relaxed(self.run.pk, self.worker_id, flags=self.flags.new(fields.get("flags") or ()))
-                msg = self.add_turn(seq, role, content, **fields)
+                msg = self.add_turn(seq, role, content, {"flags": self.flags.new(fields.get("flags") or ())}, **fields)
                 online.after_turn(self.run, msg)
         except IntegrityError:
             # Someone else wrote this step: the lease fence makes that "we were too slow".
@@ -384,9 +387,10 @@ class RunDriver(ToolTurn):
             evaluated = evaluators.evaluate_assistant_turn(content, log=[(m.role, m.content) for m in messages], tool_schemas=online.tool_schemas(offered))
             flags, scores = evaluated.flags, online.nonzero(evaluated.scores)
             with transaction.atomic():
-                # The lease fence, the step's run update and the relaxed commit in one round trip.
-                lease.fence_relaxed(self.run.pk, self.worker_id, iterations_inc=1, model_used=result.model, flags=self.flags.new(flags),
-                                    prompt_version_id=prompt_version_id)
+                # The lease fence (with the step's run update and the relaxed commit) travels with the turn's
+                # INSERT (add_turn): when it fails, LeaseLost rolls this settlement back with the rest, and
+                # the finally below settles the answered call on its own, as when the fence came first.
+                fence = {"iterations_inc": 1, "model_used": result.model, "flags": self.flags.new(flags), "prompt_version_id": prompt_version_id}
                 entry = costs.settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id)
                 span_cost = getattr(entry, "cost", None)
                 if span_cost is not None and self.tracer.pending:
@@ -394,7 +398,7 @@ class RunDriver(ToolTurn):
                 self.event("turn", role="assistant", seq=messages[-1].seq + 1, stop_reason=message.stop_reason, model=result.model,
                            cost=str(span_cost) if span_cost is not None else None, flags=flags)
                 turn = self.add_turn(
-                    messages[-1].seq + 1, "assistant", content, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
+                    messages[-1].seq + 1, "assistant", content, fence, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
                     usage=usage, flags=flags, scores=scores,
                 )
                 online.after_turn(self.run, turn)

@@ -236,8 +236,9 @@ class RunStore(Protocol):
 
     def add_turn(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], fields: dict[str, Any],
                  tool_calls: Sequence[tuple[str, dict[str, Any]]] = (), events: Iterable[EventRow] = (),
-                 spans: Iterable[SpanRow] = ()) -> MessageRecord:
-        """:meth:`add_message` (``fields`` its keyword fields) and :meth:`add_rows` in one round trip."""
+                 spans: Iterable[SpanRow] = (), fence: tuple[str, dict[str, Any]] | None = None) -> MessageRecord | None:
+        """:meth:`fence_relaxed` (``fence``: worker id, keyword arguments), :meth:`add_message` (``fields``
+        its keyword fields) and :meth:`add_rows` in one round trip; None when the fence failed (roll back)."""
 
     def tool_calls(self, run_id: int, tool_use_ids: Sequence[str]) -> Mapping[str, ToolCallRecord]: ...
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agentops.harness import lease
 from agentops.harness.loop import drive_run
+from agentops.llm import gateway
 from budgets.models import Reservation, SpendEntry
+from runs.models import Message, Run
 from tests.runtime.conftest import make_run
 
 pytestmark = pytest.mark.django_db
@@ -16,16 +17,20 @@ def test_a_reply_whose_step_is_lost_is_still_charged(agent, monkeypatch):
     """The API answered, then the step could not be persisted (another worker took the lease):
     the call was billed, so its real cost is recorded — never released to zero."""
     run = make_run(agent, "default")
-    real = lease.fence_relaxed
+    real = gateway.create_message
 
-    def fence(run_id, worker_id, **fields):  # type: ignore[no-untyped-def]
-        if "iterations_inc" in fields:  # the fence of the step that persists the reply
-            raise lease.LeaseLost(run_id)
-        return real(run_id, worker_id, **fields)
+    def create_message(**kwargs):  # type: ignore[no-untyped-def]
+        result = real(**kwargs)
+        # Another worker took the lease while the call was in flight: the step's fence must fail.
+        Run.objects.filter(pk=run.pk).update(lease_owner="w2")
+        return result
 
-    monkeypatch.setattr(lease, "fence_relaxed", fence)
+    monkeypatch.setattr(gateway, "create_message", create_message)
     assert drive_run(run.pk, worker_id="w1") == "lease_lost"
     res = Reservation.objects.get(run_id=run.pk)
     assert res.status == "settled"
     entry = SpendEntry.objects.get(reservation_id=res.pk)
     assert entry.response_id and not entry.unknown_outcome and 0 < entry.cost <= res.amount
+    # Nothing of the lost step landed: not the turn, nor the run's iteration.
+    assert not Message.objects.filter(run=run, role="assistant").exists()
+    assert Run.objects.get(pk=run.pk).iterations == 0

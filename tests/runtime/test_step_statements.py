@@ -23,12 +23,13 @@ pytestmark = pytest.mark.django_db
 # a turn this job's model call just wrote skips the ledger and escalation reads, a read-only
 # idempotent tool writes its ledger row once, in the tool_result turn's transaction, and a step's
 # ledger rows, events and spans go to PostgreSQL as one round trip (RunStore.add_rows). Issue 14 again
-# (26 -> 24, 79 -> 71): a turn's INSERT travels in that same round trip (RunStore.add_turn).
-PLAIN_RUN_STATEMENTS = 24
+# (26 -> 22, 79 -> 63): a turn's INSERT, and the lease fence before it, travel in that same round trip
+# (RunStore.add_turn).
+PLAIN_RUN_STATEMENTS = 22
 # The refund run's measured pass is not all success: the warm-up pass already refunded TX-5001, so its
 # issue_refund fails (deterministically) and the failure journal files it: one statement (78 -> 79).
 # A run that meets no failure adds none (the plain run, and tests/memory/test_journal.py).
-REFUND_RUN_STATEMENTS = 71
+REFUND_RUN_STATEMENTS = 63
 
 
 def _count(run) -> int:  # type: ignore[no-untyped-def]
@@ -139,6 +140,15 @@ def test_a_turn_and_its_steps_rows_are_one_round_trip_and_a_taken_seq_writes_non
         )
     assert not RunEvent.objects.filter(run=run, type="late").exists()
     assert Message.objects.filter(run=run).count() == 2
+    # With the fence: another worker's lease means None (the caller rolls back); the owner's renews it.
+    Run.objects.filter(pk=run.pk).update(lease_owner="w1")
+    assert store.add_turn(run, seq=2, role="user", content=[], fields={}, fence=("w2", {})) is None
+    with CaptureQueriesContext(connection) as ctx:
+        third = store.add_turn(
+            run, seq=3, role="user", content=[], fields={}, fence=("w1", {"iterations_inc": 1})
+        )
+    assert third is not None and len(ctx.captured_queries) == 1
+    assert Run.objects.get(pk=run.pk).iterations == 1
 
 
 @pytest.mark.django_db(transaction=True)
