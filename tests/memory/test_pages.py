@@ -34,6 +34,9 @@ def test_every_role_searches_by_subject_and_text_and_reads_a_fact(tenant, member
     client = client_for(members[Role.VIEWER])
     page = client.get(url(tenant)).content.decode()
     assert SECRET_TEXT in page and "phone calls" in page and "Globex" not in page
+    assert f'href="/t/{tenant.slug}/memory/journal/"' in page  # the failure journal is one click away
+    journal = client.get(url(tenant, "journal/")).content.decode()
+    assert f'href="/t/{tenant.slug}/memory/"' in journal  # and back
     by_subject = client.get(url(tenant), {"subject": "ACC-2002"}).content.decode()
     assert "phone calls" in by_subject and SECRET_TEXT not in by_subject
     by_text = client.get(
