@@ -94,7 +94,11 @@ def ensure_chromium() -> None:
 
 def cmd_demo(args: list[str]) -> int:
     ensure_venv("")
-    return subprocess.call([str(PY), "manage.py", "demo", *args], cwd=ROOT)
+    # Become `manage.py demo` rather than wait for it: Ctrl-C or a SIGTERM then reaches the demo itself,
+    # which stops its workers and servers (a waiting parent would SIGKILL it on KeyboardInterrupt first,
+    # leaving them running).
+    os.chdir(ROOT)
+    os.execv(str(PY), [str(PY), "manage.py", "demo", *args])  # noqa: S606 - our own venv Python, fixed argv
 
 
 def cmd_test(args: list[str]) -> int:
