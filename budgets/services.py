@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -273,6 +275,36 @@ def reservation_settle(*, reservation: Reservation, usage: dict[str, Any], model
     already released still records the spend — the call happened and was billed.
     ``response_id`` (the Message id) lets the reconciler tell accounted replies apart.
     """
+    tokens, cost, model = _priced(reservation, usage, model)
+    return _charge(reservation=reservation, tokens=tokens, cost=cost, model=model, response_id=response_id)
+
+
+@dataclass
+class PreparedSettle:
+    """:func:`reservation_settle` as its one statement, for a caller to send in a round trip of its own
+    (the harness sends it with the step's turn: issue 14). Run ``sql`` with ``params`` inside the caller's
+    transaction, then hand its rows to :meth:`finish`, which returns the entry (and raises the alerts)."""
+
+    sql: str
+    params: list[Any]
+    cost: Decimal  # what the entry will charge
+    _finish: Callable[[list[tuple[Any, ...]]], SpendEntry]
+
+    def finish(self, rows: list[tuple[Any, ...]]) -> SpendEntry:
+        return self._finish(rows)
+
+
+def reservation_settle_prepared(*, reservation: Reservation, usage: dict[str, Any], model: str, response_id: str = "") -> PreparedSettle | None:
+    """:func:`reservation_settle`'s statement and its follow-up, or None where settling is not one
+    statement (SQLite, the portable path): then call :func:`reservation_settle`."""
+    if not _pg():
+        return None
+    tokens, cost, model = _priced(reservation, usage, model)
+    sql, params, finish = _charge_statement(reservation, tokens, cost, model, (response_id or "")[:100], False, timezone.now())
+    return PreparedSettle(sql=sql, params=params, cost=cost, _finish=finish)
+
+
+def _priced(reservation: Reservation, usage: dict[str, Any], model: str) -> tuple[Any, Decimal, str]:
     tokens = tokens_from_usage(usage)
     try:
         price = price_for(model, reservation.created_at)
@@ -282,8 +314,7 @@ def reservation_settle(*, reservation: Reservation, usage: dict[str, Any], model
         log.warning("settling with the reserved model's price: response model has no price", extra={"model": str(model)[:100]})
         model = reservation.model
         price = price_for(model, reservation.created_at)
-    cost = cost_of_tokens(price, tokens)
-    return _charge(reservation=reservation, tokens=tokens, cost=cost, model=model, response_id=response_id)
+    return tokens, cost_of_tokens(price, tokens), model
 
 
 def reservation_settle_unknown(*, reservation: Reservation) -> SpendEntry:
@@ -305,18 +336,31 @@ def reservation_settle_unknown(*, reservation: Reservation) -> SpendEntry:
 def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool = False) -> SpendEntry:
     now = timezone.now()
     response_id = (response_id or "")[:100]
-    if _pg() and reservation.pk is None and reservation.escrow_lease_id:
-        return _charge_local(reservation, tokens, cost, model, response_id, unknown_outcome, now)
     if _pg():
+        sql, params, finish = _charge_statement(reservation, tokens, cost, model, response_id, unknown_outcome, now)
         with connection.cursor() as cur:
-            cur.execute(
-                "SELECT * FROM budgets_settle2(%s, 'settled', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [reservation.pk, model[:100], cost, tokens.input, tokens.output, tokens.cache_write_5m,
-                 tokens.cache_write_1h, tokens.cache_read, response_id, now],
-            )
+            cur.execute(sql, params)
             rows = cur.fetchall()
+        return finish(rows)
+    found = _settle_portable(reservation, tokens, cost, model, response_id, now)
+    if isinstance(found, SpendEntry) and found.pk and not hasattr(found, "_counters"):
+        return found
+    if unknown_outcome:
+        SpendEntry.unscoped.filter(pk=found.pk).update(unknown_outcome=True)
+        found.unknown_outcome = True
+    alert_counters(tenant_id=reservation.tenant_id, counters=found._counters)  # type: ignore[attr-defined]
+    return found
+
+
+def _charge_statement(
+    reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool, now: Any
+) -> tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], SpendEntry]]:
+    """The settle on PostgreSQL: one PL/pgSQL call, and what turns its rows into the entry."""
+    if reservation.pk is None and reservation.escrow_lease_id:
+        return _charge_local(reservation, tokens, cost, model, response_id, unknown_outcome, now)
+
+    def finish(rows: list[tuple[Any, ...]]) -> SpendEntry:
         entry_id, existing = rows[0][0], rows[0][1]
-        counters = [] if existing else [(r[2], r[3], r[4], r[5], r[6]) for r in rows]
         if existing:
             return SpendEntry.unscoped.get(pk=entry_id)
         if unknown_outcome:
@@ -328,55 +372,56 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
             cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
         )
         entry._state.adding = False
-    else:
-        found = _settle_portable(reservation, tokens, cost, model, response_id, now)
-        if isinstance(found, SpendEntry) and found.pk and not hasattr(found, "_counters"):
-            return found
-        if unknown_outcome:
-            SpendEntry.unscoped.filter(pk=found.pk).update(unknown_outcome=True)
-            found.unknown_outcome = True
-        entry, counters = found, found._counters  # type: ignore[attr-defined]
-    alert_counters(tenant_id=reservation.tenant_id, counters=counters)
-    return entry
+        alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
+        return entry
+
+    return (
+        "SELECT * FROM budgets_settle2(%s, 'settled', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [reservation.pk, model[:100], cost, tokens.input, tokens.output, tokens.cache_write_5m,
+         tokens.cache_write_1h, tokens.cache_read, response_id, now],
+        finish,
+    )
 
 
 def _charge_local(
     reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool, now: Any
-) -> SpendEntry:
+) -> tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], SpendEntry]]:
     """Settle a call reserved in memory against an escrow lease: one statement, no shared row.
     Idempotent within the process (the harness settles a reservation once; a retry gets the entry)."""
     done = getattr(reservation, "escrow_entry", None)
     if done is not None:
-        return done
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT * FROM budgets_settle_local(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [reservation.escrow_lease_id, reservation.tenant_id, reservation.run_id, reservation.user_id, reservation.day,
-             model[:100], cost, tokens.input, tokens.output, tokens.cache_write_5m, tokens.cache_write_1h, tokens.cache_read,
-             response_id, unknown_outcome, now, reservation.escrow_task_cap],  # type: ignore[attr-defined]
-        )
-        rows = cur.fetchall()
-    entry_id, late = rows[0][0], rows[0][1]
-    if late:  # the reclaim charged this call's worst case already: that entry stands for it
-        entry = SpendEntry.unscoped.get(pk=entry_id)
-    else:
-        entry = SpendEntry(
-            pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=None,
-            response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
-            output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
-            cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
-        )
-        entry._state.adding = False
-        alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
+        return "SELECT NULL", [], lambda rows: done
 
-    def committed() -> None:
-        # Only once the settle commits: inside the harness's step transaction it may still roll
-        # back (lease lost), and the harness then settles the call again.
-        escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, cost, late=late)  # type: ignore[arg-type, attr-defined]
-        reservation.escrow_entry = entry  # type: ignore[attr-defined]
+    def finish(rows: list[tuple[Any, ...]]) -> SpendEntry:
+        entry_id, late = rows[0][0], rows[0][1]
+        if late:  # the reclaim charged this call's worst case already: that entry stands for it
+            entry = SpendEntry.unscoped.get(pk=entry_id)
+        else:
+            entry = SpendEntry(
+                pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=None,
+                response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
+                output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
+                cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
+            )
+            entry._state.adding = False
+            alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
 
-    transaction.on_commit(committed)
-    return entry
+        def committed() -> None:
+            # Only once the settle commits: inside the harness's step transaction it may still roll
+            # back (lease lost), and the harness then settles the call again.
+            escrow.settled(reservation.escrow_lease_id, reservation.escrow_seq, cost, late=late)  # type: ignore[arg-type, attr-defined]
+            reservation.escrow_entry = entry  # type: ignore[attr-defined]
+
+        transaction.on_commit(committed)
+        return entry
+
+    return (
+        "SELECT * FROM budgets_settle_local(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [reservation.escrow_lease_id, reservation.tenant_id, reservation.run_id, reservation.user_id, reservation.day,
+         model[:100], cost, tokens.input, tokens.output, tokens.cache_write_5m, tokens.cache_write_1h, tokens.cache_read,
+         response_id, unknown_outcome, now, reservation.escrow_task_cap],  # type: ignore[attr-defined]
+        finish,
+    )
 
 
 def _settle_portable(

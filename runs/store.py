@@ -18,7 +18,7 @@ from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce, Now
 from django.db.models.sql import InsertQuery
 
-from agentops.harness.store import Control, EventRow, RunRecord, RunStatus, SpanRow
+from agentops.harness.store import Control, EventRow, RunRecord, RunStatus, SpanRow, TurnExtras
 from agentops.memory import journal
 from runs.models import Agent, Message, Run, RunEvent, Span, ToolCall, ToolGrant
 
@@ -40,7 +40,11 @@ def _fence_sql(run_id: int, worker_id: str, *, iterations_inc: int = 0, model_us
     if flags is not None:
         sets.append("flags = %s::jsonb")
         params.append(json.dumps(flags))
-    sql = f"UPDATE runs_run SET {', '.join(sets)} WHERE id = %s AND lease_owner = %s; SET LOCAL synchronous_commit = off"  # noqa: S608 - fixed column names
+    # RETURNING the run's stop flags (as _CONTROL_SQL reads them): add_turn hands them to the next step's
+    # control check, which then needs no read of its own.
+    sql = (f"UPDATE runs_run r SET {', '.join(sets)} WHERE r.id = %s AND r.lease_owner = %s RETURNING r.cancel_requested, r.pause_requested, "  # noqa: S608 - fixed column names
+           "(SELECT a.runs_disabled OR t.runs_disabled FROM runs_agent a, tenants_tenant t WHERE a.id = r.agent_id AND t.id = r.tenant_id); "
+           "SET LOCAL synchronous_commit = off")
     return sql, [*params, run_id, worker_id]
 
 
@@ -146,29 +150,46 @@ class RunStore:
 
     def add_turn(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], fields: dict[str, Any],
                  tool_calls: Sequence[tuple[str, dict[str, Any]]] = (), events: Iterable[EventRow] = (),
-                 spans: Iterable[SpanRow] = (), fence: tuple[str, dict[str, Any]] | None = None) -> Message | None:
-        """:meth:`fence_relaxed` (``fence``: the worker id and its keyword arguments), :meth:`add_message`
-        and :meth:`add_rows` in one round trip on PostgreSQL (issue 14): the fence, then the turn's
-        INSERT … RETURNING id, then the step's rows. None when the fence failed: the caller rolls back."""
+                 spans: Iterable[SpanRow] = (), fence: tuple[str, dict[str, Any]] | None = None,
+                 before: Sequence[tuple[str, Sequence[Any]]] = (), extras: TurnExtras | None = None) -> Message | None:
+        """:meth:`fence_relaxed` (``fence``: the worker id and its keyword arguments), the ``before``
+        statements, :meth:`add_message` and :meth:`add_rows` in one round trip on PostgreSQL (issue 14):
+        the fence, the step's settlement, the turn's INSERT … RETURNING id, then the step's rows. None
+        when the fence failed: the caller rolls back (the statements after it ran, and go with it)."""
         message = Message(tenant_id=run.tenant_id, run_id=run.pk, seq=seq, role=role, content=content, **fields)
         statements = self._row_inserts(run, tool_calls, events, spans)
         if connection.vendor != "postgresql":
             if fence is not None and not self.fence_relaxed(run.pk, fence[0], **fence[1]):
                 return None
+            for sql, params in before:
+                with connection.cursor() as cur:
+                    cur.execute(sql, params)
+                    if extras is not None:
+                        extras.results.append(cur.fetchall() if cur.description else [])
             message.save(force_insert=True, using="default")
             self._insert_rows(statements)
             return message
         sql, params = _insert_sql(Message, [message], None)
         statements.insert(0, (Message, [message], f'{sql} RETURNING "{Message._meta.pk.column}"', params))
-        lead: list[tuple[str, list[Any]]] = [_fence_sql(run.pk, fence[0], **fence[1])] if fence is not None else []
+        lead: list[tuple[str, Sequence[Any]]] = [_fence_sql(run.pk, fence[0], **fence[1])] if fence is not None else []
+        lead += before
         with connection.cursor() as cur:
             cur.execute("; ".join([*(q for q, _ in lead), *(s[2] for s in statements)]),
                         [*(p for _, ps in lead for p in ps), *(p for s in statements for p in s[3])])
-            if lead:
-                # Results in order: the fence's UPDATE, its SET LOCAL, then the turn's RETURNING.
-                if cur.rowcount != 1:
+            if fence is not None:
+                # Results in order: the fence's UPDATE … RETURNING, its SET LOCAL, the ``before``
+                # statements, then the turn's RETURNING.
+                found = cur.fetchone()
+                if found is None:
                     return None
+                if extras is not None:
+                    extras.control = Control(cancel_requested=found[0], pause_requested=found[1], runs_disabled=bool(found[2]))
                 cur.nextset()
+                cur.nextset()
+            for _ in before:
+                rows = cur.fetchall() if cur.description else []
+                if extras is not None:
+                    extras.results.append(rows)
                 cur.nextset()
             message.pk = cur.fetchone()[0]
         message._state.adding, message._state.db = False, "default"

@@ -21,6 +21,7 @@ from budgets.services import (
     reservation_open,
     reservation_release,
     reservation_settle,
+    reservation_settle_prepared,
 )
 
 
@@ -46,6 +47,12 @@ def reserve(*, run: Any, model: str, max_tokens: int, input_tokens_bound: int, f
 def settle(*, reservation: Any, usage: dict[str, Any], model: str, response_id: str = "") -> Any:
     """Settle to the exact cost; ``response_id`` lets the reconciler tell charged replies apart."""
     return reservation_settle(reservation=reservation, usage=usage, model=model, response_id=response_id)
+
+
+def prepare_settle(*, reservation: Any, usage: dict[str, Any], model: str, response_id: str = "") -> Any:
+    """:func:`settle` as one statement for the step's round trip (``.sql``, ``.params``, ``.cost``,
+    ``.finish(rows)``), or None where it is not one statement: then call :func:`settle`."""
+    return reservation_settle_prepared(reservation=reservation, usage=usage, model=model, response_id=response_id)
 
 
 def release(*, reservation: Any) -> None:

@@ -25,6 +25,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +35,15 @@ from django.utils import timezone
 from agentops.harness import costs, deltas, evaluators, extract, grants, hooks, lease, online, shutdown
 from agentops.harness.context import plan_context
 from agentops.harness.durability import relax_commit
-from agentops.harness.store import TERMINAL_STATUSES, EventRow, MessageRecord, RunRecord, RunStatus
+from agentops.harness.store import (
+    TERMINAL_STATUSES,
+    Control,
+    EventRow,
+    MessageRecord,
+    RunRecord,
+    RunStatus,
+    TurnExtras,
+)
 from agentops.harness.tool_turn import Stop, ToolTurn, Wait
 from agentops.harness.tracing import RunTracer
 from agentops.logs import bind
@@ -114,6 +123,7 @@ class RunDriver(ToolTurn):
         # Set by benchmarks: a list that receives (step kind, seconds, model seconds) per step.
         self.step_log: list[tuple[str, float, float]] | None = None
         self._model_s = 0.0
+        self._next_control: Control | None = None  # see _control
         # Process memory is a cache of the durable log: loaded once per job, then appended to as
         # each step commits. The lease fence on every write guarantees nobody else appends.
         self._log: list[MessageRecord] | None = None
@@ -133,15 +143,20 @@ class RunDriver(ToolTurn):
             self.store.add_rows(self.run, tool_calls=self.pending_calls, events=self.events, spans=self.tracer.pending)
             self.pending_calls, self.events, self.tracer.pending = [], [], []
 
-    def add_turn(self, seq: int, role: str, content: list[dict[str, Any]], fence: dict[str, Any], **fields: Any) -> MessageRecord:
-        """The lease fence (lease.fence_relaxed's arguments), then the turn with the buffered ledger rows,
-        events and spans, in one round trip; callers hold the transaction. LeaseLost when the fence fails:
-        the exception rolls the transaction back, so nothing of the step is written."""
+    def add_turn(self, seq: int, role: str, content: list[dict[str, Any]], fence: dict[str, Any],
+                 before: Sequence[tuple[str, Sequence[Any]]] = (), extras: TurnExtras | None = None, **fields: Any) -> MessageRecord:
+        """The lease fence (lease.fence_relaxed's arguments), the ``before`` statements (the settlement), then
+        the turn with the buffered ledger rows, events and spans, in one round trip; callers hold the
+        transaction. LeaseLost when the fence fails: the exception rolls the transaction back, so nothing of
+        the step is written. The run's control flags the fence saw serve the next step's check."""
+        extras = extras if extras is not None else TurnExtras()
         msg = self.store.add_turn(self.run, seq=seq, role=role, content=content, fields=fields, tool_calls=self.pending_calls,
-                                  events=self.events, spans=self.tracer.pending, fence=(self.worker_id, fence))
+                                  events=self.events, spans=self.tracer.pending, fence=(self.worker_id, fence), before=before,
+                                  extras=extras)
         if msg is None:
             raise lease.LeaseLost(self.run.pk)
         self.pending_calls, self.events, self.tracer.pending = [], [], []
+        self._next_control = extras.control
         return msg
 
     def load_log(self) -> list[MessageRecord]:
@@ -220,7 +235,12 @@ class RunDriver(ToolTurn):
         return outcome
 
     def _control(self) -> str | None:
-        control = self.store.control(self.run.pk)
+        # The flags the last step's fence returned, read under the run row's lock as that step committed
+        # (microseconds ago): a stop requested since is seen at the next step, as one requested just
+        # after a read here would be. A step that wrote no turn (or SQLite) reads them.
+        control, self._next_control = self._next_control, None
+        if control is None:
+            control = self.store.control(self.run.pk)
         if control.cancel_requested:
             return self.finish(Stop(RunStatus.CANCELLED, "cancelled"))
         if control.pause_requested or control.runs_disabled:
@@ -391,16 +411,24 @@ class RunDriver(ToolTurn):
                 # INSERT (add_turn): when it fails, LeaseLost rolls this settlement back with the rest, and
                 # the finally below settles the answered call on its own, as when the fence came first.
                 fence = {"iterations_inc": 1, "model_used": result.model, "flags": self.flags.new(flags), "prompt_version_id": prompt_version_id}
-                entry = costs.settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id)
-                span_cost = getattr(entry, "cost", None)
+                # The settlement goes in the turn's round trip (issue 14), or on its own where it is not one statement.
+                prepared = costs.prepare_settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id)
+                if prepared is None:
+                    span_cost = getattr(costs.settle(reservation=reservation, usage=usage, model=result.model, response_id=message.id), "cost", None)
+                else:
+                    span_cost = prepared.cost
                 if span_cost is not None and self.tracer.pending:
                     self.tracer.pending[-1].attributes["agentops.cost_usd"] = str(span_cost)
                 self.event("turn", role="assistant", seq=messages[-1].seq + 1, stop_reason=message.stop_reason, model=result.model,
                            cost=str(span_cost) if span_cost is not None else None, flags=flags)
+                extras = TurnExtras()
                 turn = self.add_turn(
-                    messages[-1].seq + 1, "assistant", content, fence, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
+                    messages[-1].seq + 1, "assistant", content, fence, before=[(prepared.sql, prepared.params)] if prepared else (),
+                    extras=extras, model=result.model, stop_reason=message.stop_reason or "", response_id=message.id,
                     usage=usage, flags=flags, scores=scores,
                 )
+                if prepared is not None:
+                    prepared.finish(extras.results[0])
                 online.after_turn(self.run, turn)
             settled = True
             self.iterations += 1

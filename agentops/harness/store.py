@@ -195,6 +195,16 @@ class Control:
     runs_disabled: bool  # the agent's or the tenant's kill switch
 
 
+@dataclass
+class TurnExtras:
+    """What :meth:`RunStore.add_turn` hands back beside the turn (PostgreSQL; left empty elsewhere)."""
+
+    # The run's stop flags as the fence's UPDATE saw them, under the run row's lock, at the end of
+    # the step: the next step's control check (issue 14: one read fewer per step).
+    control: Control | None = None
+    results: list[list[tuple[Any, ...]]] = field(default_factory=list)  # rows of each ``before`` statement, in order
+
+
 class RunStore(Protocol):
     # -- the lease (agentops.harness.lease wraps these) ------------------------------
     def acquire(self, run_id: int, worker_id: str) -> RunRecord | None:
@@ -236,9 +246,12 @@ class RunStore(Protocol):
 
     def add_turn(self, run: RunRecord, *, seq: int, role: str, content: list[dict[str, Any]], fields: dict[str, Any],
                  tool_calls: Sequence[tuple[str, dict[str, Any]]] = (), events: Iterable[EventRow] = (),
-                 spans: Iterable[SpanRow] = (), fence: tuple[str, dict[str, Any]] | None = None) -> MessageRecord | None:
-        """:meth:`fence_relaxed` (``fence``: worker id, keyword arguments), :meth:`add_message` (``fields``
-        its keyword fields) and :meth:`add_rows` in one round trip; None when the fence failed (roll back)."""
+                 spans: Iterable[SpanRow] = (), fence: tuple[str, dict[str, Any]] | None = None,
+                 before: Sequence[tuple[str, Sequence[Any]]] = (), extras: TurnExtras | None = None) -> MessageRecord | None:
+        """:meth:`fence_relaxed` (``fence``: worker id, keyword arguments), the ``before`` statements (SQL,
+        parameters: the step's cost settlement), :meth:`add_message` (``fields`` its keyword fields) and
+        :meth:`add_rows` in one round trip; None when the fence failed (roll back). ``extras`` receives
+        the run's control flags as the fence saw them and the ``before`` statements' rows."""
 
     def tool_calls(self, run_id: int, tool_use_ids: Sequence[str]) -> Mapping[str, ToolCallRecord]: ...
 

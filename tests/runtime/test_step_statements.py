@@ -3,6 +3,8 @@ add round trips to a step (counted with Django's CaptureQueriesContext on a whol
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -24,12 +26,13 @@ pytestmark = pytest.mark.django_db
 # idempotent tool writes its ledger row once, in the tool_result turn's transaction, and a step's
 # ledger rows, events and spans go to PostgreSQL as one round trip (RunStore.add_rows). Issue 14 again
 # (26 -> 22, 79 -> 63): a turn's INSERT, and the lease fence before it, travel in that same round trip
-# (RunStore.add_turn).
-PLAIN_RUN_STATEMENTS = 22
+# (RunStore.add_turn). Issue 14, third pass (22 -> 19, 63 -> 51): the model call's settlement travels
+# there too, and the fence's UPDATE returns the run's stop flags, so the next step reads none.
+PLAIN_RUN_STATEMENTS = 19
 # The refund run's measured pass is not all success: the warm-up pass already refunded TX-5001, so its
-# issue_refund fails (deterministically) and the failure journal files it: one statement (78 -> 79).
+# issue_refund fails (deterministically) and the failure journal files it: one statement (78 -> 79, before the cuts above).
 # A run that meets no failure adds none (the plain run, and tests/memory/test_journal.py).
-REFUND_RUN_STATEMENTS = 63
+REFUND_RUN_STATEMENTS = 51
 
 
 def _count(run) -> int:  # type: ignore[no-untyped-def]
@@ -169,3 +172,65 @@ def test_the_commit_counter_tells_durable_commits_from_relaxed_and_read_only_one
         list(Agent.objects.all())  # autocommit read
     assert (counts.transactions, counts.writing, counts.durable) == (6, 3, 2)
     assert counts.statements == 8
+
+
+def test_a_cancel_requested_during_the_model_call_stops_the_run_before_its_tool_runs(agent, monkeypatch):
+    """The next step's control check uses the flags the turn's fence returned (no read of its own):
+    a cancel committed while the model was answering must still stop the run before the tool."""
+    from agentops.llm import gateway
+
+    run = make_run(agent, "never_ends")  # a search_knowledge_base call every step
+    real = gateway.create_message
+
+    def cancelled_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)  # another process's cancel, committed
+        return real(**kwargs)
+
+    monkeypatch.setattr(gateway, "create_message", cancelled_meanwhile)
+    with CaptureQueriesContext(connection) as ctx:
+        drive_run(run.pk, worker_id="test-worker")
+    run.refresh_from_db()
+    assert (run.status, run.iterations) == (RunStatus.CANCELLED, 1)
+    assert not ToolCall.objects.filter(run=run).exists()
+    assert Message.objects.filter(run=run, role="assistant").count() == 1
+    # No control read after the first: the cancel came back from the turn's fence.
+    assert sum("cancel_requested, r.pause_requested, a.runs_disabled" in q["sql"] and q["sql"].lstrip().startswith("SELECT")
+               for q in ctx.captured_queries) == 1
+
+
+def test_the_model_calls_settlement_travels_with_its_turn_and_matches_the_ledger(agent):
+    """One round trip carries the fence, the settlement and the turn; the ledger and the run's totals
+    are what a separate settle would have written."""
+    from budgets.models import Reservation, SpendEntry
+
+    run = make_run(agent, "default")
+    with CaptureQueriesContext(connection) as ctx:
+        drive_run(run.pk, worker_id="test-worker")
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    turn_trips = [q["sql"] for q in ctx.captured_queries if "budgets_settle2" in q["sql"]]
+    assert len(turn_trips) == 1 and "UPDATE runs_run r SET" in turn_trips[0] and 'INSERT INTO "runs_message"' in turn_trips[0]
+    entry = SpendEntry.objects.get(run_id=run.pk)
+    assert entry.cost > 0 and run.cost == entry.cost
+    assert Reservation.objects.get(run_id=run.pk).status == "settled"
+    assert Decimal(RunEvent.objects.get(run=run, type="turn").data["cost"]) == entry.cost
+
+
+def test_a_lost_lease_rolls_the_settlement_back_and_the_answered_call_is_still_charged_once(agent, monkeypatch):
+    """The fence fails inside the round trip that also settled: the rollback takes the settlement with
+    it, and the harness then settles the answered call on its own — one ledger row, never two."""
+    from agentops.llm import gateway
+    from budgets.models import SpendEntry
+
+    run = make_run(agent, "default")
+    real = gateway.create_message
+
+    def stolen_meanwhile(**kwargs):  # type: ignore[no-untyped-def]
+        Run.objects.filter(pk=run.pk).update(lease_owner="another-worker")
+        return real(**kwargs)
+
+    monkeypatch.setattr(gateway, "create_message", stolen_meanwhile)
+    drive_run(run.pk, worker_id="test-worker")
+    assert not Message.objects.filter(run=run, role="assistant").exists()
+    entries = list(SpendEntry.objects.filter(run_id=run.pk))
+    assert len(entries) == 1 and entries[0].cost > 0
