@@ -85,8 +85,10 @@ TEMPLATES = [
     },
 ]
 
+# A set but empty DATABASE_URL (``DATABASE_URL= python3 dev.py demo``, a blank line in an env file) means
+# "not set": the SQLite default, rather than django-environ's engine-less dict and a KeyError below.
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'agentops.sqlite3'}"),
+    "default": env.db_url_config(env.str("DATABASE_URL", default="").strip() or f"sqlite:///{VAR_DIR / 'agentops.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock up front, so concurrent demo workers
