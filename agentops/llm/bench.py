@@ -51,6 +51,33 @@ def bare_call_latencies(n: int) -> list[float]:
     return latencies
 
 
+def bare_stream_latencies(n: int, scenario: str = "default") -> list[float]:
+    """Wall time (ms) of ``n`` bare ``client.messages.stream`` calls read to the end: what the harness's
+    streamed call costs in the SDK alone, before it relays a single delta."""
+    client = _scripted_client()
+    kwargs: dict[str, Any] = {
+        "model": BENCH_MODEL,
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Hello"}],
+        "extra_headers": {SCENARIO_HEADER: scenario},
+    }
+
+    def one() -> None:
+        with client.messages.stream(**kwargs) as stream:
+            for _event in stream:
+                pass
+            stream.get_final_message()
+
+    for _ in range(_WARMUP):
+        one()
+    latencies = []
+    for _ in range(max(0, n)):
+        started = time.perf_counter()
+        one()
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
