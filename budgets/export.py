@@ -90,8 +90,9 @@ _MODEL = f"NULLIF({_sql_cell('e.model')}, '')"
 # zeros dropped, so a non-zero multiple of 10 µs is padded back to six digits. AT TIME ZONE INTERVAL is a fixed
 # offset: unlike AT TIME ZONE 'UTC' it looks no zone name up per row.
 _AT_UTC = "(e.at AT TIME ZONE INTERVAL '+00:00')"
-_US = f"date_part('microseconds', {_AT_UTC})::bigint"  # seconds × 10⁶ + µs, exact in a float8
-_AT = (f"CASE WHEN {_US} %% 10 = 0 AND {_US} %% 1000000 <> 0 THEN rpad(replace({_AT_UTC}::text, ' ', 'T'), 26, '0') "
+# The microseconds, NULL when 0 (nothing to pad then); date_part() parses its unit name on every call, so once.
+_US = f"NULLIF(date_part('microseconds', {_AT_UTC})::bigint %% 1000000, 0)"  # seconds × 10⁶ + µs: exact in a float8
+_AT = (f"CASE WHEN {_US} %% 10 = 0 THEN rpad(replace({_AT_UTC}::text, ' ', 'T'), 26, '0') "
        f"ELSE replace({_AT_UTC}::text, ' ', 'T') END || '+00:00'")
 
 
