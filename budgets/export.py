@@ -98,16 +98,12 @@ _AT = (f"CASE WHEN {_US} %% 10 = 0 THEN rpad(replace({_AT_UTC}::text, ' ', 'T'),
 
 def _copy_sql() -> str:
     ledger = connection.ops.quote_name(SpendEntry._meta.db_table)
-    users = connection.ops.quote_name(get_user_model()._meta.db_table)
-    # A user who is not a member of the tenant (any more) is not in %(users)s: looked up here, row by row, as
-    # ledger_csv_rows does (the username, else the id). Lazily: COALESCE runs the subquery only on a miss. One
-    # subquery (max() makes it one row, even with no user): a name written three times must not be three lookups.
-    user_lookup = (f"(SELECT {_sql_cell('n')} FROM (SELECT "  # noqa: S608 - the table name is the model's own
-                   f"COALESCE(NULLIF(max(u.username), ''), e.user_id::text) AS n FROM {users} u WHERE u.id = e.user_id) AS name)")
+    # A user who is not a member of the tenant (any more) is not in %(users)s: named by budgets_export_user_cell
+    # (migration 0013: the username, else the id, as ledger_csv_rows does), which COALESCE calls only on a miss.
     columns = [
         _AT, "e.day::text", "%(slug)s",
         "NULLIF(e.run_id, 0)", "%(agents)s::jsonb ->> e.agent_id::text",
-        f"CASE WHEN NULLIF(e.user_id, 0) IS NOT NULL THEN COALESCE(%(users)s::jsonb ->> e.user_id::text, {user_lookup}) END",
+        "CASE WHEN NULLIF(e.user_id, 0) IS NOT NULL THEN COALESCE(%(users)s::jsonb ->> e.user_id::text, budgets_export_user_cell(e.user_id)) END",
         "NULLIF(e.prompt_version_id, 0)", _MODEL,
         "e.input_tokens", "e.output_tokens", "e.cache_write_5m_tokens", "e.cache_write_1h_tokens", "e.cache_read_tokens",
         "e.cost::text", "CASE WHEN e.is_demo THEN '1' ELSE '0' END", "CASE WHEN e.unknown_outcome THEN '1' ELSE '0' END",
