@@ -124,3 +124,18 @@ def test_a_user_outside_the_tenant_is_named_row_by_row(tenant, members, other_te
     assert copied == python
     rows = list(csv.reader(io.StringIO(python.decode(), newline="")))
     assert [r[5] for r in rows[1:]] == ["'@former-member", "acme-admin", str(gone.pk)]
+
+
+def test_the_user_cell_function_prefixes_what_cell_prefixes(db):
+    """budgets_export_user_cell (migration 0013) repeats _cell's formula characters in SQL: they must agree."""
+    from django.db import connection
+
+    from budgets.export import FORMULA_START, _cell
+
+    names = [c + "x" for c in FORMULA_START] + ["x=", "'quoted", "émile", "0"]
+    users = [get_user_model().objects.create(username=n) for n in names]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT budgets_export_user_cell(id) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(id, n) ORDER BY n",
+                       [[u.pk for u in users] + [0]])
+        cells = [r[0] for r in cursor.fetchall()]
+    assert cells == [_cell(n) for n in names] + ["0"]  # no such user: the id
