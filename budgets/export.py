@@ -117,6 +117,16 @@ def _copy_sql() -> str:
     )
 
 
+def _crlf(rows: bytes) -> bytes:
+    """Whole CSV rows as PostgreSQL writes them, with each row's LF end made CRLF and line breaks inside fields
+    kept. PostgreSQL quotes every field holding a quote or a line break and doubles the quotes inside, so split
+    at '"' the rows alternate outside a quoted field / inside one: only the LFs outside end rows. Done in bulk
+    (bytes.split/replace) rather than per row: ledger_csv_copy's row loop is then one append."""
+    parts = rows.split(b'"')
+    parts[::2] = [part.replace(b"\n", b"\r\n") for part in parts[::2]]
+    return b'"'.join(parts)
+
+
 def _names_json(names: dict[int, str]) -> str:
     """A jsonb object of export cells by id (its keys are text); empty names are left out: NULL, an empty field."""
     return json.dumps({str(pk): cell for pk, cell in names.items() if cell})
@@ -126,9 +136,7 @@ def ledger_csv_copy(*, tenant: Tenant, rng: DateRange) -> Iterator[bytes]:
     """The export as PostgreSQL formats it. Agent names (from the runs app through budgets.subjects: budgets
     does not read its tables) and the members' usernames are passed in, already made cells by ``_cell``.
 
-    libpq hands COPY data over a row at a time, each ending in LF; the CSV module ends rows in CRLF, so each
-    row's last byte is swapped to keep the bytes equal (a line break inside a quoted field is inside the row,
-    not at its end, and is left alone)."""
+    Rows end in LF, the CSV module's in CRLF: ``_crlf`` swaps them a chunk of whole rows at a time."""
     agents = {a.pk: _cell(a.name) for a in subjects().agents(tenant_id=tenant.pk)}
     members = get_user_model().objects.filter(memberships__tenant=tenant).values_list("pk", "username")
     users = {pk: _cell(username or str(pk)) for pk, username in members}
@@ -139,11 +147,10 @@ def ledger_csv_copy(*, tenant: Tenant, rng: DateRange) -> Iterator[bytes]:
         cursor = django_cursor.cursor  # the psycopg 3 cursor under Django's wrapper
         buf = bytearray()
         with cursor.copy(_copy_sql(), params) as copy:
-            for row in copy:
-                buf += row[:-1]
-                buf += b"\r\n"
+            for row in copy:  # psycopg hands COPY data over a row at a time
+                buf += row
                 if len(buf) >= CHUNK_BYTES:
-                    yield bytes(buf)
+                    yield _crlf(bytes(buf))
                     buf.clear()
         if buf:
-            yield bytes(buf)
+            yield _crlf(bytes(buf))

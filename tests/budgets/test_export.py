@@ -96,7 +96,9 @@ def _both(tenant):  # type: ignore[no-untyped-def]
     return "".join(ledger_csv_rows(tenant=tenant, rng=rng)).encode(), b"".join(ledger_csv_copy(tenant=tenant, rng=rng))
 
 
-def test_tricky_rows_are_the_same_bytes(tenant, tricky_ledger):
+@pytest.mark.parametrize("chunk_bytes", [64 * 1024, 1])  # one chunk for all rows; a chunk per row
+def test_tricky_rows_are_the_same_bytes(tenant, tricky_ledger, chunk_bytes, monkeypatch):
+    monkeypatch.setattr("budgets.export.CHUNK_BYTES", chunk_bytes)
     python, copied = _both(tenant)
     assert copied == python
     rows = list(csv.reader(io.StringIO(python.decode(), newline="")))
