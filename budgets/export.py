@@ -85,7 +85,7 @@ def _sql_cell(expr: str) -> str:
 _MODEL = f"NULLIF({_sql_cell('e.model')}, '')"
 
 # ``at`` as datetime.isoformat() writes it: date T time, the microseconds (six digits) only when non-zero, +00:00.
-# Built from the timestamp's own text, a third of to_char's cost: with DateStyle ISO (psycopg 3 reads timestamps
+# Built from the timestamp's own text, a fraction of to_char's cost: with DateStyle ISO (psycopg 3 reads timestamps
 # in no other, so the app runs in no other) that is 'YYYY-MM-DD HH:MI:SS[.ffffff]' with the fraction's trailing
 # zeros dropped, so a non-zero multiple of 10 µs is padded back to six digits. AT TIME ZONE INTERVAL is a fixed
 # offset: unlike AT TIME ZONE 'UTC' it looks no zone name up per row.
