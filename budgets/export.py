@@ -7,6 +7,7 @@ the same columns, exact decimals, formula-looking names prefixed with ', CRLF li
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,9 +38,12 @@ class _Echo:
         return value
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     # Spreadsheet formula injection: user-chosen names must never start a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in FORMULA_START:
         return "'" + value
     return value
 
@@ -68,54 +72,85 @@ def ledger_csv_rows(*, tenant: Tenant, rng: DateRange) -> Iterator[str]:
 
 # --- PostgreSQL COPY ---------------------------------------------------------------------------
 
-def _safe(expr: str) -> str:
-    """SQL for ``_cell``: a leading formula character gets a ' in front; '' becomes NULL (an empty field)."""
-    return f"NULLIF(CASE WHEN left({expr}, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || {expr} ELSE {expr} END, '')"
+# ``_cell`` in SQL: a formula-looking name gets a ' in front. ascii() is the first character's code (0 for ''):
+# integer compares, cheaper than left() against six strings.
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in FORMULA_START)
+
+
+def _sql_cell(expr: str) -> str:
+    return f"CASE WHEN ascii({expr}) IN ({_FORMULA_CODES}) THEN '''' || {expr} ELSE {expr} END"
+
+
+# '' becomes NULL, an empty field, as csv writes it (COPY writes an empty string as "").
+_MODEL = f"NULLIF({_sql_cell('e.model')}, '')"
+
+# ``at`` as datetime.isoformat() writes it: date T time, the microseconds (six digits) only when non-zero, +00:00.
+# Built from the timestamp's own text, a fraction of to_char's cost: with DateStyle ISO (psycopg 3 reads timestamps
+# in no other, so the app runs in no other) that is 'YYYY-MM-DD HH:MI:SS[.ffffff]' with the fraction's trailing
+# zeros dropped, so a non-zero multiple of 10 µs is padded back to six digits. AT TIME ZONE INTERVAL is a fixed
+# offset: unlike AT TIME ZONE 'UTC' it looks no zone name up per row.
+_AT_UTC = "(e.at AT TIME ZONE INTERVAL '+00:00')"
+# The microseconds, NULL when 0 (nothing to pad then); date_part() parses its unit name on every call, so once.
+_US = f"NULLIF(date_part('microseconds', {_AT_UTC})::bigint %% 1000000, 0)"  # seconds × 10⁶ + µs: exact in a float8
+_AT = (f"CASE WHEN {_US} %% 10 = 0 THEN rpad(replace({_AT_UTC}::text, ' ', 'T'), 26, '0') "
+       f"ELSE replace({_AT_UTC}::text, ' ', 'T') END || '+00:00'")
 
 
 def _copy_sql() -> str:
     ledger = connection.ops.quote_name(SpendEntry._meta.db_table)
-    users = connection.ops.quote_name(get_user_model()._meta.db_table)
-    at_utc = "(e.at AT TIME ZONE 'UTC')"
-    # datetime.isoformat(): microseconds only when non-zero, then the UTC offset.
-    at = (f"to_char({at_utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN mod(extract(microseconds FROM {at_utc})::bigint, 1000000) = 0 "
-          f"THEN '' ELSE '.' || to_char({at_utc}, 'US') END || '+00:00'")
+    # A user who is not a member of the tenant (any more) is not in %(users)s: named by budgets_export_user_cell
+    # (migration 0013: the username, else the id, as ledger_csv_rows does), which COALESCE calls only on a miss.
     columns = [
-        at, "to_char(e.day, 'YYYY-MM-DD')", "%(slug)s",
-        "NULLIF(COALESCE(e.run_id, 0), 0)", _safe("COALESCE(a.name, '')"),
-        _safe("CASE WHEN NULLIF(e.user_id, 0) IS NULL THEN '' ELSE COALESCE(u.username, e.user_id::text) END"),
-        "NULLIF(COALESCE(e.prompt_version_id, 0), 0)", _safe("e.model"),
+        _AT, "e.day::text", "%(slug)s",
+        "NULLIF(e.run_id, 0)", "%(agents)s::jsonb ->> e.agent_id::text",
+        "CASE WHEN NULLIF(e.user_id, 0) IS NOT NULL THEN COALESCE(%(users)s::jsonb ->> e.user_id::text, budgets_export_user_cell(e.user_id)) END",
+        "NULLIF(e.prompt_version_id, 0)", _MODEL,
         "e.input_tokens", "e.output_tokens", "e.cache_write_5m_tokens", "e.cache_write_1h_tokens", "e.cache_read_tokens",
         "e.cost::text", "CASE WHEN e.is_demo THEN '1' ELSE '0' END", "CASE WHEN e.unknown_outcome THEN '1' ELSE '0' END",
     ]
-    # Agent names come from the runs app through budgets.subjects (budgets does not read its tables):
-    # they are passed in as two arrays and joined here.
+    # No join: a join's output has no order, so ORDER BY would sort the formatted rows (spilling to disk past
+    # work_mem); alone, the ledger is read in order down its (tenant, day, id) index and nothing is sorted.
     return (
         f"COPY (SELECT {', '.join(columns)} FROM {ledger} e "  # noqa: S608 - table names are the models' own, values are parameters
-        f"LEFT JOIN unnest(%(agent_ids)s::bigint[], %(agent_names)s::text[]) AS a(id, name) ON a.id = e.agent_id "
-        f"LEFT JOIN {users} u ON u.id = e.user_id "
         f"WHERE e.tenant_id = %(tenant)s AND e.day >= %(start)s AND e.day <= %(end)s ORDER BY e.day, e.id) "
         f"TO STDOUT WITH (FORMAT csv)"
     )
 
 
+def _crlf(rows: bytes) -> bytes:
+    """Whole CSV rows as PostgreSQL writes them, with each row's LF end made CRLF and line breaks inside fields
+    kept. PostgreSQL quotes every field holding a quote or a line break and doubles the quotes inside, so split
+    at '"' the rows alternate outside a quoted field / inside one: only the LFs outside end rows. Done in bulk
+    (bytes.split/replace) rather than per row: ledger_csv_copy's row loop is then one append."""
+    parts = rows.split(b'"')
+    parts[::2] = [part.replace(b"\n", b"\r\n") for part in parts[::2]]
+    return b'"'.join(parts)
+
+
+def _names_json(names: dict[int, str]) -> str:
+    """A jsonb object of export cells by id (its keys are text); empty names are left out: NULL, an empty field."""
+    return json.dumps({str(pk): cell for pk, cell in names.items() if cell})
+
+
 def ledger_csv_copy(*, tenant: Tenant, rng: DateRange) -> Iterator[bytes]:
-    """The export as PostgreSQL formats it. libpq hands COPY data over a row at a time, each ending
-    in LF; the CSV module ends rows in CRLF, so each row's last byte is swapped to keep the bytes equal
-    (a line break inside a quoted field is inside the row, not at its end, and is left alone)."""
-    agents = {a.pk: a.name for a in subjects().agents(tenant_id=tenant.pk)}
+    """The export as PostgreSQL formats it. Agent names (from the runs app through budgets.subjects: budgets
+    does not read its tables) and the members' usernames are passed in, already made cells by ``_cell``.
+
+    Rows end in LF, the CSV module's in CRLF: ``_crlf`` swaps them a chunk of whole rows at a time."""
+    agents = {a.pk: _cell(a.name) for a in subjects().agents(tenant_id=tenant.pk)}
+    members = get_user_model().objects.filter(memberships__tenant=tenant).values_list("pk", "username")
+    users = {pk: _cell(username or str(pk)) for pk, username in members}
     params = {"slug": tenant.slug, "tenant": tenant.pk, "start": rng.start, "end": rng.end,
-              "agent_ids": list(agents), "agent_names": list(agents.values())}
+              "agents": _names_json(agents), "users": _names_json(users)}
     yield (",".join(EXPORT_COLUMNS) + "\r\n").encode()
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor  # the psycopg 3 cursor under Django's wrapper
         buf = bytearray()
         with cursor.copy(_copy_sql(), params) as copy:
-            for row in copy:
-                buf += row[:-1]
-                buf += b"\r\n"
+            for row in copy:  # psycopg hands COPY data over a row at a time
+                buf += row
                 if len(buf) >= CHUNK_BYTES:
-                    yield bytes(buf)
+                    yield _crlf(bytes(buf))
                     buf.clear()
         if buf:
-            yield bytes(buf)
+            yield _crlf(bytes(buf))
