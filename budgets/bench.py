@@ -176,10 +176,13 @@ def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_
     made = 0
     run_tot: dict[int, list[Any]] = {}
     roll: dict[tuple[Any, ...], list[Any]] = {}
+    # A ledger is appended as spend happens: rows go in oldest day first, so ids rise with time and a read in
+    # (tenant, day, id) order walks the table front to back, as it does a real ledger (not a random heap).
+    ages = sorted((rng.randrange(days) for _ in range(rows)), reverse=True)
     while made < rows:
         chunk = []
-        for _ in range(min(batch, rows - made)):
-            d = today - timedelta(days=rng.randrange(days))
+        for i in range(min(batch, rows - made)):
+            d = today - timedelta(days=ages[made + i])
             # Weekday traffic is heavier; the newer the day the more traffic (growth).
             model = rng.choices(models, weights=[6, 3, 1])[0]
             usage = {"input_tokens": rng.randint(200, 4000), "output_tokens": rng.randint(50, 900),
