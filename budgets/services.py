@@ -352,6 +352,21 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
     return found
 
 
+def spend_entry(
+    *, pk: int, tenant_id: int, run_id: int | None, reservation_id: int | None, response_id: str, user_id: int | None,
+    model: str, tokens: Any, cost: Decimal, day: date, at: Any, unknown_outcome: bool,
+) -> SpendEntry:
+    """The ledger row a settle statement just wrote, as the instance it returns (no query)."""
+    entry = SpendEntry(
+        pk=pk, tenant_id=tenant_id, run_id=run_id, reservation_id=reservation_id, response_id=response_id, user_id=user_id,
+        model=model, input_tokens=tokens.input, output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m,
+        cache_write_1h_tokens=tokens.cache_write_1h, cache_read_tokens=tokens.cache_read, cost=cost, day=day, at=at,
+        unknown_outcome=unknown_outcome,
+    )
+    entry._state.adding = False
+    return entry
+
+
 def _charge_statement(
     reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool, now: Any
 ) -> tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], SpendEntry]]:
@@ -365,13 +380,11 @@ def _charge_statement(
             return SpendEntry.unscoped.get(pk=entry_id)
         if unknown_outcome:
             SpendEntry.unscoped.filter(pk=entry_id).update(unknown_outcome=True)
-        entry = SpendEntry(
+        entry = spend_entry(
             pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=reservation.pk,
-            response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
-            output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
-            cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
+            response_id=response_id, user_id=reservation.user_id, model=model[:100], tokens=tokens, cost=cost,
+            day=reservation.day, at=now, unknown_outcome=unknown_outcome,
         )
-        entry._state.adding = False
         alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
         return entry
 
@@ -397,13 +410,11 @@ def _charge_local(
         if late:  # the reclaim charged this call's worst case already: that entry stands for it
             entry = SpendEntry.unscoped.get(pk=entry_id)
         else:
-            entry = SpendEntry(
+            entry = spend_entry(
                 pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=None,
-                response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
-                output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
-                cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
+                response_id=response_id, user_id=reservation.user_id, model=model[:100], tokens=tokens, cost=cost,
+                day=reservation.day, at=now, unknown_outcome=unknown_outcome,
             )
-            entry._state.adding = False
             alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
 
         def committed() -> None:
