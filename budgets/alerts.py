@@ -37,14 +37,20 @@ def alert_threshold(*, tenant_id: int, scope: str, subject_id: int, window: date
         )
 
 
+_PCT80 = Decimal("0.8")
+
+
 def alert_counters(*, tenant_id: int, counters: list[tuple[Any, ...]]) -> None:
     """80 % / 100 % alerts for counters just charged: ``(scope, subject, window, spent, cap)`` rows."""
     for scope, subject, window, spent, cap in counters:
-        spent = None if spent is None else Decimal(str(spent))
-        cap = None if cap is None else Decimal(str(cap))
+        if cap is None or spent is None:
+            continue  # no cap on this counter: no threshold to pass
+        # PostgreSQL's NUMERIC arrives as a Decimal already; SQLite's as a float or string.
+        spent = spent if isinstance(spent, Decimal) else Decimal(str(spent))
+        cap = cap if isinstance(cap, Decimal) else Decimal(str(cap))
         if isinstance(window, str):
             window = date.fromisoformat(window)
-        if cap and spent is not None and spent >= cap * Decimal("0.8"):
+        if cap and spent >= cap * _PCT80:
             kind = AlertKind.PCT100 if spent >= cap else AlertKind.PCT80
             alert_threshold(tenant_id=tenant_id, scope=scope, subject_id=subject, window=window, kind=kind, value=spent, cap=cap)
 

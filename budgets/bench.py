@@ -6,8 +6,19 @@ slices checked out from the shared counters, budgets.escrow), against the same h
 (every call locks the same user_day, user_month and tenant_month rows), and spread (a tenant per
 process). Beside them, in the same run, the same N processes doing a plain single-row
 ``UPDATE … SET x = x + 1`` loop in autocommit on one row — the ceiling any design with a row per
-cap can reach; escrow ÷ that is the figure. After the escrow round every slice is returned and
-the counters must equal the ledger to the last decimal, or the bench fails.
+cap can reach; escrow ÷ that is the figure. Two arms split an escrow call in its two parts:
+
+* **ledger only**: per call exactly what it must write with no cap at all — budgets_settle_local's
+  run totals, ledger row and rollup, without its lease and task counter writes, one durable
+  autocommit statement (bench_children.ledger_function_sql);
+* **cap admissions**: the cap's own work per call — ``reservation_open`` on the escrow path and the
+  settle's in-memory return to the slice, with the slice checkouts, top-ups and returns it brings
+  (real statements on the hot counters) — and no ledger write.
+
+Each arm reports the client's and the server's CPU per operation beside its rate: on a machine
+where the processes outnumber the cores, CPU per operation is what bounds the rate. After the
+rounds every slice is returned, and the counters must equal the ledger to the last decimal (the
+ledger-only arm: its rollups equal its ledger and it touched no counter), or the bench fails.
 
 spend-page: fills a bench tenant with ``rows`` ledger rows (and their rollups) once, then times the
 finance page's server side (the view, through the test client) ``repeat`` times.
@@ -15,27 +26,29 @@ finance page's server side (the view, through the test client) ``repeat`` times.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import queue
 import random
 import statistics
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from agentops.bench import benchmark
-from budgets import bench_children
+from budgets import bench_children, escrow
 from budgets.models import CapCounter, DailyRollup, EscrowLease, Reservation, SpendEntry, TenantCaps
-from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage
+from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage, worst_case_cost
 from budgets.services import _ROLLUP_SQL
 from budgets.subjects import ChargedRun, SeedRun, subjects
 from tenants.models import Membership, Tenant, Tier
@@ -43,7 +56,17 @@ from tenants.models import Membership, Tenant, Tier
 BENCH_SLUG = "bench-budgets"
 
 
-def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) -> float:
+@dataclass(frozen=True)
+class Rate:
+    """One arm's operations per second over the window, and CPU per operation (µs) of the client
+    processes and of their PostgreSQL backends (``nan``: the server is on another machine)."""
+
+    per_s: float
+    client_us: float
+    server_us: float
+
+
+def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) -> Rate:
     """Start one process per args, release them together (a barrier, once each is connected) and
     return their operations per second over the same ``seconds`` window."""
     ctx = mp.get_context("spawn")
@@ -60,11 +83,11 @@ def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) ->
                 raise RuntimeError(f"a bench process died or hung before the start: exit codes {[p.exitcode for p in procs]}")
             time.sleep(0.02)
         start.wait(timeout=30)
-        counts: list[int] = []
+        reports: list[tuple[int, float, float]] = []
         deadline = time.monotonic() + seconds + 60
-        while len(counts) < len(procs):
+        while len(reports) < len(procs):
             try:
-                counts.append(out.get(timeout=1))
+                reports.append(out.get(timeout=1))
             except queue.Empty:
                 if time.monotonic() > deadline or any(p.exitcode not in (None, 0) for p in procs):
                     raise RuntimeError(f"a bench process died or hung: exit codes {[p.exitcode for p in procs]}") from None
@@ -73,9 +96,11 @@ def _spawn(target: Any, args_per_proc: list[tuple[Any, ...]], seconds: float) ->
             p.join(timeout=30)
             if p.is_alive():
                 p.kill()
+    counts = [r[0] for r in reports]
     if any(n <= 0 for n in counts):
         raise RuntimeError(f"a process completed nothing in {seconds}s: {counts}")
-    return sum(counts) / seconds
+    ops = sum(counts)
+    return Rate(ops / seconds, sum(r[1] for r in reports) / ops * 1e6, sum(r[2] for r in reports) / ops * 1e6)
 
 
 def _bench_tenant(slug: str, *, escrow: bool = False) -> Any:
@@ -104,50 +129,74 @@ def _runs(tenant: Any, n: int) -> list[ChargedRun]:
     return [ChargedRun(pk=pk, tenant_id=tenant.pk, agent_id=agent_id, submitted_by_id=user_id) for pk in ids]
 
 
-@benchmark("reservations", help="reserve+settle per second on one hot cap with escrow and per call, spread caps, and a plain single-row UPDATE",
-           processes=8, seconds=5, rounds=2)
+@benchmark("reservations", help="reserve+settle per second on one hot cap with escrow and per call, spread caps, a ledger-only "
+           "baseline, the cap's own admissions, and a plain single-row UPDATE", processes=8, seconds=5, rounds=2)
 def bench_reservations(*, stdout: Any, processes: int, seconds: int, rounds: int) -> dict[str, Any]:
     connection.close()  # children open their own connections
     hot = _bench_tenant(BENCH_SLUG)
     esc = _bench_tenant(f"{BENCH_SLUG}-escrow", escrow=True)
+    cap = _bench_tenant(f"{BENCH_SLUG}-cap", escrow=True)
+    led = _bench_tenant(f"{BENCH_SLUG}-ledger")
     spread = [_bench_tenant(f"{BENCH_SLUG}-{i}") for i in range(processes)]
     row = CapCounter.objects.create(tenant=hot, scope="bench", subject_id=0, window_start="2000-01-01")
+    # Each run starts from the same state even where the server runs without autovacuum: every call
+    # updates its run's row (not a HOT update: runs_run indexes cost), so dead versions pile up.
+    with connection.cursor() as cur:
+        cur.execute(f"VACUUM (ANALYZE) runs_run, {CapCounter._meta.db_table}, {EscrowLease._meta.db_table}, "
+                    f"{DailyRollup._meta.db_table}, {SpendEntry._meta.db_table}")
     cases: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {
         "escrow": (bench_children.reserve_loop, [(_runs(esc, 1),) for _ in range(processes)]),  # a work horse drives one run
+        "ledger_only": (bench_children.ledger_loop, [(_runs(led, 1), 1 + i % 16) for i in range(processes)]),
+        "cap_admissions": (bench_children.admission_loop, [(_runs(cap, 1),) for _ in range(processes)]),
         "per_call": (bench_children.reserve_loop, [(_runs(hot, 4),) for _ in range(processes)]),
         "spread": (bench_children.reserve_loop, [(_runs(t, 4),) for t in spread]),
         "update": (bench_children.update_loop, [(row.pk,)] * processes),
     }
     connection.close()
     # The rounds interleave the cases, so a load that changes during the run hits all of them alike.
-    rates: dict[str, list[float]] = {k: [] for k in cases}
+    rates: dict[str, list[Rate]] = {k: [] for k in cases}
     for r in range(rounds):
         for name, (target, args) in cases.items():
             stdout.write(f"round {r + 1}/{rounds}, {name}: {processes} processes x {seconds}s …")
-            rates[name].append(_spawn(target, args, seconds))
-            stdout.write(f"  {rates[name][-1]:.0f}/s (load {os.getloadavg()[0]:.2f})")
+            got = _spawn(target, args, seconds)
+            rates[name].append(got)
+            stdout.write(f"  {got.per_s:.0f}/s, CPU per op: client {got.client_us:.0f} µs + server {got.server_us:.0f} µs"
+                         f" (load {os.getloadavg()[0]:.2f})")
     leases = _escrow_books_balance(esc)
     stdout.write(f"escrow: {leases} slice checkouts, all returned; counters equal the ledger")
+    cap_leases = _escrow_books_balance(cap)
+    cap_checkouts = _slice_checkouts(cap)
+    stdout.write(f"cap admissions: {cap_leases} leases, {cap_checkouts} slice checkouts and top-ups, all returned")
+    ledger_rows = _ledger_books_balance(led)
+    stdout.write(f"ledger only: {ledger_rows} ledger rows, rollups equal the ledger, no counter touched")
     single_update = _spawn(bench_children.update_loop, [(row.pk,)], seconds)
     CapCounter.unscoped.filter(pk=row.pk).delete()
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    # Each reserve+settle is two transactions; per call, both lock the hot rows, with escrow neither does.
+    med = {k: statistics.median(x.per_s for x in v) for k, v in rates.items()}
+    cpu = {k: (statistics.median(x.client_us for x in v), statistics.median(x.server_us for x in v)) for k, v in rates.items()}
+    # Each per-call reserve+settle is two transactions on the hot rows; with escrow neither is.
     return {
         "hot_cap_escrow_reserve_settle_per_s": round(med["escrow"], 1),
         "hot_cap_reserve_settle_per_s": round(med["per_call"], 1),
         "spread_caps_reserve_settle_per_s": round(med["spread"], 1),
+        "ledger_only_settle_per_s": round(med["ledger_only"], 1),
+        "cap_admissions_per_s": round(med["cap_admissions"], 1),
         "plain_update_per_s": round(med["update"], 1),
-        "plain_update_single_process_per_s": round(single_update, 1),
-        "rounds_per_s": {k: [round(x) for x in v] for k, v in rates.items()},
+        "plain_update_single_process_per_s": round(single_update.per_s, 1),
+        "rounds_per_s": {k: [round(x.per_s) for x in v] for k, v in rates.items()},
+        "cpu_us_per_op_client_server": {k: [round(c), None if math.isnan(s) else round(s)] for k, (c, s) in cpu.items()},
         "escrow_slice_checkouts": leases,
+        "cap_admissions_slice_checkouts": cap_checkouts,
         "ratio_escrow_to_plain_update": round(med["escrow"] / med["update"], 3),
         "ratio_escrow_to_per_call_hot_cap": round(med["escrow"] / med["per_call"], 3),
+        "ratio_escrow_to_ledger_only": round(med["escrow"] / med["ledger_only"], 3),
+        "ratio_ledger_only_to_plain_update": round(med["ledger_only"] / med["update"], 3),
+        "ratio_cap_admissions_to_plain_update": round(med["cap_admissions"] / med["update"], 3),
         "ratio_hot_transactions_to_plain_update": round(2 * med["per_call"] / med["update"], 3),
     }
 
 
 def _escrow_books_balance(tenant: Any) -> int:
-    """After the escrow round: every lease closed, nothing reserved, each counter's spent equal to the ledger."""
+    """After the escrow rounds: every lease closed, nothing reserved, each counter's spent equal to the ledger."""
     leases = EscrowLease.unscoped.filter(tenant=tenant)
     if leases.filter(status="open").exists() or not leases.exists():
         raise RuntimeError("escrow bench: a slice was never checked out or never returned")
@@ -156,6 +205,25 @@ def _escrow_books_balance(tenant: Any) -> int:
         if c.reserved != 0 or c.spent != ledger:
             raise RuntimeError(f"escrow bench: counter {c} spent {c.spent} reserved {c.reserved}, ledger {ledger}")
     return int(leases.count())
+
+
+def _slice_checkouts(tenant: Any) -> int:
+    """Checkouts and top-ups of the cap-admissions tenant: every one took a full slice (its caps are far away)."""
+    price = price_for(bench_children.MODEL)
+    amount = worst_case_cost(price, input_tokens_bound=bench_children.INPUT_BOUND, max_tokens=bench_children.MAX_TOKENS)
+    total = EscrowLease.unscoped.filter(tenant=tenant).aggregate(s=Sum("amount"))["s"] or Decimal(0)
+    return int(total / min(escrow.MAX_SLICE, amount * escrow.CALLS_PER_SLICE))
+
+
+def _ledger_books_balance(tenant: Any) -> int:
+    """After the ledger-only rounds: its rollups sum to its ledger, and it wrote no counter."""
+    ledger = SpendEntry.unscoped.filter(tenant=tenant).aggregate(n=Count("id"), s=Sum("cost"))
+    rolled = DailyRollup.objects.filter(tenant=tenant).aggregate(n=Sum("calls"), s=Sum("cost"))
+    if not ledger["n"] or (ledger["n"], ledger["s"]) != (rolled["n"], rolled["s"]):
+        raise RuntimeError(f"ledger-only bench: ledger {ledger}, rollups {rolled}")
+    if CapCounter.unscoped.filter(tenant=tenant).exists():
+        raise RuntimeError("ledger-only bench: a counter was written")
+    return int(ledger["n"])
 
 
 def fill_ledger(*, tenant: Any, rows: int, days: int = 90, runs: int = 2000, is_demo: bool = False, batch: int = 20_000, seed: int = 7) -> int:

@@ -50,6 +50,7 @@ so its row is never hot. PostgreSQL only: the portable (SQLite) path never uses 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import socket
@@ -62,7 +63,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from budgets.alerts import alert_counters
@@ -117,6 +118,13 @@ class Holder:
 _HOLDER: Holder | None = None
 
 
+@functools.cache
+def db_vendor() -> str:
+    """The default database's vendor: fixed for the process, read on every call's reserve and settle
+    (``connection.vendor`` is a lookup through the connection proxy each time)."""
+    return connections[DEFAULT_DB_ALIAS].vendor
+
+
 def holder() -> Holder:
     global _HOLDER
     if _HOLDER is None or _HOLDER.pid != os.getpid():
@@ -165,7 +173,7 @@ def take(
     call (escrow off, at the edge, a call already in flight on the lease, a model not allowed or
     the run's task cap reached — the per-call path then gives the exact answer)."""
     h = holder()
-    if connection.vendor != "postgresql" or not _enabled(h, run.tenant_id):
+    if db_vendor() != "postgresql" or not _enabled(h, run.tenant_id):
         return None
     user = _user_of(h, run)
     with h.lock:
@@ -244,8 +252,9 @@ def _forget_after_reconnect(h: Holder) -> None:
     database may not hold what this holder last saw (a failover to an asynchronous standby can
     lose commits): its balances are no longer trusted. The leases are dropped, not closed; the
     reconciler reclaims them once they expire (charging each one's possible call in flight)."""
-    connection.ensure_connection()
-    pid = connection.connection.info.backend_pid
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    pid = db.connection.pgconn.backend_pid
     if h.backend_pid != pid:
         if h.leases:
             log.warning("escrow leases dropped: new database session", extra={"leases": len(h.leases)})

@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -167,7 +167,7 @@ USE_DB_FUNCTIONS = os.environ.get("BUDGETS_PORTABLE_PATH") != "1"
 
 
 def _pg() -> bool:
-    return USE_DB_FUNCTIONS and connection.vendor == "postgresql"
+    return USE_DB_FUNCTIONS and escrow.db_vendor() == "postgresql"
 
 
 class _Refused(Exception):
@@ -189,10 +189,10 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
             raise ValueError(f"{name} must be an integer between 0 and 10,000,000")
     if fallback_model == model:
         fallback_model = None
-    amount = worst_case_cost(price_for(model), input_tokens_bound=input_tokens_bound, max_tokens=max_tokens)
+    now = timezone.now()  # the prices in force now, and the reservation's time
+    amount = worst_case_cost(price_for(model, now), input_tokens_bound=input_tokens_bound, max_tokens=max_tokens)
     if fallback_model:
-        amount = max(amount, worst_case_cost(price_for(fallback_model), input_tokens_bound=input_tokens_bound, max_tokens=max_tokens))
-    now = timezone.now()
+        amount = max(amount, worst_case_cost(price_for(fallback_model, now), input_tokens_bound=input_tokens_bound, max_tokens=max_tokens))
     day = now.date()
     refused: tuple[str, Decimal, Decimal] | None = None
     if _pg():
@@ -201,11 +201,10 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
         taken = escrow.take(run=run, amount=amount, day=day, now=now, model=model, fallback_model=fallback_model)
         if taken is not None:
             lease, seq, task_cap = taken
-            reservation = Reservation(
-                tenant_id=run.tenant_id, run_id=run.pk, user_id=lease.user_id, model=model, amount=amount, day=day, created_at=now,
-                escrow_lease_id=lease.id,
+            reservation = _reservation(  # no row: settled by budgets_settle_local
+                pk=None, tenant_id=run.tenant_id, run_id=run.pk, user_id=lease.user_id, model=model, amount=amount, day=day,
+                created_at=now, escrow_lease_id=lease.id,
             )
-            reservation._state.adding = False  # no row: settled by budgets_settle_local
             reservation.escrow_seq, reservation.escrow_task_cap = seq, task_cap  # type: ignore[attr-defined]
             return reservation
         # One statement: policy, allowed models, reservation row and every counter.
@@ -225,10 +224,9 @@ def reservation_open(*, run: Any, model: str, max_tokens: int, input_tokens_boun
         if res_id is None:
             refused = (r_scope, Decimal(r_cap), Decimal(r_used))
         else:
-            reservation = Reservation(
+            reservation = _reservation(
                 pk=res_id, tenant_id=run.tenant_id, run_id=run.pk, user_id=user_id, model=model, amount=amount, day=day, created_at=now
             )
-            reservation._state.adding = False
     else:
         policy = cap_policy(run.tenant_id, run.submitted_by_id, run.agent_id, run.api_key_id)
         for m in (model, fallback_model):
@@ -352,6 +350,37 @@ def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str,
     return found
 
 
+_ENTRY_FIELDS = [f.attname for f in SpendEntry._meta.concrete_fields]
+_RESERVATION_FIELDS = [f.attname for f in Reservation._meta.concrete_fields]
+
+
+def spend_entry(
+    *, pk: int, tenant_id: int, run_id: int | None, reservation_id: int | None, response_id: str, user_id: int | None,
+    model: str, tokens: Any, cost: Decimal, day: date, at: Any, unknown_outcome: bool,
+) -> SpendEntry:
+    """The ledger row a settle statement just wrote, as the instance it returns (no query). Built as
+    Django builds a row it read (``from_db``, every field in order): a third of the keyword
+    constructor's CPU, on every model call."""
+    row = {
+        "id": pk, "tenant_id": tenant_id, "run_id": run_id, "reservation_id": reservation_id, "response_id": response_id,
+        "user_id": user_id, "agent_id": None, "prompt_version_id": None, "model": model, "input_tokens": tokens.input,
+        "output_tokens": tokens.output, "cache_write_5m_tokens": tokens.cache_write_5m, "cache_write_1h_tokens": tokens.cache_write_1h,
+        "cache_read_tokens": tokens.cache_read, "cost": cost, "day": day, "at": at, "is_demo": False, "unknown_outcome": unknown_outcome,
+    }
+    return SpendEntry.from_db(DEFAULT_DB_ALIAS, _ENTRY_FIELDS, [row[f] for f in _ENTRY_FIELDS])
+
+
+def _reservation(*, pk: int | None, tenant_id: int, run_id: int, user_id: int | None, model: str, amount: Decimal, day: date,
+                 created_at: Any, escrow_lease_id: int | None = None) -> Reservation:
+    """An open reservation as the instance reservation_open returns (no query; ``pk`` None: reserved in
+    memory against an escrow slice). Built like :func:`spend_entry`."""
+    row = {
+        "id": pk, "tenant_id": tenant_id, "run_id": run_id, "user_id": user_id, "model": model, "amount": amount, "day": day,
+        "status": ReservationStatus.OPEN, "created_at": created_at, "closed_at": None, "escrow_lease_id": escrow_lease_id,
+    }
+    return Reservation.from_db(DEFAULT_DB_ALIAS, _RESERVATION_FIELDS, [row[f] for f in _RESERVATION_FIELDS])
+
+
 def _charge_statement(
     reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool, now: Any
 ) -> tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], SpendEntry]]:
@@ -365,13 +394,11 @@ def _charge_statement(
             return SpendEntry.unscoped.get(pk=entry_id)
         if unknown_outcome:
             SpendEntry.unscoped.filter(pk=entry_id).update(unknown_outcome=True)
-        entry = SpendEntry(
+        entry = spend_entry(
             pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=reservation.pk,
-            response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
-            output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
-            cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
+            response_id=response_id, user_id=reservation.user_id, model=model[:100], tokens=tokens, cost=cost,
+            day=reservation.day, at=now, unknown_outcome=unknown_outcome,
         )
-        entry._state.adding = False
         alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
         return entry
 
@@ -397,13 +424,11 @@ def _charge_local(
         if late:  # the reclaim charged this call's worst case already: that entry stands for it
             entry = SpendEntry.unscoped.get(pk=entry_id)
         else:
-            entry = SpendEntry(
+            entry = spend_entry(
                 pk=entry_id, tenant_id=reservation.tenant_id, run_id=reservation.run_id, reservation_id=None,
-                response_id=response_id, user_id=reservation.user_id, model=model[:100], input_tokens=tokens.input,
-                output_tokens=tokens.output, cache_write_5m_tokens=tokens.cache_write_5m, cache_write_1h_tokens=tokens.cache_write_1h,
-                cache_read_tokens=tokens.cache_read, cost=cost, day=reservation.day, at=now, unknown_outcome=unknown_outcome,
+                response_id=response_id, user_id=reservation.user_id, model=model[:100], tokens=tokens, cost=cost,
+                day=reservation.day, at=now, unknown_outcome=unknown_outcome,
             )
-            entry._state.adding = False
             alert_counters(tenant_id=reservation.tenant_id, counters=[(r[2], r[3], r[4], r[5], r[6]) for r in rows])
 
         def committed() -> None:
