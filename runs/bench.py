@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from agentops.bench import benchmark
+from agentops.bench import benchmark, vacuum
 from agentops.bench.commits import count_commits
 from agentops.harness.loop import drive_run
 from agentops.llm.bench import bare_call_latencies, bare_stream_latencies
@@ -34,6 +34,11 @@ from tenants.models import Tenant, Tier
 # OpenAI endpoint, https://docs.litellm.ai/docs/benchmarks): median 12 ms, average 14.74 ms.
 LITELLM_OVERHEAD_MEDIAN_MS = 12.0
 LITELLM_OVERHEAD_MEAN_MS = 14.74
+
+
+# What a step writes: vacuumed before each run (agentops.bench.vacuum).
+STEP_TABLES = ("runs_run", "runs_message", "runs_runevent", "runs_span", "runs_toolcall", "budgets_reservation",
+               "budgets_spendentry", "budgets_capcounter", "budgets_dailyrollup")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -67,6 +72,7 @@ def step_overhead(*, stdout: Any, runs: int, steps_per_run: int, bare_calls: int
     agent = _setup()
     agent.iteration_cap = steps_per_run
     agent.save(update_fields=["iteration_cap"])
+    vacuumed = vacuum(*STEP_TABLES)
     bare_call_latencies(20)  # warm the client and the scripted transport
     step_log: list[tuple[str, float, float]] = []
     wall0 = time.perf_counter()
@@ -95,6 +101,7 @@ def step_overhead(*, stdout: Any, runs: int, steps_per_run: int, bare_calls: int
                  f"{counts.durable / steps:.2f} durable commits")
     mean = statistics.fmean(model_overhead) if model_overhead else 0.0
     return {
+        "vacuumed_before": vacuumed,
         "statements_per_model_step": round(counts.statements / steps, 2),
         "transactions_per_model_step": round(counts.transactions / steps, 2),
         "durable_commits_per_model_step": round(counts.durable / steps, 2),

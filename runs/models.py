@@ -161,7 +161,9 @@ class Run(TenantOwned):
             models.Index(fields=["tenant", "outcome", "-created_at"], name="runs_run_outcome_created"),
             # The spend page's "most expensive runs": walked from the dearest down, the date range a filter.
             models.Index(fields=["tenant", "-cost", "-id"], name="runs_run_tenant_cost"),
-            models.Index(fields=["status", "lease_expires_at"]),
+            # No (status, lease_expires_at) index: every step's lease fence moves lease_expires_at, and an
+            # indexed column makes each fence a non-HOT update writing all of this table's indexes (issue 14).
+            # The reconciler's expired-lease query reads the running runs by ``status`` (few: one per worker).
             # Memory erasure finds a subject's runs (agentops.memory.transcripts, runs.erasure).
             models.Index(F("tenant"), KT("metadata__subject"), name="runs_run_subject"),
             # Text search (icontains is UPPER(col) LIKE '%…%') has trigram GIN indexes on UPPER(input)

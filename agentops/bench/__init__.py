@@ -84,6 +84,20 @@ def machine_load() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cpus"
 
 
+def vacuum(*tables: str) -> bool:
+    """``VACUUM (ANALYZE)`` the tables a bench writes, so every run starts from the same state even on a
+    server running without autovacuum (this machine's shared PostgreSQL): otherwise each run leaves dead
+    row versions that slow the next one's updates of the same rows. Skipped off PostgreSQL and inside a
+    transaction (a bench under a test); True when it ran."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    with connection.cursor() as cur:
+        cur.execute(f"VACUUM (ANALYZE) {', '.join(connection.ops.quote_name(t) for t in tables)}")
+    return True
+
+
 def nothing_measured(figures: dict[str, Any], options: dict[str, Any]) -> str:
     """Why ``figures`` measured nothing ('' when they did): no positive measurement, or a zero rate."""
     measures = {k: v for k, v in figures.items() if k not in options and _MEASURE.search(k)

@@ -32,11 +32,11 @@ from django.conf import settings
 from django.db import connection
 from rq.worker import Worker
 
-from agentops.bench import benchmark, machine_load
+from agentops.bench import benchmark, machine_load, vacuum
 from agentops.bench.commits import count_commits
 from agentops.escalations.bench import _database_url, _start_workers, _stop_workers
 from agentops.harness.loop import drive_run
-from runs.bench import _setup
+from runs.bench import STEP_TABLES, _setup
 from runs.models import TERMINAL_STATUSES, Run
 from runs.services import enqueue_run
 
@@ -123,11 +123,12 @@ def throughput(*, stdout: Any, runs: int, steps: int, workers: Any, kinds: Any, 
     agent = _setup()
     agent.iteration_cap = int(steps)
     agent.save(update_fields=["iteration_cap"])
+    figures_vacuumed = vacuum(*STEP_TABLES)
     order = [k.strip() for k in str(kinds).split(",") if k.strip()]
     unknown = [k for k in order if k not in WORKER_CLASSES]
     if unknown or not order:
         raise ValueError(f"kinds: {unknown or order} (known: {', '.join(WORKER_CLASSES)})")
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"vacuumed_before": figures_vacuumed}
     _durable_per_step(agent, int(steps))  # warm this process's caches
     durable, transactions = _durable_per_step(agent, int(steps))
     figures["durable_commits_per_model_step"] = round(durable, 2)

@@ -234,3 +234,15 @@ def test_a_lost_lease_rolls_the_settlement_back_and_the_answered_call_is_still_c
     assert not Message.objects.filter(run=run, role="assistant").exists()
     entries = list(SpendEntry.objects.filter(run_id=run.pk))
     assert len(entries) == 1 and entries[0].cost > 0
+
+
+def test_the_lease_fence_writes_no_indexed_column_so_it_can_be_a_hot_update():
+    """Every step's fence UPDATE sets these columns; if one is in an index, no fence can be a HOT update
+    and each writes a new entry into all of runs_run's indexes (issue 14: 17 of them)."""
+    fence_columns = {"lease_expires_at", "heartbeat_at", "iterations", "model_used", "prompt_version_id", "flags"}
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'runs_run'")
+        indexes = cur.fetchall()
+    assert len(indexes) > 5
+    offending = {name: sorted(c for c in fence_columns if c in definition) for name, definition in indexes}
+    assert not {name: cols for name, cols in offending.items() if cols}
