@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
+from django.db import connection
+
 # Modules that register benchmarks; each capability adds its own.
 BENCH_MODULES: list[str] = ["agentops.llm.bench", "runs.bench", "runs.bench_evaluators", "runs.list_bench", "runs.page_bench", "runs.stream_bench",
                              "agentops.escalations.bench", "agentops.escalations.inbox_bench", "budgets.bench", "budgets.export_bench", "tenants.audit_bench",
@@ -89,8 +91,6 @@ def vacuum(*tables: str) -> bool:
     server running without autovacuum (this machine's shared PostgreSQL): otherwise each run leaves dead
     row versions that slow the next one's updates of the same rows. Skipped off PostgreSQL and inside a
     transaction (a bench under a test); True when it ran."""
-    from django.db import connection
-
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return False
     with connection.cursor() as cur:
