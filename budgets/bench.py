@@ -45,7 +45,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from agentops.bench import benchmark
+from agentops.bench import benchmark, vacuum
 from budgets import bench_children, escrow
 from budgets.models import CapCounter, DailyRollup, EscrowLease, Reservation, SpendEntry, TenantCaps
 from budgets.pricing import cost_of_tokens, price_for, tokens_from_usage, worst_case_cost
@@ -141,9 +141,7 @@ def bench_reservations(*, stdout: Any, processes: int, seconds: int, rounds: int
     row = CapCounter.objects.create(tenant=hot, scope="bench", subject_id=0, window_start="2000-01-01")
     # Each run starts from the same state even where the server runs without autovacuum: every call
     # updates its run's row (not a HOT update: runs_run indexes cost), so dead versions pile up.
-    with connection.cursor() as cur:
-        cur.execute(f"VACUUM (ANALYZE) runs_run, {CapCounter._meta.db_table}, {EscrowLease._meta.db_table}, "
-                    f"{DailyRollup._meta.db_table}, {SpendEntry._meta.db_table}")
+    vacuum("runs_run", CapCounter._meta.db_table, EscrowLease._meta.db_table, DailyRollup._meta.db_table, SpendEntry._meta.db_table)
     cases: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {
         "escrow": (bench_children.reserve_loop, [(_runs(esc, 1),) for _ in range(processes)]),  # a work horse drives one run
         "ledger_only": (bench_children.ledger_loop, [(_runs(led, 1), 1 + i % 16) for i in range(processes)]),

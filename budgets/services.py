@@ -286,20 +286,17 @@ class PreparedSettle:
     sql: str
     params: list[Any]
     cost: Decimal  # what the entry will charge
-    _finish: Callable[[list[tuple[Any, ...]]], SpendEntry]
-
-    def finish(self, rows: list[tuple[Any, ...]]) -> SpendEntry:
-        return self._finish(rows)
+    finish: Callable[[list[tuple[Any, ...]]], SpendEntry]
 
 
 def reservation_settle_prepared(*, reservation: Reservation, usage: dict[str, Any], model: str, response_id: str = "") -> PreparedSettle | None:
     """:func:`reservation_settle`'s statement and its follow-up, or None where settling is not one
     statement (SQLite, the portable path): then call :func:`reservation_settle`."""
-    if not _pg():
-        return None
+    if not _pg() or getattr(reservation, "escrow_entry", None) is not None:
+        return None  # (an escrow call settled already: reservation_settle hands its entry back)
     tokens, cost, model = _priced(reservation, usage, model)
     sql, params, finish = _charge_statement(reservation, tokens, cost, model, (response_id or "")[:100], False, timezone.now())
-    return PreparedSettle(sql=sql, params=params, cost=cost, _finish=finish)
+    return PreparedSettle(sql=sql, params=params, cost=cost, finish=finish)
 
 
 def _priced(reservation: Reservation, usage: dict[str, Any], model: str) -> tuple[Any, Decimal, str]:
@@ -334,6 +331,9 @@ def reservation_settle_unknown(*, reservation: Reservation) -> SpendEntry:
 def _charge(*, reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool = False) -> SpendEntry:
     now = timezone.now()
     response_id = (response_id or "")[:100]
+    done = getattr(reservation, "escrow_entry", None)
+    if done is not None:
+        return done  # an escrow call is settled once per process (its lease's balance moved on commit)
     if _pg():
         sql, params, finish = _charge_statement(reservation, tokens, cost, model, response_id, unknown_outcome, now)
         with connection.cursor() as cur:
@@ -414,10 +414,7 @@ def _charge_local(
     reservation: Reservation, tokens: Any, cost: Decimal, model: str, response_id: str, unknown_outcome: bool, now: Any
 ) -> tuple[str, list[Any], Callable[[list[tuple[Any, ...]]], SpendEntry]]:
     """Settle a call reserved in memory against an escrow lease: one statement, no shared row.
-    Idempotent within the process (the harness settles a reservation once; a retry gets the entry)."""
-    done = getattr(reservation, "escrow_entry", None)
-    if done is not None:
-        return "SELECT NULL", [], lambda rows: done
+    Idempotent within the process: once it commits, callers get ``escrow_entry`` without a statement."""
 
     def finish(rows: list[tuple[Any, ...]]) -> SpendEntry:
         entry_id, late = rows[0][0], rows[0][1]

@@ -22,10 +22,15 @@ from agentops.harness.store import Control, EventRow, RunRecord, RunStatus, Span
 from agentops.memory import journal
 from runs.models import Agent, Message, Run, RunEvent, Span, ToolCall, ToolGrant
 
-_CONTROL_SQL = (
-    "SELECT r.cancel_requested, r.pause_requested, a.runs_disabled OR t.runs_disabled FROM runs_run r"
-    " JOIN runs_agent a ON a.id = r.agent_id JOIN tenants_tenant t ON t.id = r.tenant_id WHERE r.id = %s"
-)
+# The run's stop flags: cancel, pause, and the agent's or the tenant's kill switch. Read on their own
+# (RunStore.control) or RETURNING from the step's fence (add_turn), so both read them alike.
+_CONTROL_COLUMNS = ("r.cancel_requested, r.pause_requested, (SELECT a.runs_disabled OR t.runs_disabled FROM runs_agent a, tenants_tenant t"
+                    " WHERE a.id = r.agent_id AND t.id = r.tenant_id)")
+_CONTROL_SQL = f"SELECT {_CONTROL_COLUMNS} FROM runs_run r WHERE r.id = %s"  # noqa: S608 - fixed column names
+
+
+def _control_of(row: Sequence[Any]) -> Control:
+    return Control(cancel_requested=row[0], pause_requested=row[1], runs_disabled=bool(row[2]))
 
 
 def _fence_sql(run_id: int, worker_id: str, *, iterations_inc: int = 0, model_used: str | None = None,
@@ -40,11 +45,10 @@ def _fence_sql(run_id: int, worker_id: str, *, iterations_inc: int = 0, model_us
     if flags is not None:
         sets.append("flags = %s::jsonb")
         params.append(json.dumps(flags))
-    # RETURNING the run's stop flags (as _CONTROL_SQL reads them): add_turn hands them to the next step's
-    # control check, which then needs no read of its own.
-    sql = (f"UPDATE runs_run r SET {', '.join(sets)} WHERE r.id = %s AND r.lease_owner = %s RETURNING r.cancel_requested, r.pause_requested, "  # noqa: S608 - fixed column names
-           "(SELECT a.runs_disabled OR t.runs_disabled FROM runs_agent a, tenants_tenant t WHERE a.id = r.agent_id AND t.id = r.tenant_id); "
-           "SET LOCAL synchronous_commit = off")
+    # RETURNING the run's stop flags: add_turn hands them to the next step's control check, which then
+    # needs no read of its own.
+    sql = (f"UPDATE runs_run r SET {', '.join(sets)} WHERE r.id = %s AND r.lease_owner = %s "  # noqa: S608 - fixed column names
+           f"RETURNING {_CONTROL_COLUMNS}; SET LOCAL synchronous_commit = off")
     return sql, [*params, run_id, worker_id]
 
 
@@ -119,7 +123,7 @@ class RunStore:
                 found = cur.fetchone()
             if found is None:
                 raise Run.DoesNotExist(run_id)
-            return Control(cancel_requested=found[0], pause_requested=found[1], runs_disabled=found[2])
+            return _control_of(found)
         row = (
             Run.unscoped.filter(pk=run_id)
             .values("cancel_requested", "pause_requested", "agent__runs_disabled", "tenant__runs_disabled")
@@ -183,7 +187,7 @@ class RunStore:
                 if found is None:
                     return None
                 if extras is not None:
-                    extras.control = Control(cancel_requested=found[0], pause_requested=found[1], runs_disabled=bool(found[2]))
+                    extras.control = _control_of(found)
                 cur.nextset()
                 cur.nextset()
             for _ in before:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -32,35 +33,37 @@ def _scripted_client() -> anthropic.Anthropic:
     return _client
 
 
-def bare_call_latencies(n: int) -> list[float]:
-    """Wall time (ms) of ``n`` bare ``client.messages.create`` calls (after a short warm-up)."""
-    client = _scripted_client()
-    kwargs: dict[str, Any] = {
-        "model": BENCH_MODEL,
-        "max_tokens": 256,
-        "messages": [{"role": "user", "content": "Hello"}],
-        "extra_headers": {SCENARIO_HEADER: "default"},
-    }
-    for _ in range(_WARMUP):
-        client.messages.create(**kwargs)
-    latencies = []
-    for _ in range(max(0, n)):
-        started = time.perf_counter()
-        client.messages.create(**kwargs)
-        latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
-
-
-def bare_stream_latencies(n: int, scenario: str = "default") -> list[float]:
-    """Wall time (ms) of ``n`` bare ``client.messages.stream`` calls read to the end: what the harness's
-    streamed call costs in the SDK alone, before it relays a single delta."""
-    client = _scripted_client()
-    kwargs: dict[str, Any] = {
+def _request(scenario: str) -> dict[str, Any]:
+    return {
         "model": BENCH_MODEL,
         "max_tokens": 256,
         "messages": [{"role": "user", "content": "Hello"}],
         "extra_headers": {SCENARIO_HEADER: scenario},
     }
+
+
+def _latencies(call: Callable[[], object], n: int) -> list[float]:
+    """Wall time (ms) of ``n`` calls of ``call``, after a short warm-up."""
+    for _ in range(_WARMUP):
+        call()
+    latencies = []
+    for _ in range(max(0, n)):
+        started = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def bare_call_latencies(n: int) -> list[float]:
+    """Wall time (ms) of ``n`` bare ``client.messages.create`` calls (after a short warm-up)."""
+    client, kwargs = _scripted_client(), _request("default")
+    return _latencies(lambda: client.messages.create(**kwargs), n)
+
+
+def bare_stream_latencies(n: int, scenario: str = "default") -> list[float]:
+    """Wall time (ms) of ``n`` bare ``client.messages.stream`` calls read to the end: what the harness's
+    streamed call costs in the SDK alone, before it relays a single delta."""
+    client, kwargs = _scripted_client(), _request(scenario)
 
     def one() -> None:
         with client.messages.stream(**kwargs) as stream:
@@ -68,14 +71,7 @@ def bare_stream_latencies(n: int, scenario: str = "default") -> list[float]:
                 pass
             stream.get_final_message()
 
-    for _ in range(_WARMUP):
-        one()
-    latencies = []
-    for _ in range(max(0, n)):
-        started = time.perf_counter()
-        one()
-        latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
+    return _latencies(one, n)
 
 
 def _percentile(values: list[float], q: float) -> float:
