@@ -49,13 +49,24 @@ class RunSubjects:
 
     def costly_runs(self, *, tenant_id: int, start: datetime, end: datetime, limit: int,
                     after: tuple[Decimal, int] | None = None) -> list[Run]:
-        # Walked down the (tenant, cost, id) index from the dearest, the date range a filter; ``after`` is
-        # the (cost, id) of the last run of the page before (keyset: no OFFSET).
-        qs = Run.objects.for_tenant(tenant_id).filter(created_at__gte=start, created_at__lt=end, cost__gt=0)
+        """The dearest runs created in [start, end), ``limit`` of them after ``after``: the (cost, id) of the
+        last run of the page before (keyset: no OFFSET).
+
+        Finished runs are walked down the (tenant, cost_rank, id) index from the dearest; runs not finished
+        (cost_rank NULL: queued, running, waiting; few) come from their own partial index, and the two are
+        merged. Every run is in exactly one of the two, with cost_rank = cost in the first (migration 0012).
+        """
+        window = Run.objects.for_tenant(tenant_id).filter(created_at__gte=start, created_at__lt=end)
+        finished = window.filter(cost_rank__gt=0)
+        unfinished = window.filter(cost_rank__isnull=True, cost__gt=0)
         if after is not None:
             cost, pk = after
-            qs = qs.filter(Q(cost__lt=cost) | Q(cost=cost, pk__lt=pk), cost__lte=cost)
-        return list(qs.select_related("agent").order_by("-cost", "-id")[:limit])
+            finished = finished.filter(Q(cost_rank__lt=cost) | Q(cost_rank=cost, pk__lt=pk), cost_rank__lte=cost)
+            unfinished = unfinished.filter(Q(cost__lt=cost) | Q(cost=cost, pk__lt=pk), cost__lte=cost)
+        runs = [*finished.select_related("agent").order_by("-cost_rank", "-id")[:limit],
+                *unfinished.select_related("agent").order_by("-cost", "-id")[:limit]]
+        runs.sort(key=lambda r: (r.cost, r.pk), reverse=True)
+        return runs[:limit]
 
     def average_run_cost(self, *, tenant_id: int, agent_id: int, start: datetime, end: datetime) -> Decimal | None:
         qs = Run.objects.for_tenant(tenant_id).filter(agent_id=agent_id, created_at__gte=start, created_at__lt=end, cost__gt=0)
