@@ -89,6 +89,34 @@ def _all_terminal(pg: PrivatePostgres, ids: list[int]) -> bool:
     return statuses is not None and len(statuses) == len(ids) and set(statuses.values()) <= TERMINAL
 
 
+def _wait_all_terminal(pg: PrivatePostgres, ids: list[int]) -> None:
+    """Every run terminal within 120 s; if not, the failure says where each unfinished run stands."""
+    try:
+        wait_for(lambda: _all_terminal(pg, ids), timeout=120, interval=0.25, message="every run to finish by itself")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_where_runs_stand(pg, ids)}") from None
+
+
+def _where_runs_stand(pg: PrivatePostgres, ids: list[int]) -> str:
+    try:
+        with pg.connect() as conn:
+            runs = conn.execute(
+                "SELECT id, status, outcome, lease_owner, lease_expires_at, not_before, job_id, attempt, reschedules, "
+                "cancel_requested, pause_requested, left(error_message, 200) FROM runs_run WHERE id = ANY(%s) "
+                "AND status NOT IN ('succeeded', 'failed', 'capped', 'cancelled') ORDER BY id", (ids,)).fetchall()
+            calls = conn.execute("SELECT run_id, tool_use_id, status FROM runs_toolcall WHERE run_id = ANY(%s) ORDER BY id",
+                                 (ids,)).fetchall()
+            escalations = conn.execute("SELECT run_id, kind, status FROM runs_escalation WHERE run_id = ANY(%s)",
+                                       (ids,)).fetchall()
+            events = conn.execute(
+                "SELECT run_id, type, data::text FROM (SELECT run_id, type, data, row_number() OVER (PARTITION BY run_id "
+                "ORDER BY id DESC) AS n FROM runs_runevent WHERE run_id = ANY(%s)) e WHERE n <= 4 ORDER BY run_id",
+                (ids,)).fetchall()
+    except psycopg.Error as exc:
+        return f"(could not read the runs: {exc})"
+    return f"unfinished runs: {runs}\ntool calls: {calls}\nescalations: {escalations}\nlast events: {events}"
+
+
 def _assert_clean_end(pg: PrivatePostgres, rd: PrivateRedis, ids: list[int]) -> None:
     end = _app(pg, rd, "state", *map(str, ids))
     for run_id, run in end["runs"].items():
@@ -120,7 +148,7 @@ def test_a_20_second_postgres_outage_under_traffic_heals_by_itself(stack, scenar
             pg.start()
         back = time.monotonic()
         assert all(alive), f"a worker or the scheduler died during the outage: {alive}"
-        wait_for(lambda: _all_terminal(pg, ids), timeout=120, interval=0.25, message="every run to finish by itself")
+        _wait_all_terminal(pg, ids)
         recovery = time.monotonic() - back
         wait_for(lambda: _count(pg, "SELECT count(*) FROM budgets_reservation WHERE status = 'open' AND run_id = ANY(%s)",
                                 ids) == 0, timeout=30, message="no open reservation")
@@ -152,7 +180,7 @@ def test_a_redis_restart_with_busy_workers_heals_by_itself(stack, scenario):
         finally:
             rd.start()
         back = time.monotonic()
-        wait_for(lambda: _all_terminal(pg, ids), timeout=120, interval=0.25, message="every run to finish by itself")
+        _wait_all_terminal(pg, ids)
         recovery = time.monotonic() - back
         wait_for(lambda: _count(pg, "SELECT count(*) FROM budgets_reservation WHERE status = 'open' AND run_id = ANY(%s)",
                                 ids) == 0, timeout=30, message="no open reservation")
