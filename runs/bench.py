@@ -135,9 +135,8 @@ def step_overhead(*, stdout: Any, runs: int, steps_per_run: int, bare_calls: int
 
 def _input_text(chars: int) -> str:
     """``chars`` characters of varied words (distinct trigrams, as real text has), the same every run."""
-    words = [f"{w}{i}" for i, w in enumerate(("order", "refund", "parcel", "invoice", "delivery", "account", "address"))]
-    text = " ".join(words[(i * 7919) % len(words)] + str(i) for i in range(chars // 4 + 1))
-    return text[:chars]
+    words = ("order", "refund", "parcel", "invoice", "delivery", "account", "address")
+    return " ".join(f"{words[i % len(words)]}{i}" for i in range(chars // 4 + 1))[:chars]
 
 
 def _commit_latencies(n: int) -> list[float]:

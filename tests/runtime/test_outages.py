@@ -103,7 +103,7 @@ def _where_runs_stand(pg: PrivatePostgres, ids: list[int]) -> str:
             runs = conn.execute(
                 "SELECT id, status, outcome, lease_owner, lease_expires_at, not_before, job_id, attempt, reschedules, "
                 "cancel_requested, pause_requested, left(error_message, 200) FROM runs_run WHERE id = ANY(%s) "
-                "AND status NOT IN ('succeeded', 'failed', 'capped', 'cancelled') ORDER BY id", (ids,)).fetchall()
+                "AND status <> ALL(%s) ORDER BY id", (ids, sorted(TERMINAL))).fetchall()
             calls = conn.execute("SELECT run_id, tool_use_id, status FROM runs_toolcall WHERE run_id = ANY(%s) ORDER BY id",
                                  (ids,)).fetchall()
             escalations = conn.execute("SELECT run_id, kind, status FROM runs_escalation WHERE run_id = ANY(%s)",

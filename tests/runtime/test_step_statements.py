@@ -251,7 +251,7 @@ def test_the_lease_fence_and_the_settlement_write_no_indexed_column_so_they_can_
     assert any("cost_rank" in definition for _, definition in indexes)  # the word match sees past it
 
 
-def test_a_model_calls_run_update_is_hot_with_a_long_input_and_a_finished_runs_is_ranked(agent):
+def test_a_model_calls_run_update_is_hot_with_a_long_input_and_a_finished_run_is_ranked(agent):
     """Measured, not inferred: PostgreSQL's own count of HOT updates (this transaction's) for the
     settlement's UPDATE of a running run with 20 KB of input, then the trigger ranking a finished run."""
     run = make_run(agent, "default")
